@@ -1,0 +1,394 @@
+#ifndef TERN_STORE_H
+#define TERN_STORE_H
+/* The store: the only code that touches the data directory. Metadata lives
+   in SQLite (WAL) at DATADIR/tern.db, message bytes in immutable blob files
+   under DATADIR/blobs/, named by their SHA-256 so identical messages are
+   stored once (reference counted).
+
+   Every process (worker, queue, ternctl) opens its own struct store; SQLite
+   serialises writers between processes. All functions are synchronous.
+
+   Return conventions: operations return STORE_OK (0) or a negative enum
+   store_err; lookups return 1 found / 0 not found / STORE_ERR. Strings in
+   returned structs are xmalloc'd and released by the matching _clear or
+   _free function. error_r, when given, receives a static or store-owned
+   string valid until the next call on the same store.
+
+   Durability: a function that changes data has committed it with fsync
+   when it returns STORE_OK, unless the caller opened a batch with
+   store_batch_begin(), in which case everything is durable when
+   store_batch_commit() returns STORE_OK (group commit: many SMTP
+   deliveries, one fsync). */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+enum store_err {
+	STORE_OK = 0,
+	STORE_ERR = -1,	      /* internal error, logged by the caller */
+	STORE_OVERQUOTA = -2, /* storage or message quota exceeded */
+	STORE_NOTFOUND = -3,  /* no such mailbox/account/message/domain */
+	STORE_EXISTS = -4,    /* already exists */
+	STORE_NOSPACE = -5,   /* disk full (ENOSPC, SQLITE_FULL) */
+	STORE_INVALID = -6,   /* bad name or argument (see error_r) */
+	STORE_BUSY = -7,      /* lock held too long; retry later */
+	STORE_MODIFIED = -8,  /* UNCHANGEDSINCE failed (CONDSTORE) */
+};
+
+/* ---- opening ---- */
+
+/* Open (creating and migrating when needed) the store in datadir. */
+struct store *store_open(const char *datadir, const char **error_r);
+void store_close(struct store **sp);
+const char *store_datadir(const struct store *s);
+/* Text of the last SQLite/system error on this store, for logging. */
+const char *store_last_error(const struct store *s);
+
+/* ---- group commit ---- */
+int store_batch_begin(struct store *s);
+int store_batch_commit(struct store *s);
+void store_batch_rollback(struct store *s);
+
+/* ---- plans ---- */
+#define STORE_NAME_MAX 64
+struct store_plan {
+	char name[STORE_NAME_MAX];
+	uint64_t quota_bytes;	    /* 0 = unlimited */
+	uint64_t quota_messages;    /* 0 = unlimited */
+	uint32_t send_per_hour;	    /* recipients per sliding hour, 0 = none */
+	uint64_t max_message_bytes; /* 0 = global limit only */
+	uint32_t max_recipients;    /* 0 = global limit only */
+};
+/* Insert or update a plan (ternd syncs the config's plans at start). */
+int store_plan_set(struct store *s, const struct store_plan *plan);
+int store_plan_get(struct store *s, const char *name,
+		   struct store_plan *plan_r);
+int store_plan_list(struct store *s, struct store_plan **plans_r,
+		    size_t *count_r); /* free(*plans_r) */
+
+/* ---- domains ---- */
+/* Names are stored lowercase without a trailing dot. */
+int store_domain_add(struct store *s, const char *domain);
+/* STORE_INVALID when accounts or aliases still use it. */
+int store_domain_del(struct store *s, const char *domain);
+int store_domain_exists(struct store *s, const char *domain);
+int store_domain_list(struct store *s, char ***names_r, size_t *count_r);
+void store_strings_free(char **strings, size_t count);
+
+/* ---- accounts ---- */
+struct store_account {
+	int64_t id;
+	char *address;	     /* "user@domain", lowercase */
+	char *plan;
+	char *password_hash; /* argon2id or crypt(3) string */
+	char *scram;	     /* RFC 5803 SCRAM-SHA-256 secrets, or NULL */
+	int64_t created;     /* unix time */
+};
+void store_account_clear(struct store_account *acct);
+/* Normalise an address for lookup: lowercase, strip a trailing dot of
+   the domain. Returns xmalloc'd string or NULL when it is not
+   "local@domain" with both parts non-empty. */
+char *store_address_normalize(const char *address);
+/* Creates the account with INBOX, Sent, Drafts, Trash, Junk, Archive.
+   STORE_NOTFOUND: the domain or plan does not exist; STORE_EXISTS. */
+int store_account_add(struct store *s, const char *address,
+		      const char *plan, const char *password_hash,
+		      const char *scram, int64_t *id_r);
+int store_account_get(struct store *s, const char *address,
+		      struct store_account *acct_r);
+int store_account_get_by_id(struct store *s, int64_t id,
+			    struct store_account *acct_r);
+int store_account_set_password(struct store *s, const char *address,
+			       const char *password_hash, const char *scram);
+int store_account_set_plan(struct store *s, const char *address,
+			   const char *plan);
+/* Removes mailboxes, messages (blob references) and aliases to it. */
+int store_account_del(struct store *s, const char *address);
+/* domain may be NULL for all. free with store_accounts_free. */
+int store_account_list(struct store *s, const char *domain,
+		       struct store_account **accts_r, size_t *count_r);
+void store_accounts_free(struct store_account *accts, size_t count);
+
+/* ---- aliases ---- */
+/* address is "local@domain" or "@domain" (catch-all). Targets are
+   addresses (local or remote). */
+int store_alias_add(struct store *s, const char *address,
+		    const char *const *targets, size_t count);
+int store_alias_del(struct store *s, const char *address);
+struct store_alias {
+	char *address;
+	char *target;
+};
+int store_alias_list(struct store *s, struct store_alias **aliases_r,
+		     size_t *count_r);
+void store_aliases_free(struct store_alias *aliases, size_t count);
+
+/* ---- recipient resolution (SMTP RCPT) ---- */
+enum store_rcpt_kind {
+	STORE_RCPT_LOCAL,     /* ids filled: deliver to these accounts */
+	STORE_RCPT_NOT_LOCAL, /* domain is not ours */
+	STORE_RCPT_UNKNOWN,   /* our domain, no such user */
+};
+#define STORE_ALIAS_DEPTH_MAX 10
+#define STORE_ALIAS_TARGETS_MAX 1000
+/* Resolve a normalised address: account, then alias (recursively, up to
+   STORE_ALIAS_DEPTH_MAX, deduplicated), then catch-all "@domain".
+   Alias targets outside our domains are returned in remote_r (may be
+   NULL when the caller does not forward). Returns the kind or STORE_ERR.
+   free(*ids_r); store_strings_free(remote). */
+int store_rcpt_resolve(struct store *s, const char *address,
+		       int64_t **ids_r, size_t *count_r, char ***remote_r,
+		       size_t *remote_count_r);
+/* May account_id use address as envelope sender (its own address or an
+   alias that resolves to it)? 1 yes, 0 no, STORE_ERR. */
+int store_account_may_send_as(struct store *s, int64_t account_id,
+			      const char *address);
+
+/* ---- quota ---- */
+struct store_quota {
+	uint64_t used_bytes, used_messages;
+	uint64_t limit_bytes, limit_messages; /* 0 = unlimited */
+};
+int store_quota_get(struct store *s, int64_t account_id,
+		    struct store_quota *quota_r);
+
+/* ---- blobs ---- */
+#define STORE_HASH_HEX_LEN 64
+/* Streaming writer for a message: bytes go to a temporary file; finish
+   fsyncs it, renames it to its content hash (or drops it when that blob
+   exists already) and fsyncs the directory. A blob without a reference
+   from the metadata after a crash is removed by store_open's cleanup. */
+struct store_blob_writer;
+struct store_blob_writer *store_blob_writer_new(struct store *s);
+int store_blob_writer_write(struct store_blob_writer *w, const void *data,
+			    size_t len);
+/* hash_r receives STORE_HASH_HEX_LEN hex digits plus NUL. The writer is
+   freed in every case. */
+int store_blob_writer_finish(struct store_blob_writer **w, char *hash_r,
+			     uint64_t *size_r);
+void store_blob_writer_abort(struct store_blob_writer **w);
+/* Whole-buffer convenience. */
+int store_blob_write(struct store *s, const void *data, size_t len,
+		     char *hash_r);
+
+/* Read-only mapping of a blob. */
+struct store_map {
+	const uint8_t *data;
+	size_t len;
+};
+int store_blob_map(struct store *s, const char *hash, struct store_map *map_r);
+void store_blob_unmap(struct store_map *map);
+
+/* ---- mailboxes ---- */
+/* Mailbox names are UTF-8 with '/' as hierarchy delimiter; "INBOX" is
+   case-insensitive and stored as "INBOX". Names with empty levels, a
+   leading or trailing '/', control characters, "." or ".." levels, or
+   longer than STORE_MAILBOX_NAME_MAX bytes are STORE_INVALID. */
+#define STORE_MAILBOX_NAME_MAX 512
+#define STORE_MAILBOX_DEPTH_MAX 16
+struct store_mailbox {
+	int64_t id;
+	int64_t account_id;
+	char *name;
+	char *special_use; /* "\\Sent" etc., or NULL */
+	uint32_t uidvalidity, uidnext;
+	uint64_t highestmodseq;
+	bool subscribed;
+};
+void store_mailbox_clear(struct store_mailbox *box);
+void store_mailboxes_free(struct store_mailbox *boxes, size_t count);
+/* All mailboxes of an account, sorted by name. */
+int store_mailbox_list(struct store *s, int64_t account_id,
+		       struct store_mailbox **boxes_r, size_t *count_r);
+int store_mailbox_get(struct store *s, int64_t account_id, const char *name,
+		      struct store_mailbox *box_r);
+int store_mailbox_get_by_id(struct store *s, int64_t mailbox_id,
+			    struct store_mailbox *box_r);
+int store_mailbox_create(struct store *s, int64_t account_id,
+			 const char *name, const char *special_use,
+			 int64_t *id_r, const char **error_r);
+/* Deleting INBOX is STORE_INVALID. Messages are expunged. */
+int store_mailbox_delete(struct store *s, int64_t account_id,
+			 const char *name);
+/* Renames children too. Renaming INBOX moves its messages into a new
+   mailbox and leaves INBOX empty (RFC 9051 6.3.6). The new mailbox gets
+   a new UIDVALIDITY only when needed. */
+int store_mailbox_rename(struct store *s, int64_t account_id,
+			 const char *old_name, const char *new_name,
+			 const char **error_r);
+/* Subscriptions are by name and may name mailboxes that do not exist. */
+int store_mailbox_subscribe(struct store *s, int64_t account_id,
+			    const char *name, bool subscribe);
+int store_subscription_list(struct store *s, int64_t account_id,
+			    char ***names_r, size_t *count_r);
+
+struct store_mailbox_status {
+	uint32_t messages, unseen, deleted;
+	uint32_t uidnext, uidvalidity;
+	uint64_t highestmodseq;
+	uint64_t size; /* sum of message sizes (STATUS SIZE) */
+};
+int store_mailbox_status(struct store *s, int64_t mailbox_id,
+			 struct store_mailbox_status *st_r);
+
+/* ---- messages ---- */
+enum store_flag {
+	STORE_FLAG_SEEN = 1 << 0,
+	STORE_FLAG_ANSWERED = 1 << 1,
+	STORE_FLAG_FLAGGED = 1 << 2,
+	STORE_FLAG_DELETED = 1 << 3,
+	STORE_FLAG_DRAFT = 1 << 4,
+};
+#define STORE_KEYWORD_MAX_BYTES 100
+#define STORE_KEYWORDS_MAX 64
+struct store_msg {
+	int64_t id; /* global, never reused: POP3 UIDL, OBJECTID */
+	uint32_t uid;
+	uint32_t flags;	 /* enum store_flag bits */
+	char *keywords;	 /* space-separated keywords, or NULL */
+	uint64_t modseq;
+	uint64_t size;
+	int64_t internaldate; /* unix time */
+	int64_t savedate;     /* unix time it entered this mailbox */
+	char blob[STORE_HASH_HEX_LEN + 1];
+};
+void store_msgs_free(struct store_msg *msgs, size_t count);
+/* Messages with uid >= uid_min, ascending by UID. */
+int store_msg_list(struct store *s, int64_t mailbox_id, uint32_t uid_min,
+		   struct store_msg **msgs_r, size_t *count_r);
+/* What changed after since_modseq: messages whose modseq is greater
+   (new or flag changes), and UIDs expunged after it (ascending). */
+int store_msg_changes(struct store *s, int64_t mailbox_id,
+		      uint64_t since_modseq, struct store_msg **msgs_r,
+		      size_t *count_r, uint32_t **expunged_r,
+		      size_t *expunged_count_r);
+/* Parsed structure stored at delivery (see mime.h). */
+struct store_msg_meta {
+	char *envelope, *bodystructure, *body;
+	char *message_id, *subject, *from;
+	int64_t date; /* Date: header, -1 when none */
+	uint32_t header_len, lines;
+};
+int store_msg_meta(struct store *s, const char *blob,
+		   struct store_msg_meta *meta_r);
+void store_msg_meta_clear(struct store_msg_meta *meta);
+
+/* Deliver one stored blob to several accounts' mailboxes (SMTP). For each
+   entry: mailbox NULL means INBOX; result is set to STORE_OK,
+   STORE_OVERQUOTA or STORE_NOTFOUND independently, so one full mailbox
+   does not block the others. Parses the message once (mime_info_parse)
+   and keeps the structure with the blob. Returns STORE_OK when every
+   entry was processed (check each result), else an error and nothing
+   was delivered. Publishes a change notification for each mailbox. */
+struct store_delivery {
+	int64_t account_id;
+	const char *mailbox;
+	uint32_t flags;
+	/* out */
+	int result;
+	int64_t mailbox_id;
+	uint32_t uid;
+	uint64_t modseq;
+};
+int store_deliver(struct store *s, const char *blob, int64_t internaldate,
+		  struct store_delivery *deliveries, size_t count);
+
+/* IMAP APPEND: one blob into one mailbox. */
+int store_msg_append(struct store *s, int64_t mailbox_id, const char *blob,
+		     uint32_t flags, const char *keywords,
+		     int64_t internaldate, uint32_t *uid_r);
+
+enum store_flag_op {
+	STORE_FLAGS_SET,
+	STORE_FLAGS_ADD,
+	STORE_FLAGS_REMOVE,
+};
+/* Change flags/keywords of the given UIDs (ascending; missing UIDs are
+   skipped). unchangedsince 0 = no condition; otherwise messages whose
+   modseq is greater are not changed and their UIDs are returned in
+   *modified_r (CONDSTORE). A message whose flags do not change keeps
+   its modseq. *modseq_r: the mailbox's new HIGHESTMODSEQ. */
+int store_msg_set_flags(struct store *s, int64_t mailbox_id,
+			const uint32_t *uids, size_t count,
+			enum store_flag_op op, uint32_t flags,
+			const char *keywords, uint64_t unchangedsince,
+			uint64_t *modseq_r, uint32_t **modified_r,
+			size_t *modified_count_r);
+/* Remove the messages with these UIDs, remember them as expunged (for
+   QRESYNC) and release their quota and blob references. */
+int store_msg_expunge(struct store *s, int64_t mailbox_id,
+		      const uint32_t *uids, size_t count, uint64_t *modseq_r);
+/* Copy (or move) UIDs into dst; new_uids_r[i] is the UID of uids[i] in
+   dst (COPYUID). Quota is checked for the whole set first. */
+int store_msg_copy(struct store *s, int64_t src_mailbox_id,
+		   const uint32_t *uids, size_t count, int64_t dst_mailbox_id,
+		   bool move, uint32_t **new_uids_r);
+
+/* ---- sending limits ---- */
+/* Recipients sent by the account since a unix time, and recording n more
+   at time now. Old records are pruned. */
+int store_send_count(struct store *s, int64_t account_id, int64_t since,
+		     uint64_t *count_r);
+int store_send_record(struct store *s, int64_t account_id, int64_t now,
+		      uint32_t count);
+/* Oldest record time within the window since `since` (to say when sending
+   is possible again), 0 when none. */
+int store_send_oldest(struct store *s, int64_t account_id, int64_t since,
+		      int64_t *time_r);
+
+/* ---- outbound queue ---- */
+struct store_queue_rcpt {
+	char *address;
+	char *orcpt;  /* DSN ORCPT, or NULL */
+	char *notify; /* DSN NOTIFY, or NULL */
+	int status;   /* 0 pending, 2 delivered, 5 failed */
+	char *last_reply;
+};
+struct store_queue_entry {
+	int64_t id;
+	char *sender; /* "" for the null sender */
+	char *envid;  /* DSN ENVID or NULL */
+	char *ret;    /* "FULL"/"HDRS" or NULL */
+	char blob[STORE_HASH_HEX_LEN + 1];
+	uint64_t size;
+	int64_t created, next_attempt;
+	uint32_t attempts;
+	struct store_queue_rcpt *rcpts;
+	size_t rcpt_count;
+};
+int store_queue_add(struct store *s, const struct store_queue_entry *entry,
+		    int64_t *id_r);
+/* Entries with next_attempt <= now, oldest first, at most max. */
+int store_queue_due(struct store *s, int64_t now, size_t max,
+		    struct store_queue_entry **entries_r, size_t *count_r);
+int store_queue_get(struct store *s, int64_t id,
+		    struct store_queue_entry *entry_r);
+int store_queue_list(struct store *s, struct store_queue_entry **entries_r,
+		     size_t *count_r);
+/* Record per-recipient outcomes and the next attempt; an entry whose
+   recipients are all final is removed (and its blob reference dropped). */
+int store_queue_update(struct store *s, const struct store_queue_entry *entry);
+int store_queue_delete(struct store *s, int64_t id);
+void store_queue_entry_clear(struct store_queue_entry *entry);
+void store_queue_entries_free(struct store_queue_entry *entries, size_t count);
+
+/* ---- change notification between processes ---- */
+/* Each process that wants push (IDLE, NOTIFY) opens a notification
+   socket: a UNIX datagram socket under DATADIR/run/. store_notify_publish
+   sends the event to every open socket (all processes, including this
+   one). The same interface later maps to PostgreSQL LISTEN/NOTIFY. */
+struct store_notify_event {
+	int64_t account_id;
+	int64_t mailbox_id; /* 0: the mailbox list changed */
+	uint64_t modseq;
+};
+/* Returns a non-blocking fd to watch for reading, or -1. */
+int store_notify_open(struct store *s);
+void store_notify_publish(struct store *s,
+			  const struct store_notify_event *ev);
+/* 1 an event was read, 0 none pending, -1 error. */
+int store_notify_read(struct store *s, struct store_notify_event *ev_r);
+
+#endif
