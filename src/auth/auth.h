@@ -161,7 +161,9 @@ struct auth_sasl *auth_sasl_new(const char *mechanism, auth_lookup_fn *lookup,
    server-final message "v=..." (*challenge_len_r > 0) that the protocol
    sends as additional data; for PLAIN/LOGIN *challenge_len_r is 0. Any
    other result ends the exchange (*challenge_len_r is 0); further calls
-   return AUTH_SASL_BAD_PROTOCOL.
+   return AUTH_SASL_BAD_PROTOCOL. Exception: a protocol that sent the SCRAM
+   "v=..." as a challenge (RFC 4422 5 allows either way) feeds the
+   client's empty response and gets AUTH_SASL_OK again with no data.
 
    Failures for unknown users take about as long as for known users (a
    dummy hash is verified). The caller applies throttling delays. */
@@ -200,7 +202,8 @@ enum auth_sasl_result auth_login_check(const char *username,
    username (both keys). The delay before answering the next attempt is
    taken from the larger of the two counts n: 0 for n <= 2, then
    500 ms * 2^(n-3), capped at AUTH_THROTTLE_DELAY_MAX_MS. After
-   AUTH_THROTTLE_BLOCK_FAILURES failures within AUTH_THROTTLE_WINDOW_SECS,
+   AUTH_THROTTLE_BLOCK_FAILURES failures, each less than
+   AUTH_THROTTLE_WINDOW_SECS after the previous one,
    auth_throttle_blocked() is true (answer with a temporary failure without
    checking the password). Entries expire AUTH_THROTTLE_WINDOW_SECS after
    their last failure; the table holds at most max_entries keys and evicts
