@@ -290,7 +290,8 @@ void
 ev_defer_cancel(struct ev_loop *loop, ev_call_fn *fn, void *ctx)
 {
 	for (size_t i = 0; i < loop->defer_len; i++) {
-		if (loop->defers[i].fn == fn && loop->defers[i].ctx == ctx)
+		if ((fn == NULL || loop->defers[i].fn == fn) &&
+		    loop->defers[i].ctx == ctx)
 			loop->defers[i].fn = NULL;
 	}
 }

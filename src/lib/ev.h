@@ -40,7 +40,7 @@ void ev_timer_reset(struct ev_loop *loop, struct ev_timer *t, uint64_t ms);
 /* Run fn(ctx) after the events of this iteration (group commit uses it).
    Calls added while running deferred calls run in the same round. */
 void ev_defer(struct ev_loop *loop, ev_call_fn *fn, void *ctx);
-/* Remove pending deferred calls with this fn and ctx. */
+/* Remove pending deferred calls with this fn (NULL: any) and ctx. */
 void ev_defer_cancel(struct ev_loop *loop, ev_call_fn *fn, void *ctx);
 
 /* Monotonic milliseconds and wall-clock seconds, cached per iteration. */
