@@ -70,6 +70,56 @@ struct conn {
 static size_t conn_live;
 static uint32_t conn_next_id;
 
+/* Live connections per peer address: a small chained hash table. */
+#define CONN_PEER_BUCKETS 4096
+struct conn_peer {
+	struct conn_peer *next;
+	size_t count;
+	char addr[INET6_ADDRSTRLEN];
+};
+static struct conn_peer *conn_peers[CONN_PEER_BUCKETS];
+
+static struct conn_peer **
+conn_peer_slot(const char *addr)
+{
+	uint32_t h = 2166136261u;
+	struct conn_peer **pp;
+
+	for (const char *p = addr; *p != '\0'; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	pp = &conn_peers[h % CONN_PEER_BUCKETS];
+	while (*pp != NULL && strcmp((*pp)->addr, addr) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void
+conn_peer_add(const char *addr, int delta)
+{
+	struct conn_peer **pp = conn_peer_slot(addr), *p = *pp;
+
+	if (p == NULL) {
+		if (delta < 0)
+			return;
+		p = xcalloc(1, sizeof(*p));
+		snprintf(p->addr, sizeof(p->addr), "%s", addr);
+		*pp = p;
+	}
+	if (delta > 0) {
+		p->count++;
+	} else if (--p->count == 0) {
+		*pp = p->next;
+		free(p);
+	}
+}
+
+size_t
+conn_peer_count(const struct conn *c)
+{
+	struct conn_peer *p = *conn_peer_slot(c->peer);
+	return p != NULL ? p->count : 0;
+}
+
 static void conn_io(struct ev_loop *loop, int fd, unsigned events, void *ctx);
 static void conn_update_interest(struct conn *c);
 static void conn_schedule_input(struct conn *c);
@@ -145,6 +195,7 @@ conn_new(struct ev_loop *loop, int fd, struct tls_ctx *tls)
 	snprintf(c->id, sizeof(c->id), "%08x",
 		 (unsigned)(getpid() << 20) ^ ++conn_next_id);
 	conn_fill_addrs(c);
+	conn_peer_add(c->peer, 1);
 	c->last_input_ms = ev_now_ms(loop);
 	conn_live++;
 	if (tls != NULL && conn_tls_begin(c, tls) < 0) {
@@ -219,6 +270,7 @@ conn_free(struct conn *c)
 	buf_free(&c->zraw);
 	buf_free(&c->in);
 	buf_free(&c->out);
+	conn_peer_add(c->peer, -1);
 	free(c);
 	conn_live--;
 }

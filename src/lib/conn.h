@@ -134,7 +134,9 @@ void conn_close(struct conn *c);
 void conn_abort(struct conn *c, enum conn_close_reason reason);
 bool conn_closing(const struct conn *c);
 
-/* Number of live connections in this process (for limits and status). */
+/* Number of live connections in this process (for limits and status),
+   and of those from the same peer address as c (c included). */
 size_t conn_count(void);
+size_t conn_peer_count(const struct conn *c);
 
 #endif

@@ -1,0 +1,248 @@
+/* Server TLS contexts and the quickstart's self-signed certificate.
+   TLS 1.2 and 1.3 only, no compression, no renegotiation, forward-secret
+   AEAD ciphers for 1.2. Several certificates: the first is the default,
+   the others are chosen by SNI (RFC 6066 section 3). */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "lib/cfg.h"
+#include "lib/tls.h"
+#include "lib/xalloc.h"
+
+#define TLS_CIPHERS_12 \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+struct tls_ctx {
+	SSL_CTX **ctxs;
+	size_t count;
+};
+
+static char tls_err[256];
+
+static const char *
+tls_error(const char *what, const char *file)
+{
+	unsigned long e = ERR_get_error();
+	snprintf(tls_err, sizeof(tls_err), "%s %s: %s", what, file,
+		 e != 0 ? ERR_reason_error_string(e) : "unknown error");
+	ERR_clear_error();
+	return tls_err;
+}
+
+static SSL_CTX *
+tls_ssl_ctx_base(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+					 SSL_OP_NO_RENEGOTIATION |
+					 SSL_OP_CIPHER_SERVER_PREFERENCE |
+					 SSL_OP_NO_TICKET);
+	SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS_12);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+				      SSL_MODE_RELEASE_BUFFERS);
+	/* Sessions are per worker process; a cache still helps reconnects
+	   that land on the same worker. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"tern", 4);
+	return ctx;
+}
+
+/* SNI: switch to the context whose certificate matches the name. */
+static int
+tls_sni_cb(SSL *ssl, int *alert, void *arg)
+{
+	struct tls_ctx *t = arg;
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+
+	(void)alert;
+	if (name == NULL || t->count < 2)
+		return SSL_TLSEXT_ERR_OK;
+	for (size_t i = 1; i < t->count; i++) {
+		X509 *cert = SSL_CTX_get0_certificate(t->ctxs[i]);
+		if (cert != NULL && X509_check_host(cert, name, 0, 0, NULL) == 1) {
+			SSL_set_SSL_CTX(ssl, t->ctxs[i]);
+			break;
+		}
+	}
+	return SSL_TLSEXT_ERR_OK;
+}
+
+struct tls_ctx *
+tls_ctx_new(const struct cfg *cfg, const char **error_r)
+{
+	struct tls_ctx *t;
+
+	if (cfg->cert_count == 0) {
+		*error_r = "no certificate configured";
+		return NULL;
+	}
+	t = xcalloc(1, sizeof(*t));
+	t->ctxs = xcalloc(cfg->cert_count, sizeof(*t->ctxs));
+	for (size_t i = 0; i < cfg->cert_count; i++) {
+		const struct cfg_cert *cc = &cfg->certs[i];
+		SSL_CTX *ctx = tls_ssl_ctx_base();
+
+		if (ctx == NULL) {
+			*error_r = tls_error("creating context for", cc->name);
+			goto fail;
+		}
+		t->ctxs[t->count++] = ctx;
+		if (SSL_CTX_use_certificate_chain_file(ctx, cc->cert_file) != 1) {
+			*error_r = tls_error("loading certificate", cc->cert_file);
+			goto fail;
+		}
+		if (SSL_CTX_use_PrivateKey_file(ctx, cc->key_file,
+						SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_check_private_key(ctx) != 1) {
+			*error_r = tls_error("loading key", cc->key_file);
+			goto fail;
+		}
+	}
+	SSL_CTX_set_tlsext_servername_callback(t->ctxs[0], tls_sni_cb);
+	SSL_CTX_set_tlsext_servername_arg(t->ctxs[0], t);
+	return t;
+fail:
+	tls_ctx_free(&t);
+	return NULL;
+}
+
+void
+tls_ctx_free(struct tls_ctx **tp)
+{
+	struct tls_ctx *t = *tp;
+
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->count; i++)
+		SSL_CTX_free(t->ctxs[i]);
+	free(t->ctxs);
+	free(t);
+	*tp = NULL;
+}
+
+void *
+tls_ctx_ssl_ctx(struct tls_ctx *t)
+{
+	return t->ctxs[0];
+}
+
+void *
+tls_client_ssl_ctx(void)
+{
+	static SSL_CTX *client;
+
+	if (client == NULL) {
+		client = SSL_CTX_new(TLS_client_method());
+		if (client == NULL)
+			return NULL;
+		SSL_CTX_set_min_proto_version(client, TLS1_2_VERSION);
+		SSL_CTX_set_options(client, SSL_OP_NO_COMPRESSION |
+						    SSL_OP_NO_RENEGOTIATION);
+		SSL_CTX_set_verify(client, SSL_VERIFY_NONE, NULL);
+	}
+	return client;
+}
+
+static int
+tls_add_ext(X509 *cert, int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+	int ok;
+
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, cert, cert, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
+	if (ext == NULL)
+		return -1;
+	ok = X509_add_ext(cert, ext, -1);
+	X509_EXTENSION_free(ext);
+	return ok == 1 ? 0 : -1;
+}
+
+static int
+tls_write_pem(const char *path, EVP_PKEY *key, X509 *cert)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	FILE *f;
+	int ok;
+
+	if (fd < 0)
+		return -1;
+	f = fdopen(fd, "w");
+	if (f == NULL) {
+		close(fd);
+		return -1;
+	}
+	ok = key != NULL ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) :
+			   PEM_write_X509(f, cert);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+		ok = 0;
+	if (fclose(f) != 0)
+		ok = 0;
+	return ok == 1 ? 0 : -1;
+}
+
+int
+tls_make_self_signed(const char *hostname, const char *cert_path,
+		     const char *key_path, const char **error_r)
+{
+	EVP_PKEY *key = EVP_RSA_gen(2048);
+	X509 *cert = X509_new();
+	X509_NAME *name;
+	char san[600];
+	int ret = -1;
+
+	if (key == NULL || cert == NULL) {
+		*error_r = "key generation failed";
+		goto out;
+	}
+	X509_set_version(cert, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(cert), (long)time(NULL));
+	X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(cert), 10L * 365 * 24 * 3600);
+	X509_set_pubkey(cert, key);
+	name = X509_get_subject_name(cert);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+				   (const unsigned char *)hostname, -1, -1, 0);
+	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+				   (const unsigned char *)"tern quickstart", -1,
+				   -1, 0);
+	X509_set_issuer_name(cert, name);
+	snprintf(san, sizeof(san), "DNS:%s,DNS:localhost,IP:127.0.0.1,IP:::1",
+		 hostname);
+	if (tls_add_ext(cert, NID_subject_alt_name, san) < 0 ||
+	    tls_add_ext(cert, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
+	    tls_add_ext(cert, NID_ext_key_usage, "serverAuth") < 0 ||
+	    X509_sign(cert, key, EVP_sha256()) == 0) {
+		*error_r = "certificate signing failed";
+		goto out;
+	}
+	if (tls_write_pem(key_path, key, NULL) < 0 ||
+	    tls_write_pem(cert_path, NULL, cert) < 0) {
+		*error_r = "writing certificate files failed";
+		goto out;
+	}
+	ret = 0;
+out:
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	return ret;
+}
