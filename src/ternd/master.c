@@ -1,0 +1,437 @@
+/* The master process: binds every listener, loads the TLS keys, opens the
+   store once (migrations, plan sync), forks the workers and the queue
+   process, and supervises them: a child that dies is logged and
+   restarted; SIGHUP re-reads the config and certificates and replaces
+   the workers gracefully (old workers finish their connections); SIGTERM
+   stops everything within 10 seconds.
+
+   The master keeps root (when started as root) only to bind ports and read
+   keys on reload; it never parses network input. Children drop to the
+   configured user before they touch a socket. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/tls.h"
+#include "lib/xalloc.h"
+#include "store/store.h"
+#include "ternd/ternd.h"
+
+#define MASTER_STOP_SECS 10
+#define MASTER_CHILDREN_MAX 257
+
+enum child_kind { CHILD_WORKER, CHILD_QUEUE };
+
+struct child {
+	pid_t pid;
+	enum child_kind kind;
+	int index;
+	unsigned generation;
+	time_t started;
+};
+
+struct master {
+	const struct ternd_options *opt;
+	struct cfg *cfg;
+	struct tls_ctx *tls;
+	struct ternd_listener *listeners;
+	size_t listener_count;
+	struct child children[MASTER_CHILDREN_MAX];
+	size_t child_count;
+	unsigned generation;
+	unsigned restarts_recent;
+	time_t restart_window;
+	bool stopping;
+	/* old configs kept alive until their workers are gone */
+	struct cfg *old_cfgs[16];
+	struct tls_ctx *old_tls[16];
+	size_t old_count;
+};
+
+static int
+master_bind(const struct cfg_listener *l, const char **error_r)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len;
+	int fd, on = 1, off = 0;
+
+	if (inet_pton(AF_INET, l->address,
+		      &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)l->port);
+		len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, l->address,
+			     &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)l->port);
+		len = sizeof(*s6);
+	} else {
+		*error_r = "address is not an IPv4 or IPv6 literal";
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*error_r = strerror(errno);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
+		*error_r = strerror(errno);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Bind the listeners of cfg, reusing sockets of the same address:port
+   from the previous set (reload). */
+static int
+master_bind_all(struct master *m, struct cfg *cfg,
+		struct ternd_listener **out_r, size_t *count_r)
+{
+	struct ternd_listener *ls = xcalloc(cfg->listener_count + 1, sizeof(*ls));
+
+	for (size_t i = 0; i < cfg->listener_count; i++) {
+		const struct cfg_listener *l = &cfg->listeners[i];
+		const char *error;
+		ls[i].cfg = l;
+		ls[i].fd = -1;
+		for (size_t j = 0; j < m->listener_count; j++) {
+			const struct cfg_listener *o = m->listeners[j].cfg;
+			if (m->listeners[j].fd >= 0 && o->port == l->port &&
+			    strcmp(o->address, l->address) == 0) {
+				ls[i].fd = m->listeners[j].fd;
+				m->listeners[j].fd = -1;
+			}
+		}
+		if (ls[i].fd < 0)
+			ls[i].fd = master_bind(l, &error);
+		if (ls[i].fd < 0) {
+			log_error("master", NULL, "bind-failed listener=%s address=%s port=%u error=\"%s\"",
+				  l->name, l->address, l->port, error);
+			for (size_t k = 0; k < i; k++)
+				close(ls[k].fd);
+			free(ls);
+			return -1;
+		}
+	}
+	*out_r = ls;
+	*count_r = cfg->listener_count;
+	return 0;
+}
+
+/* Open the store once: create and migrate it, sync the plans of the
+   config, and make sure the data dir belongs to the run-as user. */
+static int
+master_prepare_store(const struct cfg *cfg)
+{
+	const char *error;
+	struct store *s;
+
+	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) {
+		log_error("master", NULL, "data-dir-failed path=%s error=\"%s\"",
+			  cfg->data_dir, strerror(errno));
+		return -1;
+	}
+	s = store_open(cfg->data_dir, &error);
+	if (s == NULL) {
+		log_error("master", NULL, "store-open-failed path=%s error=\"%s\"",
+			  cfg->data_dir, error);
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->plan_count; i++) {
+		const struct cfg_plan *cp = &cfg->plans[i];
+		struct store_plan p = { 0 };
+		snprintf(p.name, sizeof(p.name), "%s", cp->name);
+		p.quota_bytes = cp->quota_bytes;
+		p.quota_messages = cp->quota_messages;
+		p.send_per_hour = cp->send_per_hour;
+		p.max_message_bytes = cp->max_message_bytes;
+		p.max_recipients = cp->max_recipients;
+		if (store_plan_set(s, &p) != STORE_OK)
+			log_warn("master", NULL, "plan-sync-failed plan=%s", p.name);
+	}
+	store_close(&s);
+	return ternd_chown_data(cfg);
+}
+
+static void
+master_write_pidfile(const struct cfg *cfg)
+{
+	char path[4096], line[32];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/run", cfg->data_dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/run/ternd.pid", cfg->data_dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (write(fd, line, strlen(line)) < 0)
+		log_warn("master", NULL, "pidfile-write-failed");
+	close(fd);
+}
+
+static unsigned
+master_worker_count(const struct cfg *cfg)
+{
+	long n = cfg->workers;
+
+	if (n == 0)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	if (n > MASTER_CHILDREN_MAX - 1)
+		n = MASTER_CHILDREN_MAX - 1;
+	return (unsigned)n;
+}
+
+static void
+master_spawn(struct master *m, enum child_kind kind, int index)
+{
+	struct child *c;
+	pid_t pid;
+
+	if (m->child_count >= MASTER_CHILDREN_MAX)
+		return;
+	pid = fork();
+	if (pid < 0) {
+		log_error("master", NULL, "fork-failed error=\"%s\"", strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		if (kind == CHILD_WORKER)
+			worker_main(m->cfg, m->listeners, m->listener_count,
+				    m->tls, index);
+		queue_process_main(m->cfg, m->tls);
+	}
+	c = &m->children[m->child_count++];
+	c->pid = pid;
+	c->kind = kind;
+	c->index = index;
+	c->generation = m->generation;
+	c->started = time(NULL);
+	log_info("master", NULL, "child-started kind=%s index=%d pid=%ld",
+		 kind == CHILD_WORKER ? "worker" : "queue", index, (long)pid);
+}
+
+static void
+master_spawn_all(struct master *m)
+{
+	unsigned n = master_worker_count(m->cfg);
+
+	for (unsigned i = 0; i < n; i++)
+		master_spawn(m, CHILD_WORKER, (int)i + 1);
+	master_spawn(m, CHILD_QUEUE, 0);
+}
+
+static struct child *
+master_find_child(struct master *m, pid_t pid)
+{
+	for (size_t i = 0; i < m->child_count; i++) {
+		if (m->children[i].pid == pid)
+			return &m->children[i];
+	}
+	return NULL;
+}
+
+/* Reap children; restart those of the current generation. */
+static void
+master_reap(struct master *m)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct child *c = master_find_child(m, pid);
+		struct child dead;
+
+		if (c == NULL)
+			continue;
+		dead = *c;
+		*c = m->children[--m->child_count];
+		if (WIFSIGNALED(status))
+			log_warn("master", NULL, "child-died kind=%s pid=%ld signal=%d",
+				 dead.kind == CHILD_WORKER ? "worker" : "queue",
+				 (long)pid, WTERMSIG(status));
+		else
+			log_info("master", NULL, "child-exited kind=%s pid=%ld status=%d",
+				 dead.kind == CHILD_WORKER ? "worker" : "queue",
+				 (long)pid, WEXITSTATUS(status));
+		if (m->stopping || dead.generation != m->generation)
+			continue;
+		/* Crash loop protection: at most 10 restarts a minute. */
+		time_t now = time(NULL);
+		if (now - m->restart_window > 60) {
+			m->restart_window = now;
+			m->restarts_recent = 0;
+		}
+		if (++m->restarts_recent > 10) {
+			log_error("master", NULL, "restart-throttled kind=%s",
+				  dead.kind == CHILD_WORKER ? "worker" : "queue");
+			sleep(1);
+		}
+		master_spawn(m, dead.kind, dead.index);
+	}
+}
+
+static void
+master_signal_children(struct master *m, int sig, bool old_only)
+{
+	for (size_t i = 0; i < m->child_count; i++) {
+		if (!old_only || m->children[i].generation != m->generation)
+			kill(m->children[i].pid, sig);
+	}
+}
+
+/* SIGHUP: new config and certificates, new workers; the old workers stop
+   accepting and exit when their connections are done. */
+static void
+master_reload(struct master *m)
+{
+	char err[1024];
+	struct cfg *cfg = cfg_load(m->cfg->path, err, sizeof(err));
+	struct tls_ctx *tls = NULL;
+	struct ternd_listener *ls;
+	size_t count;
+	const char *error;
+
+	if (cfg == NULL) {
+		log_error("master", NULL, "reload-failed error=\"%s\"", err);
+		return;
+	}
+	if (cfg->cert_count > 0 && (tls = tls_ctx_new(cfg, &error)) == NULL) {
+		log_error("master", NULL, "reload-failed error=\"%s\"", error);
+		cfg_free(&cfg);
+		return;
+	}
+	if (master_prepare_store(cfg) < 0 ||
+	    master_bind_all(m, cfg, &ls, &count) < 0) {
+		log_error("master", NULL, "reload-failed error=\"see above\"");
+		tls_ctx_free(&tls);
+		cfg_free(&cfg);
+		return;
+	}
+	for (size_t i = 0; i < m->listener_count; i++) {
+		if (m->listeners[i].fd >= 0)
+			close(m->listeners[i].fd);
+	}
+	free(m->listeners);
+	m->listeners = ls;
+	m->listener_count = count;
+	if (m->old_count < 16) {
+		m->old_cfgs[m->old_count] = m->cfg;
+		m->old_tls[m->old_count++] = m->tls;
+	}
+	m->cfg = cfg;
+	m->tls = tls;
+	log_set_level(cfg->log_level);
+	m->generation++;
+	master_signal_children(m, SIGUSR1, true);
+	master_spawn_all(m);
+	log_info("master", NULL, "reloaded generation=%u", m->generation);
+}
+
+static void
+master_stop(struct master *m)
+{
+	time_t deadline = time(NULL) + MASTER_STOP_SECS;
+
+	m->stopping = true;
+	master_signal_children(m, SIGTERM, false);
+	while (m->child_count > 0 && time(NULL) < deadline) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		master_reap(m);
+	}
+	if (m->child_count > 0) {
+		log_warn("master", NULL, "stop-timeout killing=%zu", m->child_count);
+		master_signal_children(m, SIGKILL, false);
+		while (m->child_count > 0 && waitpid(-1, NULL, 0) > 0)
+			master_reap(m);
+	}
+}
+
+int
+master_run(const struct ternd_options *opt, struct cfg *cfg)
+{
+	struct master m = { .opt = opt, .cfg = cfg };
+	const char *error;
+	sigset_t set;
+	int sfd;
+
+	if (cfg->cert_count > 0 && (m.tls = tls_ctx_new(cfg, &error)) == NULL) {
+		log_error("master", NULL, "tls-failed error=\"%s\"", error);
+		return 1;
+	}
+	if (master_prepare_store(cfg) < 0 ||
+	    master_bind_all(&m, cfg, &m.listeners, &m.listener_count) < 0)
+		return 1;
+	master_write_pidfile(cfg);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0) {
+		log_error("master", NULL, "signalfd-failed");
+		return 1;
+	}
+	log_info("master", NULL, "started pid=%ld listeners=%zu workers=%u",
+		 (long)getpid(), m.listener_count, master_worker_count(cfg));
+	master_spawn_all(&m);
+	for (;;) {
+		struct signalfd_siginfo si;
+		ssize_t n = read(sfd, &si, sizeof(si));
+
+		if (n != sizeof(si)) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			break;
+		}
+		if (si.ssi_signo == SIGCHLD) {
+			master_reap(&m);
+		} else if (si.ssi_signo == SIGHUP) {
+			master_reload(&m);
+		} else {
+			log_info("master", NULL, "stopping signal=%u", si.ssi_signo);
+			break;
+		}
+	}
+	master_stop(&m);
+	close(sfd);
+	for (size_t i = 0; i < m.listener_count; i++)
+		close(m.listeners[i].fd);
+	free(m.listeners);
+	tls_ctx_free(&m.tls);
+	for (size_t i = 0; i < m.old_count; i++) {
+		if (m.old_cfgs[i] != cfg)
+			cfg_free(&m.old_cfgs[i]);
+		tls_ctx_free(&m.old_tls[i]);
+	}
+	if (m.cfg != cfg)
+		cfg_free(&m.cfg);
+	log_info("master", NULL, "stopped");
+	return 0;
+}
