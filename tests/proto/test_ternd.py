@@ -1,0 +1,138 @@
+"""The daemon as a whole: the quickstart serves TLS on all seven ports
+(checked with openssl s_client), workers are supervised, SIGHUP reloads,
+SIGTERM stops in time, and a restart keeps the data."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+STARTTLS = {"smtp": "smtp", "submission": "smtp", "imap": "imap",
+            "pop3": "pop3"}
+IMPLICIT = ["submissions", "imaps", "pop3s"]
+
+
+def s_client(port, starttls=None):
+    cmd = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+           "-servername", "mail.example.test", "-brief"]
+    if starttls:
+        cmd += ["-starttls", starttls]
+    return subprocess.run(cmd, input="", capture_output=True, text=True,
+                          timeout=30)
+
+
+@pytest.mark.parametrize("name", sorted(STARTTLS))
+def test_starttls_ports(tern, name):
+    r = s_client(tern.port(name), STARTTLS[name])
+    out = r.stdout + r.stderr
+    assert "Protocol version: TLSv1.3" in out, out
+
+
+@pytest.mark.parametrize("name", IMPLICIT)
+def test_implicit_tls_ports(tern, name):
+    r = s_client(tern.port(name))
+    out = r.stdout + r.stderr
+    assert "Protocol version: TLSv1.3" in out, out
+
+
+def test_tls_versions_refused(tern):
+    # TLS 1.0 and 1.1 are refused.
+    r = subprocess.run(["openssl", "s_client", "-connect",
+                        "127.0.0.1:%d" % tern.port("imaps"), "-tls1_1"],
+                       input="", capture_output=True, text=True, timeout=30)
+    assert "Protocol version: TLSv1.1" not in r.stdout + r.stderr
+    assert r.returncode != 0
+    r = subprocess.run(["openssl", "s_client", "-connect",
+                        "127.0.0.1:%d" % tern.port("imaps"), "-tls1_2",
+                        "-brief"],
+                       input="", capture_output=True, text=True, timeout=30)
+    assert "Protocol version: TLSv1.2" in r.stdout + r.stderr
+
+
+def children(pid):
+    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)],
+                         capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if line.strip()]
+
+
+def wait_for(cond, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def test_worker_restarted(fresh_tern):
+    master = fresh_tern.proc.pid
+    before = children(master)
+    assert len(before) >= 2  # workers + queue
+    os.kill(before[0], signal.SIGKILL)
+    assert wait_for(lambda: before[0] not in children(master)
+                    and len(children(master)) == len(before))
+    assert wait_for(lambda: "child-died" in fresh_tern.log())
+    assert "signal=9" in fresh_tern.log()
+    # Still serving on every port.
+    fresh_tern._wait_ready()
+
+
+def test_sighup_reload_keeps_connections(fresh_tern):
+    master = fresh_tern.proc.pid
+    s = socket.create_connection(("127.0.0.1", fresh_tern.port("pop3")))
+    greeting = s.recv(1024)
+    old = set(children(master))
+    os.kill(master, signal.SIGHUP)
+    assert wait_for(lambda: "reloaded" in fresh_tern.log())
+    # the open connection still works after the reload
+    s.sendall(b"NOOP\r\n")
+    reply = s.recv(1024)
+    assert reply, greeting
+    s.sendall(b"QUIT\r\n")
+    s.recv(1024)
+    s.close()
+    assert wait_for(lambda: not (old & set(children(master))), timeout=15)
+    fresh_tern._wait_ready()
+
+
+def test_sighup_bad_config_keeps_running(fresh_tern):
+    conf = os.path.join(fresh_tern.dir, "tern.conf")
+    with open(conf) as f:
+        text = f.read()
+    with open(conf, "w") as f:
+        f.write(text.split("\n", 1)[1] + "\nbogus_key = 1\n")
+    os.kill(fresh_tern.proc.pid, signal.SIGHUP)
+    assert wait_for(lambda: "reload-failed" in fresh_tern.log())
+    assert "unknown key 'bogus_key'" in fresh_tern.log()
+    fresh_tern._wait_ready()
+    with open(conf, "w") as f:
+        f.write(text)
+
+
+def test_sigterm_stops_quickly(fresh_tern):
+    socks = [socket.create_connection(("127.0.0.1", fresh_tern.port("imap")))
+             for _ in range(5)]
+    for s in socks:
+        s.recv(1024)
+    start = time.time()
+    fresh_tern.proc.send_signal(signal.SIGTERM)
+    fresh_tern.proc.wait(timeout=15)
+    assert time.time() - start < 11
+    for s in socks:
+        s.close()
+    assert "stopped" in fresh_tern.log()
+    fresh_tern.proc = None
+    # The data survives a restart.
+    fresh_tern.start()
+
+
+def test_connection_greetings(tern):
+    for name, pattern in (("smtp", rb"^220 "), ("imap", rb"^\* OK"),
+                          ("pop3", rb"^\+OK")):
+        s = socket.create_connection(("127.0.0.1", tern.port(name)), timeout=10)
+        data = s.recv(1024)
+        s.close()
+        assert re.match(pattern, data), (name, data)
