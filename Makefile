@@ -31,7 +31,7 @@ ALL_LIBS := $(call link_libs,queue)
 
 .SECONDARY:
 .DELETE_ON_ERROR:
-.PHONY: all test unit proto asan run fuzz clean deps bench format-check
+.PHONY: all test unit proto asan run fuzz clean deps bench docs format-check
 all: $(B)/ternd $(B)/ternctl
 
 deps:
@@ -97,8 +97,14 @@ FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 fuzz:
 	@sh scripts/deps.sh
 	@$(MAKE) --no-print-directory B=build-fuzz CC=clang OPT="-O1 -g" \
-		SAN="-fsanitize=fuzzer-no-link,address,undefined" $(call link_libs,queue)
-	@sh tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+		SAN="-fsanitize=fuzzer-no-link,address,undefined" \
+		$(foreach m,$(MODULES),build-fuzz/lib/libtern_$(m).a)
+	@sh tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Regenerate the key tables in docs/config.md after changing src/lib/cfg.c.
+docs: all
+	@sed -n '1,/^## Main keys/p' docs/config.md | sed '$$d' > docs/config.md.new
+	@$(B)/ternd --config-doc >> docs/config.md.new && mv docs/config.md.new docs/config.md
 
 bench: all
 	@sh bench/run.sh
