@@ -221,7 +221,8 @@ master_spawn(struct master *m, enum child_kind kind, int index)
 		if (kind == CHILD_WORKER)
 			worker_main(m->cfg, m->listeners, m->listener_count,
 				    m->tls, index);
-		queue_process_main(m->cfg, m->tls);
+		queue_process_main(m->cfg, m->tls, m->listeners,
+				   m->listener_count);
 	}
 	c = &m->children[m->child_count++];
 	c->pid = pid;

@@ -32,11 +32,16 @@ queue_process_signal(struct ev_loop *loop, int fd, unsigned events, void *ctx)
 }
 
 void
-queue_process_main(struct cfg *cfg, struct tls_ctx *tls)
+queue_process_main(struct cfg *cfg, struct tls_ctx *tls,
+		   struct ternd_listener *listeners, size_t listener_count)
 {
 	struct tern_env env = { 0 };
 	const char *error;
 	int sfd;
+
+	/* The queue serves no listener: do not hold the sockets. */
+	for (size_t i = 0; i < listener_count; i++)
+		close(listeners[i].fd);
 
 	log_set_process("queue");
 	sfd = ternd_child_signals();

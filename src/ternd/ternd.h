@@ -52,7 +52,8 @@ void worker_main(struct cfg *cfg, struct ternd_listener *listeners,
 		 size_t listener_count, struct tls_ctx *tls, int index)
 	__attribute__((noreturn));
 /* Body of the queue process; never returns. */
-void queue_process_main(struct cfg *cfg, struct tls_ctx *tls)
+void queue_process_main(struct cfg *cfg, struct tls_ctx *tls,
+			struct ternd_listener *listeners, size_t listener_count)
 	__attribute__((noreturn));
 
 /* Drop root to the configured user (no-op when not root). 0 or -1. */
