@@ -1,0 +1,175 @@
+#ifndef TERN_SMTP_INT_H
+#define TERN_SMTP_INT_H
+/* Private to src/smtp/: limits, the pure parsers (smtp_parse.c), the DATA
+   and BDAT state machines (smtp_data.c), the session (smtp_session.c), the
+   command table (smtp_cmd.c), AUTH (smtp_auth.c) and delivery with group
+   commit (smtp_deliver.c). Never included from outside the folder. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "lib/strview.h"
+
+/* ---- limits ---- */
+/* A command line without its CRLF (RFC 5321 4.5.3.1.4 asks for at least
+   512; ESMTP parameters need more). */
+#define SMTP_LINE_MAX 4096
+/* One SASL response line (base64 of a PLAIN response or SCRAM message). */
+#define SMTP_AUTH_LINE_MAX 12288
+/* RFC 5321 4.5.3.1: local part 64, domain 255, path 256 octets. */
+#define SMTP_LOCAL_MAX 64
+#define SMTP_DOMAIN_MAX 255
+#define SMTP_PATH_MAX 256
+#define SMTP_LABEL_MAX 63
+/* RFC 3461 4.4: ENVID at most 100 characters; ORCPT 500 (4.2). */
+#define SMTP_ENVID_MAX 100
+#define SMTP_ORCPT_MAX 500
+/* ESMTP parameters accepted on one MAIL or RCPT. */
+#define SMTP_PARAMS_MAX 16
+/* EHLO/HELO argument kept for the Received: header. */
+#define SMTP_HELO_MAX 255
+/* SASL mechanism name (RFC 4422 3.1: 1 to 20 characters). */
+#define SMTP_MECH_MAX 20
+
+/* ---- command line (smtp_parse.c) ---- */
+enum smtp_parse_res {
+	SMTP_PARSE_OK,
+	SMTP_PARSE_SYNTAX,	   /* 501 5.5.4 (or 500 for a bad verb) */
+	SMTP_PARSE_BAD_PATH,	   /* 501 5.1.7 (MAIL) / 501 5.1.3 (RCPT) */
+	SMTP_PARSE_BAD_PARAM,	   /* 501 5.5.4: known keyword, bad value */
+	SMTP_PARSE_UNKNOWN_PARAM,  /* 555 5.5.4 */
+};
+
+struct smtp_cmdline {
+	struct strview verb; /* 1..16 letters, as sent */
+	struct strview args; /* after the first space, may be empty */
+};
+/* Split a command line (no CRLF) into verb and arguments. SMTP_PARSE_OK
+   or SMTP_PARSE_SYNTAX (empty line, NUL or other control byte, verb not
+   alphabetic or too long). Views point into line. */
+enum smtp_parse_res smtp_parse_cmdline(struct strview line,
+				       struct smtp_cmdline *cmd_r);
+
+/* A reverse- or forward-path (RFC 5321 4.1.2, RFC 6531 3.3). */
+struct smtp_path {
+	/* "local@domain" with any source route removed and one trailing dot
+	   of the domain dropped; "" for the null path; "postmaster" for the
+	   special RCPT TO:<Postmaster>. The local part is as sent (quotes
+	   kept). NUL-terminated. */
+	char addr[SMTP_PATH_MAX + 1];
+	size_t local_len;  /* bytes of the local part in addr */
+	bool null;	   /* <> */
+	bool postmaster;   /* <postmaster> without a domain */
+	bool route;	   /* a source route was present and removed */
+	bool quoted;	   /* quoted-string local part */
+	bool utf8;	   /* contains non-ASCII (needs SMTPUTF8) */
+	bool literal;	   /* the domain is an address literal [..] */
+	bool trailing_dot; /* the domain had a trailing dot (dropped) */
+};
+
+enum smtp_body { SMTP_BODY_NONE, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
+enum smtp_ret { SMTP_RET_NONE, SMTP_RET_FULL, SMTP_RET_HDRS };
+
+struct smtp_mail_params {
+	bool has_size;
+	uint64_t size;
+	enum smtp_body body;
+	bool smtputf8;
+	enum smtp_ret ret;
+	char envid[SMTP_ENVID_MAX + 1]; /* xtext as sent, "" when none */
+	bool has_auth;			/* AUTH= given (RFC 4954 5; ignored) */
+};
+
+#define SMTP_NOTIFY_NEVER 1u
+#define SMTP_NOTIFY_SUCCESS 2u
+#define SMTP_NOTIFY_FAILURE 4u
+#define SMTP_NOTIFY_DELAY 8u
+struct smtp_rcpt_params {
+	unsigned int notify;		/* SMTP_NOTIFY_* bits, 0 when none */
+	char orcpt[SMTP_ORCPT_MAX + 1]; /* "rfc822;xtext" as sent, or "" */
+};
+
+/* Arguments of MAIL: "FROM:<path> [params]". The "FROM:" keyword is
+   case-insensitive; spaces after the colon are tolerated. utf8_ok: the
+   SMTPUTF8 parameter may appear (it was offered). *error_r is a static
+   reason. Never reads past args.len. */
+enum smtp_parse_res smtp_parse_mail(struct strview args,
+				    struct smtp_path *path_r,
+				    struct smtp_mail_params *params_r,
+				    const char **error_r);
+/* Arguments of RCPT: "TO:<path> [params]". utf8: the transaction uses
+   SMTPUTF8 (non-ASCII addresses and ORCPT utf-8 allowed). */
+enum smtp_parse_res smtp_parse_rcpt(struct strview args, bool utf8,
+				    struct smtp_path *path_r,
+				    struct smtp_rcpt_params *params_r,
+				    const char **error_r);
+/* Parse exactly one "<path>" (the whole of *in is consumed up to '>').
+   allow_null: <> is accepted. */
+enum smtp_parse_res smtp_parse_path(struct strview *in, bool allow_null,
+				    struct smtp_path *path_r,
+				    const char **error_r);
+/* RFC 3461 4: xtext syntax check (hexchars upper-case). */
+bool smtp_parse_xtext_valid(struct strview v);
+/* Length of the valid UTF-8 sequence at p (1..4), 0 when invalid. */
+size_t smtp_parse_utf8_len(const unsigned char *p, size_t len);
+
+/* "BDAT <size> [LAST]" (RFC 3030 2). */
+enum smtp_parse_res smtp_parse_bdat(struct strview args, uint64_t *size_r,
+				    bool *last_r);
+/* EHLO/HELO argument: a domain or address literal, or at least something
+   printable without spaces, quotes, parentheses or backslashes (what
+   real clients send), at most SMTP_HELO_MAX bytes. */
+enum smtp_parse_res smtp_parse_helo(struct strview args,
+				    struct strview *name_r);
+/* "AUTH <mech> [initial-response]" (RFC 4954 4). The mechanism is 1 to
+   SMTP_MECH_MAX of [A-Z0-9-_] (any case); *ir_r is empty with *has_ir_r
+   false when no initial response was given; "=" is an empty one. */
+enum smtp_parse_res smtp_parse_auth(struct strview args,
+				    struct strview *mech_r,
+				    struct strview *ir_r, bool *has_ir_r);
+
+/* ---- DATA and BDAT content (smtp_data.c) ---- */
+/* Policy on bare CR and bare LF (RFC 5321 2.3.8; the 2023 "SMTP
+   smuggling" advisories): DATA ends only at CRLF "." CRLF. A bare LF or
+   bare CR never starts or ends a line; the message is read to its real
+   end and then rejected with 550 5.6.0, so such a byte is never stored
+   or relayed as a line end. */
+enum smtp_data_state {
+	SMTP_DATA_BOL,	  /* at the start of a line */
+	SMTP_DATA_TEXT,	  /* inside a line */
+	SMTP_DATA_CR,	  /* inside a line, saw CR */
+	SMTP_DATA_DOT,	  /* a line began with "." */
+	SMTP_DATA_DOTCR,  /* a line is "." CR so far */
+	SMTP_DATA_END,	  /* CRLF.CRLF seen */
+};
+
+struct smtp_data {
+	enum smtp_data_state state;
+	uint64_t max_bytes; /* of unstuffed content; 0 = no limit */
+	uint64_t size;	    /* unstuffed bytes so far (counted past max) */
+	bool too_big;	    /* size exceeded max_bytes: output stopped */
+	bool bare;	    /* a bare CR or LF was seen */
+	bool last_cr;	    /* BDAT: previous byte was CR */
+};
+
+enum smtp_data_res {
+	SMTP_DATA_MORE, /* every input byte was consumed */
+	SMTP_DATA_DONE, /* the terminator was consumed; *consumed_r says
+			   how much of the input belonged to DATA */
+};
+
+void smtp_data_init(struct smtp_data *d, uint64_t max_bytes);
+/* Feed DATA bytes. Unstuffed content goes to out (capacity at least
+   len + 2), its length in *out_len_r; nothing is written once too_big.
+   *consumed_r <= len bytes of in were used. */
+enum smtp_data_res smtp_data_feed(struct smtp_data *d, const uint8_t *in,
+				  size_t len, uint8_t *out, size_t *out_len_r,
+				  size_t *consumed_r);
+/* Account for len bytes of a BDAT chunk (passed through unchanged):
+   size limit and bare CR/LF detection across chunks. */
+void smtp_data_bdat_feed(struct smtp_data *d, const uint8_t *in, size_t len);
+/* After the LAST chunk: a trailing CR is bare. */
+void smtp_data_bdat_end(struct smtp_data *d);
+
+#endif
