@@ -172,4 +172,139 @@ void smtp_data_bdat_feed(struct smtp_data *d, const uint8_t *in, size_t len);
 /* After the LAST chunk: a trailing CR is bare. */
 void smtp_data_bdat_end(struct smtp_data *d);
 
+/* ---- the session (smtp_session.c) ---- */
+#include "lib/env.h"
+#include "store/store.h"
+
+struct conn;
+struct arena;
+struct auth_sasl;
+struct ev_timer;
+
+/* Session states (bits, so that the command table lists several). */
+#define SMTP_S_INIT 0x01u     /* before EHLO/HELO */
+#define SMTP_S_READY 0x02u    /* after EHLO/HELO, no transaction */
+#define SMTP_S_MAIL 0x04u     /* MAIL accepted, no recipient yet */
+#define SMTP_S_RCPT 0x08u     /* at least one recipient */
+#define SMTP_S_CHUNKING 0x10u /* between BDAT chunks */
+#define SMTP_S_DATA 0x20u     /* reading DATA content */
+#define SMTP_S_BDAT 0x40u     /* reading a BDAT chunk */
+#define SMTP_S_AUTH 0x80u     /* reading SASL responses */
+#define SMTP_S_WAIT 0x100u    /* waiting: group commit or login delay */
+#define SMTP_S_ANY 0x1ffu
+
+/* Expanded local deliveries and remote recipients of one transaction
+   (aliases multiply RCPTs). */
+#define SMTP_EXPANDED_MAX 1000
+/* Transaction id: hex digits. */
+#define SMTP_ID_LEN 16
+/* DATA is fed in slices of at most this many bytes. */
+#define SMTP_SCRATCH_BYTES (64 * 1024)
+
+struct smtp_remote {
+	char *address; /* as given (route stripped, trailing dot dropped) */
+	char *orcpt;   /* or NULL */
+	char *notify;  /* "SUCCESS,FAILURE" etc., or NULL */
+};
+
+struct smtp_tx {
+	struct arena *arena; /* reset by smtp_tx_reset() */
+	bool active;
+	char id[SMTP_ID_LEN + 1];
+	char *sender; /* "" for <> */
+	struct smtp_mail_params mp;
+	uint64_t max_bytes;
+	uint32_t max_rcpts;
+	uint32_t rcpt_count; /* accepted RCPT commands */
+	char *first_rcpt;    /* for the Received: "for" clause */
+	int64_t *local_ids;  /* accounts, deduplicated */
+	size_t local_count;
+	struct smtp_remote *remote; /* deduplicated */
+	size_t remote_count;
+	/* content */
+	struct smtp_data data;
+	bool started; /* writers open, headers written */
+	bool write_failed;
+	struct store_blob_writer *w_local, *w_remote, *w_sent;
+	uint64_t bdat_left;
+	bool bdat_last;
+	bool bdat_discard; /* chunk read and dropped (bad sequence) */
+};
+
+struct smtp_session {
+	struct tern_env *env;
+	const struct cfg_listener *listener;
+	struct conn *c;
+	struct smtp_session *prev, *next; /* every session of the worker */
+	unsigned int state;
+	bool esmtp;
+	char helo[SMTP_HELO_MAX + 1];
+	unsigned int errors;
+	/* AUTH */
+	bool authed;
+	int64_t account_id;
+	char *account; /* xmalloc'd address */
+	struct store_plan plan;
+	struct auth_sasl *sasl;
+	bool sasl_final_sent; /* SCRAM "v=" went out as a challenge */
+	struct ev_timer *delay;
+	char *delayed_reply; /* sent when the delay timer fires */
+	/* transaction */
+	struct smtp_tx tx;
+	uint8_t *scratch;
+	/* group commit */
+	bool pending;
+	struct smtp_session *commit_next;
+};
+
+/* Queue a reply line (CRLF added). */
+void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A client error reply: counts towards smtp_max_errors; past it, adds
+   "421 4.7.0" and closes. */
+void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Forget the transaction (RSET, end of DATA, EHLO, STARTTLS). */
+void smtp_tx_reset(struct smtp_session *s);
+/* Is plaintext AUTH permitted here (TLS, or loopback when configured)? */
+bool smtp_session_auth_allowed(const struct smtp_session *s);
+/* Back to reading commands after a delay or commit: resume input. */
+void smtp_session_resume(struct smtp_session *s);
+/* The connection id for log lines. */
+const char *smtp_session_id(const struct smtp_session *s);
+
+/* ---- command table (smtp_cmd.c) ---- */
+/* Run one command line. */
+void smtp_cmd_dispatch(struct smtp_session *s, struct strview line);
+
+/* ---- AUTH (smtp_auth.c) ---- */
+void smtp_auth_cmd(struct smtp_session *s, struct strview args);
+/* One SASL response line while in SMTP_S_AUTH. */
+void smtp_auth_response(struct smtp_session *s, struct strview line);
+/* Free AUTH state of a closing session. */
+void smtp_auth_clear(struct smtp_session *s);
+
+/* ---- delivery (smtp_deliver.c) ---- */
+/* Open the blob writers and write the trace headers. 0 or -1. */
+int smtp_deliver_start(struct smtp_session *s);
+/* Content bytes (unstuffed) to every writer; failures are remembered. */
+void smtp_deliver_write(struct smtp_session *s, const void *data,
+			size_t len);
+/* Drop the writers (errors, RSET, close). */
+void smtp_deliver_abort(struct smtp_session *s);
+/* The message is complete: queue it for the next group commit; input is
+   paused until smtp_deliver_done() replies. */
+void smtp_deliver_submit(struct smtp_session *s);
+/* A closing session leaves the commit list. */
+void smtp_deliver_cancel(struct smtp_session *s);
+/* Resolve a RCPT and add it to the transaction, replying itself. */
+void smtp_deliver_rcpt(struct smtp_session *s, const struct smtp_path *path,
+		       const struct smtp_rcpt_params *rp);
+/* Reply to MAIL after the sender checks (submission rules). */
+void smtp_deliver_mail(struct smtp_session *s, const struct smtp_path *path,
+		       const struct smtp_mail_params *mp);
+/* Called by smtp_deliver after the commit: send the reply and go on. */
+void smtp_session_commit_done(struct smtp_session *s, const char *reply);
+void smtp_deliver_deinit(void);
+
 #endif

@@ -1,0 +1,915 @@
+/* The SMTP transaction and what happens to a message: sender checks
+   (submission: the account's own addresses, 553 5.7.1), recipient
+   resolution (local accounts, aliases, catch-all; relay only when
+   authenticated), quota (452 4.2.2) and sending limits (451 4.7.1) per
+   RCPT, the trace headers (RFC 5321 4.4 Received and Return-Path, RFC
+   3848 / RFC 6531 3.7.3 "with" types), streaming the content into blobs,
+   and group commit: finished messages of every session of the worker are
+   written in one store batch, and each 250 is sent only after that batch
+   is durable. Remote recipients go into the outbound queue with their DSN
+   parameters (RFC 3461 4).
+   Security: relay decisions use the address after source-route removal
+   (RFC 5321 3.6.1); "%" hacks, quoted local parts and address literals
+   are never routed anywhere but to a local lookup or, authenticated,
+   the queue. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "lib/arena.h"
+#include "lib/cfg.h"
+#include "lib/conn.h"
+#include "lib/ev.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "mime/mime.h"
+#include "smtp/smtp_int.h"
+
+/* Sessions whose message waits for the next group commit. */
+static struct smtp_session *smtp_commit_head, **smtp_commit_tail =
+						       &smtp_commit_head;
+static bool smtp_commit_scheduled;
+static struct ev_loop *smtp_commit_loop;
+
+static void
+smtp_deliver_new_id(char *id)
+{
+	unsigned char r[SMTP_ID_LEN / 2];
+	size_t i;
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		panic("smtp: getrandom failed");
+	for (i = 0; i < sizeof(r); i++)
+		snprintf(id + 2 * i, 3, "%02X", r[i]);
+}
+
+static uint64_t
+smtp_deliver_min_limit(uint64_t a, uint64_t b)
+{
+	if (a == 0)
+		return b;
+	if (b == 0)
+		return a;
+	return a < b ? a : b;
+}
+
+/* ---- MAIL ---- */
+
+/* 1 may send, 0 refused (reply sent), -1 (reply sent). */
+static int
+smtp_deliver_check_sender(struct smtp_session *s,
+			  const struct smtp_path *path)
+{
+	char *norm;
+	int r;
+
+	if (!s->authed)
+		return 1;
+	if (path->null) {
+		if (s->listener->protocol != CFG_PROTO_SUBMISSION)
+			return 1;
+		smtp_reply_error(s, "553 5.7.1 Null sender not allowed for "
+				    "submission");
+		return 0;
+	}
+	norm = store_address_normalize(path->addr);
+	r = norm == NULL ? 0 :
+			   store_account_may_send_as(s->env->store,
+						     s->account_id, norm);
+	free(norm);
+	if (r < 0) {
+		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+		return -1;
+	}
+	if (r == 0) {
+		log_info("smtp", smtp_session_id(s),
+			 "reject-sender user=%s", s->account);
+		smtp_reply_error(s, "553 5.7.1 Sender address rejected: not "
+				    "owned by user %s", s->account);
+	}
+	return r;
+}
+
+void
+smtp_deliver_mail(struct smtp_session *s, const struct smtp_path *path,
+		  const struct smtp_mail_params *mp)
+{
+	const struct cfg *cfg = s->env->cfg;
+	char from[128];
+
+	if (smtp_deliver_check_sender(s, path) <= 0)
+		return;
+	smtp_tx_reset(s);
+	s->tx.active = true;
+	smtp_deliver_new_id(s->tx.id);
+	s->tx.sender = arena_strdup(s->tx.arena, path->null ? "" : path->addr);
+	s->tx.mp = *mp;
+	s->tx.max_bytes = cfg->smtp_max_message_bytes;
+	s->tx.max_rcpts = cfg->smtp_max_recipients;
+	if (s->authed) {
+		s->tx.max_bytes = smtp_deliver_min_limit(
+			s->tx.max_bytes, s->plan.max_message_bytes);
+		s->tx.max_rcpts = (uint32_t)smtp_deliver_min_limit(
+			s->tx.max_rcpts, s->plan.max_recipients);
+	}
+	s->state = SMTP_S_MAIL;
+	log_info("smtp", smtp_session_id(s), "mail-from id=%s from=<%s>",
+		 s->tx.id, log_sanitize(from, sizeof(from), s->tx.sender,
+					strlen(s->tx.sender)));
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+/* ---- RCPT ---- */
+
+/* Sending limit (plan send_per_hour, sliding hour). 1 ok, 0 refused. */
+static int
+smtp_deliver_check_rate(struct smtp_session *s)
+{
+	time_t now = ev_now(s->env->loop);
+	uint64_t count = 0;
+	int64_t oldest = 0;
+	char when[64];
+	struct tm tm;
+	time_t t;
+
+	if (!s->authed || s->plan.send_per_hour == 0)
+		return 1;
+	if (store_send_count(s->env->store, s->account_id, now - 3600,
+			     &count) < 0) {
+		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+		return 0;
+	}
+	if (count + s->tx.rcpt_count + 1 <= s->plan.send_per_hour)
+		return 1;
+	if (store_send_oldest(s->env->store, s->account_id, now - 3600,
+			      &oldest) < 0 || oldest == 0)
+		oldest = now;
+	t = (time_t)oldest + 3600;
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	log_info("smtp", smtp_session_id(s), "rate-limit user=%s sent=%llu",
+		 s->account, (unsigned long long)count);
+	smtp_reply(s, "451 4.7.1 Sending limit of %u recipients per hour "
+		      "reached, try again after %s",
+		   s->plan.send_per_hour, when);
+	return 0;
+}
+
+/* Is this account's mailbox able to take a message of size bytes? And
+   its plan's message size limit into *max_r. 1 yes, 0 full, -1 error. */
+static int
+smtp_deliver_check_account(struct smtp_session *s, int64_t id, uint64_t size,
+			   uint64_t *max_r)
+{
+	struct store_quota q;
+	struct store_account acct;
+	struct store_plan plan;
+	int r;
+
+	*max_r = 0;
+	if (store_quota_get(s->env->store, id, &q) < 0)
+		return -1;
+	memset(&acct, 0, sizeof(acct));
+	r = store_account_get_by_id(s->env->store, id, &acct);
+	if (r > 0 && acct.plan != NULL &&
+	    store_plan_get(s->env->store, acct.plan, &plan) > 0)
+		*max_r = plan.max_message_bytes;
+	store_account_clear(&acct);
+	if (r < 0)
+		return -1;
+	if (q.limit_bytes != 0 &&
+	    (q.used_bytes >= q.limit_bytes || size > q.limit_bytes - q.used_bytes))
+		return 0;
+	if (q.limit_messages != 0 && q.used_messages >= q.limit_messages)
+		return 0;
+	return 1;
+}
+
+static bool
+smtp_deliver_has_id(const struct smtp_session *s, int64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < s->tx.local_count; i++) {
+		if (s->tx.local_ids[i] == id)
+			return true;
+	}
+	return false;
+}
+
+/* Keep the accounts that can take the message; reply on refusal.
+   Returns the number of accounts added, or -1 (replied). */
+static int
+smtp_deliver_add_local(struct smtp_session *s, const int64_t *ids,
+		       size_t count)
+{
+	uint64_t size = s->tx.mp.has_size ? s->tx.mp.size : 0, max, tx_max;
+	size_t i, ok = 0, full = 0, big = 0;
+	int r;
+
+	if (count > SMTP_EXPANDED_MAX - s->tx.local_count) {
+		smtp_reply(s, "452 4.5.3 Too many recipients");
+		return -1;
+	}
+	tx_max = s->tx.max_bytes;
+	for (i = 0; i < count; i++) {
+		r = smtp_deliver_check_account(s, ids[i], size, &max);
+		if (r < 0) {
+			smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+			return -1;
+		}
+		if (r == 0) {
+			full++;
+			continue;
+		}
+		if (max != 0 && size > max) {
+			big++;
+			continue;
+		}
+		tx_max = smtp_deliver_min_limit(tx_max, max);
+		if (!smtp_deliver_has_id(s, ids[i]))
+			s->tx.local_ids[s->tx.local_count++] = ids[i];
+		ok++;
+	}
+	if (ok == 0 && big > 0) {
+		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum "
+			      "message size");
+		return -1;
+	}
+	if (ok == 0) {
+		smtp_reply(s, "452 4.2.2 Mailbox full");
+		return -1;
+	}
+	s->tx.max_bytes = tx_max;
+	return (int)ok;
+}
+
+static void
+smtp_deliver_add_remote(struct smtp_session *s, const char *address,
+			const struct smtp_rcpt_params *rp)
+{
+	struct smtp_remote *r;
+	struct buf notify;
+	size_t i;
+
+	for (i = 0; i < s->tx.remote_count; i++) {
+		if (strcasecmp(s->tx.remote[i].address, address) == 0)
+			return;
+	}
+	r = &s->tx.remote[s->tx.remote_count++];
+	r->address = arena_strdup(s->tx.arena, address);
+	r->orcpt = rp != NULL && rp->orcpt[0] != '\0' ?
+			   arena_strdup(s->tx.arena, rp->orcpt) :
+			   NULL;
+	r->notify = NULL;
+	if (rp == NULL || rp->notify == 0)
+		return;
+	buf_init(&notify, 64);
+	if (rp->notify & SMTP_NOTIFY_NEVER)
+		buf_append_str(&notify, ",NEVER");
+	if (rp->notify & SMTP_NOTIFY_SUCCESS)
+		buf_append_str(&notify, ",SUCCESS");
+	if (rp->notify & SMTP_NOTIFY_FAILURE)
+		buf_append_str(&notify, ",FAILURE");
+	if (rp->notify & SMTP_NOTIFY_DELAY)
+		buf_append_str(&notify, ",DELAY");
+	r->notify = arena_strdup(s->tx.arena, buf_cstr(&notify) + 1);
+	buf_free(&notify);
+}
+
+/* Alias targets outside our domains are forwarded through the queue. */
+static int
+smtp_deliver_add_remotes(struct smtp_session *s, char **remote, size_t n,
+			 const struct smtp_rcpt_params *rp)
+{
+	size_t i;
+
+	if (n > SMTP_EXPANDED_MAX - s->tx.remote_count) {
+		smtp_reply(s, "452 4.5.3 Too many recipients");
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		smtp_deliver_add_remote(s, remote[i], rp);
+	return 0;
+}
+
+/* RCPT TO:<Postmaster> (RFC 5321 4.1.1.3): postmaster@ the first local
+   domain that has one. xmalloc'd, or NULL. */
+static char *
+smtp_deliver_postmaster(struct smtp_session *s)
+{
+	char **domains = NULL, *addr = NULL, **remote = NULL;
+	int64_t *ids = NULL;
+	size_t n = 0, i, nids = 0, nremote = 0;
+	int kind;
+
+	if (store_domain_list(s->env->store, &domains, &n) < 0)
+		return NULL;
+	for (i = 0; i < n && addr == NULL; i++) {
+		size_t len = strlen(domains[i]) + sizeof("postmaster@");
+		addr = xmalloc(len);
+		snprintf(addr, len, "postmaster@%s", domains[i]);
+		kind = store_rcpt_resolve(s->env->store, addr, &ids, &nids,
+					  &remote, &nremote);
+		free(ids);
+		ids = NULL;
+		if (remote != NULL)
+			store_strings_free(remote, nremote);
+		remote = NULL;
+		if (kind != STORE_RCPT_LOCAL)
+			xfree(&addr);
+	}
+	store_strings_free(domains, n);
+	return addr;
+}
+
+static void
+smtp_deliver_rcpt_log(struct smtp_session *s, const char *event,
+		      const char *addr)
+{
+	char to[SMTP_PATH_MAX + 8];
+
+	log_info("smtp", smtp_session_id(s), "%s id=%s to=<%s>", event,
+		 s->tx.id, log_sanitize(to, sizeof(to), addr, strlen(addr)));
+}
+
+/* The resolution result applied to the transaction; replies. */
+static void
+smtp_deliver_rcpt_kind(struct smtp_session *s, int kind, const char *norm,
+		       const struct smtp_path *path,
+		       const struct smtp_rcpt_params *rp, int64_t *ids,
+		       size_t n, char **remote, size_t rn)
+{
+	if (kind == STORE_RCPT_UNKNOWN) {
+		smtp_deliver_rcpt_log(s, "reject-rcpt-unknown", norm);
+		smtp_reply_error(s, "550 5.1.1 Recipient address rejected: "
+				    "User unknown");
+		return;
+	}
+	if (kind == STORE_RCPT_NOT_LOCAL && !s->authed) {
+		smtp_deliver_rcpt_log(s, "reject-relay", norm);
+		smtp_reply_error(s, "554 5.7.1 Relay access denied");
+		return;
+	}
+	if (smtp_deliver_check_rate(s) == 0)
+		return;
+	if (kind == STORE_RCPT_NOT_LOCAL) {
+		if (s->tx.remote_count >= SMTP_EXPANDED_MAX) {
+			smtp_reply(s, "452 4.5.3 Too many recipients");
+			return;
+		}
+		smtp_deliver_add_remote(s, path->addr, rp);
+	} else {
+		if (n > 0 && smtp_deliver_add_local(s, ids, n) < 0)
+			return;
+		if (smtp_deliver_add_remotes(s, remote, rn, rp) < 0)
+			return;
+	}
+	if (s->tx.first_rcpt == NULL)
+		s->tx.first_rcpt = arena_strdup(s->tx.arena, path->addr);
+	s->tx.rcpt_count++;
+	s->state = SMTP_S_RCPT;
+	smtp_deliver_rcpt_log(s, "rcpt-ok", norm);
+	smtp_reply(s, "250 2.1.5 Ok");
+}
+
+static void
+smtp_deliver_tx_arrays(struct smtp_session *s)
+{
+	if (s->tx.local_ids != NULL)
+		return;
+	s->tx.local_ids = arena_alloc(s->tx.arena, SMTP_EXPANDED_MAX *
+							   sizeof(int64_t));
+	s->tx.remote = arena_alloc(s->tx.arena, SMTP_EXPANDED_MAX *
+							sizeof(*s->tx.remote));
+}
+
+void
+smtp_deliver_rcpt(struct smtp_session *s, const struct smtp_path *path,
+		  const struct smtp_rcpt_params *rp)
+{
+	int64_t *ids = NULL;
+	char **remote = NULL, *norm;
+	size_t n = 0, rn = 0;
+	int kind;
+
+	if (s->tx.rcpt_count >= s->tx.max_rcpts) {
+		smtp_reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	smtp_deliver_tx_arrays(s);
+	norm = path->postmaster ? smtp_deliver_postmaster(s) :
+				  store_address_normalize(path->addr);
+	if (norm == NULL) {
+		smtp_reply_error(s, "550 5.1.1 Recipient address rejected: "
+				    "User unknown");
+		return;
+	}
+	kind = store_rcpt_resolve(s->env->store, norm, &ids, &n, &remote,
+				  &rn);
+	if (kind < 0)
+		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+	else
+		smtp_deliver_rcpt_kind(s, kind, norm, path, rp, ids, n,
+				       remote, rn);
+	free(ids);
+	if (remote != NULL)
+		store_strings_free(remote, rn);
+	free(norm);
+}
+
+/* ---- content ---- */
+
+static void
+smtp_deliver_date(time_t now, char *out, size_t size)
+{
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(out, size, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+/* RFC 3848 and RFC 6531 3.7.3 "with" protocol names. */
+static const char *
+smtp_deliver_with(const struct smtp_session *s)
+{
+	static const char *const names[2][4] = {
+		{ "ESMTP", "ESMTPA", "ESMTPS", "ESMTPSA" },
+		{ "UTF8SMTP", "UTF8SMTPA", "UTF8SMTPS", "UTF8SMTPSA" },
+	};
+	int i = (s->authed ? 1 : 0) + (conn_is_tls(s->c) ? 2 : 0);
+
+	if (!s->esmtp)
+		return "SMTP";
+	return names[s->tx.mp.smtputf8 ? 1 : 0][i];
+}
+
+static int
+smtp_deliver_trace(struct smtp_session *s, struct buf *b)
+{
+	char date[64];
+
+	smtp_deliver_date(ev_now(s->env->loop), date, sizeof(date));
+	buf_printf(b, "Received: from %s (unknown [%s])\r\n", s->helo,
+		   conn_peer_addr(s->c));
+	if (conn_is_tls(s->c))
+		buf_printf(b, "\t(using %s with cipher %s (%d bits))\r\n",
+			   conn_tls_version(s->c), conn_tls_cipher(s->c),
+			   conn_tls_cipher_bits(s->c));
+	buf_printf(b, "\tby %s (tern) with %s id %s", s->env->hostname,
+		   smtp_deliver_with(s), s->tx.id);
+	/* One blob serves every local recipient: name the recipient only
+	   when there is exactly one (RFC 5321 4.4 makes "for" optional). */
+	if (s->tx.rcpt_count == 1 && s->tx.first_rcpt != NULL)
+		buf_printf(b, "\r\n\tfor <%s>", s->tx.first_rcpt);
+	return buf_printf(b, "; %s\r\n", date);
+}
+
+static struct store_blob_writer *
+smtp_deliver_writer(struct smtp_session *s, const struct buf *hdr)
+{
+	struct store_blob_writer *w = store_blob_writer_new(s->env->store);
+
+	if (w == NULL)
+		return NULL;
+	if (hdr->len > 0 && store_blob_writer_write(w, hdr->data, hdr->len) < 0)
+		store_blob_writer_abort(&w);
+	return w;
+}
+
+static bool
+smtp_deliver_wants_sent(const struct smtp_session *s)
+{
+	return s->env->cfg->smtp_save_sent && s->authed &&
+	       s->listener->protocol == CFG_PROTO_SUBMISSION;
+}
+
+int
+smtp_deliver_start(struct smtp_session *s)
+{
+	struct buf trace, rp, none;
+	int ret = 0;
+
+	buf_init(&trace, 4096);
+	buf_init(&rp, 4096);
+	buf_init(&none, 1);
+	smtp_deliver_trace(s, &trace);
+	buf_printf(&rp, "Return-Path: <%s>\r\n", s->tx.sender);
+	buf_append(&rp, trace.data, trace.len);
+	if (s->tx.local_count > 0 &&
+	    (s->tx.w_local = smtp_deliver_writer(s, &rp)) == NULL)
+		ret = -1;
+	if (ret == 0 && s->tx.remote_count > 0 &&
+	    (s->tx.w_remote = smtp_deliver_writer(s, &trace)) == NULL)
+		ret = -1;
+	if (ret == 0 && smtp_deliver_wants_sent(s) &&
+	    (s->tx.w_sent = smtp_deliver_writer(s, &none)) == NULL)
+		ret = -1;
+	buf_free(&trace);
+	buf_free(&rp);
+	buf_free(&none);
+	if (ret < 0) {
+		log_error("smtp", smtp_session_id(s), "blob-open-failed: %s",
+			  store_last_error(s->env->store));
+		smtp_deliver_abort(s);
+		return -1;
+	}
+	s->tx.started = true;
+	return 0;
+}
+
+void
+smtp_deliver_write(struct smtp_session *s, const void *data, size_t len)
+{
+	struct store_blob_writer *ws[3] = { s->tx.w_local, s->tx.w_remote,
+					    s->tx.w_sent };
+	size_t i;
+
+	if (s->tx.write_failed)
+		return;
+	for (i = 0; i < 3; i++) {
+		if (ws[i] != NULL &&
+		    store_blob_writer_write(ws[i], data, len) < 0) {
+			log_error("smtp", smtp_session_id(s),
+				  "blob-write-failed: %s",
+				  store_last_error(s->env->store));
+			s->tx.write_failed = true;
+			return;
+		}
+	}
+}
+
+void
+smtp_deliver_abort(struct smtp_session *s)
+{
+	if (s->tx.w_local != NULL)
+		store_blob_writer_abort(&s->tx.w_local);
+	if (s->tx.w_remote != NULL)
+		store_blob_writer_abort(&s->tx.w_remote);
+	if (s->tx.w_sent != NULL)
+		store_blob_writer_abort(&s->tx.w_sent);
+	s->tx.started = false;
+}
+
+/* ---- group commit ---- */
+
+struct smtp_commit {
+	struct smtp_session *s;
+	char local[STORE_HASH_HEX_LEN + 1];
+	char remote[STORE_HASH_HEX_LEN + 1];
+	char sent[STORE_HASH_HEX_LEN + 1];
+	uint64_t remote_size;
+	char reply[256];
+	bool failed;
+};
+
+static int
+smtp_deliver_finish_one(struct store_blob_writer **w, char *hash,
+			uint64_t *size_r)
+{
+	uint64_t size = 0;
+
+	hash[0] = '\0';
+	if (*w == NULL)
+		return 0;
+	if (store_blob_writer_finish(w, hash, &size) < 0) {
+		*w = NULL;
+		return -1;
+	}
+	*w = NULL;
+	if (size_r != NULL)
+		*size_r = size;
+	return 0;
+}
+
+/* Make the blobs durable (fsync) before any metadata points at them. */
+static void
+smtp_deliver_finish(struct smtp_commit *cm)
+{
+	struct smtp_session *s = cm->s;
+	int r = 0;
+
+	r |= smtp_deliver_finish_one(&s->tx.w_local, cm->local, NULL);
+	r |= smtp_deliver_finish_one(&s->tx.w_remote, cm->remote,
+				     &cm->remote_size);
+	r |= smtp_deliver_finish_one(&s->tx.w_sent, cm->sent, NULL);
+	if (r != 0) {
+		log_error("smtp", smtp_session_id(s), "blob-finish-failed: %s",
+			  store_last_error(s->env->store));
+		cm->failed = true;
+		snprintf(cm->reply, sizeof(cm->reply),
+			 "451 4.3.0 Temporary failure storing the message, "
+			 "try again later");
+	}
+}
+
+static int
+smtp_deliver_local(struct smtp_commit *cm, size_t *ok_r)
+{
+	struct smtp_session *s = cm->s;
+	struct store_delivery *d;
+	size_t i;
+	int r;
+
+	*ok_r = 0;
+	if (s->tx.local_count == 0)
+		return STORE_OK;
+	d = xcalloc(s->tx.local_count, sizeof(*d));
+	for (i = 0; i < s->tx.local_count; i++)
+		d[i].account_id = s->tx.local_ids[i];
+	r = store_deliver(s->env->store, cm->local, ev_now(s->env->loop), d,
+			  s->tx.local_count);
+	for (i = 0; r == STORE_OK && i < s->tx.local_count; i++) {
+		if (d[i].result == STORE_OK) {
+			(*ok_r)++;
+			continue;
+		}
+		log_warn("smtp", smtp_session_id(s),
+			 "deliver-failed id=%s account=%lld result=%d",
+			 s->tx.id, (long long)d[i].account_id, d[i].result);
+	}
+	free(d);
+	return r;
+}
+
+static int
+smtp_deliver_queue(struct smtp_commit *cm)
+{
+	struct smtp_session *s = cm->s;
+	struct store_queue_entry e;
+	int64_t id;
+	size_t i;
+	int r;
+
+	if (s->tx.remote_count == 0)
+		return STORE_OK;
+	memset(&e, 0, sizeof(e));
+	e.sender = s->tx.sender;
+	e.envid = s->tx.mp.envid[0] != '\0' ? s->tx.mp.envid : NULL;
+	e.ret = s->tx.mp.ret == SMTP_RET_FULL ? "FULL" :
+		s->tx.mp.ret == SMTP_RET_HDRS ? "HDRS" : NULL;
+	memcpy(e.blob, cm->remote, sizeof(e.blob));
+	e.size = cm->remote_size;
+	e.created = e.next_attempt = ev_now(s->env->loop);
+	e.rcpts = xcalloc(s->tx.remote_count, sizeof(*e.rcpts));
+	e.rcpt_count = s->tx.remote_count;
+	for (i = 0; i < s->tx.remote_count; i++) {
+		e.rcpts[i].address = s->tx.remote[i].address;
+		e.rcpts[i].orcpt = s->tx.remote[i].orcpt;
+		e.rcpts[i].notify = s->tx.remote[i].notify;
+	}
+	r = store_queue_add(s->env->store, &e, &id);
+	free(e.rcpts);
+	if (r == STORE_OK)
+		log_info("smtp", smtp_session_id(s), "queued id=%s queue=%lld "
+			 "rcpts=%zu", s->tx.id, (long long)id,
+			 s->tx.remote_count);
+	return r;
+}
+
+/* Message-ID of the blob, xmalloc'd, or NULL. */
+static char *
+smtp_deliver_message_id(struct store *st, const char *hash)
+{
+	struct store_map map;
+	struct buf b;
+	char *id = NULL;
+
+	if (store_blob_map(st, hash, &map) != STORE_OK)
+		return NULL;
+	buf_init(&b, 1024);
+	if (mime_header_get(map.data, map.len, "Message-ID", &b) == 1 &&
+	    b.len > 0)
+		id = xstrdup(buf_cstr(&b));
+	buf_free(&b);
+	store_blob_unmap(&map);
+	return id;
+}
+
+/* 1 when the Sent mailbox has a recent message with this Message-ID.
+   XXX: looks at the last 1000 messages only, to bound the work. */
+static int
+smtp_deliver_sent_has(struct store *st, const struct store_mailbox *box,
+		      const char *msgid)
+{
+	struct store_msg *msgs = NULL;
+	struct store_msg_meta meta;
+	size_t n = 0, i;
+	uint32_t from = box->uidnext > 1000 ? box->uidnext - 1000 : 1;
+	int found = 0;
+
+	if (store_msg_list(st, box->id, from, &msgs, &n) < 0)
+		return -1;
+	for (i = 0; i < n && found == 0; i++) {
+		memset(&meta, 0, sizeof(meta));
+		if (store_msg_meta(st, msgs[i].blob, &meta) > 0 &&
+		    meta.message_id != NULL &&
+		    strcmp(meta.message_id, msgid) == 0)
+			found = 1;
+		store_msg_meta_clear(&meta);
+	}
+	store_msgs_free(msgs, n);
+	return found;
+}
+
+/* cfg smtp_save_sent: a copy in the sender's Sent mailbox. Failures are
+   logged; they never fail the submission. */
+static void
+smtp_deliver_save_sent(struct smtp_commit *cm)
+{
+	struct smtp_session *s = cm->s;
+	struct store *st = s->env->store;
+	struct store_mailbox *boxes = NULL, *sent = NULL;
+	size_t n = 0, i;
+	char *msgid;
+	uint32_t uid;
+
+	if (cm->sent[0] == '\0' ||
+	    store_mailbox_list(st, s->account_id, &boxes, &n) < 0)
+		return;
+	for (i = 0; i < n && sent == NULL; i++) {
+		if (boxes[i].special_use != NULL &&
+		    strcasecmp(boxes[i].special_use, "\\Sent") == 0)
+			sent = &boxes[i];
+	}
+	msgid = sent != NULL ? smtp_deliver_message_id(st, cm->sent) : NULL;
+	if (sent != NULL &&
+	    (msgid == NULL || smtp_deliver_sent_has(st, sent, msgid) == 0)) {
+		if (store_msg_append(st, sent->id, cm->sent, STORE_FLAG_SEEN,
+				     NULL, ev_now(s->env->loop), &uid) < 0)
+			log_warn("smtp", smtp_session_id(s),
+				 "save-sent-failed: %s", store_last_error(st));
+	}
+	free(msgid);
+	store_mailboxes_free(boxes, n);
+}
+
+/* The metadata of one message, inside the caller's batch. Returns a
+   store error that aborts the batch, or STORE_OK with cm->reply set. */
+static int
+smtp_deliver_commit_one(struct smtp_commit *cm)
+{
+	struct smtp_session *s = cm->s;
+	size_t ok = 0;
+	int r;
+
+	r = smtp_deliver_local(cm, &ok);
+	if (r == STORE_OK)
+		r = smtp_deliver_queue(cm);
+	if (r == STORE_OK && s->authed && s->tx.rcpt_count > 0)
+		r = store_send_record(s->env->store, s->account_id,
+				      ev_now(s->env->loop), s->tx.rcpt_count);
+	if (r != STORE_OK)
+		return r;
+	if (ok == 0 && s->tx.local_count > 0 && s->tx.remote_count == 0) {
+		snprintf(cm->reply, sizeof(cm->reply),
+			 "552 5.2.2 Mailbox full");
+		return STORE_OK;
+	}
+	smtp_deliver_save_sent(cm);
+	snprintf(cm->reply, sizeof(cm->reply), "250 2.0.0 Ok: queued as %s",
+		 s->tx.id);
+	return STORE_OK;
+}
+
+static void
+smtp_deliver_fail(struct smtp_commit *cm, int r)
+{
+	log_error("smtp", smtp_session_id(cm->s), "commit-failed id=%s "
+		  "err=%d: %s", cm->s->tx.id, r,
+		  store_last_error(cm->s->env->store));
+	cm->failed = true;
+	snprintf(cm->reply, sizeof(cm->reply), "%s",
+		 r == STORE_NOSPACE ?
+			 "452 4.3.1 Insufficient system storage" :
+			 "451 4.3.0 Temporary failure, try again later");
+}
+
+/* One batch for all; 0, or -1 when it failed and nothing is durable. */
+static int
+smtp_deliver_batch(struct smtp_commit *cms, size_t n)
+{
+	struct store *st = cms[0].s->env->store;
+	size_t i;
+
+	if (store_batch_begin(st) != STORE_OK)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (!cms[i].failed &&
+		    smtp_deliver_commit_one(&cms[i]) != STORE_OK) {
+			store_batch_rollback(st);
+			return -1;
+		}
+	}
+	if (store_batch_commit(st) != STORE_OK) {
+		store_batch_rollback(st);
+		return -1;
+	}
+	return 0;
+}
+
+/* After a failed batch: each message alone, so one bad message does not
+   fail the others. */
+static void
+smtp_deliver_singly(struct smtp_commit *cms, size_t n)
+{
+	struct store *st = cms[0].s->env->store;
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		if (cms[i].failed)
+			continue;
+		r = store_batch_begin(st);
+		if (r == STORE_OK)
+			r = smtp_deliver_commit_one(&cms[i]);
+		if (r == STORE_OK)
+			r = store_batch_commit(st);
+		if (r != STORE_OK) {
+			store_batch_rollback(st);
+			smtp_deliver_fail(&cms[i], r);
+		}
+	}
+}
+
+static void
+smtp_deliver_run(struct ev_loop *loop, void *ctx)
+{
+	struct smtp_session *s, *list = smtp_commit_head;
+	struct smtp_commit *cms;
+	size_t n = 0, i;
+
+	smtp_commit_scheduled = false;
+	smtp_commit_head = NULL;
+	smtp_commit_tail = &smtp_commit_head;
+	for (s = list; s != NULL; s = s->commit_next)
+		n++;
+	if (n == 0)
+		return;
+	cms = xcalloc(n, sizeof(*cms));
+	for (i = 0, s = list; s != NULL; s = s->commit_next, i++) {
+		cms[i].s = s;
+		smtp_deliver_finish(&cms[i]);
+	}
+	if (smtp_deliver_batch(cms, n) < 0)
+		smtp_deliver_singly(cms, n);
+	for (i = 0; i < n; i++) {
+		s = cms[i].s;
+		s->pending = false;
+		s->commit_next = NULL;
+		log_info("smtp", smtp_session_id(s), "message id=%s size=%llu "
+			 "rcpts=%u batch=%zu reply=%.3s", s->tx.id,
+			 (unsigned long long)s->tx.data.size,
+			 s->tx.rcpt_count, n, cms[i].reply);
+		smtp_session_commit_done(s, cms[i].reply);
+	}
+	free(cms);
+}
+
+void
+smtp_deliver_submit(struct smtp_session *s)
+{
+	s->state = SMTP_S_WAIT;
+	conn_pause_input(s->c);
+	s->pending = true;
+	s->commit_next = NULL;
+	*smtp_commit_tail = s;
+	smtp_commit_tail = &s->commit_next;
+	smtp_commit_loop = s->env->loop;
+	if (!smtp_commit_scheduled) {
+		smtp_commit_scheduled = true;
+		ev_defer(s->env->loop, smtp_deliver_run, NULL);
+	}
+}
+
+void
+smtp_deliver_cancel(struct smtp_session *s)
+{
+	struct smtp_session **pp;
+
+	if (!s->pending)
+		return;
+	for (pp = &smtp_commit_head; *pp != NULL; pp = &(*pp)->commit_next) {
+		if (*pp == s) {
+			*pp = s->commit_next;
+			break;
+		}
+	}
+	smtp_commit_tail = &smtp_commit_head;
+	while (*smtp_commit_tail != NULL)
+		smtp_commit_tail = &(*smtp_commit_tail)->commit_next;
+	s->pending = false;
+}
+
+void
+smtp_deliver_deinit(void)
+{
+	if (smtp_commit_scheduled && smtp_commit_loop != NULL)
+		ev_defer_cancel(smtp_commit_loop, smtp_deliver_run, NULL);
+	smtp_commit_scheduled = false;
+	smtp_commit_head = NULL;
+	smtp_commit_tail = &smtp_commit_head;
+}
