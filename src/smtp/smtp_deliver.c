@@ -387,6 +387,52 @@ smtp_deliver_tx_arrays(struct smtp_session *s)
 							sizeof(*s->tx.remote));
 }
 
+/* The address for lookup: a quoted local part that is a plain dot-atom
+   is the same address unquoted (RFC 5321 4.1.2); other quoted forms give
+   NULL. Lowercase, trailing dot dropped (store_address_normalize). */
+static char *
+smtp_deliver_normalize(const struct smtp_path *path)
+{
+	char buf[SMTP_PATH_MAX + 1];
+	size_t i, o = 0;
+	const char *p = path->addr;
+
+	if (!path->quoted)
+		return store_address_normalize(p);
+	for (i = 1; i + 1 < path->local_len; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c == '\\' || c == '"' || c == '@' || c <= ' ' ||
+		    strchr("(),:;<>[]", c) != NULL)
+			return NULL;
+		if (c == '.' && (o == 0 || buf[o - 1] == '.'))
+			return NULL;
+		buf[o++] = (char)c;
+	}
+	if (o == 0 || buf[o - 1] == '.')
+		return NULL;
+	snprintf(buf + o, sizeof(buf) - o, "%s", p + path->local_len);
+	return store_address_normalize(buf);
+}
+
+/* Local or not, judged by the domain alone (lowercase; the parser
+   already dropped a trailing dot). */
+static int
+smtp_deliver_domain_kind(struct smtp_session *s, const struct smtp_path *path)
+{
+	char *dom = xstrdup(path->addr + path->local_len + 1), *q;
+	int r;
+
+	for (q = dom; *q != '\0'; q++) {
+		if (*q >= 'A' && *q <= 'Z')
+			*q = (char)(*q - 'A' + 'a');
+	}
+	r = path->literal ? 0 : store_domain_exists(s->env->store, dom);
+	free(dom);
+	if (r < 0)
+		return STORE_ERR;
+	return r > 0 ? STORE_RCPT_UNKNOWN : STORE_RCPT_NOT_LOCAL;
+}
+
 void
 smtp_deliver_rcpt(struct smtp_session *s, const struct smtp_path *path,
 		  const struct smtp_rcpt_params *rp)
@@ -402,14 +448,20 @@ smtp_deliver_rcpt(struct smtp_session *s, const struct smtp_path *path,
 	}
 	smtp_deliver_tx_arrays(s);
 	norm = path->postmaster ? smtp_deliver_postmaster(s) :
-				  store_address_normalize(path->addr);
-	if (norm == NULL) {
+				  smtp_deliver_normalize(path);
+	if (norm == NULL && path->quoted && !path->postmaster) {
+		/* A quoted local part that is no plain dot-atom ("a@b",
+		   "a b") names no account: unknown here, relay elsewhere. */
+		kind = smtp_deliver_domain_kind(s, path);
+		norm = xstrdup(path->addr);
+	} else if (norm == NULL) {
 		smtp_reply_error(s, "550 5.1.1 Recipient address rejected: "
 				    "User unknown");
 		return;
+	} else {
+		kind = store_rcpt_resolve(s->env->store, norm, &ids, &n,
+					  &remote, &rn);
 	}
-	kind = store_rcpt_resolve(s->env->store, norm, &ids, &n, &remote,
-				  &rn);
 	if (kind < 0)
 		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
 	else

@@ -80,6 +80,9 @@ smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
 bool
 smtp_session_auth_allowed(const struct smtp_session *s)
 {
+	/* The MX port offers AUTH only inside TLS, even on loopback. */
+	if (s->listener->protocol == CFG_PROTO_SMTP)
+		return conn_is_tls(s->c);
 	return conn_is_tls(s->c) ||
 	       (s->env->cfg->plaintext_auth_loopback &&
 		conn_is_loopback(s->c));
