@@ -82,10 +82,11 @@ test:
 	@sh scripts/deps.sh
 	@sh tests/run-all.sh
 
+ASAN_VARS = B=build-asan CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
+	SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 asan:
 	@sh scripts/deps.sh
-	@$(MAKE) --no-print-directory B=build-asan CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
-		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all unit proto
+	@$(MAKE) --no-print-directory $(ASAN_VARS) all unit proto
 
 run: 
 	@sh scripts/deps.sh
