@@ -142,8 +142,11 @@ buf_steal(struct buf *b, size_t *len_r)
 {
 	char *p;
 
-	if (b->data == NULL)
-		buf_grow(b, 0);
+	if (b->data == NULL) {
+		if (buf_grow(b, 0) < 0)
+			b->data = xcalloc(1, 1);
+		b->data[0] = '\0';
+	}
 	p = (char *)b->data;
 	if (len_r != NULL)
 		*len_r = b->len;

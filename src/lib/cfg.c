@@ -439,6 +439,9 @@ struct cfg_parser {
 	bool listeners_seen;
 };
 
+static int cfg_fail(struct cfg_parser *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 static int
 cfg_fail(struct cfg_parser *p, const char *fmt, ...)
 {

@@ -45,6 +45,10 @@ log_set_process(const char *name)
 	snprintf(log_proc, sizeof(log_proc), "%s", name);
 }
 
+static void log_vmsg(enum log_level level, const char *proto,
+		     const char *session, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+
 static void
 log_vmsg(enum log_level level, const char *proto, const char *session,
 	 const char *fmt, va_list ap)
