@@ -193,7 +193,7 @@ conn_new(struct ev_loop *loop, int fd, struct tls_ctx *tls)
 	buf_init(&c->in, CONN_INPUT_MAX_BYTES);
 	buf_init(&c->out, CONN_OUTPUT_MAX_BYTES);
 	snprintf(c->id, sizeof(c->id), "%08x",
-		 (unsigned)(getpid() << 20) ^ ++conn_next_id);
+		 ((unsigned)getpid() << 20) ^ ++conn_next_id);
 	conn_fill_addrs(c);
 	conn_peer_add(c->peer, 1);
 	c->last_input_ms = ev_now_ms(loop);
