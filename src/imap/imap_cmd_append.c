@@ -1,0 +1,307 @@
+/* APPEND (RFC 9051 6.3.12) with MULTIAPPEND (RFC 3502), LITERAL+ /
+   literal8 (RFC 7888, RFC 3516), APPENDLIMIT (RFC 7889) and APPENDUID
+   (RFC 4315). The message literal is never held in memory: the parser
+   hands it over (IMAP_PARSE_STREAM) and the bytes go straight from the
+   connection into a store blob writer. The metadata of all messages is
+   committed in one store batch at the end, so a MULTIAPPEND is all or
+   nothing, and OK [APPENDUID] is sent only after that commit (fsync).
+   A refused synchronising literal is never requested; a refused
+   non-synchronising one is skipped by the parser. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "imap/imap_int.h"
+#include "lib/conn.h"
+#include "lib/ev.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "store/store.h"
+
+struct imap_append_msg {
+	char hash[STORE_HASH_HEX_LEN + 1];
+	uint32_t flags;
+	const char *keywords; /* command arena */
+	int64_t date;
+	uint64_t size;
+};
+
+struct imap_append {
+	int64_t mailbox_id;
+	uint32_t uidvalidity;
+	uint64_t limit;
+	struct store_blob_writer *w;
+	uint64_t remaining, size;
+	bool write_failed;
+	struct imap_append_msg *msgs;
+	size_t count, cap;
+	size_t args_done;
+	uint64_t pending_bytes;
+	/* the message being received */
+	uint32_t flags;
+	const char *keywords;
+	int64_t date;
+};
+
+void
+imap_append_free(struct imap_session *s)
+{
+	struct imap_append *a = s->append;
+
+	if (a == NULL)
+		return;
+	if (a->w != NULL)
+		store_blob_writer_abort(&a->w);
+	free(a->msgs);
+	free(a);
+	s->append = NULL;
+}
+
+static enum imap_cmd_res
+imap_append_fail(struct imap_session *s, struct imap_cmd *cmd,
+		 const char *reply)
+{
+	imap_append_free(s);
+	imap_cmd_reply(cmd, "%s", reply);
+	cmd->bad = reply[0] == 'B';
+	return IMAP_CMD_DONE;
+}
+
+static int
+imap_append_quota_ok(struct imap_session *s, struct imap_append *a,
+		     uint64_t size)
+{
+	struct store_quota q;
+
+	if (store_quota_get(s->env->store, s->account_id, &q) != STORE_OK)
+		return -1;
+	if (q.limit_bytes != 0 &&
+	    (q.used_bytes > q.limit_bytes ||
+	     a->pending_bytes > q.limit_bytes - q.used_bytes ||
+	     size > q.limit_bytes - q.used_bytes - a->pending_bytes))
+		return 0;
+	if (q.limit_messages != 0 &&
+	    q.used_messages + a->count + 1 > q.limit_messages)
+		return 0;
+	return 1;
+}
+
+/* Parse "[flags] [date] literal" starting at args_done and start
+   receiving the literal. */
+static enum imap_cmd_res
+imap_append_message(struct imap_session *s, struct imap_cmd *cmd)
+{
+	struct imap_append *a = s->append;
+	const struct imap_arg *args;
+	const char *error;
+	size_t argc, i;
+	uint64_t size;
+	int q;
+
+	args = imap_parser_args(s->parser, &argc);
+	i = a->args_done;
+	a->flags = 0;
+	a->keywords = NULL;
+	a->date = ev_now(s->env->loop);
+	if (i < argc && args[i].type == IMAP_ARG_LIST) {
+		if (imap_flags_parse(cmd->arena, args[i].list, args[i].count,
+				     false, &a->flags, &a->keywords,
+				     &error) < 0)
+			return imap_append_fail(s, cmd, error);
+		i++;
+	}
+	if (i < argc && imap_arg_is_string(&args[i])) {
+		if (imap_date_time_parse(args[i].str, &a->date) < 0)
+			return imap_append_fail(s, cmd, "BAD Invalid "
+							"date-time.");
+		i++;
+	}
+	if (i + 1 != argc || args[i].type != IMAP_ARG_STREAM)
+		return imap_append_fail(s, cmd, "BAD Invalid APPEND "
+						"arguments.");
+	size = args[i].stream_size;
+	a->args_done = argc;
+	if (size > a->limit)
+		return imap_append_fail(s, cmd, "NO [TOOBIG] Message too "
+						"large.");
+	if (size == 0)
+		return imap_append_fail(s, cmd, "NO Can't save a zero byte "
+						"message.");
+	if (a->count >= IMAP_APPEND_MAX_MESSAGES)
+		return imap_append_fail(s, cmd, "NO [LIMIT] Too many "
+						"messages.");
+	q = imap_append_quota_ok(s, a, size);
+	if (q <= 0)
+		return imap_append_fail(s, cmd, q == 0 ?
+			"NO [OVERQUOTA] Quota exceeded." :
+			"NO [UNAVAILABLE] Internal error, try again later.");
+	a->w = store_blob_writer_new(s->env->store);
+	a->size = a->remaining = size;
+	a->write_failed = a->w == NULL;
+	if (imap_parser_literal_sync(s->parser))
+		imap_session_printf(s, "+ OK");
+	s->mode = IMAP_INPUT_STREAM;
+	return IMAP_CMD_WAIT;
+}
+
+static void
+imap_append_msg_add(struct imap_append *a, const char *hash)
+{
+	struct imap_append_msg *m;
+
+	if (a->count == a->cap) {
+		a->cap = a->cap == 0 ? 4 : a->cap * 2;
+		a->msgs = xreallocarray(a->msgs, a->cap, sizeof(*a->msgs));
+	}
+	m = &a->msgs[a->count++];
+	memcpy(m->hash, hash, sizeof(m->hash));
+	m->flags = a->flags;
+	m->keywords = a->keywords;
+	m->date = a->date;
+	m->size = a->size;
+	a->pending_bytes += a->size;
+}
+
+void
+imap_append_input(struct imap_session *s)
+{
+	struct imap_append *a = s->append;
+	char hash[STORE_HASH_HEX_LEN + 1];
+	const uint8_t *data;
+	size_t len = conn_input_peek(s->c, &data);
+	uint64_t size;
+
+	if (len > a->remaining)
+		len = (size_t)a->remaining;
+	if (!a->write_failed &&
+	    store_blob_writer_write(a->w, data, len) != STORE_OK)
+		a->write_failed = true;
+	conn_input_consume(s->c, len);
+	a->remaining -= len;
+	if (a->remaining > 0)
+		return;
+	imap_parser_stream_done(s->parser);
+	s->mode = IMAP_INPUT_CMD;
+	if (a->write_failed) {
+		if (a->w != NULL)
+			store_blob_writer_abort(&a->w);
+		return;
+	}
+	if (store_blob_writer_finish(&a->w, hash, &size) != STORE_OK) {
+		a->write_failed = true;
+		return;
+	}
+	imap_append_msg_add(a, hash);
+}
+
+static int
+imap_append_commit(struct imap_session *s, uint32_t *uids)
+{
+	struct imap_append *a = s->append;
+	size_t i;
+	int r;
+
+	r = store_batch_begin(s->env->store);
+	if (r != STORE_OK)
+		return r;
+	for (i = 0; i < a->count; i++) {
+		struct imap_append_msg *m = &a->msgs[i];
+
+		r = store_msg_append(s->env->store, a->mailbox_id, m->hash,
+				     m->flags, m->keywords, m->date, &uids[i]);
+		if (r != STORE_OK) {
+			store_batch_rollback(s->env->store);
+			return r;
+		}
+	}
+	return store_batch_commit(s->env->store);
+}
+
+static enum imap_cmd_res
+imap_append_finish(struct imap_session *s, struct imap_cmd *cmd)
+{
+	struct imap_append *a = s->append;
+	uint32_t *uids;
+	struct buf b;
+	int r;
+
+	if (a->write_failed) {
+		log_error("imap", s->id, "append-write-failed error=%s",
+			  store_last_error(s->env->store));
+		return imap_append_fail(s, cmd, "NO [UNAVAILABLE] Internal "
+						"error, try again later.");
+	}
+	uids = arena_alloc(cmd->arena, a->count * sizeof(*uids));
+	r = imap_append_commit(s, uids);
+	if (r != STORE_OK) {
+		if (r == STORE_OVERQUOTA || r == STORE_NOSPACE)
+			return imap_append_fail(s, cmd, "NO [OVERQUOTA] Quota "
+							"exceeded.");
+		if (r == STORE_NOTFOUND)
+			return imap_append_fail(s, cmd, "NO [TRYCREATE] "
+							"Mailbox doesn't "
+							"exist.");
+		log_error("imap", s->id, "append-failed code=%d error=%s", r,
+			  store_last_error(s->env->store));
+		return imap_append_fail(s, cmd, "NO [UNAVAILABLE] Internal "
+						"error, try again later.");
+	}
+	imap_notify_publish(s, a->mailbox_id);
+	buf_init(&b, IMAP_COMMAND_MAX_BYTES);
+	(void)imap_seqset_write(&b, uids, a->count);
+	imap_cmd_reply(cmd, "OK [APPENDUID %u %s] Append completed.",
+		       a->uidvalidity, buf_cstr(&b));
+	buf_free(&b);
+	log_info("imap", s->id, "append mailbox_id=%lld count=%zu",
+		 (long long)a->mailbox_id, a->count);
+	imap_append_free(s);
+	return IMAP_CMD_DONE;
+}
+
+/* Called when the parser has more after a literal: another message
+   (STREAM) or the end of the command. */
+static enum imap_cmd_res
+imap_append_continue(struct imap_session *s, struct imap_cmd *cmd)
+{
+	size_t argc;
+
+	(void)imap_parser_args(s->parser, &argc);
+	if (imap_parser_in_stream(s->parser) || argc > s->append->args_done)
+		return imap_append_message(s, cmd);
+	return imap_append_finish(s, cmd);
+}
+
+enum imap_cmd_res
+imap_cmd_append(struct imap_session *s, struct imap_cmd *cmd)
+{
+	struct store_mailbox box;
+	struct imap_append *a;
+	const char *name, *error;
+	int r;
+
+	if (cmd->argc < 2 || cmd->args[cmd->argc - 1].type != IMAP_ARG_STREAM) {
+		imap_cmd_bad(cmd, "BAD Invalid APPEND arguments.");
+		return IMAP_CMD_DONE;
+	}
+	name = imap_mailbox_from_arg(s, &cmd->args[0], &error);
+	if (name == NULL) {
+		imap_cmd_reply(cmd, "%s", error);
+		cmd->bad = error[0] == 'B';
+		return IMAP_CMD_DONE;
+	}
+	r = store_mailbox_get(s->env->store, s->account_id, name, &box);
+	if (r != 1) {
+		imap_cmd_no(cmd, r == 0 ? "NO [TRYCREATE] Mailbox doesn't "
+					  "exist." :
+					  "NO [UNAVAILABLE] Internal error.");
+		return IMAP_CMD_DONE;
+	}
+	a = xcalloc(1, sizeof(*a));
+	a->mailbox_id = box.id;
+	a->uidvalidity = box.uidvalidity;
+	a->limit = imap_session_append_limit(s);
+	a->args_done = 1;
+	store_mailbox_clear(&box);
+	s->append = a;
+	cmd->cont = imap_append_continue;
+	return imap_append_message(s, cmd);
+}

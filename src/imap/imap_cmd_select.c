@@ -1,0 +1,267 @@
+/* SELECT / EXAMINE (RFC 9051 6.3.2, 6.3.3; RFC 3501 6.3.1 for the
+   IMAP4rev1 extras RECENT and UNSEEN), CLOSE (6.4.1), UNSELECT (RFC 3691,
+   9051 6.4.2), CHECK (RFC 3501 6.4.1), EXPUNGE (6.4.3) and UID EXPUNGE
+   (RFC 4315, 9051 6.4.9). The view is loaded once at SELECT; later
+   changes come through imap_session_sync(). */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "imap/imap_int.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "store/store.h"
+
+/* Add each keyword of kw to the space-separated set *all (xmalloc'd). */
+static void
+imap_keywords_merge(struct buf *all, const char *kw)
+{
+	const char *p = kw;
+
+	while (p != NULL && *p != '\0') {
+		const char *e = strchr(p, ' ');
+		size_t n = e == NULL ? strlen(p) : (size_t)(e - p);
+		const char *q = buf_cstr(all);
+		bool found = false;
+
+		while (*q != '\0' && !found) {
+			const char *qe = strchr(q, ' ');
+			size_t qn = qe == NULL ? strlen(q) : (size_t)(qe - q);
+
+			found = qn == n && strncasecmp(q, p, n) == 0;
+			q += qn;
+			if (*q == ' ')
+				q++;
+		}
+		if (!found && n > 0) {
+			if (all->len > 0)
+				(void)buf_append_byte(all, ' ');
+			(void)buf_append(all, p, n);
+		}
+		p += n;
+		if (*p == ' ')
+			p++;
+	}
+}
+
+static int
+imap_view_load(struct imap_session *s, const struct store_mailbox *box,
+	       bool readonly)
+{
+	struct imap_view *v = xcalloc(1, sizeof(*v));
+	struct store_msg *msgs = NULL;
+	struct buf kw;
+	size_t n = 0, i;
+
+	if (store_msg_list(s->env->store, box->id, 1, &msgs, &n) < 0) {
+		free(v);
+		return -1;
+	}
+	v->mailbox_id = box->id;
+	v->name = xstrdup(box->name);
+	v->readonly = readonly;
+	v->uidvalidity = box->uidvalidity;
+	v->uidnext = box->uidnext;
+	v->modseq = box->highestmodseq;
+	v->cap = n > 0 ? n : 16;
+	v->msgs = xcalloc(v->cap, sizeof(*v->msgs));
+	buf_init(&kw, STORE_KEYWORDS_MAX * (STORE_KEYWORD_MAX_BYTES + 1) * 4);
+	for (i = 0; i < n; i++) {
+		struct imap_msg *m = &v->msgs[v->count++];
+
+		m->uid = msgs[i].uid;
+		m->flags = msgs[i].flags;
+		m->modseq = msgs[i].modseq;
+		if (msgs[i].keywords != NULL && *msgs[i].keywords != '\0') {
+			m->keywords = xstrdup(msgs[i].keywords);
+			imap_keywords_merge(&kw, m->keywords);
+		}
+	}
+	store_msgs_free(msgs, n);
+	v->keywords = buf_steal(&kw, NULL);
+	s->view = v;
+	s->state = IMAP_STATE_SELECTED;
+	return 0;
+}
+
+static void
+imap_select_untagged(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+	const char *kw = v->keywords != NULL ? v->keywords : "";
+	const char *sp = *kw != '\0' ? " " : "";
+	size_t i;
+
+	imap_session_printf(s, "* FLAGS (\\Answered \\Flagged \\Deleted "
+			    "\\Seen \\Draft%s%s)", sp, kw);
+	if (v->readonly)
+		imap_session_printf(s, "* OK [PERMANENTFLAGS ()] Read-only "
+				    "mailbox.");
+	else
+		imap_session_printf(s, "* OK [PERMANENTFLAGS (\\Answered "
+				    "\\Flagged \\Deleted \\Seen \\Draft%s%s "
+				    "\\*)] Flags permitted.", sp, kw);
+	imap_session_printf(s, "* %zu EXISTS", v->count);
+	if (!s->rev2) {
+		imap_session_printf(s, "* 0 RECENT");
+		for (i = 0; i < v->count; i++) {
+			if ((v->msgs[i].flags & STORE_FLAG_SEEN) == 0) {
+				imap_session_printf(s, "* OK [UNSEEN %zu] "
+						    "First unseen.", i + 1);
+				break;
+			}
+		}
+	}
+	imap_session_printf(s, "* OK [UIDVALIDITY %u] UIDs valid",
+			    v->uidvalidity);
+	imap_session_printf(s, "* OK [UIDNEXT %u] Predicted next UID",
+			    v->uidnext);
+}
+
+static enum imap_cmd_res
+imap_select(struct imap_session *s, struct imap_cmd *cmd, bool readonly)
+{
+	struct store_mailbox box;
+	const char *name, *error;
+	int r;
+
+	if (cmd->argc < 1 || cmd->argc > 2) {
+		imap_cmd_bad(cmd, "BAD Invalid arguments.");
+		return IMAP_CMD_DONE;
+	}
+	if (s->view != NULL) {
+		imap_session_unselect(s);
+		if (s->rev2)
+			imap_session_printf(s, "* OK [CLOSED] Previous "
+					    "mailbox closed.");
+	}
+	name = imap_mailbox_from_arg(s, &cmd->args[0], &error);
+	if (name == NULL) {
+		imap_cmd_reply(cmd, "%s", error);
+		cmd->bad = error[0] == 'B';
+		return IMAP_CMD_DONE;
+	}
+	r = store_mailbox_get(s->env->store, s->account_id, name, &box);
+	if (r == 0) {
+		imap_cmd_no(cmd, "NO [NONEXISTENT] Mailbox doesn't exist.");
+		return IMAP_CMD_DONE;
+	}
+	if (r < 0 || imap_view_load(s, &box, readonly) < 0) {
+		if (r == 1)
+			store_mailbox_clear(&box);
+		log_error("imap", s->id, "select-failed error=%s",
+			  store_last_error(s->env->store));
+		imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try again "
+				 "later.");
+		return IMAP_CMD_DONE;
+	}
+	store_mailbox_clear(&box);
+	imap_select_untagged(s);
+	imap_cmd_ok(cmd, readonly ? "OK [READ-ONLY] Examine completed." :
+				    "OK [READ-WRITE] Select completed.");
+	return IMAP_CMD_DONE;
+}
+
+enum imap_cmd_res
+imap_cmd_select(struct imap_session *s, struct imap_cmd *cmd)
+{
+	return imap_select(s, cmd, false);
+}
+
+enum imap_cmd_res
+imap_cmd_examine(struct imap_session *s, struct imap_cmd *cmd)
+{
+	return imap_select(s, cmd, true);
+}
+
+/* Expunge the \Deleted messages (only those with a UID in set, when
+   given) in the store. 0 or -1. */
+static int
+imap_expunge_deleted(struct imap_session *s, const struct imap_seqset *set)
+{
+	struct imap_view *v = s->view;
+	struct store_msg *msgs = NULL;
+	uint32_t *uids;
+	size_t n = 0, i, k = 0;
+	uint64_t modseq;
+	int r = 0;
+
+	if (store_msg_list(s->env->store, v->mailbox_id, 1, &msgs, &n) < 0)
+		return -1;
+	uids = xcalloc(n > 0 ? n : 1, sizeof(*uids));
+	for (i = 0; i < n; i++) {
+		if ((msgs[i].flags & STORE_FLAG_DELETED) == 0)
+			continue;
+		if (set != NULL && !imap_seqset_contains(set, msgs[i].uid))
+			continue;
+		uids[k++] = msgs[i].uid;
+	}
+	store_msgs_free(msgs, n);
+	if (k > 0) {
+		r = store_msg_expunge(s->env->store, v->mailbox_id, uids, k,
+				      &modseq);
+		if (r == STORE_OK)
+			imap_notify_publish(s, v->mailbox_id);
+	}
+	free(uids);
+	return r == STORE_OK ? 0 : -1;
+}
+
+enum imap_cmd_res
+imap_cmd_expunge(struct imap_session *s, struct imap_cmd *cmd)
+{
+	struct imap_seqset set;
+	struct imap_view *v = s->view;
+
+	if (cmd->argc != (cmd->uid ? 1u : 0u)) {
+		imap_cmd_bad(cmd, "BAD Invalid arguments.");
+		return IMAP_CMD_DONE;
+	}
+	if (v->readonly) {
+		imap_cmd_no(cmd, "NO [READ-ONLY] Mailbox is read-only.");
+		return IMAP_CMD_DONE;
+	}
+	if (cmd->uid) {
+		if (cmd->args[0].type != IMAP_ARG_ATOM ||
+		    imap_seqset_parse(cmd->arena, cmd->args[0].str,
+				      cmd->args[0].len, &set) < 0) {
+			imap_cmd_bad(cmd, "BAD Invalid UID set.");
+			return IMAP_CMD_DONE;
+		}
+		imap_seqset_resolve(&set, v->count > 0 ?
+						  v->msgs[v->count - 1].uid : 0);
+	}
+	if (imap_expunge_deleted(s, cmd->uid ? &set : NULL) < 0) {
+		imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try again "
+				 "later.");
+		return IMAP_CMD_DONE;
+	}
+	imap_cmd_ok(cmd, "OK Expunge completed.");
+	return IMAP_CMD_DONE;
+}
+
+enum imap_cmd_res
+imap_cmd_close(struct imap_session *s, struct imap_cmd *cmd)
+{
+	if (!s->view->readonly)
+		(void)imap_expunge_deleted(s, NULL);
+	imap_session_unselect(s);
+	imap_cmd_ok(cmd, "OK Close completed.");
+	return IMAP_CMD_DONE;
+}
+
+enum imap_cmd_res
+imap_cmd_unselect(struct imap_session *s, struct imap_cmd *cmd)
+{
+	imap_session_unselect(s);
+	imap_cmd_ok(cmd, "OK Unselect completed.");
+	return IMAP_CMD_DONE;
+}
+
+enum imap_cmd_res
+imap_cmd_check(struct imap_session *s, struct imap_cmd *cmd)
+{
+	(void)s;
+	imap_cmd_ok(cmd, "OK Check completed.");
+	return IMAP_CMD_DONE;
+}

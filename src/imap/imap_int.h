@@ -1,0 +1,401 @@
+#ifndef TERN_IMAP_INT_H
+#define TERN_IMAP_INT_H
+/* Private to src/imap/: limits, the command parser, sequence sets,
+   modified UTF-7, the session and its selected-mailbox view, the command
+   table, FETCH and SEARCH. Never included from outside the folder. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/arena.h"
+#include "lib/buf.h"
+#include "lib/env.h"
+#include "lib/strview.h"
+
+struct conn;
+struct auth_sasl;
+struct ev_timer;
+struct store_blob_writer;
+
+/* ---- limits (all input-driven sizes have one) ---- */
+/* Longest command line segment; the config value is clamped to this so
+   a line always fits in the connection's input buffer. */
+#define IMAP_LINE_MAX_BYTES_CAP (128 * 1024)
+/* A literal that is kept in memory (everything but APPEND's message). */
+#define IMAP_LITERAL_MAX_BYTES (64 * 1024)
+/* All lines and in-memory literals of one command together. */
+#define IMAP_COMMAND_MAX_BYTES (1024 * 1024)
+/* A literal size we are willing to skip over (non-synchronising literal
+   of a rejected command). Larger announcements close the connection. */
+#define IMAP_LITERAL_SKIP_MAX_BYTES ((uint64_t)4 * 1024 * 1024 * 1024)
+#define IMAP_LIST_DEPTH_MAX 16
+#define IMAP_BRACKET_DEPTH_MAX 4
+#define IMAP_TAG_MAX_BYTES 128
+#define IMAP_NAME_MAX_BYTES 32
+#define IMAP_SEARCH_DEPTH_MAX 32
+#define IMAP_SEARCH_KEYS_MAX 1000
+/* Client errors (BAD) per session before "* BYE". */
+#define IMAP_ERRORS_MAX 20
+/* Bytes of a large literal queued per slice while streaming FETCH. */
+#define IMAP_FETCH_SLICE_BYTES (128 * 1024)
+/* Decoded text searched per message by BODY/TEXT. */
+#define IMAP_SEARCH_TEXT_MAX_BYTES (8 * 1024 * 1024)
+/* Messages in one MULTIAPPEND. */
+#define IMAP_APPEND_MAX_MESSAGES 1000
+/* Default message size limit when neither the plan nor cfg give one. */
+#define IMAP_APPEND_LIMIT_DEFAULT ((uint64_t)50 * 1024 * 1024)
+#define IMAP_SASL_LINE_MAX_BYTES 8192
+#define IMAP_ID_PARAMS_MAX 30
+
+/* ---- parser (imap_parser.c) ---- */
+enum imap_arg_type {
+	IMAP_ARG_ATOM,
+	IMAP_ARG_QUOTED,
+	IMAP_ARG_LITERAL,
+	IMAP_ARG_LIST,
+	IMAP_ARG_STREAM, /* APPEND message literal, read by the command */
+};
+
+struct imap_arg {
+	enum imap_arg_type type;
+	bool literal8;	 /* ~{n} */
+	const char *str; /* NUL-terminated (atom, quoted, literal) */
+	size_t len;
+	struct imap_arg *list; /* IMAP_ARG_LIST */
+	size_t count;
+	uint64_t stream_size; /* IMAP_ARG_STREAM */
+};
+
+enum imap_parse_res {
+	IMAP_PARSE_MORE,   /* need more bytes */
+	IMAP_PARSE_CMD,	   /* a complete command: tag, name, args */
+	IMAP_PARSE_CONT,   /* a synchronising literal: send "+", feed on */
+	IMAP_PARSE_STREAM, /* APPEND literal: caller reads it, then
+			      imap_parser_stream_done() */
+	IMAP_PARSE_ERROR,  /* imap_parser_error(); tag may be NULL */
+};
+
+enum imap_parse_err {
+	IMAP_PERR_NONE,
+	IMAP_PERR_SYNTAX,	/* BAD */
+	IMAP_PERR_TOOBIG,	/* literal or command too big */
+	IMAP_PERR_LINE_TOO_LONG,
+	IMAP_PERR_FATAL,	/* cannot resynchronise: close */
+};
+
+struct imap_parser;
+
+/* max_line: longest line segment; max_literal: in-memory literal;
+   max_total: all segments and literals of one command. Never NULL. */
+struct imap_parser *imap_parser_new(size_t max_line, size_t max_literal,
+				    size_t max_total);
+void imap_parser_free(struct imap_parser **pp);
+/* Start a new command whose strings go to arena (valid until the arena is
+   reset). A discard in progress (rest of a rejected line) continues. */
+void imap_parser_begin(struct imap_parser *p, struct arena *arena);
+/* Feed bytes; *consumed_r says how many were used (the rest must be fed
+   again). After CMD or ERROR call imap_parser_begin() for the next. */
+enum imap_parse_res imap_parser_feed(struct imap_parser *p,
+				     const uint8_t *data, size_t len,
+				     size_t *consumed_r);
+/* Valid after CMD/STREAM/ERROR (NULL when not parsed yet). */
+const char *imap_parser_tag(const struct imap_parser *p);
+const char *imap_parser_name(const struct imap_parser *p);
+/* Top-level arguments so far (pointer valid until the next feed). */
+struct imap_arg *imap_parser_args(const struct imap_parser *p,
+				  size_t *count_r);
+const char *imap_parser_error(const struct imap_parser *p,
+			      enum imap_parse_err *code_r);
+/* The literal announced by CONT / STREAM. */
+uint64_t imap_parser_literal_size(const struct imap_parser *p);
+bool imap_parser_literal_sync(const struct imap_parser *p);
+void imap_parser_stream_done(struct imap_parser *p);
+/* After a STREAM: drop the literal (not sent because we refused a sync
+   literal) and skip the rest of the line; the caller reports the error. */
+void imap_parser_stream_abort(struct imap_parser *p, bool skip_literal);
+bool imap_parser_in_stream(const struct imap_parser *p);
+/* True between commands with nothing buffered or discarded. */
+bool imap_parser_at_start(const struct imap_parser *p);
+
+/* Argument helpers. */
+bool imap_arg_is_atom(const struct imap_arg *a, const char *name);
+/* atom, quoted or literal (not NIL check). */
+bool imap_arg_is_astring(const struct imap_arg *a);
+bool imap_arg_is_string(const struct imap_arg *a); /* quoted or literal */
+bool imap_arg_is_nil(const struct imap_arg *a);
+
+/* ---- sequence sets (imap_seqset.c) ---- */
+#define IMAP_SEQ_STAR UINT32_MAX
+struct imap_range {
+	uint32_t lo, hi;
+};
+struct imap_seqset {
+	struct imap_range *r;
+	size_t count;
+	bool has_star;
+};
+/* Parse "1:5,7,10:*" (not "$"). 0, or -1 with nothing allocated that
+   matters (arena). Numbers are 1..2^32-1; '*' is IMAP_SEQ_STAR. */
+int imap_seqset_parse(struct arena *a, const char *s, size_t len,
+		      struct imap_seqset *set_r);
+/* Replace '*' by star, order each range, sort and merge. */
+void imap_seqset_resolve(struct imap_seqset *set, uint32_t star);
+/* Only on a resolved set: binary search. */
+bool imap_seqset_contains(const struct imap_seqset *set, uint32_t n);
+/* Largest number in a resolved set, 0 when empty. */
+uint32_t imap_seqset_max(const struct imap_seqset *set);
+/* Write uids[] (in this order) compactly: "1:3,7,9:10". */
+int imap_seqset_write(struct buf *out, const uint32_t *nums, size_t count);
+
+/* ---- modified UTF-7 (imap_mutf7.c, RFC 3501 5.1.3) ---- */
+bool imap_utf8_valid(const char *s, size_t len);
+/* UTF-8 to modified UTF-7. -1 on invalid UTF-8 or out->max. */
+int imap_mutf7_encode(struct buf *out, const char *s, size_t len);
+/* Modified UTF-7 to UTF-8, strict (RFC 3501 5.1.3: shortest form, no
+   "&" + base64 of printable ASCII, padding bits zero). -1 invalid. */
+int imap_mutf7_decode(struct buf *out, const char *s, size_t len);
+
+/* ---- session (imap_session.c) ---- */
+enum imap_state {
+	IMAP_STATE_NOAUTH = 1 << 0,
+	IMAP_STATE_AUTH = 1 << 1,
+	IMAP_STATE_SELECTED = 1 << 2,
+	IMAP_STATE_LOGOUT = 1 << 3,
+};
+#define IMAP_STATES_ANY (IMAP_STATE_NOAUTH | IMAP_STATE_AUTH | \
+			 IMAP_STATE_SELECTED)
+#define IMAP_STATES_AUTHED (IMAP_STATE_AUTH | IMAP_STATE_SELECTED)
+
+enum imap_input_mode {
+	IMAP_INPUT_CMD,	   /* parse commands */
+	IMAP_INPUT_BUSY,   /* a command is running (output, delay) */
+	IMAP_INPUT_SASL,   /* AUTHENTICATE continuation lines */
+	IMAP_INPUT_IDLE,   /* waiting for DONE */
+	IMAP_INPUT_STREAM, /* APPEND literal bytes */
+};
+
+/* One message of the selected mailbox, in sequence order. */
+struct imap_msg {
+	uint32_t uid;
+	uint32_t flags; /* enum store_flag */
+	bool expunged;	/* gone from the store, EXPUNGE not sent yet */
+	char *keywords; /* xmalloc'd, space-separated, or NULL */
+	uint64_t modseq;
+};
+
+struct imap_view {
+	int64_t mailbox_id;
+	char *name; /* UTF-8 */
+	bool readonly;
+	uint32_t uidvalidity, uidnext;
+	uint64_t modseq;
+	struct imap_msg *msgs;
+	size_t count, cap;
+	/* keywords seen in this mailbox (FLAGS / PERMANENTFLAGS) */
+	char *keywords;
+};
+
+struct imap_session;
+struct imap_cmd;
+
+enum imap_cmd_res {
+	IMAP_CMD_DONE,	/* reply set; the session syncs and answers */
+	IMAP_CMD_AGAIN, /* resume from on_drained (output pending) */
+	IMAP_CMD_WAIT,	/* resume later (timer, input mode) */
+	IMAP_CMD_DETACH, /* no tagged reply now (IDLE): free the arena */
+};
+typedef enum imap_cmd_res imap_cmd_fn(struct imap_session *s,
+				      struct imap_cmd *cmd);
+
+/* Command flags. */
+#define IMAP_CMDF_USES_SEQS 1u /* no EXPUNGE during (unless UID) */
+#define IMAP_CMDF_NO_SYNC 2u   /* no mailbox sync after */
+
+struct imap_cmd_def {
+	const char *name;
+	unsigned states;
+	unsigned flags;
+	imap_cmd_fn *run;
+};
+
+struct imap_cmd {
+	const struct imap_cmd_def *def;
+	struct arena *arena;
+	const char *tag, *name;
+	bool uid;
+	struct imap_arg *args;
+	size_t argc;
+	imap_cmd_fn *cont; /* for AGAIN / WAIT */
+	/* run after the tagged reply is queued (STARTTLS, LOGOUT) */
+	void (*after)(struct imap_session *s);
+	/* release resources of an unfinished command (connection lost) */
+	void (*cleanup)(struct imap_cmd *cmd);
+	void *ctx;
+	const char *reply; /* "OK ...", "NO ...", "BAD ..." */
+	bool no_sync;
+	bool bad; /* counts as a client error */
+};
+
+struct imap_session {
+	struct tern_env *env;
+	const struct cfg_listener *listener;
+	struct conn *c;
+	char id[16];
+	unsigned state;
+	enum imap_input_mode mode;
+	struct arena *arena; /* command arena, NULL while idle */
+	struct imap_parser *parser;
+	struct imap_cmd *cmd;
+	int64_t account_id;
+	char *user;
+	bool utf8;	/* ENABLE UTF8=ACCEPT or IMAP4rev2 */
+	bool rev2;	/* ENABLE IMAP4rev2 */
+	bool closing;	/* LOGOUT / BYE sent */
+	bool in_sync;
+	unsigned errors;
+	struct imap_view *view;
+	uint32_t *saved_uids; /* SEARCHRES "$", xmalloc'd */
+	size_t saved_count;
+	struct auth_sasl *sasl;
+	struct ev_timer *delay_timer;
+	/* IDLE and notification list */
+	bool idling;
+	char *idle_tag;
+	struct imap_session *idle_prev, *idle_next;
+	struct imap_session *prev, *next;
+	/* APPEND streaming */
+	struct imap_append *append;
+};
+
+/* Write an untagged/tagged line (CRLF appended). */
+void imap_session_printf(struct imap_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void imap_session_write(struct imap_session *s, const void *data,
+			size_t len);
+/* Sync the view with the store and send EXISTS/EXPUNGE/FETCH. */
+int imap_session_sync(struct imap_session *s, bool allow_expunge,
+		      bool in_uid_cmd);
+/* The messages with these UIDs were removed by this session's own command
+   (MOVE): send their EXPUNGE now and drop them from the view. */
+void imap_session_expunged(struct imap_session *s, const uint32_t *uids,
+			   size_t count);
+/* Update message idx of the view with flags read from the store. */
+void imap_view_set_flags(struct imap_view *v, size_t idx, uint32_t flags,
+			 const char *keywords);
+/* Send "* n FETCH (FLAGS (...))" for message idx (UID too when uid). */
+void imap_view_send_flags(struct imap_session *s, size_t idx, bool uid);
+/* Resume a command that returned AGAIN/WAIT. */
+void imap_session_resume(struct imap_session *s);
+/* Finish the running WAIT command (after its cont set the reply). */
+void imap_session_cmd_done(struct imap_session *s);
+/* Capability string for the current state (no leading space). */
+const char *imap_session_capability(struct imap_session *s);
+/* Log in as the account (after a verified password). 0 or -1. */
+int imap_session_login(struct imap_session *s, const char *user);
+/* The account's message size limit for APPEND (APPENDLIMIT). */
+uint64_t imap_session_append_limit(struct imap_session *s);
+void imap_session_unselect(struct imap_session *s);
+bool imap_session_plaintext_ok(struct imap_session *s);
+/* Send "* BYE text" and close after flushing. */
+void imap_session_bye(struct imap_session *s, const char *text);
+/* Free the view (and keywords). */
+void imap_view_free(struct imap_view **vp);
+/* Index of uid in the view (0-based), or -1. */
+long imap_view_find_uid(const struct imap_view *v, uint32_t uid);
+
+/* Set the reply of cmd (arena copy). */
+void imap_cmd_ok(struct imap_cmd *cmd, const char *text);
+void imap_cmd_reply(struct imap_cmd *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void imap_cmd_bad(struct imap_cmd *cmd, const char *text);
+void imap_cmd_no(struct imap_cmd *cmd, const char *text);
+struct arena *imap_cmd_arena(struct imap_session *s);
+
+/* ---- command table (imap_cmd.c) ---- */
+const struct imap_cmd_def *imap_cmd_find(const char *name);
+
+/* Mailbox name from the client (astring) to UTF-8 (arena), honouring
+   UTF8=ACCEPT; "INBOX" any case becomes "INBOX". NULL with *error_r on
+   bad names (invalid mUTF-7, control characters, empty levels, ".."). */
+const char *imap_mailbox_from_arg(struct imap_session *s,
+				  const struct imap_arg *arg,
+				  const char **error_r);
+/* Append a UTF-8 mailbox name as the client expects (quoted, mUTF-7
+   unless UTF-8 is enabled; a literal when needed). */
+int imap_write_mailbox(struct imap_session *s, struct buf *out,
+		       const char *name);
+/* Append s as an IMAP astring/string (quoted or literal). */
+int imap_write_string(struct buf *out, const char *s, size_t len);
+/* "\Seen \Answered kw1 kw2" */
+int imap_write_flags(struct buf *out, uint32_t flags, const char *keywords);
+/* Parse a flag list ("(\Seen kw)" or a single flag atom). Keywords are
+   returned space-separated (arena) or NULL. 0, or -1 with *error_r. */
+int imap_flags_parse(struct arena *a, const struct imap_arg *args,
+		     size_t count, bool allow_recent, uint32_t *flags_r,
+		     const char **keywords_r, const char **error_r);
+/* Parse a sequence set argument including "$" (saved result, as UIDs),
+   resolved against the view: fills the 0-based indexes of the
+   messages it selects, ascending. uid: the set names UIDs. 0, or -1
+   with *error_r (BAD). */
+int imap_set_to_indexes(struct imap_session *s, const struct imap_arg *arg,
+			bool uid, size_t **idx_r, size_t *count_r,
+			const char **error_r);
+/* Parse "dd-Mon-yyyy hh:mm:ss +zzzz" (APPEND) or "d-Mon-yyyy" (SEARCH).
+   0 or -1. */
+int imap_date_time_parse(const char *s, int64_t *time_r);
+int imap_date_parse(const char *s, int64_t *day_start_r);
+/* "dd-Mon-yyyy hh:mm:ss +0000" for INTERNALDATE. */
+void imap_date_time_format(int64_t t, char *out, size_t outlen);
+
+/* Commands (imap_cmd_*.c). */
+imap_cmd_fn imap_cmd_capability, imap_cmd_noop, imap_cmd_logout,
+	imap_cmd_starttls, imap_cmd_login, imap_cmd_authenticate,
+	imap_cmd_enable, imap_cmd_id, imap_cmd_namespace, imap_cmd_select,
+	imap_cmd_examine, imap_cmd_create, imap_cmd_delete, imap_cmd_rename,
+	imap_cmd_subscribe, imap_cmd_unsubscribe, imap_cmd_list,
+	imap_cmd_lsub, imap_cmd_status, imap_cmd_append, imap_cmd_check,
+	imap_cmd_close, imap_cmd_unselect, imap_cmd_expunge,
+	imap_cmd_search, imap_cmd_fetch, imap_cmd_store, imap_cmd_copy,
+	imap_cmd_move, imap_cmd_uid, imap_cmd_getquota,
+	imap_cmd_getquotaroot, imap_cmd_idle;
+
+/* SASL continuation line for AUTHENTICATE (imap_cmd_auth.c). */
+void imap_auth_sasl_line(struct imap_session *s, struct strview line);
+/* IDLE continuation line (imap_cmd_idle.c). */
+void imap_idle_line(struct imap_session *s, struct strview line);
+/* APPEND literal bytes (imap_cmd_append.c): consume from input. */
+void imap_append_input(struct imap_session *s);
+void imap_append_free(struct imap_session *s);
+/* STATUS items for one mailbox into out: "(MESSAGES 1 ...)".
+   items: parsed list. 0, or store error. */
+int imap_status_write(struct imap_session *s, struct buf *out,
+		      int64_t mailbox_id, unsigned items);
+#define IMAP_STATUS_MESSAGES 1u
+#define IMAP_STATUS_UIDNEXT 2u
+#define IMAP_STATUS_UIDVALIDITY 4u
+#define IMAP_STATUS_UNSEEN 8u
+#define IMAP_STATUS_DELETED 16u
+#define IMAP_STATUS_SIZE 32u
+#define IMAP_STATUS_RECENT 64u
+#define IMAP_STATUS_HIGHESTMODSEQ 128u
+int imap_status_items_parse(const struct imap_arg *list, unsigned *items_r);
+
+/* ---- search (imap_search.c) ---- */
+struct imap_search;
+/* Parse search keys args[0..count). NULL with *error_r (BAD) or with
+   *no_r set (NO, e.g. BADCHARSET). */
+struct imap_search *imap_search_parse(struct imap_session *s,
+				      struct arena *a,
+				      const struct imap_arg *args,
+				      size_t count, const char **error_r,
+				      bool *no_r);
+
+/* ---- notifications (imap_notify.c) ---- */
+void imap_notify_idle_add(struct imap_session *s);
+void imap_notify_idle_remove(struct imap_session *s);
+void imap_notify_publish(struct imap_session *s, int64_t mailbox_id);
+
+/* ---- sessions list (imap_session.c) ---- */
+void imap_session_notify(struct imap_session *s);
+
+#endif

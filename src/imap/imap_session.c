@@ -1,0 +1,820 @@
+/* IMAP session: states (RFC 9051 3: not authenticated, authenticated,
+   selected, logout), the connection event switch, command dispatch with
+   tagged replies after the mailbox sync, and the selected-mailbox view.
+   Sync rules (RFC 9051 7.4.1, 7.5.1, 5.5): EXISTS and FETCH FLAGS may be
+   sent at any command; EXPUNGE never while a FETCH, STORE, SEARCH (or
+   COPY/MOVE) without UID runs, nor outside a command (except IDLE), so
+   sequence numbers never shift under the client. Expunges seen at such a
+   time stay pending in the view until a command that allows them.
+   Memory: the command arena exists only while a command runs. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "imap/imap.h"
+#include "imap/imap_int.h"
+#include "lib/cfg.h"
+#include "lib/conn.h"
+#include "lib/ev.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "store/store.h"
+
+static struct imap_session *imap_sessions;
+
+static void imap_session_finish(struct imap_session *s);
+static void imap_session_run(struct imap_session *s, struct imap_cmd *cmd);
+
+/* ---- output ---- */
+
+void
+imap_session_write(struct imap_session *s, const void *data, size_t len)
+{
+	conn_write(s->c, data, len);
+}
+
+void
+imap_session_printf(struct imap_session *s, const char *fmt, ...)
+{
+	struct buf b;
+	va_list ap;
+
+	buf_init(&b, IMAP_COMMAND_MAX_BYTES);
+	va_start(ap, fmt);
+	if (buf_vprintf(&b, fmt, ap) == 0 && buf_append(&b, "\r\n", 2) == 0)
+		conn_write(s->c, b.data, b.len);
+	va_end(ap);
+	buf_free(&b);
+}
+
+void
+imap_session_bye(struct imap_session *s, const char *text)
+{
+	if (s->closing)
+		return;
+	imap_session_printf(s, "* BYE %s", text);
+	s->closing = true;
+	conn_close(s->c);
+}
+
+/* ---- command replies ---- */
+
+struct arena *
+imap_cmd_arena(struct imap_session *s)
+{
+	if (s->arena == NULL)
+		s->arena = arena_new("imap-cmd", 4096);
+	return s->arena;
+}
+
+void
+imap_cmd_ok(struct imap_cmd *cmd, const char *text)
+{
+	cmd->reply = text;
+}
+
+void
+imap_cmd_no(struct imap_cmd *cmd, const char *text)
+{
+	cmd->reply = text;
+}
+
+void
+imap_cmd_bad(struct imap_cmd *cmd, const char *text)
+{
+	cmd->reply = text;
+	cmd->bad = true;
+}
+
+void
+imap_cmd_reply(struct imap_cmd *cmd, const char *fmt, ...)
+{
+	struct buf b;
+	va_list ap;
+
+	buf_init(&b, IMAP_COMMAND_MAX_BYTES * 4);
+	va_start(ap, fmt);
+	if (buf_vprintf(&b, fmt, ap) < 0)
+		buf_reset(&b);
+	va_end(ap);
+	cmd->reply = arena_strndup(cmd->arena, buf_cstr(&b), b.len);
+	buf_free(&b);
+}
+
+/* ---- capabilities ---- */
+
+bool
+imap_session_plaintext_ok(struct imap_session *s)
+{
+	if (conn_is_tls(s->c))
+		return true;
+	return s->env->cfg->plaintext_auth_loopback && conn_is_loopback(s->c);
+}
+
+const char *
+imap_session_capability(struct imap_session *s)
+{
+	static char caps[1024];
+	int n;
+
+	if (s->state & IMAP_STATES_AUTHED) {
+		n = snprintf(caps, sizeof(caps),
+			     "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE "
+			     "IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN "
+			     "LIST-EXTENDED LIST-STATUS SPECIAL-USE "
+			     "CREATE-SPECIAL-USE QUOTA QUOTA=RES-STORAGE "
+			     "QUOTA=RES-MESSAGE APPENDLIMIT=%llu MULTIAPPEND "
+			     "ESEARCH SEARCHRES BINARY UTF8=ACCEPT "
+			     "STATUS=SIZE",
+			     (unsigned long long)imap_session_append_limit(s));
+	} else {
+		bool starttls = !conn_is_tls(s->c) && s->env->tls != NULL;
+		bool plain = imap_session_plaintext_ok(s);
+
+		n = snprintf(caps, sizeof(caps),
+			     "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE "
+			     "IDLE%s%s AUTH=SCRAM-SHA-256%s",
+			     starttls ? " STARTTLS" : "",
+			     plain ? " AUTH=PLAIN" : "",
+			     plain ? "" : " LOGINDISABLED");
+	}
+	if (n < 0 || (size_t)n >= sizeof(caps))
+		panic("imap capability string truncated");
+	return caps;
+}
+
+uint64_t
+imap_session_append_limit(struct imap_session *s)
+{
+	uint64_t limit = s->env->cfg->smtp_max_message_bytes;
+	struct store_account acct;
+	struct store_plan plan;
+
+	if (limit == 0)
+		limit = IMAP_APPEND_LIMIT_DEFAULT;
+	if (s->user == NULL)
+		return limit;
+	if (store_account_get(s->env->store, s->user, &acct) != 1)
+		return limit;
+	if (acct.plan != NULL &&
+	    store_plan_get(s->env->store, acct.plan, &plan) == 1 &&
+	    plan.max_message_bytes != 0 && plan.max_message_bytes < limit)
+		limit = plan.max_message_bytes;
+	store_account_clear(&acct);
+	return limit;
+}
+
+int
+imap_session_login(struct imap_session *s, const char *user)
+{
+	struct store_account acct;
+	int r = store_account_get(s->env->store, user, &acct);
+
+	if (r != 1)
+		return -1;
+	s->account_id = acct.id;
+	free(s->user);
+	s->user = xstrdup(acct.address);
+	store_account_clear(&acct);
+	s->state = IMAP_STATE_AUTH;
+	conn_set_timeout(s->c, s->env->cfg->imap_idle_timeout_ms);
+	log_info("imap", s->id, "login user=%s tls=%s", s->user,
+		 conn_is_tls(s->c) ? "yes" : "no");
+	return 0;
+}
+
+/* ---- the view ---- */
+
+void
+imap_view_free(struct imap_view **vp)
+{
+	struct imap_view *v = *vp;
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < v->count; i++)
+		free(v->msgs[i].keywords);
+	free(v->msgs);
+	free(v->name);
+	free(v->keywords);
+	free(v);
+	*vp = NULL;
+}
+
+void
+imap_session_unselect(struct imap_session *s)
+{
+	imap_view_free(&s->view);
+	xfree(&s->saved_uids);
+	s->saved_count = 0;
+	if (s->state == IMAP_STATE_SELECTED)
+		s->state = IMAP_STATE_AUTH;
+}
+
+long
+imap_view_find_uid(const struct imap_view *v, uint32_t uid)
+{
+	size_t lo = 0, hi = v->count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v->msgs[mid].uid == uid)
+			return (long)mid;
+		if (v->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static bool
+imap_str_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return (a == NULL || *a == '\0') && (b == NULL || *b == '\0');
+	return strcmp(a, b) == 0;
+}
+
+static void
+imap_view_flush_expunges(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+	size_t i, o = 0;
+	bool any = false;
+
+	/* Descending, so every number is valid when it is sent. */
+	for (i = v->count; i > 0; i--) {
+		if (v->msgs[i - 1].expunged) {
+			imap_session_printf(s, "* %zu EXPUNGE", i);
+			any = true;
+		}
+	}
+	if (!any)
+		return;
+	for (i = 0; i < v->count; i++) {
+		if (v->msgs[i].expunged) {
+			free(v->msgs[i].keywords);
+			continue;
+		}
+		v->msgs[o++] = v->msgs[i];
+	}
+	v->count = o;
+}
+
+static void
+imap_view_add(struct imap_view *v, const struct store_msg *m)
+{
+	struct imap_msg *im;
+
+	if (v->count == v->cap) {
+		v->cap = v->cap == 0 ? 64 : v->cap * 2;
+		v->msgs = xreallocarray(v->msgs, v->cap, sizeof(*v->msgs));
+	}
+	im = &v->msgs[v->count++];
+	im->uid = m->uid;
+	im->flags = m->flags;
+	im->expunged = false;
+	im->keywords = m->keywords != NULL && *m->keywords != '\0' ?
+			       xstrdup(m->keywords) : NULL;
+	im->modseq = m->modseq;
+}
+
+void
+imap_view_set_flags(struct imap_view *v, size_t idx, uint32_t flags,
+		    const char *keywords)
+{
+	struct imap_msg *im = &v->msgs[idx];
+
+	im->flags = flags;
+	if (imap_str_eq(im->keywords, keywords))
+		return;
+	free(im->keywords);
+	im->keywords = keywords != NULL && *keywords != '\0' ?
+			       xstrdup(keywords) : NULL;
+}
+
+void
+imap_session_expunged(struct imap_session *s, const uint32_t *uids,
+		      size_t count)
+{
+	struct imap_view *v = s->view;
+	size_t i, o = 0;
+	long idx;
+	bool *gone = xcalloc(v->count + 1, sizeof(*gone));
+
+	for (i = 0; i < count; i++) {
+		idx = imap_view_find_uid(v, uids[i]);
+		if (idx >= 0)
+			gone[idx] = true;
+	}
+	for (i = v->count; i > 0; i--) {
+		if (gone[i - 1])
+			imap_session_printf(s, "* %zu EXPUNGE", i);
+	}
+	for (i = 0; i < v->count; i++) {
+		if (gone[i]) {
+			free(v->msgs[i].keywords);
+			continue;
+		}
+		v->msgs[o++] = v->msgs[i];
+	}
+	v->count = o;
+	free(gone);
+}
+
+void
+imap_view_send_flags(struct imap_session *s, size_t idx, bool uid)
+{
+	struct imap_msg *m = &s->view->msgs[idx];
+	struct buf b;
+
+	buf_init(&b, 64 * 1024);
+	if (buf_printf(&b, "* %zu FETCH (", idx + 1) == 0 &&
+	    (!uid || buf_printf(&b, "UID %u ", m->uid) == 0) &&
+	    buf_append_str(&b, "FLAGS (") == 0 &&
+	    imap_write_flags(&b, m->flags, m->keywords) == 0 &&
+	    buf_append_str(&b, "))\r\n") == 0)
+		imap_session_write(s, b.data, b.len);
+	buf_free(&b);
+}
+
+static int
+imap_msg_uid_cmp(const void *a, const void *b)
+{
+	const struct store_msg *x = a, *y = b;
+
+	return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/* Apply the store's changes since v->modseq. */
+static void
+imap_view_apply(struct imap_session *s, struct store_msg *msgs, size_t n,
+		const uint32_t *expunged, size_t nexp, bool uid)
+{
+	struct imap_view *v = s->view;
+	size_t i, old_count;
+	uint32_t last_uid;
+	long idx;
+
+	for (i = 0; i < nexp; i++) {
+		idx = imap_view_find_uid(v, expunged[i]);
+		if (idx >= 0)
+			v->msgs[idx].expunged = true;
+	}
+	qsort(msgs, n, sizeof(*msgs), imap_msg_uid_cmp);
+	last_uid = v->count > 0 ? v->msgs[v->count - 1].uid : 0;
+	old_count = v->count;
+	for (i = 0; i < n; i++) {
+		struct store_msg *m = &msgs[i];
+		struct imap_msg *im;
+
+		if (m->modseq > v->modseq)
+			v->modseq = m->modseq;
+		if (m->uid > last_uid) {
+			imap_view_add(v, m);
+			last_uid = m->uid;
+			continue;
+		}
+		idx = imap_view_find_uid(v, m->uid);
+		if (idx < 0 || v->msgs[idx].expunged)
+			continue;
+		im = &v->msgs[idx];
+		im->modseq = m->modseq;
+		if (im->flags == m->flags &&
+		    imap_str_eq(im->keywords, m->keywords))
+			continue;
+		im->flags = m->flags;
+		free(im->keywords);
+		im->keywords = m->keywords != NULL && *m->keywords != '\0' ?
+				       xstrdup(m->keywords) : NULL;
+		imap_view_send_flags(s, (size_t)idx, uid);
+	}
+	if (v->count != old_count)
+		imap_session_printf(s, "* %zu EXISTS", v->count);
+}
+
+int
+imap_session_sync(struct imap_session *s, bool allow_expunge, bool uid)
+{
+	struct imap_view *v = s->view;
+	struct store_mailbox box;
+	struct store_msg *msgs = NULL;
+	uint32_t *expunged = NULL;
+	size_t n = 0, nexp = 0;
+	int r;
+
+	if (v == NULL)
+		return 0;
+	r = store_mailbox_get_by_id(s->env->store, v->mailbox_id, &box);
+	if (r < 0)
+		return -1;
+	if (r == 0 || box.uidvalidity != v->uidvalidity) {
+		if (r == 1)
+			store_mailbox_clear(&box);
+		imap_session_bye(s, "Selected mailbox was deleted, "
+				    "have to disconnect.");
+		return -1;
+	}
+	v->uidnext = box.uidnext;
+	if (box.highestmodseq != v->modseq) {
+		r = store_msg_changes(s->env->store, v->mailbox_id, v->modseq,
+				      &msgs, &n, &expunged, &nexp);
+		if (r < 0) {
+			store_mailbox_clear(&box);
+			return -1;
+		}
+		imap_view_apply(s, msgs, n, expunged, nexp, uid);
+		if (box.highestmodseq > v->modseq)
+			v->modseq = box.highestmodseq;
+		store_msgs_free(msgs, n);
+		free(expunged);
+	}
+	store_mailbox_clear(&box);
+	if (allow_expunge)
+		imap_view_flush_expunges(s);
+	return 0;
+}
+
+/* ---- command flow ---- */
+
+static void
+imap_session_error(struct imap_session *s)
+{
+	if (++s->errors >= IMAP_ERRORS_MAX)
+		imap_session_bye(s, "Too many invalid IMAP commands.");
+}
+
+static void
+imap_session_cmd_end(struct imap_session *s)
+{
+	s->cmd = NULL;
+	if (s->arena != NULL) {
+		if (conn_input_len(s->c) == 0)
+			arena_free(&s->arena);
+		else
+			arena_reset(s->arena);
+	}
+	if (s->mode == IMAP_INPUT_BUSY)
+		s->mode = IMAP_INPUT_CMD;
+	if (s->env->draining && s->mode == IMAP_INPUT_CMD)
+		imap_session_bye(s, "Server shutting down.");
+}
+
+/* The command set its reply: sync, then answer with the tag. */
+static void
+imap_session_finish(struct imap_session *s)
+{
+	struct imap_cmd *cmd = s->cmd;
+	bool allow_expunge;
+
+	if (s->closing) {
+		imap_session_cmd_end(s);
+		return;
+	}
+	if (!cmd->no_sync && !(cmd->def->flags & IMAP_CMDF_NO_SYNC) &&
+	    s->state == IMAP_STATE_SELECTED) {
+		allow_expunge = !(cmd->def->flags & IMAP_CMDF_USES_SEQS) ||
+				cmd->uid;
+		(void)imap_session_sync(s, allow_expunge, cmd->uid);
+	}
+	if (s->closing) {
+		imap_session_cmd_end(s);
+		return;
+	}
+	if (cmd->reply == NULL)
+		imap_cmd_bad(cmd, "BAD Internal error: no reply");
+	imap_session_printf(s, "%s %s", cmd->tag, cmd->reply);
+	if (cmd->bad)
+		imap_session_error(s);
+	if (cmd->after != NULL)
+		cmd->after(s);
+	imap_session_cmd_end(s);
+}
+
+static void
+imap_session_result(struct imap_session *s, enum imap_cmd_res res)
+{
+	switch (res) {
+	case IMAP_CMD_DONE:
+		imap_session_finish(s);
+		break;
+	case IMAP_CMD_AGAIN:
+		s->mode = IMAP_INPUT_BUSY;
+		conn_want_drained(s->c);
+		break;
+	case IMAP_CMD_WAIT:
+		break;
+	case IMAP_CMD_DETACH:
+		imap_session_cmd_end(s);
+		break;
+	}
+	if (!s->closing && s->mode != IMAP_INPUT_BUSY)
+		conn_resume_input(s->c);
+}
+
+void
+imap_session_resume(struct imap_session *s)
+{
+	struct imap_cmd *cmd = s->cmd;
+
+	if (cmd == NULL || cmd->cont == NULL || s->closing)
+		return;
+	imap_session_result(s, cmd->cont(s, cmd));
+}
+
+void
+imap_session_cmd_done(struct imap_session *s)
+{
+	if (s->cmd == NULL)
+		return;
+	if (s->mode != IMAP_INPUT_IDLE)
+		s->mode = IMAP_INPUT_BUSY;
+	imap_session_result(s, IMAP_CMD_DONE);
+}
+
+static void
+imap_session_run(struct imap_session *s, struct imap_cmd *cmd)
+{
+	s->cmd = cmd;
+	s->mode = IMAP_INPUT_BUSY;
+	imap_session_result(s, cmd->def->run(s, cmd));
+}
+
+static void
+imap_session_dispatch(struct imap_session *s)
+{
+	struct imap_parser *p = s->parser;
+	const struct imap_cmd_def *def;
+	struct imap_cmd *cmd;
+	const char *tag = imap_parser_tag(p), *name = imap_parser_name(p);
+
+	def = imap_cmd_find(name);
+	if (def == NULL) {
+		imap_session_printf(s, "%s BAD Unknown command.", tag);
+		imap_session_error(s);
+		return;
+	}
+	if ((def->states & s->state) == 0) {
+		imap_session_printf(s, "%s BAD Command %s is not valid in "
+				    "this state.", tag, def->name);
+		imap_session_error(s);
+		return;
+	}
+	cmd = arena_zalloc(s->arena, sizeof(*cmd));
+	cmd->def = def;
+	cmd->arena = s->arena;
+	cmd->tag = tag;
+	cmd->name = def->name;
+	cmd->args = imap_parser_args(p, &cmd->argc);
+	imap_session_run(s, cmd);
+}
+
+static void
+imap_session_parse_error(struct imap_session *s)
+{
+	enum imap_parse_err code;
+	const char *err = imap_parser_error(s->parser, &code);
+	const char *tag = imap_parser_tag(s->parser);
+
+	if (code == IMAP_PERR_FATAL) {
+		imap_session_bye(s, "Invalid literal size.");
+		return;
+	}
+	if (tag == NULL)
+		tag = "*";
+	if (code == IMAP_PERR_TOOBIG)
+		imap_session_printf(s, "%s NO [TOOBIG] %s", tag, err);
+	else if (code == IMAP_PERR_LINE_TOO_LONG)
+		imap_session_printf(s, "%s BAD [TOOBIG] %s", tag, err);
+	else
+		imap_session_printf(s, "%s BAD Error in IMAP command: %s", tag,
+				    err);
+	imap_session_error(s);
+}
+
+/* Feed buffered input to the parser. false: wait for more input. */
+static bool
+imap_session_feed(struct imap_session *s)
+{
+	const uint8_t *data;
+	size_t len, used = 0;
+	enum imap_parse_res res;
+
+	len = conn_input_peek(s->c, &data);
+	if (len == 0)
+		return false;
+	if (s->arena == NULL) {
+		s->arena = arena_new("imap-cmd", 4096);
+		imap_parser_begin(s->parser, s->arena);
+	}
+	res = imap_parser_feed(s->parser, data, len, &used);
+	conn_input_consume(s->c, used);
+	switch (res) {
+	case IMAP_PARSE_MORE:
+		return false;
+	case IMAP_PARSE_CONT:
+		imap_session_printf(s, "+ OK");
+		return true;
+	case IMAP_PARSE_ERROR:
+		imap_session_parse_error(s);
+		if (s->append != NULL) {
+			imap_append_free(s);
+			s->cmd = NULL;
+		}
+		arena_reset(s->arena);
+		imap_parser_begin(s->parser, s->arena);
+		return true;
+	case IMAP_PARSE_STREAM:
+	case IMAP_PARSE_CMD:
+		if (s->append != NULL && s->cmd != NULL) {
+			/* MULTIAPPEND: the next message or the end */
+			s->mode = IMAP_INPUT_BUSY;
+			imap_session_resume(s);
+		} else {
+			imap_session_dispatch(s);
+		}
+		if (imap_parser_in_stream(s->parser) &&
+		    s->mode != IMAP_INPUT_STREAM) {
+			/* refused before its literal: a synchronising one
+			   was never sent, a non-synchronising one is
+			   skipped */
+			imap_parser_stream_abort(s->parser,
+				!imap_parser_literal_sync(s->parser));
+		}
+		if (s->cmd == NULL && s->arena != NULL) {
+			arena_reset(s->arena);
+			imap_parser_begin(s->parser, s->arena);
+		}
+		return true;
+	}
+	return false;
+}
+
+static bool
+imap_session_line(struct imap_session *s, size_t max, struct strview *line)
+{
+	enum conn_line_res r = conn_read_line(s->c, max, line, NULL);
+
+	if (r == CONN_LINE_MORE)
+		return false;
+	if (r == CONN_LINE_TOO_LONG)
+		*line = sv_make("\0", 1); /* never valid */
+	return true;
+}
+
+static void
+imap_on_input(struct conn *c, void *ctx)
+{
+	struct imap_session *s = ctx;
+	struct strview line;
+
+	while (!s->closing && !conn_closing(c) && !conn_input_paused(c)) {
+		switch (s->mode) {
+		case IMAP_INPUT_BUSY:
+			conn_pause_input(c);
+			return;
+		case IMAP_INPUT_SASL:
+			if (!imap_session_line(s, IMAP_SASL_LINE_MAX_BYTES,
+					       &line))
+				return;
+			imap_auth_sasl_line(s, line);
+			break;
+		case IMAP_INPUT_IDLE:
+			if (!imap_session_line(s, 64, &line))
+				return;
+			imap_idle_line(s, line);
+			break;
+		case IMAP_INPUT_STREAM:
+			if (conn_input_len(c) == 0)
+				return;
+			imap_append_input(s);
+			break;
+		case IMAP_INPUT_CMD:
+			if (!imap_session_feed(s))
+				return;
+			break;
+		}
+	}
+}
+
+static void
+imap_on_drained(struct conn *c, void *ctx)
+{
+	struct imap_session *s = ctx;
+
+	(void)c;
+	imap_session_resume(s);
+}
+
+static void
+imap_on_timeout(struct conn *c, void *ctx)
+{
+	struct imap_session *s = ctx;
+
+	(void)c;
+	log_info("imap", s->id, "timeout user=%s",
+		 s->user != NULL ? s->user : "-");
+	imap_session_bye(s, "Disconnected for inactivity.");
+}
+
+static void
+imap_session_free(struct imap_session *s)
+{
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else if (imap_sessions == s)
+		imap_sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	imap_notify_idle_remove(s);
+	if (s->cmd != NULL && s->cmd->cleanup != NULL)
+		s->cmd->cleanup(s->cmd);
+	imap_append_free(s);
+	ev_timer_del(s->env->loop, &s->delay_timer);
+	auth_sasl_free(&s->sasl);
+	imap_session_unselect(s);
+	imap_parser_free(&s->parser);
+	arena_free(&s->arena);
+	free(s->idle_tag);
+	free(s->user);
+	free(s);
+}
+
+static void
+imap_on_close(struct conn *c, void *ctx, enum conn_close_reason reason)
+{
+	struct imap_session *s = ctx;
+
+	(void)c;
+	log_info("imap", s->id, "disconnect user=%s reason=%d",
+		 s->user != NULL ? s->user : "-", (int)reason);
+	imap_session_free(s);
+}
+
+static const struct conn_handler imap_handler = {
+	.on_input = imap_on_input,
+	.on_drained = imap_on_drained,
+	.on_close = imap_on_close,
+	.on_timeout = imap_on_timeout,
+};
+
+void
+imap_session_start(struct tern_env *env, const struct cfg_listener *listener,
+		   struct conn *c)
+{
+	struct imap_session *s = xcalloc(1, sizeof(*s));
+	size_t line_max = env->cfg->imap_max_line_bytes;
+
+	if (line_max == 0 || line_max > IMAP_LINE_MAX_BYTES_CAP)
+		line_max = IMAP_LINE_MAX_BYTES_CAP;
+	s->env = env;
+	s->listener = listener;
+	s->c = c;
+	snprintf(s->id, sizeof(s->id), "%s", conn_id(c));
+	s->state = IMAP_STATE_NOAUTH;
+	s->mode = IMAP_INPUT_CMD;
+	s->parser = imap_parser_new(line_max, IMAP_LITERAL_MAX_BYTES,
+				    IMAP_COMMAND_MAX_BYTES);
+	s->next = imap_sessions;
+	if (imap_sessions != NULL)
+		imap_sessions->prev = s;
+	imap_sessions = s;
+	conn_set_handler(c, &imap_handler, s);
+	conn_set_timeout(c, env->cfg->imap_login_timeout_ms);
+	log_info("imap", s->id, "connect ip=%s port=%u listener=%s",
+		 conn_peer_addr(c), (unsigned)conn_local_port(c),
+		 listener != NULL ? listener->name : "-");
+	if (env->draining) {
+		imap_session_bye(s, "Server shutting down.");
+		return;
+	}
+	imap_session_printf(s, "* OK [CAPABILITY %s] tern ready.",
+			    imap_session_capability(s));
+}
+
+/* An IDLE session got a store notification for its mailbox. */
+void
+imap_session_notify(struct imap_session *s)
+{
+	if (!s->idling || s->closing)
+		return;
+	(void)imap_session_sync(s, true, false);
+}
+
+void
+imap_drain(void)
+{
+	struct imap_session *s, *next;
+
+	for (s = imap_sessions; s != NULL; s = next) {
+		next = s->next;
+		if (s->cmd == NULL && (s->mode == IMAP_INPUT_CMD ||
+				       s->mode == IMAP_INPUT_IDLE))
+			imap_session_bye(s, "Server shutting down.");
+	}
+}
