@@ -285,10 +285,13 @@ smtp_cmd_starttls(struct smtp_session *s, struct strview args)
 		smtp_session_resume(s);
 		return;
 	}
-	/* RFC 3207 4.2: forget everything learnt before TLS. */
+	/* RFC 3207 4.2: forget everything learnt before TLS, including
+	   a plaintext AUTH (loopback). */
 	smtp_tx_reset(s);
 	s->helo[0] = '\0';
 	s->esmtp = false;
+	s->authed = false;
+	s->account_id = 0;
 	s->state = SMTP_S_INIT;
 	log_info("smtp", smtp_session_id(s), "starttls");
 }

@@ -50,10 +50,11 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	conn_write(s->c, line, (size_t)n);
 }
 
+/* "421 <code> <hostname> <text>" (RFC 5321 3.8), then close. */
 static void
 smtp_session_close_421(struct smtp_session *s, const char *text)
 {
-	smtp_reply(s, "421 %s %s", text, s->env->hostname);
+	smtp_reply(s, "421 %.5s %s %s", text, s->env->hostname, text + 6);
 	conn_close(s->c);
 }
 
