@@ -233,3 +233,36 @@ def test_smtputf8(tern):
     assert code == 553 and lines[0].startswith("5.6.7")
     r.close()
     assert b"with UTF8SMTP id" in messages(tern, tern.user)[-1]
+
+
+def test_auth_scram_sha256(tern):
+    import hashlib
+    import hmac
+    import os
+
+    def b64(x):
+        return base64.b64encode(x).decode()
+
+    r = connect(tern, "submissions")
+    first_bare = "n=%s,r=%s" % (tern.user, b64(os.urandom(18)))
+    code, lines = r.cmd("AUTH SCRAM-SHA-256 " +
+                        b64(("n,," + first_bare).encode()))
+    assert code == 334
+    sfirst = base64.b64decode(lines[0]).decode()
+    d = dict(kv.split("=", 1) for kv in sfirst.split(","))
+    salted = hashlib.pbkdf2_hmac("sha256", tern.password.encode(),
+                                 base64.b64decode(d["s"]), int(d["i"]))
+    ck = hmac.new(salted, b"Client Key", "sha256").digest()
+    final_wo = "c=biws,r=" + d["r"]
+    am = ",".join([first_bare, sfirst, final_wo]).encode()
+    sig = hmac.new(hashlib.sha256(ck).digest(), am, "sha256").digest()
+    proof = bytes(a ^ b for a, b in zip(ck, sig))
+    code, lines = r.cmd(b64((final_wo + ",p=" + b64(proof)).encode()))
+    # RFC 4954: the server-final message comes as a last challenge.
+    assert code == 334
+    sk = hmac.new(salted, b"Server Key", "sha256").digest()
+    assert base64.b64decode(lines[0]).decode() == \
+        "v=" + b64(hmac.new(sk, am, "sha256").digest())
+    code, lines = r.cmd("")
+    assert code == 235
+    r.close()
