@@ -190,6 +190,7 @@ smtp_session_chunk_done(struct smtp_session *s)
 	}
 	if (!s->tx.bdat_last) {
 		s->state = SMTP_S_CHUNKING;
+		conn_set_timeout(s->c, s->env->cfg->smtp_timeout_ms);
 		smtp_reply(s, "250 2.0.0 %llu octets received",
 			   (unsigned long long)d->size);
 		return;
