@@ -705,9 +705,9 @@ imap_parser_line(struct imap_parser *p, const uint8_t *d, size_t len,
 	if (lf == NULL) {
 		if (avail <= p->max_line + 1)
 			return IMAP_PARSE_MORE;
+		/* The discard state skips to the LF on the next feed. */
 		imap_parser_fail(p, IMAP_PERR_LINE_TOO_LONG, "Line too long");
-		imap_parser_tail_add(p, d + *pos, avail);
-		*pos = len;
+		p->tail_len = 0;
 		p->state = PS_DISCARD_LINE;
 		return IMAP_PARSE_ERROR;
 	}
