@@ -121,8 +121,10 @@ int mime_header_filter(const uint8_t *hdr, size_t hdr_len,
 int mime_decode_qp(struct buf *out, const uint8_t *in, size_t len);
 /* Header text with RFC 2047 encoded-words (B and Q, "charset*lang")
    converted to UTF-8 with iconv; white space between adjacent
-   encoded-words is dropped (RFC 2047 6.2); unknown charsets and bad
-   encoded-words are kept as they are; other bytes are copied. */
+   encoded-words is dropped (RFC 2047 6.2); adjacent words in the same
+   charset are joined before conversion. The decoded bytes of an unknown
+   charset are kept as they are; malformed encoded-words and all other
+   bytes are copied. Output is cut at out->max (then -1). */
 int mime_decode_words(struct buf *out, const char *in, size_t len);
 /* Decoded UTF-8 text of all text/ parts (text/html with its markup
    removed), separated by "\n", for SEARCH BODY/TEXT and the FTS index.

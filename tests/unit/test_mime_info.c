@@ -1,0 +1,180 @@
+/* Tests for mime: the stored summary (ENVELOPE, BODY, BODYSTRUCTURE and
+   the sort fields), section addressing and text extraction, on a nested
+   message; and robustness on every truncation of it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "mime/mime.h"
+
+static const char msg1[] =
+	"From: \"Al Ice\" <Alice@Example.ORG>\r\n"
+	"To: bob@example.test, Group: a@b, c@d;\r\n"
+	"Subject: =?utf-8?B?SMOpbGxv?= world\r\n"
+	"Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n"
+	"Message-ID: <x1@example.org>\r\n"
+	"MIME-Version: 1.0\r\n"
+	"Content-Type: multipart/mixed; boundary=\"XX\"\r\n"
+	"\r\n"
+	"preamble\r\n"
+	"--XX\r\n"
+	"Content-Type: text/plain; charset=utf-8\r\n"
+	"\r\n"
+	"hello there\r\n"
+	"--XX\r\n"
+	"Content-Type: text/html\r\n"
+	"Content-Transfer-Encoding: base64\r\n"
+	"\r\n"
+	"PGI+Ym9sZDwvYj4gJmFtcDsgdGV4dA==\r\n"
+	"--XX\r\n"
+	"Content-Type: message/rfc822\r\n"
+	"\r\n"
+	"Subject: inner\r\n"
+	"\r\n"
+	"inner body\r\n"
+	"--XX--\r\n";
+
+static void
+test_mime_info_summary(void)
+{
+	struct mime_info in;
+
+	test_assert(mime_info_parse((const uint8_t *)msg1, sizeof(msg1) - 1, &in) == 0);
+	test_assert_strcmp(in.envelope,
+		"(\"Mon, 7 Feb 1994 21:52:25 -0800\" \"=?utf-8?B?SMOpbGxv?= world\" "
+		"((\"Al Ice\" NIL \"Alice\" \"Example.ORG\")) "
+		"((\"Al Ice\" NIL \"Alice\" \"Example.ORG\")) "
+		"((\"Al Ice\" NIL \"Alice\" \"Example.ORG\")) "
+		"((NIL NIL \"bob\" \"example.test\")(NIL NIL \"Group\" NIL)"
+		"(NIL NIL \"a\" \"b\")(NIL NIL \"c\" \"d\")(NIL NIL NIL NIL)) "
+		"NIL NIL NIL \"<x1@example.org>\")");
+	test_assert_strcmp(in.body,
+		"((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 11 1)"
+		"(\"TEXT\" \"HTML\" (\"CHARSET\" \"us-ascii\") NIL NIL \"BASE64\" 32 1)"
+		"(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 28 "
+		"(NIL \"inner\" NIL NIL NIL NIL NIL NIL NIL NIL) "
+		"(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 10 1) 3) "
+		"\"MIXED\")");
+	test_assert(strstr(in.bodystructure,
+			   "\"MIXED\" (\"BOUNDARY\" \"XX\") NIL NIL NIL)") != NULL);
+	test_assert_strcmp(in.message_id, "<x1@example.org>");
+	test_assert_strcmp(in.subject, "H\xc3\xa9llo world");
+	test_assert_strcmp(in.from, "alice@example.org");
+	test_assert(in.date == 760686745);
+	test_assert(in.lines == 25);
+	test_assert(in.header_len ==
+		    (size_t)(strstr(msg1, "\r\n\r\n") - msg1) + 4);
+	mime_info_free(&in);
+	mime_info_free(&in); /* safe twice */
+}
+
+static void
+test_mime_section(void)
+{
+	static const struct {
+		uint32_t path[3];
+		size_t depth;
+		int found;
+		const char *body, *cte;
+		bool has_message;
+	} cases[] = {
+		{ { 1 }, 1, 1, "hello there", "7bit", false },
+		{ { 2 }, 1, 1, "PGI+Ym9sZDwvYj4gJmFtcDsgdGV4dA==", "base64", false },
+		{ { 3 }, 1, 1, "Subject: inner\r\n\r\ninner body", "7bit", true },
+		{ { 3, 1 }, 2, 1, "inner body", "7bit", false },
+		{ { 3, 2 }, 2, 0, NULL, NULL, false },
+		{ { 4 }, 1, 0, NULL, NULL, false },
+		{ { 0 }, 1, 0, NULL, NULL, false },
+		{ { 1, 1 }, 2, 0, NULL, NULL, false },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mime_section sec;
+		int r = mime_section_find((const uint8_t *)msg1, sizeof(msg1) - 1,
+					  cases[i].path, cases[i].depth, &sec);
+		test_assert_idx(r == cases[i].found, i);
+		if (r != 1 || cases[i].body == NULL)
+			continue;
+		test_assert_memeq(msg1 + sec.body_off, sec.body_len, cases[i].body,
+				  strlen(cases[i].body));
+		test_assert_strcmp(sec.content_transfer_encoding, cases[i].cte);
+		test_assert_idx(sec.has_message == cases[i].has_message, i);
+	}
+	/* part 3: HEADER and TEXT of the encapsulated message */
+	struct mime_section sec;
+	uint32_t three = 3;
+	test_assert(mime_section_find((const uint8_t *)msg1, sizeof(msg1) - 1,
+				      &three, 1, &sec) == 1);
+	test_assert_memeq(msg1 + sec.header_off, sec.header_len,
+			  "Subject: inner\r\n\r\n", 18);
+	test_assert_memeq(msg1 + sec.text_off, sec.text_len, "inner body", 10);
+
+	/* A single-part message is its own part 1; part 2 does not exist. */
+	static const char simple[] = "Subject: s\r\n\r\nbody\r\n";
+	uint32_t one = 1, two = 2;
+	test_assert(mime_section_find((const uint8_t *)simple, sizeof(simple) - 1,
+				      &one, 1, &sec) == 1);
+	test_assert_memeq(simple + sec.body_off, sec.body_len, "body\r\n", 6);
+	test_assert_memeq(simple + sec.mime_off, sec.mime_len, "Subject: s\r\n\r\n", 14);
+	test_assert(mime_section_find((const uint8_t *)simple, sizeof(simple) - 1,
+				      &two, 1, &sec) == 0);
+	test_assert(mime_section_find((const uint8_t *)simple, sizeof(simple) - 1,
+				      NULL, 0, &sec) == 1);
+	test_assert_memeq(simple + sec.text_off, sec.text_len, "body\r\n", 6);
+}
+
+static void
+test_mime_extract_text(void)
+{
+	struct buf t;
+
+	buf_init(&t, 1 << 16);
+	test_assert(mime_extract_text((const uint8_t *)msg1, sizeof(msg1) - 1, &t) == 0);
+	test_assert(strstr(buf_cstr(&t), "hello there") != NULL);
+	test_assert(strstr(buf_cstr(&t), "bold") != NULL);
+	test_assert(strstr(buf_cstr(&t), "<b>") == NULL);
+	test_assert(strstr(buf_cstr(&t), "& text") != NULL);
+	test_assert(strstr(buf_cstr(&t), "inner body") != NULL);
+	buf_free(&t);
+	/* bounded: stops quietly at max */
+	buf_init(&t, 8);
+	test_assert(mime_extract_text((const uint8_t *)msg1, sizeof(msg1) - 1, &t) == 0);
+	test_assert(t.len <= 8);
+	buf_free(&t);
+}
+
+static void
+test_mime_info_truncated(void)
+{
+	/* Every prefix parses (into heap copies, so ASan sees overreads). */
+	for (size_t n = 0; n < sizeof(msg1); n++) {
+		uint8_t *copy = malloc(n + 1);
+		struct mime_info in;
+		struct mime_section sec;
+		uint32_t path[2] = { 3, 1 };
+		struct buf t;
+
+		memcpy(copy, msg1, n);
+		test_assert_idx(mime_info_parse(copy, n, &in) == 0, n);
+		test_assert_idx(in.envelope != NULL && in.bodystructure != NULL, n);
+		mime_info_free(&in);
+		(void)mime_section_find(copy, n, path, 2, &sec);
+		buf_init(&t, 4096);
+		mime_extract_text(copy, n, &t);
+		buf_free(&t);
+		free(copy);
+	}
+}
+
+static const struct test_case tests[] = {
+	{ "mime_info_summary", test_mime_info_summary },
+	{ "mime_section", test_mime_section },
+	{ "mime_extract_text", test_mime_extract_text },
+	{ "mime_info_truncated", test_mime_info_truncated },
+	{ NULL, NULL },
+};
+
+int
+main(int argc, char **argv)
+{
+	return test_run(argc, argv, tests);
+}
