@@ -184,11 +184,11 @@ auth_password_verify_crypt(const char *hash, const char *password,
 	memcpy(phrase, password, password_len);
 	phrase[password_len] = '\0';
 	out = crypt_rn(phrase, hash, data, sizeof(*data));
-	/* libxcrypt returns NULL or a string starting with '*' on error. */
-	if (out != NULL && out[0] != '*') {
-		ret = strlen(out) == hash_len &&
-			sodium_memcmp(out, hash, hash_len) == 0 ? 1 : 0;
-	}
+	/* libxcrypt returns NULL or a string starting with '*' on error. A
+	   result of another length means the stored string was not a complete
+	   hash (e.g. only a setting): report it as invalid. */
+	if (out != NULL && out[0] != '*' && strlen(out) == hash_len)
+		ret = sodium_memcmp(out, hash, hash_len) == 0 ? 1 : 0;
 	sodium_memzero(phrase, sizeof(phrase));
 	sodium_memzero(data, sizeof(*data));
 	free(data);
