@@ -1,0 +1,91 @@
+"""Several sessions on one mailbox: new mail, flag changes and expunges
+seen at the next command; sequence numbers never shift under FETCH/STORE/
+SEARCH; IDLE pushes an SMTP delivery and an APPEND from another session
+(the sessions may live in different worker processes)."""
+import smtplib
+import socket
+
+import pytest
+
+from test_imap_helpers import Raw, login, msg, new_account
+
+
+def test_two_sessions_see_changes(tern):
+    addr, pw = new_account(tern)
+    a = Raw(tern)
+    a.login(addr, pw)
+    b = Raw(tern)
+    b.login(addr, pw)
+    m = login(tern, addr, pw)
+    for i in range(3):
+        m.append("INBOX", None, None, msg("x%d" % i))
+    a.cmd("SELECT INBOX")
+    b.cmd("SELECT INBOX")
+    # b flags and expunges message 2; a sees the flag change at once but
+    # not the expunge while it runs a non-UID FETCH.
+    line, _ = b.cmd("STORE 2 +FLAGS (\\Deleted)")
+    line, unt = a.cmd("FETCH 1 (FLAGS)")
+    assert b"* 2 FETCH (FLAGS (\\Deleted))" in unt
+    line, _ = b.cmd("EXPUNGE")
+    m.append("INBOX", None, None, msg("new"))
+    line, unt = a.cmd("FETCH 3 (UID)")
+    assert b"* 3 FETCH (UID 3)" in unt
+    assert b"* 4 EXISTS" in unt
+    assert not any(u.endswith(b"EXPUNGE") for u in unt)
+    line, unt = a.cmd("SEARCH ALL")
+    assert not any(u.endswith(b"EXPUNGE") for u in unt)
+    assert b"* SEARCH 1 3 4" in unt
+    line, unt = a.cmd("NOOP")
+    assert unt == [b"* 2 EXPUNGE"]
+    line, unt = a.cmd("FETCH 1:* (UID)")
+    assert unt == [b"* 1 FETCH (UID 1)", b"* 2 FETCH (UID 3)",
+                   b"* 3 FETCH (UID 4)"]
+    # a UID command may expunge
+    b.cmd("STORE 1 +FLAGS (\\Deleted)")
+    b.cmd("EXPUNGE")
+    line, unt = a.cmd("UID FETCH 1:* (FLAGS)")
+    assert b"* 1 EXPUNGE" in unt
+    a.close()
+    b.close()
+    m.logout()
+
+
+def _smtp_ready(tern):
+    try:
+        s = smtplib.SMTP(tern.host, tern.port("smtp"), timeout=10)
+        s.ehlo()
+        s.quit()
+        return True
+    except (OSError, smtplib.SMTPException):
+        return False
+
+
+def test_idle_sees_smtp_delivery_and_append(tern):
+    addr, pw = new_account(tern)
+    idlers = []
+    for _ in range(3):   # several connections: likely several workers
+        r = Raw(tern)
+        r.login(addr, pw)
+        r.cmd("SELECT INBOX")
+        r.send("i IDLE\r\n")
+        assert r.line() == b"+ idling"
+        idlers.append(r)
+    m = login(tern, addr, pw)
+    m.append("INBOX", None, None, msg("appended"))
+    for r in idlers:
+        assert r.line() == b"* 1 EXISTS"
+    if not _smtp_ready(tern):
+        pytest.skip("SMTP listener not accepting mail")
+    s = smtplib.SMTP(tern.host, tern.port("smtp"), timeout=20)
+    s.sendmail("someone@remote.example", [addr], msg("by smtp"))
+    s.quit()
+    for r in idlers:
+        r.sock.settimeout(20)
+        assert r.line() == b"* 2 EXISTS"
+        r.send("DONE\r\n")
+        line, _ = r.tagged("i")
+        assert line == "i OK Idle completed."
+        line, unt = r.cmd("FETCH 2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert b"Subject: by smtp" in unt[0]
+        r.close()
+    m.logout()
