@@ -81,6 +81,19 @@ imap_parser_begin(struct imap_parser *p, struct arena *arena)
 	bool discarding = p->state == PS_DISCARD_LINE ||
 			  p->state == PS_DISCARD_LIT;
 
+	/* A command that ended while its APPEND literal was announced but
+	   not read: a synchronising literal was never sent (we did not say
+	   "+"), a non-synchronising one is on its way and is skipped. */
+	if (p->state == PS_STREAM) {
+		if (p->lit_sync) {
+			p->state = PS_TAG;
+		} else {
+			p->skip = p->lit_size;
+			p->tail_len = 0;
+			p->state = PS_DISCARD_LIT;
+			discarding = true;
+		}
+	}
 	p->arena = arena;
 	p->total = 0;
 	p->tag = p->name = NULL;

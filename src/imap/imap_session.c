@@ -454,10 +454,13 @@ imap_session_cmd_end(struct imap_session *s)
 {
 	s->cmd = NULL;
 	if (s->arena != NULL) {
-		if (conn_input_len(s->c) == 0)
+		if (conn_input_len(s->c) == 0) {
+			/* idle: no arena; the next input makes one */
 			arena_free(&s->arena);
-		else
+		} else {
 			arena_reset(s->arena);
+			imap_parser_begin(s->parser, s->arena);
+		}
 	}
 	if (s->mode == IMAP_INPUT_BUSY)
 		s->mode = IMAP_INPUT_CMD;
@@ -637,14 +640,6 @@ imap_session_feed(struct imap_session *s)
 			imap_session_resume(s);
 		} else {
 			imap_session_dispatch(s);
-		}
-		if (imap_parser_in_stream(s->parser) &&
-		    s->mode != IMAP_INPUT_STREAM) {
-			/* refused before its literal: a synchronising one
-			   was never sent, a non-synchronising one is
-			   skipped */
-			imap_parser_stream_abort(s->parser,
-				!imap_parser_literal_sync(s->parser));
 		}
 		if (s->cmd == NULL && s->arena != NULL) {
 			arena_reset(s->arena);

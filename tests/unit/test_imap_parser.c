@@ -260,6 +260,40 @@ test_imap_parser_long_line(void)
 	}
 }
 
+/* An APPEND refused at its literal: begin() skips what must be skipped. */
+static void
+test_imap_parser_stream_refused(void)
+{
+	static const char nonsync[] = "e1 APPEND INBOX {3+}\r\nabc\r\n"
+				      "e2 NOOP\r\n";
+	static const char sync[] = "e1 APPEND INBOX {3}\r\ne2 NOOP\r\n";
+	struct imap_parser *p = imap_parser_new(100, 100, 1000);
+	struct arena *a = arena_new("t", 1024);
+	size_t used, used2;
+
+	imap_parser_begin(p, a);
+	test_assert(imap_parser_feed(p, (const uint8_t *)nonsync,
+				     sizeof(nonsync) - 1, &used) ==
+		    IMAP_PARSE_STREAM);
+	imap_parser_begin(p, a);
+	test_assert(imap_parser_feed(p, (const uint8_t *)nonsync + used,
+				     sizeof(nonsync) - 1 - used, &used2) ==
+		    IMAP_PARSE_CMD);
+	test_assert_strcmp(imap_parser_tag(p), "e2");
+	imap_parser_begin(p, a);
+	test_assert(imap_parser_feed(p, (const uint8_t *)sync,
+				     sizeof(sync) - 1, &used) ==
+		    IMAP_PARSE_STREAM);
+	test_assert(!imap_parser_literal_sync(p) == false);
+	imap_parser_begin(p, a);
+	test_assert(imap_parser_feed(p, (const uint8_t *)sync + used,
+				     sizeof(sync) - 1 - used, &used2) ==
+		    IMAP_PARSE_CMD);
+	test_assert_strcmp(imap_parser_tag(p), "e2");
+	arena_free(&a);
+	imap_parser_free(&p);
+}
+
 static void
 test_imap_seqset(void)
 {
@@ -369,6 +403,7 @@ static const struct test_case tests[] = {
 	{ "imap_parser_cases", test_imap_parser_cases },
 	{ "imap_parser_split", test_imap_parser_split },
 	{ "imap_parser_long_line", test_imap_parser_long_line },
+	{ "imap_parser_stream_refused", test_imap_parser_stream_refused },
 	{ "imap_seqset", test_imap_seqset },
 	{ "imap_mutf7", test_imap_mutf7 },
 	{ "imap_dates", test_imap_dates },
