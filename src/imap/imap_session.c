@@ -41,7 +41,7 @@ imap_session_printf(struct imap_session *s, const char *fmt, ...)
 	struct buf b;
 	va_list ap;
 
-	buf_init(&b, IMAP_COMMAND_MAX_BYTES);
+	buf_init(&b, CONN_OUTPUT_MAX_BYTES / 2);
 	va_start(ap, fmt);
 	if (buf_vprintf(&b, fmt, ap) == 0 && buf_append(&b, "\r\n", 2) == 0)
 		conn_write(s->c, b.data, b.len);
