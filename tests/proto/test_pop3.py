@@ -1,0 +1,266 @@
+"""POP3 against a real ternd: poplib over STLS and implicit TLS, every
+command and error, the UPDATE rules (nothing deleted without QUIT), the
+[IN-USE] lock, pipelining and hostile lines, and real clients (curl,
+fetchmail)."""
+import os
+import poplib
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+CTX = ssl._create_unverified_context()
+
+
+def deliver(tern, n, to=None, tag="pop3"):
+    """Put n messages into the INBOX of `to` over SMTP (port 25)."""
+    to = to or tern.user
+    bodies = []
+    with smtplib.SMTP(tern.host, tern.port("smtp"), timeout=30) as s:
+        for i in range(n):
+            body = ("From: sender@example.org\r\nTo: %s\r\n"
+                    "Subject: %s %d\r\nMessage-ID: <%s-%d-%f@example.org>\r\n\r\n"
+                    "line one of %d\r\n.leading dot\r\nlast line\r\n"
+                    % (to, tag, i, tag, i, time.time(), i))
+            s.sendmail("sender@example.org", [to], body)
+            bodies.append(body)
+    return bodies
+
+
+def login(tern, user=None, password=None):
+    p = poplib.POP3_SSL(tern.host, tern.port("pop3s"), context=CTX, timeout=30)
+    p.user(user or tern.user)
+    p.pass_(password or tern.password)
+    return p
+
+
+@pytest.fixture
+def box(fresh_tern):
+    deliver(fresh_tern, 3)
+    return fresh_tern
+
+
+def test_capa_before_and_after_stls(tern):
+    p = poplib.POP3(tern.host, tern.port("pop3"), timeout=30)
+    caps = p.capa()
+    assert "STLS" in caps and "UIDL" in caps and "TOP" in caps
+    assert "RESP-CODES" in caps and "PIPELINING" in caps
+    p.stls(context=CTX)
+    caps = p.capa()
+    assert "STLS" not in caps
+    assert "PLAIN" in caps["SASL"]
+    p.user(tern.user)
+    p.pass_(tern.password)
+    p.quit()
+
+
+def test_stat_list_uidl_retr_top(box):
+    p = login(box)
+    count, size = p.stat()
+    assert count == 3 and size > 0
+    resp, listing, _ = p.list()
+    assert len(listing) == 3
+    sizes = [int(x.split()[1]) for x in listing]
+    assert sum(sizes) == size
+    resp, uidls, _ = p.uidl()
+    ids = [u.split()[1] for u in uidls]
+    assert len(set(ids)) == 3
+    resp, lines, octets = p.retr(1)
+    text = b"\r\n".join(lines)
+    assert b"Subject: pop3 0" in text
+    assert b"\r\n.leading dot" in text  # un-stuffed by poplib
+    assert b"Received:" in text and b"Return-Path:" in text
+    resp, lines, _ = p.top(2, 0)
+    assert lines[-1] == b""  # header then the empty line, no body
+    assert not any(b"line one" in l for l in lines)
+    resp, lines, _ = p.top(2, 1)
+    assert lines[-1] == b"line one of 1"
+    assert p.list(2).startswith(b"+OK 2 ")
+    assert p.uidl(2).split()[2] == ids[1].encode() if isinstance(ids[1], str) else ids[1]
+    p.quit()
+
+
+def test_uidl_stable_across_sessions(box):
+    p = login(box)
+    first = p.uidl()[1]
+    p.quit()
+    deliver(box, 1, tag="later")
+    p = login(box)
+    second = p.uidl()[1]
+    p.quit()
+    assert second[:3] == first
+    assert len(second) == 4
+
+
+def test_dele_quit_removes(box):
+    p = login(box)
+    p.dele(1)
+    assert p.stat()[0] == 2
+    with pytest.raises(poplib.error_proto, match="No such message"):
+        p.retr(1)
+    with pytest.raises(poplib.error_proto):
+        p.dele(1)
+    resp = p.quit()
+    assert resp.startswith(b"+OK")
+    p = login(box)
+    assert p.stat()[0] == 2
+    p.quit()
+
+
+def test_rset_unmarks(box):
+    p = login(box)
+    p.dele(1)
+    p.dele(2)
+    p.rset()
+    assert p.stat()[0] == 3
+    p.quit()
+    p = login(box)
+    assert p.stat()[0] == 3
+    p.quit()
+
+
+def test_dropped_connection_deletes_nothing(box):
+    p = login(box)
+    p.dele(1)
+    p.dele(2)
+    p.sock.close()  # no QUIT
+    time.sleep(0.3)
+    p = login(box)
+    assert p.stat()[0] == 3
+    p.quit()
+
+
+def test_in_use(box):
+    p = login(box)
+    with pytest.raises(poplib.error_proto, match=r"IN-USE"):
+        login(box)
+    p.quit()
+    # released after QUIT
+    login(box).quit()
+
+
+def test_new_mail_appears_at_next_login(box):
+    p = login(box)
+    assert p.stat()[0] == 3
+    deliver(box, 1, tag="during")
+    assert p.stat()[0] == 3
+    p.quit()
+    p = login(box)
+    assert p.stat()[0] == 4
+    p.quit()
+
+
+def test_wrong_password_and_state_errors(tern):
+    p = poplib.POP3_SSL(tern.host, tern.port("pop3s"), context=CTX, timeout=30)
+    with pytest.raises(poplib.error_proto, match="Not logged in"):
+        p.stat()
+    p.user(tern.user)
+    with pytest.raises(poplib.error_proto, match=r"\[AUTH\]"):
+        p.pass_("wrong password")
+    p.quit()
+
+
+def raw(tern, data, port="pop3", wait=0.5):
+    s = socket.create_connection((tern.host, tern.port(port)), timeout=10)
+    s.recv(1024)
+    s.sendall(data)
+    time.sleep(wait)
+    out = b""
+    s.settimeout(1)
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except socket.timeout:
+        pass
+    s.close()
+    return out
+
+
+def test_hostile_lines(tern):
+    out = raw(tern, b"X" * 5000 + b"\r\nNOOP\r\nFOO\r\nSTAT\r\nCAPA\r\n")
+    lines = out.split(b"\r\n")
+    assert lines[0].startswith(b"-ERR") and b"too long" in lines[0]
+    assert lines[1].startswith(b"-ERR")  # NOOP before login
+    assert lines[2].startswith(b"-ERR")  # unknown
+    assert lines[3].startswith(b"-ERR")  # STAT before login
+    assert lines[4].startswith(b"+OK")   # CAPA still answered
+
+
+def test_pipelined_session(box):
+    cmds = ("USER %s\r\nPASS %s\r\nSTAT\r\nLIST\r\nRETR 9\r\nDELE 1\r\nQUIT\r\n"
+            % (box.user, box.password)).encode()
+    out = raw(box, cmds, wait=1.5)
+    assert out.count(b"+OK") >= 5
+    assert b"-ERR No such message" in out
+    p = login(box)
+    assert p.stat()[0] == 2
+    p.quit()
+
+
+def test_stls_discards_pipelined_plaintext(tern):
+    s = socket.create_connection((tern.host, tern.port("pop3")), timeout=10)
+    s.recv(1024)
+    s.sendall(b"STLS\r\nUSER injected@example.test\r\n")
+    assert s.recv(1024).startswith(b"+OK")
+    t = CTX.wrap_socket(s)
+    t.sendall(b"PASS x\r\n")
+    assert t.recv(1024).startswith(b"-ERR")  # USER was never executed
+    t.close()
+
+
+def test_sasl_plain(tern):
+    import base64
+    p = poplib.POP3_SSL(tern.host, tern.port("pop3s"), context=CTX, timeout=30)
+    cred = base64.b64encode(("\0%s\0%s" % (tern.user, tern.password)).encode())
+    resp = p._shortcmd("AUTH PLAIN " + cred.decode())
+    assert resp.startswith(b"+OK")
+    p.quit()
+
+
+def test_curl(box):
+    r = subprocess.run(["curl", "-sk", "--max-time", "30",
+                        "pop3s://127.0.0.1:%d/1" % box.port("pop3s"),
+                        "-u", "%s:%s" % (box.user, box.password)],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert b"Subject: pop3 0" in r.stdout
+
+
+def test_fetchmail_keep_and_nokeep(box, tmp_path):
+    out = tmp_path / "mbox"
+    rc = tmp_path / "fetchmailrc"
+    mda = tmp_path / "mda.sh"
+    mda.write_text("#!/bin/sh\ncat >> %s\necho >> %s\n" % (out, out))
+    mda.chmod(0o755)
+
+    def run(keep):
+        rc.write_text(
+            "poll 127.0.0.1 with proto POP3 service %d\n"
+            "  user '%s' there with password '%s' is root here\n"
+            "  ssl sslcertck no %s mda '%s'\n"
+            % (box.port("pop3s"), box.user, box.password,
+               "keep" if keep else "nokeep", mda))
+        rc.chmod(0o600)
+        env = dict(os.environ, HOME=str(tmp_path))
+        return subprocess.run(["fetchmail", "-f", str(rc), "--nosyslog",
+                               "-v", "--idfile", str(tmp_path / "ids")],
+                              capture_output=True, text=True, env=env,
+                              timeout=120)
+
+    r = run(True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert out.read_text().count("Subject: pop3") == 3
+    p = login(box)
+    assert p.stat()[0] == 3  # kept
+    p.quit()
+    r = run(False)
+    assert r.returncode in (0, 1), r.stdout + r.stderr
+    p = login(box)
+    assert p.stat()[0] == 0  # fetched and deleted
+    p.quit()
