@@ -245,7 +245,7 @@ def test_fetchmail_keep_and_nokeep(box, tmp_path):
             "  user '%s' there with password '%s' is root here\n"
             "  ssl sslcertck no %s mda '%s'\n"
             % (box.port("pop3s"), box.user, box.password,
-               "keep" if keep else "nokeep", mda))
+               "keep" if keep else "nokeep fetchall", mda))
         rc.chmod(0o600)
         env = dict(os.environ, HOME=str(tmp_path))
         return subprocess.run(["fetchmail", "-f", str(rc), "--nosyslog",
