@@ -1,0 +1,436 @@
+/* The store handle: opening the data directory and its SQLite database
+   (WAL, synchronous=FULL, foreign keys, busy timeout), the prepared
+   statement cache, and transactions. Outside a batch every changing call
+   is one BEGIN IMMEDIATE..COMMIT; inside store_batch_begin() calls nest
+   as SAVEPOINTs so a failed call is undone alone and one COMMIT (one
+   fsync) makes the whole batch durable (group commit). Work that must
+   follow a commit (unlinking unreferenced blobs, change notifications)
+   is queued and run only once the data is on disk. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/xalloc.h"
+#include "store/store_int.h"
+
+int64_t
+store_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+int
+store_fail(struct store *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->errbuf, sizeof(s->errbuf), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int
+store_sql_err(struct store *s, int rc)
+{
+	int err;
+
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return STORE_OK;
+	case SQLITE_FULL:
+		err = STORE_NOSPACE;
+		break;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		err = STORE_BUSY;
+		break;
+	case SQLITE_CONSTRAINT:
+		err = rc == SQLITE_CONSTRAINT_FOREIGNKEY ? STORE_INVALID
+							  : STORE_EXISTS;
+		break;
+	default:
+		err = STORE_ERR;
+		break;
+	}
+	if ((rc & 0xff) == SQLITE_IOERR && sqlite3_system_errno(s->db) == ENOSPC)
+		err = STORE_NOSPACE;
+	return store_fail(s, err, "sqlite: %s (%d)", sqlite3_errmsg(s->db), rc);
+}
+
+static size_t
+store_stmt_hash(const char *sql)
+{
+	uintptr_t p = (uintptr_t)sql;
+
+	p ^= p >> 17;
+	p *= 0x9e3779b97f4a7c15ULL;
+	return (size_t)(p >> 23) % STORE_STMT_SLOTS;
+}
+
+sqlite3_stmt *
+store_stmt(struct store *s, const char *sql)
+{
+	size_t i = store_stmt_hash(sql);
+	int rc;
+
+	for (size_t n = 0; n < STORE_STMT_SLOTS; n++) {
+		struct store_stmt_slot *slot = &s->stmts[i];
+
+		if (slot->sql == sql) {
+			sqlite3_reset(slot->stmt);
+			sqlite3_clear_bindings(slot->stmt);
+			return slot->stmt;
+		}
+		if (slot->sql == NULL) {
+			rc = sqlite3_prepare_v3(s->db, sql, -1,
+						SQLITE_PREPARE_PERSISTENT,
+						&slot->stmt, NULL);
+			if (rc != SQLITE_OK) {
+				store_sql_err(s, rc);
+				slot->stmt = NULL;
+				return NULL;
+			}
+			slot->sql = sql;
+			return slot->stmt;
+		}
+		i = (i + 1) % STORE_STMT_SLOTS;
+	}
+	/* More distinct statements than slots is a programming error. */
+	store_fail(s, STORE_ERR, "statement cache full");
+	return NULL;
+}
+
+int
+store_stmt_exec(struct store *s, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return store_sql_err(s, rc);
+	return STORE_OK;
+}
+
+int
+store_exec(struct store *s, const char *sql)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? STORE_OK : store_sql_err(s, rc);
+}
+
+char *
+store_col_strdup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t == NULL ? NULL : xstrdup((const char *)t);
+}
+
+/* ---- transactions ---- */
+
+static void
+store_post_commit(struct store *s)
+{
+	if (s->gc_needed) {
+		s->gc_needed = false;
+		store_blob_gc(s);
+	}
+	store_notify_flush(s);
+}
+
+static void
+store_post_discard(struct store *s)
+{
+	s->event_count = 0;
+	s->gc_needed = false;
+}
+
+int
+store_tx_begin(struct store *s, struct store_tx *tx)
+{
+	int ret;
+
+	tx->event_mark = s->event_count;
+	tx->gc_mark = s->gc_needed;
+	tx->nested = s->batch || s->tx_depth > 0;
+	if (s->batch && s->batch_failed)
+		return store_fail(s, STORE_ERR, "batch already rolled back");
+	if (tx->nested)
+		ret = store_exec(s, "SAVEPOINT t");
+	else
+		ret = store_exec(s, "BEGIN IMMEDIATE");
+	if (ret == STORE_OK)
+		s->tx_depth++;
+	return ret;
+}
+
+int
+store_tx_commit(struct store *s, struct store_tx *tx)
+{
+	int ret;
+
+	if (tx->nested) {
+		ret = store_exec(s, "RELEASE t");
+		if (ret != STORE_OK) {
+			store_tx_rollback(s, tx);
+			return ret;
+		}
+		s->tx_depth--;
+		return STORE_OK;
+	}
+	ret = store_exec(s, "COMMIT");
+	if (ret != STORE_OK) {
+		store_tx_rollback(s, tx);
+		return ret;
+	}
+	s->tx_depth--;
+	store_post_commit(s);
+	return STORE_OK;
+}
+
+void
+store_tx_rollback(struct store *s, struct store_tx *tx)
+{
+	char saved[sizeof(s->errbuf)];
+
+	/* Keep the error that made the caller roll back. */
+	memcpy(saved, s->errbuf, sizeof(saved));
+	s->tx_depth--;
+	if (sqlite3_get_autocommit(s->db)) {
+		/* SQLite rolled back the whole transaction on its own
+		   (SQLITE_FULL, IOERR, ...): the batch is gone too. */
+		if (s->batch)
+			s->batch_failed = true;
+		store_post_discard(s);
+		s->tx_depth = 0;
+	} else if (tx->nested) {
+		(void)store_exec(s, "ROLLBACK TO t");
+		(void)store_exec(s, "RELEASE t");
+		s->event_count = tx->event_mark;
+		s->gc_needed = tx->gc_mark;
+	} else {
+		(void)store_exec(s, "ROLLBACK");
+		store_post_discard(s);
+	}
+	memcpy(s->errbuf, saved, sizeof(saved));
+}
+
+int
+store_read_begin(struct store *s, bool *started_r)
+{
+	*started_r = false;
+	if (!sqlite3_get_autocommit(s->db))
+		return STORE_OK;
+	if (store_exec(s, "BEGIN") != STORE_OK)
+		return STORE_ERR;
+	*started_r = true;
+	return STORE_OK;
+}
+
+void
+store_read_end(struct store *s, bool started)
+{
+	if (started)
+		(void)store_exec(s, "COMMIT");
+}
+
+int
+store_batch_begin(struct store *s)
+{
+	int ret;
+
+	if (s->batch || s->tx_depth > 0)
+		return store_fail(s, STORE_INVALID, "batch already open");
+	ret = store_exec(s, "BEGIN IMMEDIATE");
+	if (ret != STORE_OK)
+		return ret;
+	s->batch = true;
+	s->batch_failed = false;
+	return STORE_OK;
+}
+
+int
+store_batch_commit(struct store *s)
+{
+	int ret;
+
+	if (!s->batch)
+		return store_fail(s, STORE_INVALID, "no batch open");
+	s->batch = false;
+	if (s->batch_failed) {
+		store_post_discard(s);
+		return store_fail(s, STORE_ERR, "batch was rolled back");
+	}
+	ret = store_exec(s, "COMMIT");
+	if (ret != STORE_OK) {
+		if (!sqlite3_get_autocommit(s->db))
+			(void)store_exec(s, "ROLLBACK");
+		store_post_discard(s);
+		return ret;
+	}
+	store_post_commit(s);
+	return STORE_OK;
+}
+
+void
+store_batch_rollback(struct store *s)
+{
+	if (!s->batch)
+		return;
+	s->batch = false;
+	if (!sqlite3_get_autocommit(s->db))
+		(void)store_exec(s, "ROLLBACK");
+	store_post_discard(s);
+}
+
+void
+store_event_add(struct store *s, int64_t account_id, int64_t mailbox_id,
+		uint64_t modseq)
+{
+	for (size_t i = 0; i < s->event_count; i++) {
+		struct store_notify_event *ev = &s->events[i];
+
+		if (ev->account_id == account_id &&
+		    ev->mailbox_id == mailbox_id) {
+			if (modseq > ev->modseq)
+				ev->modseq = modseq;
+			return;
+		}
+	}
+	if (s->event_count >= STORE_PENDING_EVENTS_MAX)
+		return; /* XXX readers resync on their next command */
+	if (s->event_count == s->event_cap) {
+		s->event_cap = s->event_cap == 0 ? 16 : s->event_cap * 2;
+		s->events = xreallocarray(s->events, s->event_cap,
+					  sizeof(*s->events));
+	}
+	s->events[s->event_count++] = (struct store_notify_event){
+		account_id, mailbox_id, modseq
+	};
+}
+
+/* ---- opening ---- */
+
+static int
+store_mkdir(struct store *s, const char *sub)
+{
+	char path[STORE_PATH_MAX];
+	int n;
+
+	n = snprintf(path, sizeof(path), "%s%s%s", s->datadir,
+		     sub[0] != '\0' ? "/" : "", sub);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return store_fail(s, STORE_INVALID, "data dir path too long");
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return store_fail(s, errno == ENOSPC ? STORE_NOSPACE : STORE_ERR,
+				  "mkdir %s: %s", path, strerror(errno));
+	return STORE_OK;
+}
+
+static int
+store_db_open(struct store *s)
+{
+	static const char *const pragmas =
+		"PRAGMA journal_mode=WAL;"
+		"PRAGMA synchronous=FULL;"
+		"PRAGMA foreign_keys=ON;"
+		"PRAGMA temp_store=MEMORY;"
+		"PRAGMA cache_size=-16000;";
+	char path[STORE_PATH_MAX];
+	int n, rc, fd;
+
+	n = snprintf(path, sizeof(path), "%s/tern.db", s->datadir);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return store_fail(s, STORE_INVALID, "data dir path too long");
+	/* Create it ourselves so the mode is 0600 whatever the umask. */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return store_fail(s, STORE_ERR, "open %s: %s", path,
+				  strerror(errno));
+	close(fd);
+	rc = sqlite3_open_v2(path, &s->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK)
+		return store_sql_err(s, rc);
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+	return store_exec(s, pragmas);
+}
+
+struct store *
+store_open(const char *datadir, const char **error_r)
+{
+	static const char *const dirs[] = { "", "blobs", "tmp", "run" };
+	static char open_err[256];
+	struct store *s = xcalloc(1, sizeof(*s));
+	int ret = STORE_OK;
+
+	s->datadir = xstrdup(datadir);
+	s->notify_fd = s->send_fd = s->journal_fd = -1;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		ret = store_mkdir(s, dirs[i]);
+		if (ret != STORE_OK)
+			break;
+	}
+	if (ret == STORE_OK)
+		ret = store_db_open(s);
+	if (ret == STORE_OK)
+		ret = store_schema_migrate(s);
+	if (ret != STORE_OK) {
+		/* XXX a static buffer: store_open has no store to own it */
+		snprintf(open_err, sizeof(open_err), "%s", s->errbuf);
+		if (error_r != NULL)
+			*error_r = open_err;
+		store_close(&s);
+		return NULL;
+	}
+	store_cleanup_run(s);
+	return s;
+}
+
+void
+store_close(struct store **sp)
+{
+	struct store *s = *sp;
+
+	if (s == NULL)
+		return;
+	*sp = NULL;
+	if (s->batch)
+		store_batch_rollback(s);
+	for (size_t i = 0; i < STORE_STMT_SLOTS; i++) {
+		if (s->stmts[i].stmt != NULL)
+			sqlite3_finalize(s->stmts[i].stmt);
+	}
+	if (s->db != NULL)
+		sqlite3_close(s->db);
+	store_notify_close(s);
+	if (s->journal_fd >= 0)
+		close(s->journal_fd);
+	free(s->events);
+	free(s->datadir);
+	free(s);
+}
+
+const char *
+store_datadir(const struct store *s)
+{
+	return s->datadir;
+}
+
+const char *
+store_last_error(const struct store *s)
+{
+	return s->errbuf;
+}

@@ -1,0 +1,463 @@
+/* Blob files: the immutable bytes of each message under
+   DATADIR/blobs/ab/cdef... named by their SHA-256 (hex). A writer streams
+   into DATADIR/tmp, fsyncs, renames into place and fsyncs the directory
+   before any metadata may name the blob, so a committed reference always
+   has its file. Identical bytes are stored once; the blobs table counts
+   references. A blob whose count drops to 0 is unlinked by
+   store_blob_gc() under the write lock after the commit, so a concurrent
+   transaction that wants to reference it either sees the file (and
+   keeps it alive) or sees it gone (and fails cleanly). */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/xalloc.h"
+#include "store/store_int.h"
+
+/* Garbage-collect at most this many blobs per collection. */
+#define STORE_GC_BATCH 1000
+
+struct store_blob_writer {
+	struct store *s;
+	int fd;
+	EVP_MD_CTX *md;
+	uint64_t size;
+	int err; /* sticky: the first failure */
+	char tmp_path[STORE_PATH_MAX];
+};
+
+bool
+store_hash_valid(const char *hash)
+{
+	size_t i;
+
+	for (i = 0; hash[i] != '\0'; i++) {
+		if (!((hash[i] >= '0' && hash[i] <= '9') ||
+		      (hash[i] >= 'a' && hash[i] <= 'f')))
+			return false;
+	}
+	return i == STORE_HASH_HEX_LEN;
+}
+
+int
+store_blob_path(const struct store *s, const char *hash, char *path,
+		size_t size)
+{
+	int n = snprintf(path, size, "%s/blobs/%.2s/%s", s->datadir, hash,
+			 hash + 2);
+
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+static int
+store_errno(struct store *s, const char *what, const char *path)
+{
+	int err = errno == ENOSPC || errno == EDQUOT ? STORE_NOSPACE
+						     : STORE_ERR;
+
+	return store_fail(s, err, "%s %s: %s", what, path, strerror(errno));
+}
+
+static int
+store_fsync_dir(struct store *s, const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return store_errno(s, "open", dir);
+	if (fsync(fd) < 0) {
+		int ret = store_errno(s, "fsync", dir);
+
+		close(fd);
+		return ret;
+	}
+	close(fd);
+	return STORE_OK;
+}
+
+struct store_blob_writer *
+store_blob_writer_new(struct store *s)
+{
+	static unsigned counter;
+	struct store_blob_writer *w = xcalloc(1, sizeof(*w));
+	struct timespec ts;
+	int n;
+
+	w->s = s;
+	w->fd = -1;
+	w->md = EVP_MD_CTX_new();
+	if (w->md == NULL || EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1)
+		w->err = store_fail(s, STORE_ERR, "sha256 init failed");
+	clock_gettime(CLOCK_REALTIME, &ts);
+	n = snprintf(w->tmp_path, sizeof(w->tmp_path), "%s/tmp/w-%ld-%u-%ld",
+		     s->datadir, (long)getpid(), counter++, (long)ts.tv_nsec);
+	if (w->err == STORE_OK &&
+	    (n < 0 || (size_t)n >= sizeof(w->tmp_path)))
+		w->err = store_fail(s, STORE_ERR, "temp path too long");
+	if (w->err == STORE_OK) {
+		w->fd = open(w->tmp_path,
+			     O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (w->fd < 0)
+			w->err = store_errno(s, "create", w->tmp_path);
+	}
+	return w;
+}
+
+int
+store_blob_writer_write(struct store_blob_writer *w, const void *data,
+			size_t len)
+{
+	const uint8_t *p = data;
+
+	if (w->err != STORE_OK)
+		return w->err;
+	if (EVP_DigestUpdate(w->md, data, len) != 1)
+		return w->err = store_fail(w->s, STORE_ERR, "sha256 failed");
+	while (len > 0) {
+		ssize_t n = write(w->fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return w->err = store_errno(w->s, "write",
+						     w->tmp_path);
+		}
+		p += n;
+		len -= (size_t)n;
+		w->size += (uint64_t)n;
+	}
+	return STORE_OK;
+}
+
+void
+store_blob_writer_abort(struct store_blob_writer **wp)
+{
+	struct store_blob_writer *w = *wp;
+
+	if (w == NULL)
+		return;
+	*wp = NULL;
+	if (w->fd >= 0) {
+		close(w->fd);
+		unlink(w->tmp_path);
+	}
+	EVP_MD_CTX_free(w->md);
+	free(w);
+}
+
+static void
+store_hex(const unsigned char *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+/* Make DATADIR/blobs/ab; a new directory entry is made durable too. */
+static int
+store_blob_dir(struct store *s, const char *hash, char *dir, size_t size)
+{
+	int n = snprintf(dir, size, "%s/blobs/%.2s", s->datadir, hash);
+
+	if (n < 0 || (size_t)n >= size)
+		return store_fail(s, STORE_ERR, "blob path too long");
+	if (mkdir(dir, 0700) == 0) {
+		char parent[STORE_PATH_MAX];
+
+		snprintf(parent, sizeof(parent), "%s/blobs", s->datadir);
+		return store_fsync_dir(s, parent);
+	}
+	if (errno != EEXIST)
+		return store_errno(s, "mkdir", dir);
+	return STORE_OK;
+}
+
+/* Rename the fsynced temp file to its content name (or drop it). */
+static int
+store_blob_install(struct store_blob_writer *w, const char *hash)
+{
+	struct store *s = w->s;
+	char dir[STORE_PATH_MAX], path[STORE_PATH_MAX];
+	int ret;
+
+	ret = store_blob_dir(s, hash, dir, sizeof(dir));
+	if (ret != STORE_OK)
+		return ret;
+	if (store_blob_path(s, hash, path, sizeof(path)) < 0)
+		return store_fail(s, STORE_ERR, "blob path too long");
+	if (access(path, F_OK) == 0) {
+		/* Dedup. Touch it so the orphan cleanup sees a fresh file
+		   until our metadata references it. */
+		(void)utimensat(AT_FDCWD, path, NULL, 0);
+		unlink(w->tmp_path);
+		return STORE_OK;
+	}
+	ret = store_cleanup_journal_add(s, hash);
+	if (ret != STORE_OK)
+		return ret;
+	if (rename(w->tmp_path, path) < 0)
+		return store_errno(s, "rename", path);
+	return store_fsync_dir(s, dir);
+}
+
+int
+store_blob_writer_finish(struct store_blob_writer **wp, char *hash_r,
+			 uint64_t *size_r)
+{
+	struct store_blob_writer *w = *wp;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	int ret = w->err;
+
+	if (ret == STORE_OK && fsync(w->fd) < 0)
+		ret = store_errno(w->s, "fsync", w->tmp_path);
+	if (ret == STORE_OK && close(w->fd) < 0)
+		ret = store_errno(w->s, "close", w->tmp_path);
+	else if (ret == STORE_OK)
+		w->fd = -1;
+	if (ret == STORE_OK &&
+	    (EVP_DigestFinal_ex(w->md, md, &mdlen) != 1 || mdlen != 32))
+		ret = store_fail(w->s, STORE_ERR, "sha256 failed");
+	if (ret == STORE_OK) {
+		store_hex(md, mdlen, hash_r);
+		ret = store_blob_install(w, hash_r);
+	}
+	if (ret == STORE_OK && size_r != NULL)
+		*size_r = w->size;
+	if (ret != STORE_OK && w->fd < 0)
+		unlink(w->tmp_path);
+	store_blob_writer_abort(wp);
+	return ret;
+}
+
+int
+store_blob_write(struct store *s, const void *data, size_t len,
+		 char *hash_r)
+{
+	struct store_blob_writer *w = store_blob_writer_new(s);
+	int ret = store_blob_writer_write(w, data, len);
+
+	if (ret != STORE_OK) {
+		store_blob_writer_abort(&w);
+		return ret;
+	}
+	return store_blob_writer_finish(&w, hash_r, NULL);
+}
+
+int
+store_blob_map(struct store *s, const char *hash, struct store_map *map_r)
+{
+	char path[STORE_PATH_MAX];
+	struct stat st;
+	void *p;
+	int fd;
+
+	map_r->data = NULL;
+	map_r->len = 0;
+	if (!store_hash_valid(hash))
+		return store_fail(s, STORE_INVALID, "bad blob hash");
+	if (store_blob_path(s, hash, path, sizeof(path)) < 0)
+		return store_fail(s, STORE_ERR, "blob path too long");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return store_fail(s, STORE_NOTFOUND, "no blob %s", hash);
+		return store_errno(s, "open", path);
+	}
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size > SIZE_MAX) {
+		close(fd);
+		return store_errno(s, "fstat", path);
+	}
+	if (st.st_size == 0) {
+		close(fd);
+		return STORE_OK;
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return store_errno(s, "mmap", path);
+	map_r->data = p;
+	map_r->len = (size_t)st.st_size;
+	return STORE_OK;
+}
+
+void
+store_blob_unmap(struct store_map *map)
+{
+	if (map->data != NULL)
+		munmap((void *)map->data, map->len);
+	map->data = NULL;
+	map->len = 0;
+}
+
+/* ---- references (inside write transactions) ---- */
+
+static int
+store_blob_file_size(struct store *s, const char *hash, uint64_t *size_r)
+{
+	char path[STORE_PATH_MAX];
+	struct stat st;
+
+	if (store_blob_path(s, hash, path, sizeof(path)) < 0)
+		return store_fail(s, STORE_ERR, "blob path too long");
+	if (stat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return store_fail(s, STORE_NOTFOUND,
+					  "blob %s has no file", hash);
+		return store_errno(s, "stat", path);
+	}
+	*size_r = (uint64_t)st.st_size;
+	return STORE_OK;
+}
+
+int
+store_blob_row(struct store *s, const char *hash, int64_t *id_r,
+	       uint64_t *size_r)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+	int64_t refcount = 0;
+	uint64_t size;
+
+	if (!store_hash_valid(hash))
+		return store_fail(s, STORE_INVALID, "bad blob hash");
+	st = store_stmt(s, "SELECT id, size, refcount FROM blobs"
+			   " WHERE hash = ?");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*id_r = sqlite3_column_int64(st, 0);
+		*size_r = (uint64_t)sqlite3_column_int64(st, 1);
+		refcount = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_sql_err(s, rc);
+	if (rc == SQLITE_ROW && refcount > 0)
+		return STORE_OK;
+	/* Unreferenced: the file may be gone (or never was). */
+	ret = store_blob_file_size(s, hash, &size);
+	if (ret != STORE_OK || rc == SQLITE_ROW)
+		return ret;
+	st = store_stmt(s, "INSERT INTO blobs(hash, size, refcount)"
+			   " VALUES (?, ?, 0)");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)size);
+	ret = store_stmt_exec(s, st);
+	if (ret != STORE_OK)
+		return ret;
+	*id_r = sqlite3_last_insert_rowid(s->db);
+	*size_r = size;
+	return STORE_OK;
+}
+
+int
+store_blob_ref(struct store *s, int64_t blob_id, int64_t delta)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	st = store_stmt(s, "UPDATE blobs SET refcount = refcount + ?"
+			   " WHERE id = ? RETURNING refcount");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, delta);
+	sqlite3_bind_int64(st, 2, blob_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_int64(st, 0) <= 0)
+		s->gc_needed = true;
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return store_fail(s, STORE_ERR, "no blob row %lld",
+				  (long long)blob_id);
+	return rc == SQLITE_ROW ? STORE_OK : store_sql_err(s, rc);
+}
+
+/* ---- garbage collection ---- */
+
+struct store_gc_item {
+	int64_t id;
+	char hash[STORE_HASH_HEX_LEN + 1];
+};
+
+static size_t
+store_blob_gc_collect(struct store *s, struct store_gc_item *items)
+{
+	sqlite3_stmt *st;
+	size_t n = 0;
+
+	st = store_stmt(s, "SELECT id, hash FROM blobs WHERE refcount <= 0"
+			   " LIMIT 1000");
+	if (st == NULL)
+		return 0;
+	while (n < STORE_GC_BATCH && sqlite3_step(st) == SQLITE_ROW) {
+		const char *h = (const char *)sqlite3_column_text(st, 1);
+
+		if (h == NULL || !store_hash_valid(h))
+			continue;
+		items[n].id = sqlite3_column_int64(st, 0);
+		memcpy(items[n].hash, h, STORE_HASH_HEX_LEN + 1);
+		n++;
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+static void
+store_blob_gc_one(struct store *s, const struct store_gc_item *item)
+{
+	char path[STORE_PATH_MAX];
+	sqlite3_stmt *st;
+
+	if (store_blob_path(s, item->hash, path, sizeof(path)) < 0)
+		return;
+	if (unlink(path) < 0 && errno != ENOENT)
+		return;
+	st = store_stmt(s, "DELETE FROM blobs WHERE id = ? AND refcount <= 0");
+	if (st == NULL)
+		return;
+	sqlite3_bind_int64(st, 1, item->id);
+	/* A foreign key error here would mean a refcount bug: the row stays
+	   and its (already unlinked) file is not referenced anyway. */
+	(void)store_stmt_exec(s, st);
+}
+
+void
+store_blob_gc(struct store *s)
+{
+	struct store_gc_item *items;
+	size_t n;
+
+	/* Losing this transaction in a power cut is harmless (the rows say
+	   refcount 0, the files are gone or go next time), so it does not
+	   need its own fsync. */
+	if (store_exec(s, "PRAGMA synchronous=NORMAL") != STORE_OK)
+		return;
+	items = xreallocarray(NULL, STORE_GC_BATCH, sizeof(*items));
+	if (store_exec(s, "BEGIN IMMEDIATE") == STORE_OK) {
+		n = store_blob_gc_collect(s, items);
+		for (size_t i = 0; i < n; i++)
+			store_blob_gc_one(s, &items[i]);
+		if (store_exec(s, "COMMIT") != STORE_OK)
+			(void)store_exec(s, "ROLLBACK");
+	}
+	free(items);
+	(void)store_exec(s, "PRAGMA synchronous=FULL");
+}

@@ -1,0 +1,143 @@
+#ifndef TERN_STORE_INT_H
+#define TERN_STORE_INT_H
+/* Private to src/store/: the struct store, the prepared-statement cache,
+   transactions with post-commit work (blob garbage collection, change
+   notifications) and the blob path helpers. Never include this from
+   outside src/store/ (unit tests of the store excepted). */
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* Temp files and unreferenced blobs younger than this survive the
+   cleanup in store_open(): a writer may still be about to commit. */
+#define STORE_ORPHAN_GRACE_SECS 300
+/* A process starts a new pending-blob journal after this many seconds,
+   so a journal older than the grace period is never still written to. */
+#define STORE_JOURNAL_ROTATE_SECS 60
+#define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_STMT_SLOTS 512
+/* Pending notifications kept inside one batch; beyond this the batch
+   publishes a "mailbox list changed" event per account instead. */
+#define STORE_PENDING_EVENTS_MAX 4096
+#define STORE_PATH_MAX 4096
+
+struct store_stmt_slot {
+	const char *sql;
+	sqlite3_stmt *stmt;
+};
+
+struct store {
+	char *datadir;
+	sqlite3 *db;
+	struct store_stmt_slot stmts[STORE_STMT_SLOTS];
+	char errbuf[256];
+
+	bool batch;	    /* store_batch_begin() is active */
+	bool batch_failed;  /* SQLite rolled the batch back on its own */
+	unsigned tx_depth;  /* nested store_tx_begin() calls */
+
+	/* post-commit work */
+	struct store_notify_event *events;
+	size_t event_count, event_cap;
+	bool gc_needed; /* some blob refcount reached 0 */
+
+	/* notification sockets */
+	int notify_fd;
+	int send_fd;
+	char *notify_path;
+
+	/* journal of blob files renamed into place by this process */
+	int journal_fd;
+	int64_t journal_opened;
+};
+
+/* Marks into the post-commit lists, to undo a savepoint's share. */
+struct store_tx {
+	size_t event_mark;
+	bool gc_mark;
+	bool nested;
+};
+
+/* ---- store.c ---- */
+/* Record an error text (printf-like) and return err. */
+int store_fail(struct store *s, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Map a SQLite result code to enum store_err, recording errmsg. */
+int store_sql_err(struct store *s, int rc);
+/* The cached prepared statement for sql (a string literal: cached by
+   address), reset and with cleared bindings, or NULL (error recorded). */
+sqlite3_stmt *store_stmt(struct store *s, const char *sql);
+/* Step a statement that returns no rows, then reset it. */
+int store_stmt_exec(struct store *s, sqlite3_stmt *st);
+/* Run sql (no parameters) once. */
+int store_exec(struct store *s, const char *sql);
+/* Copy column i as xmalloc'd string, or NULL when SQL NULL. */
+char *store_col_strdup(sqlite3_stmt *st, int i);
+
+/* Write transaction: BEGIN IMMEDIATE outside a batch, otherwise a
+   SAVEPOINT. commit: COMMIT (then post-commit work) or RELEASE. */
+int store_tx_begin(struct store *s, struct store_tx *tx);
+int store_tx_commit(struct store *s, struct store_tx *tx);
+void store_tx_rollback(struct store *s, struct store_tx *tx);
+/* Read snapshot for multi-statement reads (no-op inside a transaction). */
+int store_read_begin(struct store *s, bool *started_r);
+void store_read_end(struct store *s, bool started);
+
+/* Queue a change event for publication after commit. */
+void store_event_add(struct store *s, int64_t account_id,
+		     int64_t mailbox_id, uint64_t modseq);
+int64_t store_now(void);
+
+/* ---- store_schema.c ---- */
+int store_schema_migrate(struct store *s);
+
+/* ---- store_blob.c ---- */
+/* 64 lowercase hex digits? */
+bool store_hash_valid(const char *hash);
+/* DATADIR/blobs/ab/cdef...; -1 when it does not fit. */
+int store_blob_path(const struct store *s, const char *hash, char *path,
+		    size_t size);
+/* Inside a write transaction: id of the blobs row for hash, created
+   (refcount 0, no metadata) when missing. Verifies that the file exists
+   (under the write lock, so the garbage collector cannot remove it
+   before this transaction commits). */
+int store_blob_row(struct store *s, const char *hash, int64_t *id_r,
+		   uint64_t *size_r);
+/* Adjust the refcount of blob id by delta (may reach 0: collected after
+   commit). */
+int store_blob_ref(struct store *s, int64_t blob_id, int64_t delta);
+/* After commit: unlink blob files whose refcount is 0 and delete their
+   rows (own small transaction). */
+void store_blob_gc(struct store *s);
+
+/* ---- store_cleanup.c ---- */
+/* Remove stale temp files and blobs listed in stale journals that no
+   metadata references. Errors are ignored (best effort). */
+void store_cleanup_run(struct store *s);
+/* Append hash to this process's journal before renaming a new blob in. */
+int store_cleanup_journal_add(struct store *s, const char *hash);
+
+/* ---- store_mailbox.c ---- */
+/* Validate and normalise a mailbox name (INBOX case-folded): xmalloc'd,
+   or NULL with *error_r set. */
+char *store_mailbox_name_normalize(const char *name, const char **error_r);
+/* Inside a transaction: create one mailbox (no parents, no checks). */
+int store_mailbox_insert(struct store *s, int64_t account_id,
+			 const char *name, const char *special_use,
+			 int64_t *id_r);
+/* Inside a transaction: next HIGHESTMODSEQ of a mailbox (stored). */
+int store_mailbox_bump_modseq(struct store *s, int64_t mailbox_id,
+			      uint64_t *modseq_r);
+
+/* ---- store_msg.c ---- */
+/* Inside a transaction: expunge every message of the mailbox (releasing
+   blob references and quota) without recording expunged UIDs. */
+int store_msg_purge_mailbox(struct store *s, int64_t mailbox_id);
+
+/* ---- store_notify.c ---- */
+void store_notify_flush(struct store *s);
+void store_notify_close(struct store *s);
+
+#endif

@@ -1,0 +1,153 @@
+/* The SQLite schema of the store, as an ordered list of migrations.
+   PRAGMA user_version holds the number of steps applied; store_open()
+   applies the missing ones, each in its own transaction, so a database
+   is always at a known version. Append new steps; never edit old ones.
+
+   Default plans (step 1): sizes are binary (1 GB = 2^30 bytes);
+   send_per_hour counts recipients per sliding hour; every plan allows
+   50 MB messages (52428800 bytes, above the usual 25-35 MB limits of big
+   providers so forwarded attachments pass) and 100 recipients per
+   message (RFC 5321 4.5.3.1.8: the minimum a server must accept). */
+#include <stdio.h>
+
+#include "store/store_int.h"
+
+static const char *const store_migrations[] = {
+	/* 1: initial schema */
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"CREATE TABLE plans(name TEXT PRIMARY KEY,"
+	" quota_bytes INTEGER NOT NULL, quota_messages INTEGER NOT NULL,"
+	" send_per_hour INTEGER NOT NULL, max_message_bytes INTEGER NOT NULL,"
+	" max_recipients INTEGER NOT NULL);"
+	"CREATE TABLE domains(id INTEGER PRIMARY KEY,"
+	" name TEXT NOT NULL UNIQUE);"
+	"CREATE TABLE accounts(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" address TEXT NOT NULL UNIQUE,"
+	" domain_id INTEGER NOT NULL REFERENCES domains(id),"
+	" plan TEXT NOT NULL REFERENCES plans(name) ON UPDATE CASCADE,"
+	" password_hash TEXT, scram TEXT, created INTEGER NOT NULL,"
+	" used_bytes INTEGER NOT NULL DEFAULT 0,"
+	" used_messages INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX accounts_domain ON accounts(domain_id);"
+	"CREATE TABLE aliases(id INTEGER PRIMARY KEY,"
+	" address TEXT NOT NULL, target TEXT NOT NULL,"
+	" domain_id INTEGER NOT NULL REFERENCES domains(id),"
+	" UNIQUE(address, target));"
+	"CREATE INDEX aliases_target ON aliases(target);"
+	"CREATE INDEX aliases_domain ON aliases(domain_id);"
+	"CREATE TABLE mailboxes(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" account_id INTEGER NOT NULL REFERENCES accounts(id),"
+	" name TEXT NOT NULL, special_use TEXT,"
+	" uidvalidity INTEGER NOT NULL, uidnext INTEGER NOT NULL,"
+	" highestmodseq INTEGER NOT NULL, UNIQUE(account_id, name));"
+	"CREATE TABLE subscriptions(account_id INTEGER NOT NULL"
+	" REFERENCES accounts(id) ON DELETE CASCADE, name TEXT NOT NULL,"
+	" PRIMARY KEY(account_id, name)) WITHOUT ROWID;"
+	"CREATE TABLE blobs(id INTEGER PRIMARY KEY,"
+	" hash TEXT NOT NULL UNIQUE, size INTEGER NOT NULL,"
+	" refcount INTEGER NOT NULL, has_meta INTEGER NOT NULL DEFAULT 0,"
+	" envelope TEXT, bodystructure TEXT, body TEXT, message_id TEXT,"
+	" subject TEXT, from_addr TEXT, date INTEGER, header_len INTEGER,"
+	" lines INTEGER);"
+	"CREATE INDEX blobs_unreferenced ON blobs(refcount)"
+	" WHERE refcount <= 0;"
+	"CREATE TABLE messages(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),"
+	" uid INTEGER NOT NULL,"
+	" blob_id INTEGER NOT NULL REFERENCES blobs(id),"
+	" flags INTEGER NOT NULL, keywords TEXT, modseq INTEGER NOT NULL,"
+	" size INTEGER NOT NULL, internaldate INTEGER NOT NULL,"
+	" savedate INTEGER NOT NULL, UNIQUE(mailbox_id, uid));"
+	"CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);"
+	"CREATE INDEX messages_blob ON messages(blob_id);"
+	"CREATE TABLE expunged(mailbox_id INTEGER NOT NULL"
+	" REFERENCES mailboxes(id) ON DELETE CASCADE,"
+	" uid INTEGER NOT NULL, modseq INTEGER NOT NULL,"
+	" PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);"
+	"CREATE TABLE send_log(account_id INTEGER NOT NULL"
+	" REFERENCES accounts(id) ON DELETE CASCADE,"
+	" time INTEGER NOT NULL, count INTEGER NOT NULL);"
+	"CREATE INDEX send_log_account ON send_log(account_id, time);"
+	"CREATE TABLE queue(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" sender TEXT NOT NULL, envid TEXT, ret TEXT,"
+	" blob_id INTEGER NOT NULL REFERENCES blobs(id),"
+	" size INTEGER NOT NULL, created INTEGER NOT NULL,"
+	" next_attempt INTEGER NOT NULL, attempts INTEGER NOT NULL);"
+	"CREATE INDEX queue_due ON queue(next_attempt, id);"
+	"CREATE INDEX queue_blob ON queue(blob_id);"
+	"CREATE TABLE queue_rcpts(queue_id INTEGER NOT NULL"
+	" REFERENCES queue(id) ON DELETE CASCADE, idx INTEGER NOT NULL,"
+	" address TEXT NOT NULL, orcpt TEXT, notify TEXT,"
+	" status INTEGER NOT NULL, last_reply TEXT,"
+	" PRIMARY KEY(queue_id, idx)) WITHOUT ROWID;"
+	"INSERT INTO plans VALUES"
+	" ('essential', 10737418240, 0, 1000, 52428800, 100),"
+	" ('standard', 26843545600, 0, 3000, 52428800, 100),"
+	" ('professional', 64424509440, 0, 5000, 52428800, 100);",
+};
+
+#define STORE_MIGRATIONS_COUNT \
+	(sizeof(store_migrations) / sizeof(store_migrations[0]))
+
+static int
+store_schema_version(struct store *s, int *version_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_sql_err(s, rc);
+	rc = sqlite3_step(st);
+	*version_r = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? STORE_OK : store_sql_err(s, rc);
+}
+
+static int
+store_schema_step(struct store *s, int version)
+{
+	char sql[64];
+	int ret, cur;
+
+	ret = store_exec(s, "BEGIN IMMEDIATE");
+	if (ret != STORE_OK)
+		return ret;
+	/* Another process may have migrated while we waited for the lock. */
+	ret = store_schema_version(s, &cur);
+	if (ret == STORE_OK && cur == version)
+		ret = store_exec(s, store_migrations[version]);
+	if (ret == STORE_OK && cur == version) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d",
+			 version + 1);
+		ret = store_exec(s, sql);
+	}
+	if (ret == STORE_OK)
+		ret = store_exec(s, "COMMIT");
+	if (ret != STORE_OK && !sqlite3_get_autocommit(s->db))
+		(void)store_exec(s, "ROLLBACK");
+	return ret;
+}
+
+int
+store_schema_migrate(struct store *s)
+{
+	int version, ret;
+
+	for (;;) {
+		ret = store_schema_version(s, &version);
+		if (ret != STORE_OK)
+			return ret;
+		if (version < 0 || (size_t)version > STORE_MIGRATIONS_COUNT)
+			return store_fail(s, STORE_ERR,
+					  "database schema version %d is newer "
+					  "than this program (%zu)",
+					  version, STORE_MIGRATIONS_COUNT);
+		if ((size_t)version == STORE_MIGRATIONS_COUNT)
+			return STORE_OK;
+		ret = store_schema_step(s, version);
+		if (ret != STORE_OK)
+			return ret;
+	}
+}
