@@ -3,11 +3,6 @@
 # tests against the built ternd, then unit and protocol tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer. Last line: "N passed, N
 # failed".
-#
-# XXX transitional: while the file tests/ternd-optional exists (the store
-# and protocol modules are still landing), a ternd that does not build is
-# reported loudly and its protocol tests are NOT RUN instead of failing the
-# suite. Delete that file as soon as ternd links on main.
 cd "$(dirname "$0")/.." || exit 1
 log=$(mktemp /tmp/tern-tests-XXXXXX.log)
 status=0
@@ -30,9 +25,6 @@ proto_step() {
 	echo "== build ternd ($label)"
 	if make -j"$jobs" "$@" all >"$log.build" 2>&1; then
 		step "protocol tests ($label)" make "$@" proto
-	elif [ -f tests/ternd-optional ]; then
-		grep -E "error|undefined" "$log.build" | head -20
-		echo "== protocol tests ($label): NOT RUN, ternd does not build yet (tests/ternd-optional)"
 	else
 		cat "$log.build"
 		echo "== build ternd ($label): FAILED"

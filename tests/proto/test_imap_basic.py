@@ -157,12 +157,12 @@ def test_list_special_use_children(tern):
     assert "INBOX" in names
     assert lines[0].endswith('"INBOX"') or lines[0].endswith("INBOX")
     assert m.create("Projects/2024/Q1")[0] == "OK"
-    typ, data = m.list("", "Projects/%")
+    typ, data = m.list('""', "Projects/%")
     assert len(data) == 1 and data[0].endswith(b'"/" "Projects/2024"')
     assert b"\\HasChildren" in data[0]
-    typ, data = m.list("", "%")
+    typ, data = m.list('""', "%")
     assert any(b'\\HasChildren) "/" "Projects"' in d for d in data)
-    typ, data = m.list("", "")
+    typ, data = m.list('""', '""')
     assert data == [b'(\\Noselect) "/" ""']
     m.logout()
 
@@ -216,7 +216,7 @@ def test_mailbox_create_delete_rename(tern):
     # CREATE-SPECIAL-USE
     r = m._simple_command("CREATE", "Everything", "(USE (\\All))")
     assert r[0] == "OK"
-    typ, data = m.list("", "Everything")
+    typ, data = m.list('""', "Everything")
     assert b"\\All" in data[0]
     m.logout()
 
@@ -353,9 +353,10 @@ def test_fetch_structure_and_binary(tern):
     text = data[0] if isinstance(data[0], bytes) else b"".join(
         d if isinstance(d, bytes) else b"".join(d) for d in data)
     assert b'"multi"' in text and b'"<multi@x>"' in text
-    assert b'("text" "plain" ("charset" "utf-8") NIL NIL ' \
-        b'"quoted-printable"' in text
-    assert b'"mixed"' in text
+    # Type names are case-insensitive (RFC 9051 7.5.2); tern upper-cases.
+    assert b'("TEXT" "PLAIN" ("CHARSET" "UTF-8") NIL NIL ' \
+        b'"QUOTED-PRINTABLE"' in text.upper()
+    assert b'"MIXED"' in text.upper()
     typ, data = m.fetch("1", "(BODY.PEEK[1] BODY.PEEK[1.MIME] "
                         "BINARY.PEEK[1] BINARY.SIZE[2] BINARY.PEEK[2])")
     parts = {}

@@ -135,7 +135,13 @@ def expected(part):
 
 def actual(bs):
     if isinstance(bs[0], list):
-        kids = [b for b in bs if isinstance(b, list)]
+        # The leading lists are the parts; the subtype follows them, then
+        # extension data (which has lists of its own).
+        kids = []
+        for b in bs:
+            if not isinstance(b, list):
+                break
+            kids.append(b)
         sub = bs[len(kids)]
         return ("multipart", s(sub).lower(), [actual(k) for k in kids])
     typ, sub = s(bs[0]).lower(), s(bs[1]).lower()
@@ -149,7 +155,7 @@ def actual(bs):
 def relax(e, a):
     """Broken text/plain fallbacks carry no encoding to compare."""
     if e[2] is None and a[:2] == ("text", "plain"):
-        return a
+        return e
     if isinstance(e[2], list) and isinstance(a[2], list) and \
             len(e[2]) == len(a[2]):
         return (a[0], a[1], [relax(x, y) for x, y in zip(e[2], a[2])])
