@@ -45,7 +45,7 @@ pop3_deinit(void)
 {
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 pop3_vreply(struct pop3_session *s, const char *status, const char *fmt,
 	    va_list ap)
 {
