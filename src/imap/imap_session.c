@@ -366,7 +366,8 @@ imap_view_apply(struct imap_session *s, struct store_msg *msgs, size_t n,
 		if (idx >= 0)
 			v->msgs[idx].expunged = true;
 	}
-	qsort(msgs, n, sizeof(*msgs), imap_msg_uid_cmp);
+	if (n > 1)
+		qsort(msgs, n, sizeof(*msgs), imap_msg_uid_cmp);
 	last_uid = v->count > 0 ? v->msgs[v->count - 1].uid : 0;
 	old_count = v->count;
 	for (i = 0; i < n; i++) {

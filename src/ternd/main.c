@@ -103,6 +103,7 @@ main(int argc, char **argv)
 	if (opt.check_only) {
 		printf("%s: ok\n", opt.config_path);
 		cfg_free(&cfg);
+		free(qs_config);
 		return 0;
 	}
 	log_set_level(cfg->log_level);
