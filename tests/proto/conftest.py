@@ -144,6 +144,20 @@ class Tern:
         except (ProcessLookupError, PermissionError):
             pass
         self.proc = None
+        self.check_sanitizers()
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "runtime error:")
+
+    def check_sanitizers(self):
+        """A sanitizer report in any ternd process fails the test, even
+        when the master restarted the worker and the client never saw it."""
+        text = self.log()
+        for mark in self.SANITIZER_MARKS:
+            i = text.find(mark)
+            if i >= 0:
+                raise AssertionError("sanitizer report in %s:\n%s"
+                                     % (self._logfile, text[i:i + 3000]))
 
     def kill9(self):
         self.stop(sig=signal.SIGKILL)
