@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
@@ -136,3 +137,46 @@ def test_connection_greetings(tern):
         data = s.recv(1024)
         s.close()
         assert re.match(pattern, data), (name, data)
+
+
+def peer_cert(port, servername):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=servername) as s:
+            return s.getpeercert(binary_form=True)
+
+
+def test_sni_picks_certificate_after_reload(fresh_tern, tmp_path):
+    """A second certificate block, added by SIGHUP, serves its own name;
+    every other name still gets the first (default) certificate."""
+    cert, key = tmp_path / "other.pem", tmp_path / "other.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-subj", "/CN=other.example", "-addext",
+                    "subjectAltName=DNS:other.example", "-days", "2",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    port = fresh_tern.port("imaps")
+    assert b"other.example" not in peer_cert(port, "other.example")
+    conf = os.path.join(fresh_tern.dir, "tern.conf")
+    with open(conf) as f:
+        text = f.read()
+    # Drop the quickstart marker so the config is ours from now on.
+    text = text.split("\n", 1)[1]
+    with open(conf, "w") as f:
+        f.write(text + "\ncertificate other {\n\tcert = %s\n\tkey = %s\n}\n"
+                % (cert, key))
+    os.kill(fresh_tern.proc.pid, signal.SIGHUP)
+    assert wait_for(lambda: "reloaded" in fresh_tern.log())
+
+    def served_other():
+        try:
+            return b"other.example" in peer_cert(port, "other.example")
+        except OSError:
+            return False
+    assert wait_for(served_other, timeout=15)
+    default = peer_cert(port, "mail.example.test")
+    assert b"other.example" not in default
+    assert b"mail.example.test" in default
+    assert b"other.example" not in peer_cert(port, "unknown.example")
