@@ -119,6 +119,31 @@ void store_cleanup_run(struct store *s);
 /* Append hash to this process's journal before renaming a new blob in. */
 int store_cleanup_journal_add(struct store *s, const char *hash);
 
+/* ---- store_account.c (row helpers shared with plans, domains, aliases) ---- */
+void store_account_lower(char *p);
+/* Step a one-column integer query: 1 row (value in *v_r), 0 none, error. */
+int store_account_step_int(struct store *s, sqlite3_stmt *st, int64_t *v_r);
+/* Every row's column 0 as an xmalloc'd string array, at most max. */
+int store_account_read_strings(struct store *s, sqlite3_stmt *st,
+			       char ***strings_r, size_t *count_r, size_t max);
+/* Column i clamped to the unsigned range (negative: 0). */
+uint64_t store_col_u64(sqlite3_stmt *st, int i);
+uint32_t store_col_u32(sqlite3_stmt *st, int i);
+/* Is a normalised address storable? *domain_r points at its domain. */
+bool store_address_valid(const char *address, const char **domain_r);
+/* Normalised and valid for storing (xmalloc'd), or NULL. */
+char *store_address_normalize_valid(const char *address,
+				    const char **domain_r);
+/* id of the account with a normalised address: 1, 0, error. */
+int store_account_id(struct store *s, const char *address, int64_t *id_r);
+
+/* ---- store_domain.c ---- */
+bool store_domain_valid(const char *name);
+/* Lowercase, one trailing dot dropped, validated: xmalloc'd or NULL. */
+char *store_domain_normalize(const char *domain);
+/* id of a normalised domain: 1 found, 0 not, error. */
+int store_domain_id(struct store *s, const char *name, int64_t *id_r);
+
 /* ---- store_mailbox.c ---- */
 /* Validate and normalise a mailbox name (INBOX case-folded): xmalloc'd,
    or NULL with *error_r set. */
