@@ -249,9 +249,12 @@ pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmdline *cmd)
 
 	if (cmd->argc == 0) {
 		/* RFC 5034 does not define a bare AUTH; many clients send it
-		   to list mechanisms (the pre-CAPA convention). */
+		   to list mechanisms (the pre-CAPA convention). Same list as
+		   the CAPA SASL line: PLAIN only where it may be used. */
 		pop3_reply_ok(s, "%s", "");
-		conn_write_str(s->c, "PLAIN\r\nSCRAM-SHA-256\r\n.\r\n");
+		if (pop3_session_plaintext_ok(s))
+			conn_write_str(s->c, "PLAIN\r\n");
+		conn_write_str(s->c, "SCRAM-SHA-256\r\n.\r\n");
 		return;
 	}
 	if (cmd->argc > 2 || cmd->extra || cmd->args[0].len >= sizeof(mech)) {
