@@ -47,7 +47,9 @@ def _port_free(port):
 def pick_base():
     """A base such that base+25 ... base+995 are all free."""
     for _ in range(200):
-        base = random.randrange(20000, 60000, 1000) + random.randrange(0, 3) * 0
+        # any base works (the highest port is base+995); a wide choice
+        # makes two concurrent runs unlikely to pick the same one
+        base = random.randrange(20000, 64000)
         if all(_port_free(base + p) for p in LISTENERS.values()):
             return base
     raise RuntimeError("no free port range found")
@@ -71,8 +73,28 @@ class Tern:
         return self.base + LISTENERS[name]
 
     def start(self):
-        if self.base is None:
-            self.base = pick_base()
+        # A port range picked here may be taken by a concurrent test run
+        # before ternd binds it: then ternd exits and, on a first start,
+        # we try another range.
+        auto = self.base is None
+        for attempt in range(5):
+            if self.base is None:
+                self.base = pick_base()
+            try:
+                self._start_once()
+                break
+            except RuntimeError:
+                if not auto or attempt == 4 or self.proc.poll() is None:
+                    raise
+                self.proc = None
+                self.base = None
+                if self.extra_config:
+                    # written for the old ports: generate it again
+                    os.remove(os.path.join(self.dir, "tern.conf"))
+        with open(os.path.join(self.dir, "demo-password")) as f:
+            self.password = f.read().strip()
+
+    def _start_once(self):
         os.makedirs(self.dir, exist_ok=True)
         if self.extra_config:
             self._write_extra_config()
@@ -83,8 +105,6 @@ class Tern:
             stdout=log, stderr=log, start_new_session=True)
         log.close()
         self._wait_ready()
-        with open(os.path.join(self.dir, "demo-password")) as f:
-            self.password = f.read().strip()
 
     def _write_extra_config(self):
         # The quickstart regenerates tern.conf while its first line is the
@@ -106,6 +126,15 @@ class Tern:
                 f.write(text)
 
     def _wait_ready(self, timeout=20):
+        deadline = time.time() + timeout
+        # The master logs this (at info) once every socket is bound:
+        # only then are the ports ours and not another run's.
+        mark = "master - started pid=%d " % self.proc.pid
+        while mark not in self.log() and time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("ternd exited with %s:\n%s"
+                                   % (self.proc.returncode, self.log()))
+            time.sleep(0.05)
         deadline = time.time() + timeout
         pending = set(LISTENERS)
         while pending and time.time() < deadline:
