@@ -20,6 +20,9 @@
 #include "pop3/pop3_int.h"
 
 static struct pop3_session *pop3_sessions;
+/* pop3_drain() was called: a session busy at that moment (streaming or
+   in a failed-login delay) says goodbye when it is done. */
+static bool pop3_draining;
 static void pop3_session_input(struct conn *c, void *ctx);
 static void pop3_session_drained(struct conn *c, void *ctx);
 static void pop3_session_closed(struct conn *c, void *ctx,
@@ -108,6 +111,20 @@ pop3_session_close(struct pop3_session *s)
 	conn_close(s->c);
 }
 
+/* A stream or delay is over: read the next command, or close when the
+   worker is shutting down (without UPDATE, like pop3_drain). */
+static void
+pop3_session_unbusy(struct pop3_session *s)
+{
+	s->busy = false;
+	if (pop3_draining) {
+		pop3_reply_err(s, "[SYS/TEMP] Server shutting down");
+		pop3_session_close(s);
+		return;
+	}
+	conn_resume_input(s->c);
+}
+
 /* ---- failed-login delay ---- */
 
 static void
@@ -119,8 +136,7 @@ pop3_session_delay_fired(struct ev_loop *loop, void *ctx)
 	s->delay = NULL;
 	conn_write_str(s->c, s->delayed_reply);
 	xfree(&s->delayed_reply);
-	s->busy = false;
-	conn_resume_input(s->c);
+	pop3_session_unbusy(s);
 }
 
 void
@@ -197,8 +213,7 @@ pop3_stream_run(struct pop3_session *s)
 	if (s->stream == POP3_STREAM_MSG)
 		store_blob_unmap(&s->map);
 	s->stream = POP3_STREAM_NONE;
-	s->busy = false;
-	conn_resume_input(s->c);
+	pop3_session_unbusy(s);
 }
 
 void
@@ -345,6 +360,7 @@ pop3_session_start(struct tern_env *env, const struct cfg_listener *listener,
 void
 pop3_drain(void)
 {
+	pop3_draining = true;
 	for (struct pop3_session *s = pop3_sessions; s != NULL; s = s->next) {
 		if (s->busy || conn_closing(s->c))
 			continue;

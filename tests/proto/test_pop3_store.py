@@ -8,7 +8,9 @@ import glob
 import os
 import re
 import socket
+import signal
 import ssl
+import time
 
 import pytest
 
@@ -225,3 +227,26 @@ def test_unreadable_message_is_sys_temp(box):
     p.multi()
     p.cmd("QUIT")
     p.close()
+
+
+def test_shutdown_waits_for_a_delayed_reply_then_says_goodbye(fresh_tern):
+    """A session inside a failed-login delay when SIGTERM comes gets its
+    reply, then the shutdown goodbye, instead of hanging until the
+    worker's drain deadline."""
+    t = fresh_tern
+    p = Pop(t)
+    for _ in range(2):  # the free failures
+        p.cmd("USER %s" % t.user)
+        assert p.cmd("PASS wrong").startswith("-ERR [AUTH]")
+    p.cmd("USER %s" % t.user)
+    p.send("PASS wrong\r\n")  # answered after about 500 ms
+    time.sleep(0.1)
+    start = time.monotonic()
+    os.killpg(t.proc.pid, signal.SIGTERM)
+    assert p.line().startswith("-ERR [AUTH]")
+    r = p.line()
+    assert r.startswith("-ERR [SYS/TEMP]"), r
+    assert p.closed(timeout=5)
+    assert time.monotonic() - start < 4
+    p.close()
+    t.stop()
