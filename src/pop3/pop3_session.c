@@ -328,6 +328,19 @@ pop3_session_closed(struct conn *c, void *ctx, enum conn_close_reason reason)
 	free(s);
 }
 
+/* RFC 2449 8.1.2: [SYS/TEMP] for a refusal that is worth retrying. */
+static void
+pop3_session_refuse(struct pop3_session *s)
+{
+	bool draining = s->env->draining;
+
+	log_info("pop3", conn_id(s->c), "refused peer=%s reason=%s",
+		 conn_peer_addr(s->c), draining ? "draining" : "connection-limit");
+	pop3_reply_err(s, "[SYS/TEMP] %s", draining ? "Server shutting down" :
+					      "Too many connections, try later");
+	pop3_session_close(s);
+}
+
 void
 pop3_session_start(struct tern_env *env, const struct cfg_listener *listener,
 		   struct conn *c)
@@ -348,8 +361,7 @@ pop3_session_start(struct tern_env *env, const struct cfg_listener *listener,
 	conn_set_timeout(c, env->cfg->pop3_timeout_ms);
 	if (env->draining ||
 	    conn_peer_count(c) > env->cfg->max_connections_per_ip) {
-		pop3_reply_err(s, "[SYS/TEMP] Too many connections, try later");
-		pop3_session_close(s);
+		pop3_session_refuse(s);
 		return;
 	}
 	log_info("pop3", conn_id(c), "connect peer=%s listener=%s",

@@ -151,3 +151,31 @@ def test_exact_bytes_for_bare_lf_message(fresh_tern):
     data = _raw_retr(t, "TOP 1 0")
     assert data.split(b"\r\n", 1)[1] == (
         b"From: a@example.org\r\nSubject: lf\r\n\r\n.\r\n")
+
+
+def test_connection_limit_per_ip(fresh_tern):
+    from pop3_helpers import reconfigure
+    t = fresh_tern
+    reconfigure(t, workers="1", max_connections_per_ip="2")
+    held = []
+    deadline = time.time() + 10
+    while len(held) < 2:
+        # the fixture's readiness probes may still count for a moment
+        p = Pop(t)
+        if p.greeting.startswith("+OK"):
+            held.append(p)
+        else:
+            p.close()
+            assert time.time() < deadline, p.greeting
+            time.sleep(0.05)
+    p = Pop(t)
+    assert p.greeting.startswith("-ERR [SYS/TEMP]"), p.greeting
+    assert p.closed()
+    p.close()
+    for h in held:
+        assert h.cmd("QUIT").startswith("+OK")
+        h.close()
+    time.sleep(0.2)
+    p = pop_login(t)
+    p.cmd("QUIT")
+    p.close()
