@@ -328,7 +328,7 @@ pop3_session_closed(struct conn *c, void *ctx, enum conn_close_reason reason)
 	free(s);
 }
 
-/* RFC 2449 8.1.2: [SYS/TEMP] for a refusal that is worth retrying. */
+/* RFC 3206 3: [SYS/TEMP] for a refusal that is worth retrying. */
 static void
 pop3_session_refuse(struct pop3_session *s)
 {
