@@ -263,12 +263,12 @@ pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmdline *cmd)
 	}
 	memcpy(mech, cmd->args[0].p, cmd->args[0].len);
 	mech[cmd->args[0].len] = '\0';
-	if (strcasecmp(mech, "SCRAM-SHA-256") != 0 && !pop3_session_plaintext_ok(s)) {
-		pop3_reply_err(s, "[AUTH] Plain-text mechanisms need TLS (use STLS)");
-		return;
-	}
 	if (strcasecmp(mech, "PLAIN") != 0 && strcasecmp(mech, "SCRAM-SHA-256") != 0) {
 		pop3_reply_err(s, "Unsupported mechanism");
+		return;
+	}
+	if (strcasecmp(mech, "PLAIN") == 0 && !pop3_session_plaintext_ok(s)) {
+		pop3_reply_err(s, "[AUTH] Plain-text mechanisms need TLS (use STLS)");
 		return;
 	}
 	if (pop3_auth_blocked(s, NULL))

@@ -34,6 +34,9 @@ def test_plaintext_refused_without_tls(strict):
     assert p.cmd("AUTH PLAIN " + cred).startswith("-ERR [AUTH]")
     assert p.cmd("AUTH").startswith("+OK")
     assert p.multi() == ["SCRAM-SHA-256"]
+    # an unknown mechanism is that, not a TLS problem
+    r = p.cmd("AUTH CRAM-MD5")
+    assert r.startswith("-ERR") and "[AUTH]" not in r, r
     p.stls()
     caps = capa(p)
     assert "USER" in caps and "STLS" not in caps

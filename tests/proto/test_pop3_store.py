@@ -250,3 +250,20 @@ def test_shutdown_waits_for_a_delayed_reply_then_says_goodbye(fresh_tern):
     assert time.monotonic() - start < 4
     p.close()
     t.stop()
+
+
+def test_quit_ok_survives_kill9(box):
+    """+OK to QUIT is said after the commit: killing every ternd process
+    right after it loses nothing that was answered."""
+    p = pop_login(box)
+    assert p.cmd("DELE 2").startswith("+OK")
+    assert p.cmd("QUIT").startswith("+OK")
+    p.close()
+    box.kill9()
+    box.start()
+    assert stat(box) == 2
+    p = pop_login(box)
+    assert p.cmd("TOP 2 0").startswith("+OK")
+    assert any("Subject: pop3 2" in ln for ln in p.multi())
+    p.cmd("QUIT")
+    p.close()
