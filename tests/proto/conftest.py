@@ -47,9 +47,11 @@ def _port_free(port):
 def pick_base():
     """A base such that base+25 ... base+995 are all free."""
     for _ in range(200):
-        # any base works (the highest port is base+995); a wide choice
-        # makes two concurrent runs unlikely to pick the same one
-        base = random.randrange(20000, 64000)
+        # Any base works (the highest port is base+995). A wide choice
+        # makes two concurrent runs unlikely to pick the same ports, and
+        # staying below the ephemeral range (32768-60999 here) keeps the
+        # clients' own sockets off them.
+        base = random.randrange(20000, 32768 - 996)
         if all(_port_free(base + p) for p in LISTENERS.values()):
             return base
     raise RuntimeError("no free port range found")
