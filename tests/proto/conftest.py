@@ -10,6 +10,7 @@ restart(), stop(), log().
 """
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -129,10 +130,11 @@ class Tern:
 
     def _wait_ready(self, timeout=20):
         deadline = time.time() + timeout
-        # The master logs this (at info) once every socket is bound:
-        # only then are the ports ours and not another run's.
-        mark = "master - started pid=%d " % self.proc.pid
-        while mark not in self.log() and time.time() < deadline:
+        # The master logs (at info) "started ... workers=N" once every
+        # socket is bound, so only then are the ports ours and not
+        # another run's; then one "child-started" per worker and the
+        # queue process.
+        while not self._children_started() and time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("ternd exited with %s:\n%s"
                                    % (self.proc.returncode, self.log()))
@@ -155,6 +157,16 @@ class Tern:
         if pending:
             raise RuntimeError("ternd not listening on %s:\n%s"
                                % (sorted(pending), self.log()))
+
+    def _children_started(self):
+        pid = self.proc.pid
+        text = self.log()
+        m = re.search(r"master\[%d\] info master - started pid=%d "
+                      r"listeners=\d+ workers=(\d+)" % (pid, pid), text)
+        if m is None:
+            return False
+        started = text.count("master[%d] info master - child-started" % pid)
+        return started >= int(m.group(1)) + 1
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.proc is None:
