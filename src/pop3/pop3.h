@@ -12,8 +12,9 @@ struct conn;
 int pop3_init(struct tern_env *env);
 void pop3_session_start(struct tern_env *env,
 			const struct cfg_listener *listener, struct conn *c);
-/* SIGTERM: sessions not in the middle of a response are closed without
-   UPDATE (nothing is deleted), with "-ERR [SYS/TEMP] shutting down". */
+/* SIGTERM: sessions are closed without UPDATE (nothing is deleted), with
+   "-ERR [SYS/TEMP] shutting down": at once, or for a session in the
+   middle of a response or a failed-login delay, when that is done. */
 void pop3_drain(void);
 void pop3_deinit(void);
 

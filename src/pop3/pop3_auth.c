@@ -249,9 +249,12 @@ pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmdline *cmd)
 
 	if (cmd->argc == 0) {
 		/* RFC 5034 does not define a bare AUTH; many clients send it
-		   to list mechanisms (the pre-CAPA convention). */
+		   to list mechanisms (the pre-CAPA convention). Same list as
+		   the CAPA SASL line: PLAIN only where it may be used. */
 		pop3_reply_ok(s, "%s", "");
-		conn_write_str(s->c, "PLAIN\r\nSCRAM-SHA-256\r\n.\r\n");
+		if (pop3_session_plaintext_ok(s))
+			conn_write_str(s->c, "PLAIN\r\n");
+		conn_write_str(s->c, "SCRAM-SHA-256\r\n.\r\n");
 		return;
 	}
 	if (cmd->argc > 2 || cmd->extra || cmd->args[0].len >= sizeof(mech)) {
@@ -260,12 +263,12 @@ pop3_cmd_auth(struct pop3_session *s, const struct pop3_cmdline *cmd)
 	}
 	memcpy(mech, cmd->args[0].p, cmd->args[0].len);
 	mech[cmd->args[0].len] = '\0';
-	if (strcasecmp(mech, "SCRAM-SHA-256") != 0 && !pop3_session_plaintext_ok(s)) {
-		pop3_reply_err(s, "[AUTH] Plain-text mechanisms need TLS (use STLS)");
-		return;
-	}
 	if (strcasecmp(mech, "PLAIN") != 0 && strcasecmp(mech, "SCRAM-SHA-256") != 0) {
 		pop3_reply_err(s, "Unsupported mechanism");
+		return;
+	}
+	if (strcasecmp(mech, "PLAIN") == 0 && !pop3_session_plaintext_ok(s)) {
+		pop3_reply_err(s, "[AUTH] Plain-text mechanisms need TLS (use STLS)");
 		return;
 	}
 	if (pop3_auth_blocked(s, NULL))

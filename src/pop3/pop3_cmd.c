@@ -125,7 +125,18 @@ static void
 pop3_cmd_send(struct pop3_session *s, const struct store_msg *m, bool top,
 	      uint32_t lines)
 {
-	if (store_blob_map(s->env->store, m->blob, &s->map) < 0) {
+	int r = store_blob_map(s->env->store, m->blob, &s->map);
+
+	if (r == STORE_NOTFOUND) {
+		/* Expunged over IMAP since login (the maildrop is fixed at
+		   login, RFC 1939 8) and no other message shares the blob:
+		   gone for good, so no [SYS/TEMP] invitation to retry. */
+		log_warn("pop3", conn_id(s->c), "blob-gone uid=%u blob=%s",
+			 m->uid, m->blob);
+		pop3_reply_err(s, "Message was removed by another session");
+		return;
+	}
+	if (r < 0) {
 		log_error("pop3", conn_id(s->c), "blob-map-failed blob=%s error=%s",
 			  m->blob, store_last_error(s->env->store));
 		pop3_reply_err(s, "[SYS/TEMP] Cannot read the message, try again");

@@ -1,6 +1,6 @@
 /* The POP3 maildrop: the account's INBOX as it was at login, locked
    against a second POP3 session in any worker process (RFC 1939 8 allows
-   refusing with "-ERR [IN-USE]", RFC 2449 8.1.3).
+   refusing with "-ERR [IN-USE]", RFC 2449 8.1.2).
 
    UIDL (RFC 1939 7): "<uidvalidity>.<id>", where id is the store's global
    message id, which is never reused. It stays the same across sessions

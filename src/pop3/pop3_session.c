@@ -20,6 +20,9 @@
 #include "pop3/pop3_int.h"
 
 static struct pop3_session *pop3_sessions;
+/* pop3_drain() was called: a session busy at that moment (streaming or
+   in a failed-login delay) says goodbye when it is done. */
+static bool pop3_draining;
 static void pop3_session_input(struct conn *c, void *ctx);
 static void pop3_session_drained(struct conn *c, void *ctx);
 static void pop3_session_closed(struct conn *c, void *ctx,
@@ -108,6 +111,20 @@ pop3_session_close(struct pop3_session *s)
 	conn_close(s->c);
 }
 
+/* A stream or delay is over: read the next command, or close when the
+   worker is shutting down (without UPDATE, like pop3_drain). */
+static void
+pop3_session_unbusy(struct pop3_session *s)
+{
+	s->busy = false;
+	if (pop3_draining) {
+		pop3_reply_err(s, "[SYS/TEMP] Server shutting down");
+		pop3_session_close(s);
+		return;
+	}
+	conn_resume_input(s->c);
+}
+
 /* ---- failed-login delay ---- */
 
 static void
@@ -119,8 +136,7 @@ pop3_session_delay_fired(struct ev_loop *loop, void *ctx)
 	s->delay = NULL;
 	conn_write_str(s->c, s->delayed_reply);
 	xfree(&s->delayed_reply);
-	s->busy = false;
-	conn_resume_input(s->c);
+	pop3_session_unbusy(s);
 }
 
 void
@@ -197,8 +213,7 @@ pop3_stream_run(struct pop3_session *s)
 	if (s->stream == POP3_STREAM_MSG)
 		store_blob_unmap(&s->map);
 	s->stream = POP3_STREAM_NONE;
-	s->busy = false;
-	conn_resume_input(s->c);
+	pop3_session_unbusy(s);
 }
 
 void
@@ -313,6 +328,19 @@ pop3_session_closed(struct conn *c, void *ctx, enum conn_close_reason reason)
 	free(s);
 }
 
+/* RFC 3206 3: [SYS/TEMP] for a refusal that is worth retrying. */
+static void
+pop3_session_refuse(struct pop3_session *s)
+{
+	bool draining = s->env->draining;
+
+	log_info("pop3", conn_id(s->c), "refused peer=%s reason=%s",
+		 conn_peer_addr(s->c), draining ? "draining" : "connection-limit");
+	pop3_reply_err(s, "[SYS/TEMP] %s", draining ? "Server shutting down" :
+					      "Too many connections, try later");
+	pop3_session_close(s);
+}
+
 void
 pop3_session_start(struct tern_env *env, const struct cfg_listener *listener,
 		   struct conn *c)
@@ -333,8 +361,7 @@ pop3_session_start(struct tern_env *env, const struct cfg_listener *listener,
 	conn_set_timeout(c, env->cfg->pop3_timeout_ms);
 	if (env->draining ||
 	    conn_peer_count(c) > env->cfg->max_connections_per_ip) {
-		pop3_reply_err(s, "[SYS/TEMP] Too many connections, try later");
-		pop3_session_close(s);
+		pop3_session_refuse(s);
 		return;
 	}
 	log_info("pop3", conn_id(c), "connect peer=%s listener=%s",
@@ -345,6 +372,7 @@ pop3_session_start(struct tern_env *env, const struct cfg_listener *listener,
 void
 pop3_drain(void)
 {
+	pop3_draining = true;
 	for (struct pop3_session *s = pop3_sessions; s != NULL; s = s->next) {
 		if (s->busy || conn_closing(s->c))
 			continue;

@@ -10,6 +10,7 @@ restart(), stop(), log().
 """
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -47,7 +48,11 @@ def _port_free(port):
 def pick_base():
     """A base such that base+25 ... base+995 are all free."""
     for _ in range(200):
-        base = random.randrange(20000, 60000, 1000) + random.randrange(0, 3) * 0
+        # Any base works (the highest port is base+995). A wide choice
+        # makes two concurrent runs unlikely to pick the same ports, and
+        # staying below the ephemeral range (32768-60999 here) keeps the
+        # clients' own sockets off them.
+        base = random.randrange(20000, 32768 - 996)
         if all(_port_free(base + p) for p in LISTENERS.values()):
             return base
     raise RuntimeError("no free port range found")
@@ -71,8 +76,28 @@ class Tern:
         return self.base + LISTENERS[name]
 
     def start(self):
-        if self.base is None:
-            self.base = pick_base()
+        # A port range picked here may be taken by a concurrent test run
+        # before ternd binds it: then ternd exits and, on a first start,
+        # we try another range.
+        auto = self.base is None
+        for attempt in range(5):
+            if self.base is None:
+                self.base = pick_base()
+            try:
+                self._start_once()
+                break
+            except RuntimeError:
+                if not auto or attempt == 4 or self.proc.poll() is None:
+                    raise
+                self.proc = None
+                self.base = None
+                if self.extra_config:
+                    # written for the old ports: generate it again
+                    os.remove(os.path.join(self.dir, "tern.conf"))
+        with open(os.path.join(self.dir, "demo-password")) as f:
+            self.password = f.read().strip()
+
+    def _start_once(self):
         os.makedirs(self.dir, exist_ok=True)
         if self.extra_config:
             self._write_extra_config()
@@ -83,8 +108,6 @@ class Tern:
             stdout=log, stderr=log, start_new_session=True)
         log.close()
         self._wait_ready()
-        with open(os.path.join(self.dir, "demo-password")) as f:
-            self.password = f.read().strip()
 
     def _write_extra_config(self):
         # The quickstart regenerates tern.conf while its first line is the
@@ -107,6 +130,16 @@ class Tern:
 
     def _wait_ready(self, timeout=20):
         deadline = time.time() + timeout
+        # The master logs (at info) "started ... workers=N" once every
+        # socket is bound, so only then are the ports ours and not
+        # another run's; then one "child-started" per worker and the
+        # queue process.
+        while not self._children_started() and time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("ternd exited with %s:\n%s"
+                                   % (self.proc.returncode, self.log()))
+            time.sleep(0.05)
+        deadline = time.time() + timeout
         pending = set(LISTENERS)
         while pending and time.time() < deadline:
             if self.proc.poll() is not None:
@@ -124,6 +157,16 @@ class Tern:
         if pending:
             raise RuntimeError("ternd not listening on %s:\n%s"
                                % (sorted(pending), self.log()))
+
+    def _children_started(self):
+        pid = self.proc.pid
+        text = self.log()
+        m = re.search(r"master\[%d\] info master - started pid=%d "
+                      r"listeners=\d+ workers=(\d+)" % (pid, pid), text)
+        if m is None:
+            return False
+        started = text.count("master[%d] info master - child-started" % pid)
+        return started >= int(m.group(1)) + 1
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.proc is None:

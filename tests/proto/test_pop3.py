@@ -1,7 +1,8 @@
 """POP3 against a real ternd: poplib over STLS and implicit TLS, every
 command and error, the UPDATE rules (nothing deleted without QUIT), the
 [IN-USE] lock, pipelining and hostile lines, and real clients (curl,
-fetchmail)."""
+fetchmail, getmail6). STLS and SASL: test_pop3_auth.py; the store and
+IMAP: test_pop3_store.py; hostile input: test_pop3_hostile.py."""
 import os
 import poplib
 import smtplib
@@ -207,17 +208,6 @@ def test_pipelined_session(box):
     p.quit()
 
 
-def test_stls_discards_pipelined_plaintext(tern):
-    s = socket.create_connection((tern.host, tern.port("pop3")), timeout=10)
-    s.recv(1024)
-    s.sendall(b"STLS\r\nUSER injected@example.test\r\n")
-    assert s.recv(1024).startswith(b"+OK")
-    t = CTX.wrap_socket(s)
-    t.sendall(b"PASS x\r\n")
-    assert t.recv(1024).startswith(b"-ERR")  # USER was never executed
-    t.close()
-
-
 def test_sasl_plain(tern):
     import base64
     p = poplib.POP3_SSL(tern.host, tern.port("pop3s"), context=CTX, timeout=30)
@@ -265,6 +255,64 @@ def test_fetchmail_keep_and_nokeep(box, tmp_path):
     p.quit()
     r = run(False)
     assert r.returncode in (0, 1), r.stdout + r.stderr
+    p = login(box)
+    assert p.stat()[0] == 0  # fetched and deleted
+    p.quit()
+
+
+def test_getmail6_keep_then_delete(box, tmp_path):
+    """getmail6 (its own POP3 client over TLS): with delete off it fetches
+    each message once across runs (its oldmail file remembers our UIDLs),
+    then with delete on it removes what it fetched. Delivery is to files
+    through an external MDA: getmail's Maildir writer refuses to run as
+    root, which the test may be."""
+    maildir = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    mda = tmp_path / "mda.sh"
+    mda.write_text('#!/bin/sh\nf=$(mktemp "%s/tmp/m.XXXXXX") || exit 75\n'
+                   'cat > "$f" && mv "$f" "%s/new/"\n' % (maildir, maildir))
+    mda.chmod(0o755)
+    rc = tmp_path / "getmailrc"
+
+    def run(delete, read_all=False):
+        rc.write_text(
+            "[retriever]\ntype = SimplePOP3SSLRetriever\n"
+            "server = 127.0.0.1\nport = %d\nusername = %s\npassword = %s\n"
+            "ca_certs = %s\nssl_cert_hostname = mail.%s\n"
+            "[destination]\ntype = MDA_external\npath = %s\n"
+            "allow_root_commands = true\n"
+            "[options]\ndelete = %s\nread_all = %s\nverbose = 2\n"
+            "received = false\ndelivered_to = false\n"
+            % (box.port("pop3s"), box.user, box.password,
+               os.path.join(box.dir, "cert.pem"), box.domain, mda,
+               "true" if delete else "false",
+               "true" if read_all else "false"))
+        r = subprocess.run(["getmail", "--rcfile", str(rc),
+                            "--getmaildir", str(tmp_path)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout + r.stderr
+
+    def fetched():
+        return sorted(f.read_text() for f in (maildir / "new").iterdir())
+
+    run(False)
+    first = fetched()
+    assert len(first) == 3
+    assert all("Subject: pop3" in m for m in first)
+    assert any("\n.leading dot\n" in m for m in first)  # un-stuffed
+    run(False)
+    assert len(fetched()) == 3  # nothing fetched twice
+    deliver(box, 1, tag="later")
+    run(False)
+    assert len(fetched()) == 4
+    assert sum("Subject: later" in m for m in fetched()) == 1
+    p = login(box)
+    assert p.stat()[0] == 4  # all kept
+    p.quit()
+    run(True, read_all=True)
+    assert len(fetched()) == 8
     p = login(box)
     assert p.stat()[0] == 0  # fetched and deleted
     p.quit()
