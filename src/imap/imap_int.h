@@ -59,6 +59,7 @@ enum imap_arg_type {
 struct imap_arg {
 	enum imap_arg_type type;
 	bool literal8;	 /* ~{n} */
+	bool utf8_data;	 /* APPEND UTF8 (~{n}) (RFC 6855 4) */
 	const char *str; /* NUL-terminated (atom, quoted, literal) */
 	size_t len;
 	struct imap_arg *list; /* IMAP_ARG_LIST */
