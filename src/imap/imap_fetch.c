@@ -5,7 +5,10 @@
    <partial> is cut out of the mmapped blob with mime_section_find() and
    streamed in IMAP_FETCH_SLICE_BYTES slices whenever output is pending,
    resuming from on_drained, so a 50 MB body never sits in memory.
-   A non-PEEK body fetch sets \Seen first and reports FLAGS with it. */
+   A non-PEEK body fetch sets \Seen first and reports FLAGS with it.
+   Messages expunged by another session but still numbered in this view
+   (RFC 9051 7.5.1) are skipped, and the reply says OK [EXPUNGEISSUED]
+   (RFC 5530 3), as Dovecot does. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -75,6 +78,7 @@ struct imap_fetch_ctx {
 	const uint8_t *lit;
 	size_t lit_len, lit_off;
 	bool failed;
+	bool skipped_expunged; /* EXPUNGEISSUED (RFC 5530) */
 	/* decoded (BINARY) or filtered (HEADER.FIELDS) bytes, streamed
 	   like the mapped ones and freed with the message */
 	struct buf owned;
@@ -642,13 +646,18 @@ imap_fetch_msg_prepare(struct imap_session *s, struct imap_fetch_ctx *fc)
 {
 	struct imap_msg *m = &s->view->msgs[fc->idx[fc->pos]];
 
-	if (m->expunged)
+	if (m->expunged) {
+		fc->skipped_expunged = true;
 		return false;
+	}
 	fc->msg = NULL;
 	if (fc->f->need_msg) {
 		fc->msg = imap_fetch_find_msg(fc, m->uid);
-		if (fc->msg == NULL)
-			return false; /* expunged meanwhile */
+		if (fc->msg == NULL) {
+			/* expunged meanwhile */
+			fc->skipped_expunged = true;
+			return false;
+		}
 	}
 	if (fc->f->need_map || fc->f->need_meta) {
 		fc->mapped = store_blob_map(s->env->store, fc->msg->blob,
@@ -726,6 +735,9 @@ imap_fetch_cont(struct imap_session *s, struct imap_cmd *cmd)
 	if (fc->failed)
 		imap_cmd_no(cmd, "NO [UNAVAILABLE] Some messages could not be "
 				 "read.");
+	else if (fc->skipped_expunged)
+		imap_cmd_ok(cmd, "OK [EXPUNGEISSUED] Some messages were "
+				 "already expunged.");
 	else
 		imap_cmd_ok(cmd, "OK Fetch completed.");
 	return IMAP_CMD_DONE;
