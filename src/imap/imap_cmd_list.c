@@ -416,6 +416,23 @@ bad:
 	return IMAP_CMD_DONE;
 }
 
+void
+imap_list_write_one(struct imap_session *s, const char *name)
+{
+	struct imap_list_ctx ctx;
+	size_t i;
+
+	memset(&ctx, 0, sizeof(ctx));
+	if (imap_list_collect(s, &ctx) < 0)
+		return;
+	for (i = 0; i < ctx.count; i++) {
+		if (ctx.e[i].exists && strcmp(ctx.e[i].name, name) == 0) {
+			imap_list_write_entry(s, &ctx, &ctx.e[i], false);
+			return;
+		}
+	}
+}
+
 enum imap_cmd_res
 imap_cmd_list(struct imap_session *s, struct imap_cmd *cmd)
 {

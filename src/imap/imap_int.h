@@ -251,6 +251,7 @@ struct imap_session {
 	char *user;
 	bool utf8;	/* ENABLE UTF8=ACCEPT or IMAP4rev2 */
 	bool rev2;	/* ENABLE IMAP4rev2 */
+	bool utf8_accept; /* ENABLE UTF8=ACCEPT itself */
 	bool closing;	/* LOGOUT / BYE sent */
 	bool in_sync;
 	unsigned errors;
@@ -283,6 +284,10 @@ void imap_session_expunged(struct imap_session *s, const uint32_t *uids,
 /* Update message idx of the view with flags read from the store. */
 void imap_view_set_flags(struct imap_view *v, size_t idx, uint32_t flags,
 			 const char *keywords);
+/* Keywords kw (space-separated) are in use in the mailbox: when one is
+   new to the view, send FLAGS and PERMANENTFLAGS again (RFC 9051 7.3.5)
+   before the FETCH that shows it (imap_cmd_select.c). */
+void imap_view_keywords_add(struct imap_session *s, const char *kw);
 /* Send "* n FETCH (FLAGS (...))" for message idx (UID too when uid). */
 void imap_view_send_flags(struct imap_session *s, size_t idx, bool uid);
 /* Resume a command that returned AGAIN/WAIT. */
@@ -379,7 +384,12 @@ int imap_status_write(struct imap_session *s, struct buf *out,
 #define IMAP_STATUS_SIZE 32u
 #define IMAP_STATUS_RECENT 64u
 #define IMAP_STATUS_HIGHESTMODSEQ 128u
+#define IMAP_STATUS_APPENDLIMIT 256u /* RFC 7889 */
 int imap_status_items_parse(const struct imap_arg *list, unsigned *items_r);
+
+/* The LIST response of one existing mailbox (SELECT of an IMAP4rev2
+   client, RFC 9051 6.3.2). Nothing when it is not found. */
+void imap_list_write_one(struct imap_session *s, const char *name);
 
 /* ---- search (imap_search.c) ---- */
 struct imap_search;

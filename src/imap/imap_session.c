@@ -376,6 +376,7 @@ imap_view_apply(struct imap_session *s, struct store_msg *msgs, size_t n,
 
 		if (m->modseq > v->modseq)
 			v->modseq = m->modseq;
+		imap_view_keywords_add(s, m->keywords);
 		if (m->uid > last_uid) {
 			imap_view_add(v, m);
 			last_uid = m->uid;

@@ -132,7 +132,7 @@ def test_id_namespace_enable_noop(tern):
     line, unt = r.cmd("NAMESPACE")
     assert unt == [b'* NAMESPACE (("" "/")) NIL NIL']
     line, unt = r.cmd("ENABLE IMAP4rev2 UTF8=ACCEPT FOO")
-    assert unt == [b"* ENABLED IMAP4rev2"]
+    assert unt == [b"* ENABLED IMAP4rev2 UTF8=ACCEPT"]
     line, unt = r.cmd("NOOP")
     assert line.endswith("OK NOOP completed.")
     line, unt = r.cmd("LOGOUT")

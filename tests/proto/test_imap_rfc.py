@@ -1,0 +1,187 @@
+"""Details of RFC 9051 / RFC 3501 and extensions found in the issue 4
+audit: APPEND UTF8 data (RFC 6855 4), FETCH of messages another session
+expunged (OK [EXPUNGEISSUED], RFC 5530), the LIST response in SELECT for
+IMAP4rev2 clients (RFC 9051 6.3.2), STATUS APPENDLIMIT (RFC 7889 4),
+ENABLE of both IMAP4rev2 and UTF8=ACCEPT, FLAGS/PERMANENTFLAGS updated
+when a new keyword appears (RFC 9051 7.3.5), the pre-login timeout."""
+import re
+import time
+
+from test_imap_helpers import Raw, login, msg, new_account
+
+
+def _session(tern, addr, pw):
+    r = Raw(tern)
+    r.login(addr, pw)
+    return r
+
+
+def test_append_utf8_data(tern):
+    addr, pw = new_account(tern)
+    r = _session(tern, addr, pw)
+    body = "Subject: gr\u00fc\u00dfe\r\nFrom: J\u00f6rg <j@x.example>\r\n" \
+           "\r\nK\u00e4se\r\n"
+    data = body.encode()
+    # before ENABLE UTF8=ACCEPT: refused, connection usable
+    r.send(b"a APPEND INBOX UTF8 (~{%d+}\r\n%s)\r\n" % (len(data), data))
+    line, _ = r.tagged("a")
+    assert line.startswith("a NO "), line
+    line, _ = r.cmd("NOOP")
+    assert " OK " in line
+    line, unt = r.cmd("ENABLE UTF8=ACCEPT")
+    assert unt == [b"* ENABLED UTF8=ACCEPT"]
+    # with flags and date, synchronising literal
+    r.send(b'b APPEND INBOX (\\Seen) "02-Jan-2024 10:00:00 +0100" '
+           b'UTF8 (~{%d}\r\n' % len(data))
+    assert r.line().startswith(b"+")
+    r.send(data + b")\r\n")
+    line, _ = r.tagged("b")
+    assert re.match(r"b OK \[APPENDUID \d+ 1\]", line), line
+    # MULTIAPPEND mixing a UTF8 message and a plain one
+    plain = msg("plain")
+    r.send(b"c APPEND INBOX UTF8 (~{%d+}\r\n%s) {%d+}\r\n%s\r\n"
+           % (len(data), data, len(plain), plain))
+    line, _ = r.tagged("c")
+    assert re.match(r"c OK \[APPENDUID \d+ 2:3\]", line), line
+    # the ')' is required
+    r.send(b"d APPEND INBOX UTF8 (~{%d+}\r\n%s\r\n" % (len(data), data))
+    line, _ = r.tagged("d")
+    assert line.startswith("d BAD"), line
+    r.cmd("SELECT INBOX")
+    line, unt = r.cmd("FETCH 1:3 (FLAGS INTERNALDATE BODY.PEEK[])")
+    assert len(unt) == 3, unt
+    assert data in unt[0] and b"\\Seen" in unt[0]
+    assert b'INTERNALDATE "02-Jan-2024 10:00:00 +0100"' in unt[0] or \
+        b'INTERNALDATE "02-Jan-2024 09:00:00 +0000"' in unt[0], unt[0]
+    assert data in unt[1] and plain in unt[2]
+    line, unt = r.cmd("STATUS INBOX (MESSAGES)")
+    assert unt == [b'* STATUS "INBOX" (MESSAGES 3)']
+    r.close()
+
+
+def test_fetch_expunged_by_other_session(tern):
+    addr, pw = new_account(tern)
+    m = login(tern, addr, pw)
+    for i in range(3):
+        m.append("INBOX", None, None, msg("x%d" % i))
+    a = _session(tern, addr, pw)
+    b = _session(tern, addr, pw)
+    a.cmd("SELECT INBOX")
+    b.cmd("SELECT INBOX")
+    b.cmd("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    b.cmd("EXPUNGE")
+    # a still numbers message 2; its body is gone
+    line, unt = a.cmd("FETCH 1:3 (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert line.endswith("OK [EXPUNGEISSUED] Some messages were already "
+                         "expunged."), line
+    fetched = [u for u in unt if b" FETCH " in u]
+    assert len(fetched) == 2
+    assert fetched[0].startswith(b"* 1 FETCH (UID 1 ")
+    assert fetched[1].startswith(b"* 3 FETCH (UID 3 ")
+    assert not any(u.endswith(b"EXPUNGE") for u in unt)
+    # nothing expunged in between: plain OK
+    line, unt = a.cmd("FETCH 1 (UID)")
+    assert line.endswith(" OK Fetch completed."), line
+    line, unt = a.cmd("NOOP")
+    assert unt == [b"* 2 EXPUNGE"]
+    line, unt = a.cmd("FETCH 1:* (UID)")
+    assert line.endswith(" OK Fetch completed.")
+    assert unt == [b"* 1 FETCH (UID 1)", b"* 2 FETCH (UID 3)"]
+    a.close()
+    b.close()
+    m.logout()
+
+
+def test_rev2_select_list_and_enable(tern):
+    addr, pw = new_account(tern)
+    r = _session(tern, addr, pw)
+    line, unt = r.cmd("ENABLE IMAP4rev2 UTF8=ACCEPT")
+    assert unt == [b"* ENABLED IMAP4rev2 UTF8=ACCEPT"]
+    line, unt = r.cmd("ENABLE UTF8=ACCEPT")
+    assert unt == [b"* ENABLED"]
+    line, unt = r.cmd("SELECT Sent")
+    assert b'* LIST (\\HasNoChildren \\Sent) "/" "Sent"' in unt, unt
+    assert not any(u.endswith(b"RECENT") for u in unt)
+    assert not any(b"[UNSEEN" in u for u in unt)
+    line, unt = r.cmd("EXAMINE INBOX")
+    assert unt[0] == b"* OK [CLOSED] Previous mailbox closed."
+    assert b'* LIST (\\HasNoChildren) "/" "INBOX"' in unt, unt
+    assert "[READ-ONLY]" in line
+    # an IMAP4rev1 session gets no LIST but RECENT
+    r1 = _session(tern, addr, pw)
+    line, unt = r1.cmd("SELECT Sent")
+    assert not any(u.startswith(b"* LIST") for u in unt)
+    assert b"* 0 RECENT" in unt
+    r.close()
+    r1.close()
+
+
+def test_status_appendlimit(tern):
+    addr, pw = new_account(tern)
+    r = _session(tern, addr, pw)
+    line, unt = r.cmd("CAPABILITY")
+    limit = re.search(rb"APPENDLIMIT=(\d+)", unt[0]).group(1)
+    line, unt = r.cmd("STATUS INBOX (MESSAGES APPENDLIMIT)")
+    assert unt == [b'* STATUS "INBOX" (MESSAGES 0 APPENDLIMIT %s)' % limit]
+    line, unt = r.cmd('LIST "" "Drafts" RETURN (STATUS (APPENDLIMIT))')
+    assert unt[1] == b'* STATUS "Drafts" (APPENDLIMIT %s)' % limit, unt
+    line, _ = r.cmd("STATUS INBOX (APPENDLIMIT BOGUS)")
+    assert " BAD " in line
+    r.close()
+
+
+def test_new_keyword_updates_flags(tern):
+    addr, pw = new_account(tern)
+    m = login(tern, addr, pw)
+    m.append("INBOX", None, None, msg("k"))
+    a = _session(tern, addr, pw)
+    b = _session(tern, addr, pw)
+    line, unt = a.cmd("SELECT INBOX")
+    assert b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)" in unt
+    b.cmd("SELECT INBOX")
+    line, unt = a.cmd("STORE 1 +FLAGS ($Junk NonJunk)")
+    assert unt == [
+        b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk "
+        b"NonJunk)",
+        b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+        b"\\Draft $Junk NonJunk \\*)] Flags permitted.",
+        b"* 1 FETCH (FLAGS ($Junk NonJunk))"], unt
+    # a known keyword: no new FLAGS
+    line, unt = a.cmd("STORE 1 -FLAGS ($Junk)")
+    assert unt == [b"* 1 FETCH (FLAGS (NonJunk))"], unt
+    # the other session learns the keyword before the FETCH using it
+    line, unt = b.cmd("NOOP")
+    assert unt[0].startswith(b"* FLAGS (") and b"NonJunk" in unt[0], unt
+    assert unt[-1] == b"* 1 FETCH (FLAGS (NonJunk))", unt
+    line, unt = b.cmd("NOOP")
+    assert unt == []
+    a.close()
+    b.close()
+    m.logout()
+
+
+def test_login_timeout(tern_factory):
+    t = tern_factory("logintimeout", extra_config="imap_login_timeout = 1s")
+    r = Raw(t, timeout=10)
+    start = time.time()
+    r.sock.settimeout(10)
+    data = b""
+    try:
+        while True:
+            chunk = r.sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    elapsed = time.time() - start
+    assert b"* BYE" in data, data
+    assert elapsed < 8, elapsed
+    # a logged-in session is not cut by the login timeout
+    r2 = Raw(t, timeout=10)
+    r2.login(t.user, t.password)
+    time.sleep(1.6)
+    line, _ = r2.cmd("NOOP")
+    assert " OK " in line
+    r.close()
+    r2.close()
