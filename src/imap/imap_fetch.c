@@ -780,20 +780,16 @@ imap_fetch_set_seen(struct imap_session *s, struct imap_fetch_ctx *fc,
 static int
 imap_fetch_load_msgs(struct imap_session *s, struct imap_fetch_ctx *fc)
 {
-	uint32_t min = UINT32_MAX;
-	size_t i;
+	uint32_t min, max;
 
-	for (i = 0; i < fc->n; i++) {
-		uint32_t uid = s->view->msgs[fc->idx[i]].uid;
-
-		if (uid < min)
-			min = uid;
-	}
 	if (fc->n == 0)
 		return 0;
-	/* XXX: the store has no lookup by UID set; list from the lowest. */
-	return store_msg_list(s->env->store, s->view->mailbox_id, min,
-			      &fc->msgs, &fc->nmsgs) < 0 ? -1 : 0;
+	/* fc->idx is ascending, and so are the view's UIDs: one indexed
+	   range, so "UID FETCH n" reads one row, not the mailbox's tail */
+	min = s->view->msgs[fc->idx[0]].uid;
+	max = s->view->msgs[fc->idx[fc->n - 1]].uid;
+	return store_msg_list_range(s->env->store, s->view->mailbox_id, min,
+				    max, &fc->msgs, &fc->nmsgs) < 0 ? -1 : 0;
 }
 
 enum imap_cmd_res

@@ -258,6 +258,10 @@ void store_msgs_free(struct store_msg *msgs, size_t count);
 /* Messages with uid >= uid_min, ascending by UID. */
 int store_msg_list(struct store *s, int64_t mailbox_id, uint32_t uid_min,
 		   struct store_msg **msgs_r, size_t *count_r);
+/* Messages with uid_min <= uid <= uid_max, ascending by UID. */
+int store_msg_list_range(struct store *s, int64_t mailbox_id,
+			 uint32_t uid_min, uint32_t uid_max,
+			 struct store_msg **msgs_r, size_t *count_r);
 /* What changed after since_modseq: messages whose modseq is greater
    (new or flag changes), and UIDs expunged after it (ascending). */
 int store_msg_changes(struct store *s, int64_t mailbox_id,
