@@ -89,3 +89,60 @@ def test_idle_sees_smtp_delivery_and_append(tern):
         assert b"Subject: by smtp" in unt[0]
         r.close()
     m.logout()
+
+
+def _worker_pid(tern, client_name, timeout=5):
+    """The pid of the worker process that logged `id client=NAME`."""
+    import re
+    import time
+    pat = re.compile(r"worker\d*\[(\d+)\] info imap \S+ id client=%s\b"
+                     % re.escape(client_name))
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        m = pat.search(tern.log())
+        if m:
+            return int(m.group(1))
+        time.sleep(0.05)
+    return None
+
+
+def test_idle_push_across_worker_processes(tern):
+    """Idlers proven (by the log) to live in at least two worker
+    processes all get EXISTS, flag FETCH and EXPUNGE pushed."""
+    import uuid
+    addr, pw = new_account(tern)
+    idlers, pids = [], set()
+    for _ in range(16):
+        r = Raw(tern)
+        name = "idler-%s" % uuid.uuid4().hex[:12]
+        r.cmd('ID ("name" "%s")' % name)
+        pid = _worker_pid(tern, name)
+        assert pid is not None, "no id log line for %s" % name
+        r.login(addr, pw)
+        r.cmd("SELECT INBOX")
+        r.send("i IDLE\r\n")
+        assert r.line() == b"+ idling"
+        idlers.append((r, pid))
+        pids.add(pid)
+        if len(pids) >= 2 and len(idlers) >= 3:
+            break
+    if len(pids) < 2:
+        for r, _ in idlers:
+            r.close()
+        pytest.skip("only one worker process serves IMAP here")
+    m = login(tern, addr, pw)
+    m.append("INBOX", None, None, msg("pushed"))
+    for r, _ in idlers:
+        assert r.line() == b"* 1 EXISTS"
+    m.select("INBOX")
+    m.store("1", "+FLAGS", "(\\Flagged \\Deleted)")
+    for r, _ in idlers:
+        assert r.line() == b"* 1 FETCH (FLAGS (\\Flagged \\Deleted))"
+    m.expunge()
+    for r, _ in idlers:
+        assert r.line() == b"* 1 EXPUNGE"
+        r.send("DONE\r\n")
+        line, _ = r.tagged("i")
+        assert line == "i OK Idle completed."
+        r.close()
+    m.logout()
