@@ -8,7 +8,9 @@
    A non-PEEK body fetch sets \Seen first and reports FLAGS with it.
    Messages expunged by another session but still numbered in this view
    (RFC 9051 7.5.1) are skipped, and the reply says OK [EXPUNGEISSUED]
-   (RFC 5530 3), as Dovecot does. */
+   (RFC 5530 3), as Dovecot does. BINARY of a part whose
+   Content-Transfer-Encoding we cannot decode answers NO [UNKNOWN-CTE]
+   (RFC 3516 4.2). */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -79,6 +81,7 @@ struct imap_fetch_ctx {
 	size_t lit_len, lit_off;
 	bool failed;
 	bool skipped_expunged; /* EXPUNGEISSUED (RFC 5530) */
+	bool unknown_cte;      /* BINARY of a CTE we cannot decode */
 	/* decoded (BINARY) or filtered (HEADER.FIELDS) bytes, streamed
 	   like the mapped ones and freed with the message */
 	struct buf owned;
@@ -534,6 +537,36 @@ imap_fetch_literal(struct imap_fetch_ctx *fc, struct buf *b,
 	fc->lit_off = 0;
 }
 
+/* BINARY[part] / BINARY.SIZE[part] of a leaf part: decoded (RFC 3516). */
+static void
+imap_fetch_binary_item(struct imap_fetch_ctx *fc, struct buf *b,
+		       const struct imap_fetch_body *body,
+		       const struct mime_section *sec, size_t off, size_t len)
+{
+	if (!mime_cte_known(sec->content_transfer_encoding)) {
+		/* RFC 3516 4.2: NO [UNKNOWN-CTE]; NIL (or a size of 0)
+		   keeps the response parseable */
+		fc->unknown_cte = true;
+		imap_fetch_sep(fc, b);
+		(void)buf_printf(b, body->size_only ? "%s 0" : "%s NIL",
+				 body->resp);
+		return;
+	}
+	buf_init(&fc->owned, len + 16);
+	(void)mime_decode_body(&fc->owned, sec->content_transfer_encoding,
+			       fc->map.data + off, len);
+	if (body->size_only) {
+		imap_fetch_sep(fc, b);
+		(void)buf_printf(b, "%s %zu", body->resp, fc->owned.len);
+		buf_free(&fc->owned);
+		return;
+	}
+	off = 0;
+	len = fc->owned.len;
+	imap_fetch_apply_partial(body, &off, &len);
+	imap_fetch_literal(fc, b, body->resp, fc->owned.data + off, len, true);
+}
+
 static void
 imap_fetch_body_item(struct imap_session *s, struct imap_fetch_ctx *fc,
 		     struct buf *b, const struct imap_fetch_body *body)
@@ -570,30 +603,8 @@ imap_fetch_body_item(struct imap_session *s, struct imap_fetch_ctx *fc,
 	}
 	if (body->binary && body->depth > 0 && found &&
 	    !sec.is_multipart && !sec.is_message_rfc822) {
-		if (!mime_cte_known(sec.content_transfer_encoding)) {
-			fc->failed = true;
-			found = false;
-			len = 0;
-		} else {
-			buf_init(&fc->owned, len + 16);
-			(void)mime_decode_body(&fc->owned,
-					       sec.content_transfer_encoding,
-					       fc->map.data + off, len);
-			if (body->size_only) {
-				imap_fetch_sep(fc, b);
-				(void)buf_printf(b, "%s %zu", body->resp,
-						 fc->owned.len);
-				buf_free(&fc->owned);
-				return;
-			}
-			off = 0;
-			len = fc->owned.len;
-			imap_fetch_apply_partial(body, &off, &len);
-			imap_fetch_literal(fc, b, body->resp,
-					   fc->owned.data + off, len,
-					   true);
-			return;
-		}
+		imap_fetch_binary_item(fc, b, body, &sec, off, len);
+		return;
 	}
 	if (!found)
 		len = 0;
@@ -735,6 +746,9 @@ imap_fetch_cont(struct imap_session *s, struct imap_cmd *cmd)
 	if (fc->failed)
 		imap_cmd_no(cmd, "NO [UNAVAILABLE] Some messages could not be "
 				 "read.");
+	else if (fc->unknown_cte)
+		imap_cmd_no(cmd, "NO [UNKNOWN-CTE] Unknown "
+				 "Content-Transfer-Encoding.");
 	else if (fc->skipped_expunged)
 		imap_cmd_ok(cmd, "OK [EXPUNGEISSUED] Some messages were "
 				 "already expunged.");

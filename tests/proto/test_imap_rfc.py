@@ -263,3 +263,34 @@ def test_quota_overquota(tern_factory):
     line, _ = r.tagged("a6")
     assert " OK [APPENDUID" in line, line
     r.close()
+
+
+def test_binary_unknown_cte(tern):
+    addr, pw = new_account(tern)
+    m = login(tern, addr, pw)
+    raw = (b"Subject: cte\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+           b"--b\r\nContent-Type: text/plain\r\n"
+           b"Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 a\r\n"
+           b"--b\r\nContent-Type: application/octet-stream\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\nAAEC/w==\r\n--b--\r\n")
+    m.append("INBOX", None, None, raw)
+    m.logout()
+    r = _session(tern, addr, pw)
+    r.cmd("SELECT INBOX")
+    line, unt = r.cmd("FETCH 1 (BINARY.PEEK[1])")
+    assert line.endswith(" NO [UNKNOWN-CTE] Unknown "
+                         "Content-Transfer-Encoding."), line
+    assert unt == [b"* 1 FETCH (BINARY[1] NIL)"], unt
+    line, unt = r.cmd("FETCH 1 (BINARY.SIZE[1])")
+    assert " NO [UNKNOWN-CTE]" in line, line
+    # the known one decodes; the message stays unseen with .PEEK
+    line, unt = r.cmd("FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2] FLAGS)")
+    assert line.endswith(" OK Fetch completed."), line
+    assert b"BINARY[2] ~{4}\r\n\x00\x01\x02\xff" in unt[0], unt
+    assert b"BINARY.SIZE[2] 4" in unt[0] and b"FLAGS ()" in unt[0], unt
+    # BODY[] of the undecodable part is still served as it is stored
+    line, unt = r.cmd("FETCH 1 (BODY.PEEK[1])")
+    assert line.endswith(" OK Fetch completed.")
+    assert b"begin 644 a" in unt[0]
+    r.close()
