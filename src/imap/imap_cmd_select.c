@@ -162,8 +162,10 @@ imap_select(struct imap_session *s, struct imap_cmd *cmd, bool readonly)
 	const char *name, *error;
 	int r;
 
-	if (cmd->argc < 1 || cmd->argc > 2) {
-		imap_cmd_bad(cmd, "BAD Invalid arguments.");
+	if (cmd->argc != 1) {
+		/* no select-param extension (CONDSTORE, QRESYNC) offered */
+		imap_cmd_bad(cmd, cmd->argc == 0 ? "BAD Invalid arguments." :
+				  "BAD Unsupported SELECT parameters.");
 		return IMAP_CMD_DONE;
 	}
 	if (s->view != NULL) {

@@ -294,3 +294,39 @@ def test_binary_unknown_cte(tern):
     assert line.endswith(" OK Fetch completed.")
     assert b"begin 644 a" in unt[0]
     r.close()
+
+
+def test_lsub_percent_unsubscribed_parent(tern):
+    addr, pw = new_account(tern)
+    r = _session(tern, addr, pw)
+    assert " OK " in r.cmd("CREATE Club/Reports")[0]
+    for name in ("Club/Reports", "Gone/Sub", "Gone/Sub/Deep", "Gone-x"):
+        assert " OK " in r.cmd('SUBSCRIBE "%s"' % name)[0]
+    line, unt = r.cmd('LSUB "" "%"')
+    # RFC 3501 6.3.9: the unsubscribed parents, flagged \Noselect
+    assert b'* LSUB (\\Noselect) "/" "Club"' in unt, unt
+    assert b'* LSUB (\\Noselect) "/" "Gone"' in unt, unt
+    assert b'* LSUB (\\Noselect) "/" "Gone-x"' in unt, unt
+    assert not any(b"/Sub" in u or b"/Reports" in u for u in unt), unt
+    line, unt = r.cmd('LSUB "" "*"')
+    assert b'* LSUB () "/" "Club/Reports"' in unt, unt
+    assert b'* LSUB (\\Noselect) "/" "Gone/Sub/Deep"' in unt, unt
+    assert not any(u.endswith(b'"Club"') or u.endswith(b'"Gone"')
+                   for u in unt), unt
+    line, unt = r.cmd('LSUB "Gone/" "%"')
+    assert unt == [b'* LSUB (\\Noselect) "/" "Gone/Sub"'], unt
+    line, unt = r.cmd('LSUB "" "Nothing%"')
+    assert unt == []
+    r.close()
+
+
+def test_select_parameters_not_offered(tern):
+    addr, pw = new_account(tern)
+    r = _session(tern, addr, pw)
+    line, _ = r.cmd("SELECT INBOX (CONDSTORE)")
+    assert line.split()[1] == "BAD", line
+    line, _ = r.cmd("EXAMINE INBOX extra")
+    assert line.split()[1] == "BAD", line
+    line, _ = r.cmd("SELECT INBOX")
+    assert "[READ-WRITE]" in line
+    r.close()
