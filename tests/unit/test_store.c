@@ -302,6 +302,14 @@ test_store_flags_expunge(void)
 	test_assert(st.messages == 2 && st.unseen == 1 && st.uidnext == 3);
 	before = st.highestmodseq;
 
+	/* \Recent: one session takes 1..2; a stale claim loses */
+	test_assert(st.recent == 2);
+	test_assert(store_mailbox_claim_recent(s, inbox, 1, 3) == 1);
+	test_assert(store_mailbox_claim_recent(s, inbox, 1, 3) == 0);
+	test_assert(store_mailbox_claim_recent(s, inbox, 3, 3) == 0);
+	test_assert(store_mailbox_status(s, inbox, &st) == STORE_OK);
+	test_assert(st.recent == 0);
+
 	uids[0] = uid1;
 	uids[1] = uid2;
 	test_assert(store_msg_set_flags(s, inbox, uids, 2, STORE_FLAGS_ADD,
