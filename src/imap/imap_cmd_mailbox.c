@@ -284,7 +284,7 @@ imap_status_write(struct imap_session *s, struct buf *out,
 		}                                                         \
 	} while (0)
 	IMAP_STATUS_ITEM(IMAP_STATUS_MESSAGES, "MESSAGES %u", st.messages);
-	IMAP_STATUS_ITEM(IMAP_STATUS_RECENT, "RECENT %u", 0u);
+	IMAP_STATUS_ITEM(IMAP_STATUS_RECENT, "RECENT %u", st.recent);
 	IMAP_STATUS_ITEM(IMAP_STATUS_UIDNEXT, "UIDNEXT %u", st.uidnext);
 	IMAP_STATUS_ITEM(IMAP_STATUS_UIDVALIDITY, "UIDVALIDITY %u",
 			 st.uidvalidity);

@@ -1,5 +1,6 @@
 /* SELECT / EXAMINE (RFC 9051 6.3.2, 6.3.3; RFC 3501 6.3.1 for the
-   IMAP4rev1 extras RECENT and UNSEEN; the LIST response for IMAP4rev2
+   IMAP4rev1 extras RECENT (SELECT takes the new messages as \Recent,
+   EXAMINE only looks) and UNSEEN; the LIST response for IMAP4rev2
    clients), CLOSE (6.4.1), UNSELECT (RFC 3691,
    9051 6.4.2), CHECK (RFC 3501 6.4.1), EXPUNGE (6.4.3) and UID EXPUNGE
    (RFC 4315, 9051 6.4.9). The view is loaded once at SELECT; later
@@ -85,6 +86,7 @@ imap_view_load(struct imap_session *s, const struct store_mailbox *box,
 	v->keywords = buf_steal(&kw, NULL);
 	s->view = v;
 	s->state = IMAP_STATE_SELECTED;
+	imap_view_take_recent(s, box->recent_uid);
 	return 0;
 }
 
@@ -140,7 +142,8 @@ imap_select_untagged(struct imap_session *s)
 	if (s->rev2) {
 		imap_list_write_one(s, v->name);
 	} else {
-		imap_session_printf(s, "* 0 RECENT");
+		imap_session_printf(s, "* %zu RECENT",
+				    imap_view_recent_count(v));
 		for (i = 0; i < v->count; i++) {
 			if ((v->msgs[i].flags & STORE_FLAG_SEEN) == 0) {
 				imap_session_printf(s, "* OK [UNSEEN %zu] "

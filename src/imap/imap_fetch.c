@@ -431,7 +431,7 @@ imap_fetch_msg_begin(struct imap_session *s, struct imap_fetch_ctx *fc,
 	if ((f->items & IMAP_FETCH_FLAGS) || fc->with_flags[fc->pos]) {
 		imap_fetch_sep(fc, b);
 		(void)buf_append_str(b, "FLAGS (");
-		(void)imap_write_flags(b, m->flags, m->keywords);
+		(void)imap_write_flags(b, imap_msg_flags(s, m), m->keywords);
 		(void)buf_append_byte(b, ')');
 	}
 	if (fc->msg == NULL)

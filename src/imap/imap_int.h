@@ -180,6 +180,7 @@ struct imap_msg {
 	uint32_t uid;
 	uint32_t flags; /* enum store_flag */
 	bool expunged;	/* gone from the store, EXPUNGE not sent yet */
+	bool recent;	/* \Recent for this session (RFC 3501 2.3.2) */
 	char *keywords; /* xmalloc'd, space-separated, or NULL */
 	uint64_t modseq;
 };
@@ -194,6 +195,8 @@ struct imap_view {
 	size_t count, cap;
 	/* keywords seen in this mailbox (FLAGS / PERMANENTFLAGS) */
 	char *keywords;
+	/* lowest UID taken as \Recent by this view, 0 for none */
+	uint32_t recent_from;
 };
 
 struct imap_session;
@@ -281,6 +284,17 @@ int imap_session_sync(struct imap_session *s, bool allow_expunge,
    (MOVE): send their EXPUNGE now and drop them from the view. */
 void imap_session_expunged(struct imap_session *s, const uint32_t *uids,
 			   size_t count);
+/* \Recent is never stored: a session-only bit next to enum store_flag,
+   shown to IMAP4rev1 clients only (RFC 9051 removed it). */
+#define IMAP_FLAG_RECENT (1u << 31)
+/* m->flags plus IMAP_FLAG_RECENT when the client is to see it. */
+uint32_t imap_msg_flags(const struct imap_session *s,
+			const struct imap_msg *m);
+/* Take the view's messages from recent_uid on as \Recent (a read-write
+   view claims them in the store first; a read-only one only looks). */
+void imap_view_take_recent(struct imap_session *s, uint32_t recent_uid);
+/* Number of \Recent messages in the view. */
+size_t imap_view_recent_count(const struct imap_view *v);
 /* Update message idx of the view with flags read from the store. */
 void imap_view_set_flags(struct imap_view *v, size_t idx, uint32_t flags,
 			 const char *keywords);

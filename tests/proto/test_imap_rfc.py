@@ -3,7 +3,8 @@ audit: APPEND UTF8 data (RFC 6855 4), FETCH of messages another session
 expunged (OK [EXPUNGEISSUED], RFC 5530), the LIST response in SELECT for
 IMAP4rev2 clients (RFC 9051 6.3.2), STATUS APPENDLIMIT (RFC 7889 4),
 ENABLE of both IMAP4rev2 and UTF8=ACCEPT, FLAGS/PERMANENTFLAGS updated
-when a new keyword appears (RFC 9051 7.3.5), the pre-login timeout."""
+when a new keyword appears (RFC 9051 7.3.5), the pre-login timeout,
+quota, BINARY UNKNOWN-CTE, LSUB "%" parents, \\Recent (RFC 3501 2.3.2)."""
 import re
 import time
 
@@ -145,10 +146,10 @@ def test_new_keyword_updates_flags(tern):
         b"NonJunk)",
         b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
         b"\\Draft $Junk NonJunk \\*)] Flags permitted.",
-        b"* 1 FETCH (FLAGS ($Junk NonJunk))"], unt
+        b"* 1 FETCH (FLAGS (\\Recent $Junk NonJunk))"], unt
     # a known keyword: no new FLAGS
     line, unt = a.cmd("STORE 1 -FLAGS ($Junk)")
-    assert unt == [b"* 1 FETCH (FLAGS (NonJunk))"], unt
+    assert unt == [b"* 1 FETCH (FLAGS (\\Recent NonJunk))"], unt
     # the other session learns the keyword before the FETCH using it
     line, unt = b.cmd("NOOP")
     assert unt[0].startswith(b"* FLAGS (") and b"NonJunk" in unt[0], unt
@@ -288,7 +289,8 @@ def test_binary_unknown_cte(tern):
     line, unt = r.cmd("FETCH 1 (BINARY.PEEK[2] BINARY.SIZE[2] FLAGS)")
     assert line.endswith(" OK Fetch completed."), line
     assert b"BINARY[2] ~{4}\r\n\x00\x01\x02\xff" in unt[0], unt
-    assert b"BINARY.SIZE[2] 4" in unt[0] and b"FLAGS ()" in unt[0], unt
+    assert b"BINARY.SIZE[2] 4" in unt[0], unt
+    assert b"FLAGS (\\Recent)" in unt[0], unt
     # BODY[] of the undecodable part is still served as it is stored
     line, unt = r.cmd("FETCH 1 (BODY.PEEK[1])")
     assert line.endswith(" OK Fetch completed.")
@@ -330,3 +332,56 @@ def test_select_parameters_not_offered(tern):
     line, _ = r.cmd("SELECT INBOX")
     assert "[READ-WRITE]" in line
     r.close()
+
+
+def test_recent_flag(tern):
+    addr, pw = new_account(tern)
+    m = login(tern, addr, pw)
+    m.append("INBOX", None, None, msg("r1"))
+    m.append("INBOX", "(\\Seen)", None, msg("r2"))
+    ex, a, b, v2 = (_session(tern, addr, pw) for _ in range(4))
+    line, unt = a.cmd("STATUS INBOX (MESSAGES RECENT)")
+    assert unt == [b'* STATUS "INBOX" (MESSAGES 2 RECENT 2)']
+    # EXAMINE sees them as recent but does not take them
+    line, unt = ex.cmd("EXAMINE INBOX")
+    assert b"* 2 RECENT" in unt, unt
+    line, unt = a.cmd("SELECT INBOX")
+    assert b"* 2 RECENT" in unt, unt
+    line, unt = a.cmd("FETCH 1:2 (FLAGS)")
+    assert unt == [b"* 1 FETCH (FLAGS (\\Recent))",
+                   b"* 2 FETCH (FLAGS (\\Seen \\Recent))"], unt
+    assert a.cmd("SEARCH RECENT")[1] == [b"* SEARCH 1 2"]
+    assert a.cmd("SEARCH NEW")[1] == [b"* SEARCH 1"]
+    assert a.cmd("SEARCH OLD")[1] == [b"* SEARCH"]
+    line, unt = a.cmd("STATUS INBOX (RECENT)")
+    assert unt == [b'* STATUS "INBOX" (RECENT 0)']
+    # a later session: nothing recent
+    line, unt = b.cmd("SELECT INBOX")
+    assert b"* 0 RECENT" in unt, unt
+    assert b.cmd("SEARCH RECENT")[1] == [b"* SEARCH"]
+    assert b.cmd("SEARCH OLD")[1] == [b"* SEARCH 1 2"]
+    # \\Recent cannot be stored, only seen
+    line, unt = b.cmd("STORE 1 +FLAGS (\\Recent \\Flagged)")
+    assert unt == [b"* 1 FETCH (FLAGS (\\Flagged))"], unt
+    # IMAP4rev2: no \\Recent, no RECENT response
+    v2.cmd("ENABLE IMAP4rev2")
+    line, unt = v2.cmd("SELECT INBOX")
+    assert not any(u.endswith(b"RECENT") for u in unt), unt
+    # a new message goes to the first session that syncs: b
+    m.append("INBOX", None, None, msg("r3"))
+    line, unt = b.cmd("NOOP")
+    assert b"* 3 EXISTS" in unt and b"* 1 RECENT" in unt, unt
+    line, unt = b.cmd("FETCH 3 (FLAGS)")
+    assert unt == [b"* 3 FETCH (FLAGS (\\Recent))"], unt
+    line, unt = a.cmd("NOOP")
+    assert unt == [b"* 1 FETCH (FLAGS (\\Flagged \\Recent))",
+                   b"* 3 EXISTS", b"* 2 RECENT"], unt
+    line, unt = a.cmd("FETCH 3 (FLAGS)")
+    assert unt == [b"* 3 FETCH (FLAGS ())"], unt
+    line, unt = v2.cmd("NOOP")
+    assert unt == [b"* 3 EXISTS"], unt
+    line, unt = v2.cmd("FETCH 1:3 (FLAGS)")
+    assert not any(b"Recent" in u for u in unt), unt
+    for r in (ex, a, b, v2):
+        r.close()
+    m.logout()
