@@ -9,7 +9,8 @@
    \Recent (RFC 3501 2.3.2): a view takes the messages it is the first
    to see with one compare-and-swap on the mailbox's recent_uid in the
    store, so exactly one session of any worker process gets each one;
-   IMAP4rev1 clients see \Recent and "* n RECENT", IMAP4rev2 ones not.
+   IMAP4rev1 clients see \Recent and "* n RECENT"; IMAP4rev2 sessions
+   neither see nor take it.
    Memory: the command arena exists only while a command runs. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -357,7 +358,8 @@ imap_view_take_recent(struct imap_session *s, uint32_t recent_uid)
 	uint32_t last;
 	size_t i;
 
-	if (v->count == 0)
+	/* IMAP4rev2 has no \Recent: leave it to the rev1 sessions */
+	if (v->count == 0 || s->rev2)
 		return;
 	last = v->msgs[v->count - 1].uid;
 	if (recent_uid > last)

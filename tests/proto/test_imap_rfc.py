@@ -382,6 +382,11 @@ def test_recent_flag(tern):
     assert unt == [b"* 3 EXISTS"], unt
     line, unt = v2.cmd("FETCH 1:3 (FLAGS)")
     assert not any(b"Recent" in u for u in unt), unt
+    # an IMAP4rev2 session that syncs first does not take \Recent
+    m.append("INBOX", None, None, msg("r4"))
+    assert v2.cmd("NOOP")[1] == [b"* 4 EXISTS"]
+    line, unt = b.cmd("NOOP")
+    assert unt == [b"* 4 EXISTS", b"* 2 RECENT"], unt
     for r in (ex, a, b, v2):
         r.close()
     m.logout()
