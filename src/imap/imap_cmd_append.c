@@ -1,6 +1,7 @@
 /* APPEND (RFC 9051 6.3.12) with MULTIAPPEND (RFC 3502), LITERAL+ /
    literal8 (RFC 7888, RFC 3516), APPENDLIMIT (RFC 7889) and APPENDUID
-   (RFC 4315). The message literal is never held in memory: the parser
+   (RFC 4315), and UTF8 (~{n}) data (RFC 6855 4, after ENABLE
+   UTF8=ACCEPT). The message literal is never held in memory: the parser
    hands it over (IMAP_PARSE_STREAM) and the bytes go straight from the
    connection into a store blob writer. The metadata of all messages is
    committed in one store batch at the end, so a MULTIAPPEND is all or
@@ -118,6 +119,9 @@ imap_append_message(struct imap_session *s, struct imap_cmd *cmd)
 	if (i + 1 != argc || args[i].type != IMAP_ARG_STREAM)
 		return imap_append_fail(s, cmd, "BAD Invalid APPEND "
 						"arguments.");
+	if (args[i].utf8_data && !s->utf8)
+		return imap_append_fail(s, cmd, "NO UTF8 APPEND data needs "
+						"ENABLE UTF8=ACCEPT.");
 	size = args[i].stream_size;
 	a->args_done = argc;
 	if (size > a->limit)

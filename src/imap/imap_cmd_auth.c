@@ -378,8 +378,12 @@ imap_cmd_enable(struct imap_session *s, struct imap_cmd *cmd)
 			s->rev2 = true;
 			s->utf8 = true;
 			buf_append_str(&b, " IMAP4rev2");
-		} else if (strcasecmp(a->str, "UTF8=ACCEPT") == 0 && !s->utf8) {
+		} else if (strcasecmp(a->str, "UTF8=ACCEPT") == 0 &&
+			   !s->utf8_accept) {
+			/* also after IMAP4rev2 (which implies UTF-8), so
+			   a client asking for both sees both */
 			s->utf8 = true;
+			s->utf8_accept = true;
 			buf_append_str(&b, " UTF8=ACCEPT");
 		}
 	}

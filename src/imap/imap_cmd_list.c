@@ -23,6 +23,7 @@ struct imap_list_entry {
 	const char *special_use;
 	int64_t id;
 	bool exists, subscribed, has_children, child_subscribed;
+	bool sub_desc_matched; /* LSUB: a subscribed descendant is listed */
 };
 
 struct imap_list_ctx {
@@ -209,7 +210,7 @@ imap_list_write_entry(struct imap_session *s, struct imap_list_ctx *ctx,
 	struct buf attrs, line;
 
 	buf_init(&attrs, 1024);
-	if (!e->exists) {
+	if (ctx->lsub ? !e->exists || !e->subscribed : !e->exists) {
 		imap_list_attr(&attrs, ctx->lsub ? "\\Noselect" :
 				       "\\NonExistent \\Noselect");
 	}
@@ -242,11 +243,48 @@ imap_list_write_entry(struct imap_session *s, struct imap_list_ctx *ctx,
 	buf_free(&attrs);
 }
 
+/* RFC 3501 6.3.9: LSUB "%" returns the unsubscribed parent "foo" of a
+   subscribed "foo/bar" (as \\Noselect) when the pattern reaches no
+   subscribed descendant of it. Mark the ancestors of every subscribed
+   name the pattern matches: those are not listed in its place. */
+static void
+imap_lsub_mark_ancestors(struct imap_list_ctx *ctx)
+{
+	char name[STORE_MAILBOX_NAME_MAX + 1];
+	struct imap_list_entry key, *anc;
+	const char *p;
+	size_t i, n;
+
+	memset(&key, 0, sizeof(key));
+	key.name = name;
+	for (i = 0; i < ctx->count; i++) {
+		const struct imap_list_entry *d = &ctx->e[i];
+
+		if (!d->subscribed || strchr(d->name, '/') == NULL ||
+		    !imap_list_match(ctx, d->name))
+			continue;
+		for (p = strchr(d->name, '/'); p != NULL;
+		     p = strchr(p + 1, '/')) {
+			n = (size_t)(p - d->name);
+			if (n >= sizeof(name))
+				break;
+			memcpy(name, d->name, n);
+			name[n] = '\0';
+			anc = bsearch(&key, ctx->e, ctx->count, sizeof(*ctx->e),
+				      imap_list_cmp);
+			if (anc != NULL)
+				anc->sub_desc_matched = true;
+		}
+	}
+}
+
 static void
 imap_list_output(struct imap_session *s, struct imap_list_ctx *ctx)
 {
 	size_t i;
 
+	if (ctx->lsub)
+		imap_lsub_mark_ancestors(ctx);
 	for (i = 0; i < ctx->count; i++) {
 		const struct imap_list_entry *e = &ctx->e[i];
 		bool childinfo = false;
@@ -258,7 +296,8 @@ imap_list_output(struct imap_session *s, struct imap_list_ctx *ctx)
 				continue;
 			childinfo = true;
 		}
-		if (ctx->lsub && !e->subscribed)
+		if (ctx->lsub && !e->subscribed &&
+		    (!e->child_subscribed || e->sub_desc_matched))
 			continue;
 		if (!ctx->sel_subscribed && !ctx->lsub && !e->exists &&
 		    !e->has_children)
@@ -414,6 +453,23 @@ imap_list_run(struct imap_session *s, struct imap_cmd *cmd, bool lsub)
 bad:
 	imap_cmd_bad(cmd, "BAD Invalid LIST arguments.");
 	return IMAP_CMD_DONE;
+}
+
+void
+imap_list_write_one(struct imap_session *s, const char *name)
+{
+	struct imap_list_ctx ctx;
+	size_t i;
+
+	memset(&ctx, 0, sizeof(ctx));
+	if (imap_list_collect(s, &ctx) < 0)
+		return;
+	for (i = 0; i < ctx.count; i++) {
+		if (ctx.e[i].exists && strcmp(ctx.e[i].name, name) == 0) {
+			imap_list_write_entry(s, &ctx, &ctx.e[i], false);
+			return;
+		}
+	}
 }
 
 enum imap_cmd_res

@@ -236,6 +236,7 @@ static const struct {
 	{ "SIZE", IMAP_STATUS_SIZE },
 	{ "RECENT", IMAP_STATUS_RECENT },
 	{ "HIGHESTMODSEQ", IMAP_STATUS_HIGHESTMODSEQ },
+	{ "APPENDLIMIT", IMAP_STATUS_APPENDLIMIT },
 };
 
 int
@@ -283,7 +284,7 @@ imap_status_write(struct imap_session *s, struct buf *out,
 		}                                                         \
 	} while (0)
 	IMAP_STATUS_ITEM(IMAP_STATUS_MESSAGES, "MESSAGES %u", st.messages);
-	IMAP_STATUS_ITEM(IMAP_STATUS_RECENT, "RECENT %u", 0u);
+	IMAP_STATUS_ITEM(IMAP_STATUS_RECENT, "RECENT %u", st.recent);
 	IMAP_STATUS_ITEM(IMAP_STATUS_UIDNEXT, "UIDNEXT %u", st.uidnext);
 	IMAP_STATUS_ITEM(IMAP_STATUS_UIDVALIDITY, "UIDVALIDITY %u",
 			 st.uidvalidity);
@@ -293,6 +294,8 @@ imap_status_write(struct imap_session *s, struct buf *out,
 			 (unsigned long long)st.size);
 	IMAP_STATUS_ITEM(IMAP_STATUS_HIGHESTMODSEQ, "HIGHESTMODSEQ %llu",
 			 (unsigned long long)st.highestmodseq);
+	IMAP_STATUS_ITEM(IMAP_STATUS_APPENDLIMIT, "APPENDLIMIT %llu",
+			 (unsigned long long)imap_session_append_limit(s));
 #undef IMAP_STATUS_ITEM
 	(void)buf_append_byte(out, ')');
 	return 0;

@@ -1,5 +1,7 @@
 /* SELECT / EXAMINE (RFC 9051 6.3.2, 6.3.3; RFC 3501 6.3.1 for the
-   IMAP4rev1 extras RECENT and UNSEEN), CLOSE (6.4.1), UNSELECT (RFC 3691,
+   IMAP4rev1 extras RECENT (SELECT takes the new messages as \Recent,
+   EXAMINE only looks) and UNSEEN; the LIST response for IMAP4rev2
+   clients), CLOSE (6.4.1), UNSELECT (RFC 3691,
    9051 6.4.2), CHECK (RFC 3501 6.4.1), EXPUNGE (6.4.3) and UID EXPUNGE
    (RFC 4315, 9051 6.4.9). The view is loaded once at SELECT; later
    changes come through imap_session_sync(). */
@@ -44,6 +46,9 @@ imap_keywords_merge(struct buf *all, const char *kw)
 	}
 }
 
+#define IMAP_VIEW_KEYWORDS_MAX_BYTES \
+	(STORE_KEYWORDS_MAX * (STORE_KEYWORD_MAX_BYTES + 1) * 4)
+
 static int
 imap_view_load(struct imap_session *s, const struct store_mailbox *box,
 	       bool readonly)
@@ -65,7 +70,7 @@ imap_view_load(struct imap_session *s, const struct store_mailbox *box,
 	v->modseq = box->highestmodseq;
 	v->cap = n > 0 ? n : 16;
 	v->msgs = xcalloc(v->cap, sizeof(*v->msgs));
-	buf_init(&kw, STORE_KEYWORDS_MAX * (STORE_KEYWORD_MAX_BYTES + 1) * 4);
+	buf_init(&kw, IMAP_VIEW_KEYWORDS_MAX_BYTES);
 	for (i = 0; i < n; i++) {
 		struct imap_msg *m = &v->msgs[v->count++];
 
@@ -81,16 +86,16 @@ imap_view_load(struct imap_session *s, const struct store_mailbox *box,
 	v->keywords = buf_steal(&kw, NULL);
 	s->view = v;
 	s->state = IMAP_STATE_SELECTED;
+	imap_view_take_recent(s, box->recent_uid);
 	return 0;
 }
 
 static void
-imap_select_untagged(struct imap_session *s)
+imap_select_flags(struct imap_session *s)
 {
 	struct imap_view *v = s->view;
 	const char *kw = v->keywords != NULL ? v->keywords : "";
 	const char *sp = *kw != '\0' ? " " : "";
-	size_t i;
 
 	imap_session_printf(s, "* FLAGS (\\Answered \\Flagged \\Deleted "
 			    "\\Seen \\Draft%s%s)", sp, kw);
@@ -101,9 +106,44 @@ imap_select_untagged(struct imap_session *s)
 		imap_session_printf(s, "* OK [PERMANENTFLAGS (\\Answered "
 				    "\\Flagged \\Deleted \\Seen \\Draft%s%s "
 				    "\\*)] Flags permitted.", sp, kw);
+}
+
+void
+imap_view_keywords_add(struct imap_session *s, const char *kw)
+{
+	struct imap_view *v = s->view;
+	struct buf all;
+	size_t before;
+
+	if (v == NULL || kw == NULL || *kw == '\0')
+		return;
+	buf_init(&all, IMAP_VIEW_KEYWORDS_MAX_BYTES);
+	if (v->keywords != NULL)
+		(void)buf_append_str(&all, v->keywords);
+	before = all.len;
+	imap_keywords_merge(&all, kw);
+	if (all.len == before) {
+		buf_free(&all);
+		return;
+	}
+	free(v->keywords);
+	v->keywords = buf_steal(&all, NULL);
+	imap_select_flags(s);
+}
+
+static void
+imap_select_untagged(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+	size_t i;
+
+	imap_select_flags(s);
 	imap_session_printf(s, "* %zu EXISTS", v->count);
-	if (!s->rev2) {
-		imap_session_printf(s, "* 0 RECENT");
+	if (s->rev2) {
+		imap_list_write_one(s, v->name);
+	} else {
+		imap_session_printf(s, "* %zu RECENT",
+				    imap_view_recent_count(v));
 		for (i = 0; i < v->count; i++) {
 			if ((v->msgs[i].flags & STORE_FLAG_SEEN) == 0) {
 				imap_session_printf(s, "* OK [UNSEEN %zu] "
@@ -125,8 +165,10 @@ imap_select(struct imap_session *s, struct imap_cmd *cmd, bool readonly)
 	const char *name, *error;
 	int r;
 
-	if (cmd->argc < 1 || cmd->argc > 2) {
-		imap_cmd_bad(cmd, "BAD Invalid arguments.");
+	if (cmd->argc != 1) {
+		/* no select-param extension (CONDSTORE, QRESYNC) offered */
+		imap_cmd_bad(cmd, cmd->argc == 0 ? "BAD Invalid arguments." :
+				  "BAD Unsupported SELECT parameters.");
 		return IMAP_CMD_DONE;
 	}
 	if (s->view != NULL) {

@@ -137,6 +137,8 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *cmd)
 			return IMAP_CMD_DONE;
 		}
 		imap_notify_publish(s, v->mailbox_id);
+		if (op != STORE_FLAGS_REMOVE)
+			imap_view_keywords_add(s, keywords);
 	}
 	for (i = 0; i < n && !silent; i++) {
 		if (!v->msgs[idx[i]].expunged)

@@ -5,7 +5,12 @@
    <partial> is cut out of the mmapped blob with mime_section_find() and
    streamed in IMAP_FETCH_SLICE_BYTES slices whenever output is pending,
    resuming from on_drained, so a 50 MB body never sits in memory.
-   A non-PEEK body fetch sets \Seen first and reports FLAGS with it. */
+   A non-PEEK body fetch sets \Seen first and reports FLAGS with it.
+   Messages expunged by another session but still numbered in this view
+   (RFC 9051 7.5.1) are skipped, and the reply says OK [EXPUNGEISSUED]
+   (RFC 5530 3), as Dovecot does. BINARY of a part whose
+   Content-Transfer-Encoding we cannot decode answers NO [UNKNOWN-CTE]
+   (RFC 3516 4.2). */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -75,6 +80,8 @@ struct imap_fetch_ctx {
 	const uint8_t *lit;
 	size_t lit_len, lit_off;
 	bool failed;
+	bool skipped_expunged; /* EXPUNGEISSUED (RFC 5530) */
+	bool unknown_cte;      /* BINARY of a CTE we cannot decode */
 	/* decoded (BINARY) or filtered (HEADER.FIELDS) bytes, streamed
 	   like the mapped ones and freed with the message */
 	struct buf owned;
@@ -424,7 +431,7 @@ imap_fetch_msg_begin(struct imap_session *s, struct imap_fetch_ctx *fc,
 	if ((f->items & IMAP_FETCH_FLAGS) || fc->with_flags[fc->pos]) {
 		imap_fetch_sep(fc, b);
 		(void)buf_append_str(b, "FLAGS (");
-		(void)imap_write_flags(b, m->flags, m->keywords);
+		(void)imap_write_flags(b, imap_msg_flags(s, m), m->keywords);
 		(void)buf_append_byte(b, ')');
 	}
 	if (fc->msg == NULL)
@@ -530,6 +537,36 @@ imap_fetch_literal(struct imap_fetch_ctx *fc, struct buf *b,
 	fc->lit_off = 0;
 }
 
+/* BINARY[part] / BINARY.SIZE[part] of a leaf part: decoded (RFC 3516). */
+static void
+imap_fetch_binary_item(struct imap_fetch_ctx *fc, struct buf *b,
+		       const struct imap_fetch_body *body,
+		       const struct mime_section *sec, size_t off, size_t len)
+{
+	if (!mime_cte_known(sec->content_transfer_encoding)) {
+		/* RFC 3516 4.2: NO [UNKNOWN-CTE]; NIL (or a size of 0)
+		   keeps the response parseable */
+		fc->unknown_cte = true;
+		imap_fetch_sep(fc, b);
+		(void)buf_printf(b, body->size_only ? "%s 0" : "%s NIL",
+				 body->resp);
+		return;
+	}
+	buf_init(&fc->owned, len + 16);
+	(void)mime_decode_body(&fc->owned, sec->content_transfer_encoding,
+			       fc->map.data + off, len);
+	if (body->size_only) {
+		imap_fetch_sep(fc, b);
+		(void)buf_printf(b, "%s %zu", body->resp, fc->owned.len);
+		buf_free(&fc->owned);
+		return;
+	}
+	off = 0;
+	len = fc->owned.len;
+	imap_fetch_apply_partial(body, &off, &len);
+	imap_fetch_literal(fc, b, body->resp, fc->owned.data + off, len, true);
+}
+
 static void
 imap_fetch_body_item(struct imap_session *s, struct imap_fetch_ctx *fc,
 		     struct buf *b, const struct imap_fetch_body *body)
@@ -566,30 +603,8 @@ imap_fetch_body_item(struct imap_session *s, struct imap_fetch_ctx *fc,
 	}
 	if (body->binary && body->depth > 0 && found &&
 	    !sec.is_multipart && !sec.is_message_rfc822) {
-		if (!mime_cte_known(sec.content_transfer_encoding)) {
-			fc->failed = true;
-			found = false;
-			len = 0;
-		} else {
-			buf_init(&fc->owned, len + 16);
-			(void)mime_decode_body(&fc->owned,
-					       sec.content_transfer_encoding,
-					       fc->map.data + off, len);
-			if (body->size_only) {
-				imap_fetch_sep(fc, b);
-				(void)buf_printf(b, "%s %zu", body->resp,
-						 fc->owned.len);
-				buf_free(&fc->owned);
-				return;
-			}
-			off = 0;
-			len = fc->owned.len;
-			imap_fetch_apply_partial(body, &off, &len);
-			imap_fetch_literal(fc, b, body->resp,
-					   fc->owned.data + off, len,
-					   true);
-			return;
-		}
+		imap_fetch_binary_item(fc, b, body, &sec, off, len);
+		return;
 	}
 	if (!found)
 		len = 0;
@@ -642,13 +657,18 @@ imap_fetch_msg_prepare(struct imap_session *s, struct imap_fetch_ctx *fc)
 {
 	struct imap_msg *m = &s->view->msgs[fc->idx[fc->pos]];
 
-	if (m->expunged)
+	if (m->expunged) {
+		fc->skipped_expunged = true;
 		return false;
+	}
 	fc->msg = NULL;
 	if (fc->f->need_msg) {
 		fc->msg = imap_fetch_find_msg(fc, m->uid);
-		if (fc->msg == NULL)
-			return false; /* expunged meanwhile */
+		if (fc->msg == NULL) {
+			/* expunged meanwhile */
+			fc->skipped_expunged = true;
+			return false;
+		}
 	}
 	if (fc->f->need_map || fc->f->need_meta) {
 		fc->mapped = store_blob_map(s->env->store, fc->msg->blob,
@@ -726,6 +746,12 @@ imap_fetch_cont(struct imap_session *s, struct imap_cmd *cmd)
 	if (fc->failed)
 		imap_cmd_no(cmd, "NO [UNAVAILABLE] Some messages could not be "
 				 "read.");
+	else if (fc->unknown_cte)
+		imap_cmd_no(cmd, "NO [UNKNOWN-CTE] Unknown "
+				 "Content-Transfer-Encoding.");
+	else if (fc->skipped_expunged)
+		imap_cmd_ok(cmd, "OK [EXPUNGEISSUED] Some messages were "
+				 "already expunged.");
 	else
 		imap_cmd_ok(cmd, "OK Fetch completed.");
 	return IMAP_CMD_DONE;
@@ -768,20 +794,16 @@ imap_fetch_set_seen(struct imap_session *s, struct imap_fetch_ctx *fc,
 static int
 imap_fetch_load_msgs(struct imap_session *s, struct imap_fetch_ctx *fc)
 {
-	uint32_t min = UINT32_MAX;
-	size_t i;
+	uint32_t min, max;
 
-	for (i = 0; i < fc->n; i++) {
-		uint32_t uid = s->view->msgs[fc->idx[i]].uid;
-
-		if (uid < min)
-			min = uid;
-	}
 	if (fc->n == 0)
 		return 0;
-	/* XXX: the store has no lookup by UID set; list from the lowest. */
-	return store_msg_list(s->env->store, s->view->mailbox_id, min,
-			      &fc->msgs, &fc->nmsgs) < 0 ? -1 : 0;
+	/* fc->idx is ascending, and so are the view's UIDs: one indexed
+	   range, so "UID FETCH n" reads one row, not the mailbox's tail */
+	min = s->view->msgs[fc->idx[0]].uid;
+	max = s->view->msgs[fc->idx[fc->n - 1]].uid;
+	return store_msg_list_range(s->env->store, s->view->mailbox_id, min,
+				    max, &fc->msgs, &fc->nmsgs) < 0 ? -1 : 0;
 }
 
 enum imap_cmd_res

@@ -59,6 +59,7 @@ enum imap_arg_type {
 struct imap_arg {
 	enum imap_arg_type type;
 	bool literal8;	 /* ~{n} */
+	bool utf8_data;	 /* APPEND UTF8 (~{n}) (RFC 6855 4) */
 	const char *str; /* NUL-terminated (atom, quoted, literal) */
 	size_t len;
 	struct imap_arg *list; /* IMAP_ARG_LIST */
@@ -179,6 +180,7 @@ struct imap_msg {
 	uint32_t uid;
 	uint32_t flags; /* enum store_flag */
 	bool expunged;	/* gone from the store, EXPUNGE not sent yet */
+	bool recent;	/* \Recent for this session (RFC 3501 2.3.2) */
 	char *keywords; /* xmalloc'd, space-separated, or NULL */
 	uint64_t modseq;
 };
@@ -193,6 +195,8 @@ struct imap_view {
 	size_t count, cap;
 	/* keywords seen in this mailbox (FLAGS / PERMANENTFLAGS) */
 	char *keywords;
+	/* lowest UID taken as \Recent by this view, 0 for none */
+	uint32_t recent_from;
 };
 
 struct imap_session;
@@ -250,6 +254,7 @@ struct imap_session {
 	char *user;
 	bool utf8;	/* ENABLE UTF8=ACCEPT or IMAP4rev2 */
 	bool rev2;	/* ENABLE IMAP4rev2 */
+	bool utf8_accept; /* ENABLE UTF8=ACCEPT itself */
 	bool closing;	/* LOGOUT / BYE sent */
 	bool in_sync;
 	unsigned errors;
@@ -279,9 +284,24 @@ int imap_session_sync(struct imap_session *s, bool allow_expunge,
    (MOVE): send their EXPUNGE now and drop them from the view. */
 void imap_session_expunged(struct imap_session *s, const uint32_t *uids,
 			   size_t count);
+/* \Recent is never stored: a session-only bit next to enum store_flag,
+   shown to IMAP4rev1 clients only (RFC 9051 removed it). */
+#define IMAP_FLAG_RECENT (1u << 31)
+/* m->flags plus IMAP_FLAG_RECENT when the client is to see it. */
+uint32_t imap_msg_flags(const struct imap_session *s,
+			const struct imap_msg *m);
+/* Take the view's messages from recent_uid on as \Recent (a read-write
+   view claims them in the store first; a read-only one only looks). */
+void imap_view_take_recent(struct imap_session *s, uint32_t recent_uid);
+/* Number of \Recent messages in the view. */
+size_t imap_view_recent_count(const struct imap_view *v);
 /* Update message idx of the view with flags read from the store. */
 void imap_view_set_flags(struct imap_view *v, size_t idx, uint32_t flags,
 			 const char *keywords);
+/* Keywords kw (space-separated) are in use in the mailbox: when one is
+   new to the view, send FLAGS and PERMANENTFLAGS again (RFC 9051 7.3.5)
+   before the FETCH that shows it (imap_cmd_select.c). */
+void imap_view_keywords_add(struct imap_session *s, const char *kw);
 /* Send "* n FETCH (FLAGS (...))" for message idx (UID too when uid). */
 void imap_view_send_flags(struct imap_session *s, size_t idx, bool uid);
 /* Resume a command that returned AGAIN/WAIT. */
@@ -378,7 +398,12 @@ int imap_status_write(struct imap_session *s, struct buf *out,
 #define IMAP_STATUS_SIZE 32u
 #define IMAP_STATUS_RECENT 64u
 #define IMAP_STATUS_HIGHESTMODSEQ 128u
+#define IMAP_STATUS_APPENDLIMIT 256u /* RFC 7889 */
 int imap_status_items_parse(const struct imap_arg *list, unsigned *items_r);
+
+/* The LIST response of one existing mailbox (SELECT of an IMAP4rev2
+   client, RFC 9051 6.3.2). Nothing when it is not found. */
+void imap_list_write_one(struct imap_session *s, const char *name);
 
 /* ---- search (imap_search.c) ---- */
 struct imap_search;

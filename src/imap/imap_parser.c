@@ -4,7 +4,8 @@
    RFC 9051 section 4 and the section 9 grammar: tag, command name, atoms
    (with "[...]" sections kept whole, as FETCH needs), quoted strings,
    literals "{n}", parenthesised lists up to IMAP_LIST_DEPTH_MAX deep;
-   RFC 7888 non-synchronising literals "{n+}"; RFC 3516 literal8 "~{n}".
+   RFC 7888 non-synchronising literals "{n+}"; RFC 3516 literal8 "~{n}";
+   RFC 6855 4 APPEND "UTF8 (~{n})", streamed like a plain APPEND literal.
    Security: every line segment, literal and the whole command are
    bounded; a rejected line is skipped including a non-synchronising
    literal it announced, so the connection stays usable. */
@@ -48,6 +49,7 @@ struct imap_parser {
 	size_t depth;
 	bool need_sep;
 	bool is_append;
+	bool utf8_close; /* APPEND UTF8 (~{n}...): ')' still to come */
 	uint64_t lit_size, lit_got;
 	bool lit_sync, lit8;
 	char *lit_buf;
@@ -101,6 +103,7 @@ imap_parser_begin(struct imap_parser *p, struct arena *arena)
 	p->depth = 0;
 	p->need_sep = false;
 	p->is_append = false;
+	p->utf8_close = false;
 	p->lit_size = p->lit_got = 0;
 	p->lit_buf = NULL;
 	p->error = NULL;
@@ -492,6 +495,16 @@ imap_parse_args(struct imap_parser *p, const char *s, size_t n, size_t i)
 	while (i < n) {
 		char c = s[i];
 
+		if (p->need_sep && p->utf8_close) {
+			if (c != ')') {
+				imap_parser_fail(p, IMAP_PERR_SYNTAX,
+						 "Missing ')' after UTF8 data");
+				return SEG_ERROR;
+			}
+			p->utf8_close = false;
+			i++;
+			continue;
+		}
 		if (p->need_sep) {
 			if (c == ')') {
 				if (!imap_parser_list_close(p))
@@ -646,14 +659,35 @@ imap_parser_discard(struct imap_parser *p, const uint8_t *d, size_t len,
 	return IMAP_PARSE_MORE;
 }
 
+/* APPEND's "UTF8 (~{n}" (RFC 6855 4): the open list and the UTF8 atom
+   are dropped, the literal streams as a top-level argument marked
+   utf8_data, and the closing ')' is consumed after it. */
+static bool
+imap_parser_utf8_append(struct imap_parser *p)
+{
+	struct imap_parser_level *top = &p->stack[0];
+
+	if (!p->is_append || p->depth != 1 || p->stack[1].count != 0 ||
+	    !p->lit8 || top->count < 3 ||
+	    !imap_arg_is_atom(&top->args[top->count - 2], "UTF8"))
+		return false;
+	top->count -= 2;
+	p->depth = 0;
+	p->utf8_close = true;
+	return true;
+}
+
 static enum imap_parse_res
 imap_parser_literal_start(struct imap_parser *p)
 {
+	bool utf8 = imap_parser_utf8_append(p);
+
 	if (p->is_append && p->depth == 0 && p->stack[0].count >= 1) {
 		struct imap_arg *a = imap_parser_add(p, IMAP_ARG_STREAM);
 
 		a->stream_size = p->lit_size;
 		a->literal8 = p->lit8;
+		a->utf8_data = utf8;
 		p->state = PS_STREAM;
 		return IMAP_PARSE_STREAM;
 	}
@@ -744,7 +778,7 @@ imap_parser_line(struct imap_parser *p, const uint8_t *d, size_t len,
 	}
 	if (r == SEG_LITERAL)
 		return imap_parser_literal_start(p);
-	if (p->depth > 0) {
+	if (p->depth > 0 || p->utf8_close) {
 		imap_parser_fail(p, IMAP_PERR_SYNTAX, "Missing ')'");
 		p->state = PS_TAG;
 		return IMAP_PARSE_ERROR;

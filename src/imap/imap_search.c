@@ -26,6 +26,7 @@ enum imap_skind {
 	SK_NOT,
 	SK_FLAG,     /* flag set */
 	SK_NOFLAG,   /* flag not set */
+	SK_NEW,	     /* \Recent and not \Seen */
 	SK_KEYWORD,
 	SK_UNKEYWORD,
 	SK_SEQ,
@@ -141,10 +142,10 @@ static const struct {
 	{ "DRAFT", SK_FLAG, STORE_FLAG_DRAFT },
 	{ "FLAGGED", SK_FLAG, STORE_FLAG_FLAGGED },
 	{ "SEEN", SK_FLAG, STORE_FLAG_SEEN },
-	{ "OLD", SK_ALL, 0 },
+	{ "OLD", SK_NOFLAG, IMAP_FLAG_RECENT },
 	{ "ALL", SK_ALL, 0 },
-	{ "NEW", SK_NONE, 0 },
-	{ "RECENT", SK_NONE, 0 },
+	{ "NEW", SK_NEW, 0 },
+	{ "RECENT", SK_FLAG, IMAP_FLAG_RECENT },
 	{ "UNANSWERED", SK_NOFLAG, STORE_FLAG_ANSWERED },
 	{ "UNDELETED", SK_NOFLAG, STORE_FLAG_DELETED },
 	{ "UNDRAFT", SK_NOFLAG, STORE_FLAG_DRAFT },
@@ -579,9 +580,13 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 	case SK_NOT:
 		return !imap_search_eval(s, se, n->kids[0], idx);
 	case SK_FLAG:
-		return (m->flags & n->flag) != 0;
+		return ((m->flags | (m->recent ? IMAP_FLAG_RECENT : 0)) &
+			n->flag) != 0;
 	case SK_NOFLAG:
-		return (m->flags & n->flag) == 0;
+		return ((m->flags | (m->recent ? IMAP_FLAG_RECENT : 0)) &
+			n->flag) == 0;
+	case SK_NEW:
+		return m->recent && (m->flags & STORE_FLAG_SEEN) == 0;
 	case SK_KEYWORD:
 		return imap_search_keyword(m->keywords, n->str);
 	case SK_UNKEYWORD:

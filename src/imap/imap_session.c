@@ -6,6 +6,11 @@
    COPY/MOVE) without UID runs, nor outside a command (except IDLE), so
    sequence numbers never shift under the client. Expunges seen at such a
    time stay pending in the view until a command that allows them.
+   \Recent (RFC 3501 2.3.2): a view takes the messages it is the first
+   to see with one compare-and-swap on the mailbox's recent_uid in the
+   store, so exactly one session of any worker process gets each one;
+   IMAP4rev1 clients see \Recent and "* n RECENT"; IMAP4rev2 sessions
+   neither see nor take it.
    Memory: the command arena exists only while a command runs. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -279,6 +284,7 @@ imap_view_add(struct imap_view *v, const struct store_msg *m)
 	im->uid = m->uid;
 	im->flags = m->flags;
 	im->expunged = false;
+	im->recent = false;
 	im->keywords = m->keywords != NULL && *m->keywords != '\0' ?
 			       xstrdup(m->keywords) : NULL;
 	im->modseq = m->modseq;
@@ -327,6 +333,48 @@ imap_session_expunged(struct imap_session *s, const uint32_t *uids,
 	free(gone);
 }
 
+uint32_t
+imap_msg_flags(const struct imap_session *s, const struct imap_msg *m)
+{
+	return m->recent && !s->rev2 ? m->flags | IMAP_FLAG_RECENT : m->flags;
+}
+
+size_t
+imap_view_recent_count(const struct imap_view *v)
+{
+	size_t i, n = 0;
+
+	if (v->recent_from == 0)
+		return 0;
+	for (i = v->count; i > 0 && v->msgs[i - 1].uid >= v->recent_from; i--)
+		n += v->msgs[i - 1].recent;
+	return n;
+}
+
+void
+imap_view_take_recent(struct imap_session *s, uint32_t recent_uid)
+{
+	struct imap_view *v = s->view;
+	uint32_t last;
+	size_t i;
+
+	/* IMAP4rev2 has no \Recent: leave it to the rev1 sessions */
+	if (v->count == 0 || s->rev2)
+		return;
+	last = v->msgs[v->count - 1].uid;
+	if (recent_uid > last)
+		return;
+	/* UIDs only grow: the messages past last are for a later claim */
+	if (!v->readonly &&
+	    store_mailbox_claim_recent(s->env->store, v->mailbox_id,
+				       recent_uid, last + 1) != 1)
+		return;
+	for (i = v->count; i > 0 && v->msgs[i - 1].uid >= recent_uid; i--)
+		v->msgs[i - 1].recent = true;
+	if (v->recent_from == 0 || recent_uid < v->recent_from)
+		v->recent_from = recent_uid;
+}
+
 void
 imap_view_send_flags(struct imap_session *s, size_t idx, bool uid)
 {
@@ -337,7 +385,7 @@ imap_view_send_flags(struct imap_session *s, size_t idx, bool uid)
 	if (buf_printf(&b, "* %zu FETCH (", idx + 1) == 0 &&
 	    (!uid || buf_printf(&b, "UID %u ", m->uid) == 0) &&
 	    buf_append_str(&b, "FLAGS (") == 0 &&
-	    imap_write_flags(&b, m->flags, m->keywords) == 0 &&
+	    imap_write_flags(&b, imap_msg_flags(s, m), m->keywords) == 0 &&
 	    buf_append_str(&b, "))\r\n") == 0)
 		imap_session_write(s, b.data, b.len);
 	buf_free(&b);
@@ -354,7 +402,8 @@ imap_msg_uid_cmp(const void *a, const void *b)
 /* Apply the store's changes since v->modseq. */
 static void
 imap_view_apply(struct imap_session *s, struct store_msg *msgs, size_t n,
-		const uint32_t *expunged, size_t nexp, bool uid)
+		const uint32_t *expunged, size_t nexp, bool uid,
+		uint32_t recent_uid)
 {
 	struct imap_view *v = s->view;
 	size_t i, old_count;
@@ -376,6 +425,7 @@ imap_view_apply(struct imap_session *s, struct store_msg *msgs, size_t n,
 
 		if (m->modseq > v->modseq)
 			v->modseq = m->modseq;
+		imap_view_keywords_add(s, m->keywords);
 		if (m->uid > last_uid) {
 			imap_view_add(v, m);
 			last_uid = m->uid;
@@ -395,8 +445,13 @@ imap_view_apply(struct imap_session *s, struct store_msg *msgs, size_t n,
 				       xstrdup(m->keywords) : NULL;
 		imap_view_send_flags(s, (size_t)idx, uid);
 	}
-	if (v->count != old_count)
-		imap_session_printf(s, "* %zu EXISTS", v->count);
+	if (v->count == old_count)
+		return;
+	imap_view_take_recent(s, recent_uid);
+	imap_session_printf(s, "* %zu EXISTS", v->count);
+	if (!s->rev2)
+		imap_session_printf(s, "* %zu RECENT",
+				    imap_view_recent_count(v));
 }
 
 int
@@ -429,7 +484,8 @@ imap_session_sync(struct imap_session *s, bool allow_expunge, bool uid)
 			store_mailbox_clear(&box);
 			return -1;
 		}
-		imap_view_apply(s, msgs, n, expunged, nexp, uid);
+		imap_view_apply(s, msgs, n, expunged, nexp, uid,
+				box.recent_uid);
 		if (box.highestmodseq > v->modseq)
 			v->modseq = box.highestmodseq;
 		store_msgs_free(msgs, n);

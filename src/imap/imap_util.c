@@ -190,6 +190,13 @@ imap_write_flags(struct buf *out, uint32_t flags, const char *keywords)
 			return -1;
 		first = false;
 	}
+	if (flags & IMAP_FLAG_RECENT) {
+		if (!first && buf_append_byte(out, ' ') < 0)
+			return -1;
+		if (buf_append_str(out, "\\Recent") < 0)
+			return -1;
+		first = false;
+	}
 	if (keywords != NULL && *keywords != '\0') {
 		if (!first && buf_append_byte(out, ' ') < 0)
 			return -1;

@@ -196,6 +196,9 @@ struct store_mailbox {
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;
 	bool subscribed;
+	/* lowest UID that no read-write session has taken as \Recent yet
+	   (RFC 3501 2.3.2); see store_mailbox_claim_recent() */
+	uint32_t recent_uid;
 };
 void store_mailbox_clear(struct store_mailbox *box);
 void store_mailboxes_free(struct store_mailbox *boxes, size_t count);
@@ -229,9 +232,17 @@ struct store_mailbox_status {
 	uint32_t uidnext, uidvalidity;
 	uint64_t highestmodseq;
 	uint64_t size; /* sum of message sizes (STATUS SIZE) */
+	uint32_t recent; /* messages with uid >= recent_uid (STATUS RECENT) */
 };
 int store_mailbox_status(struct store *s, int64_t mailbox_id,
 			 struct store_mailbox_status *st_r);
+/* Take UIDs from_uid <= uid < to_uid as \Recent for the calling session:
+   moves the mailbox's recent_uid from from_uid to to_uid only if it is
+   still from_uid (compare and swap, one statement, so exactly one
+   session of any process wins). 1 taken, 0 not (another session moved
+   it first), or an error. */
+int store_mailbox_claim_recent(struct store *s, int64_t mailbox_id,
+			       uint32_t from_uid, uint32_t to_uid);
 
 /* ---- messages ---- */
 enum store_flag {
@@ -258,6 +269,10 @@ void store_msgs_free(struct store_msg *msgs, size_t count);
 /* Messages with uid >= uid_min, ascending by UID. */
 int store_msg_list(struct store *s, int64_t mailbox_id, uint32_t uid_min,
 		   struct store_msg **msgs_r, size_t *count_r);
+/* Messages with uid_min <= uid <= uid_max, ascending by UID. */
+int store_msg_list_range(struct store *s, int64_t mailbox_id,
+			 uint32_t uid_min, uint32_t uid_max,
+			 struct store_msg **msgs_r, size_t *count_r);
 /* What changed after since_modseq: messages whose modseq is greater
    (new or flag changes), and UIDs expunged after it (ascending). */
 int store_msg_changes(struct store *s, int64_t mailbox_id,

@@ -1,6 +1,7 @@
 /* Mailboxes of an account: name rules (UTF-8, '/' levels, INBOX folded),
    CREATE with its missing parents, DELETE, RENAME with children and the
-   special INBOX rename, subscriptions and STATUS counts.
+   special INBOX rename, subscriptions, STATUS counts and the \Recent
+   claim (RFC 3501 2.3.2: one compare-and-swap of recent_uid).
    UIDVALIDITY comes from one server-wide counter in the meta table (key
    "uidvalidity"): max(unix time, last value + 1), so it is never 0 and
    never repeats, even for a mailbox deleted and re-created in a second.
@@ -27,7 +28,8 @@ static const char *const store_special_uses[] = {
 #define STORE_MAILBOX_COLS                                               \
 	"m.id, m.account_id, m.name, m.special_use, m.uidvalidity,"      \
 	" m.uidnext, m.highestmodseq, EXISTS(SELECT 1 FROM subscriptions" \
-	" u WHERE u.account_id = m.account_id AND u.name = m.name)"
+	" u WHERE u.account_id = m.account_id AND u.name = m.name),"   \
+	" m.recent_uid"
 
 /* A mailbox to rename: its id and its new name. */
 struct store_mailbox_move {
@@ -265,6 +267,7 @@ store_mailbox_row(sqlite3_stmt *st, struct store_mailbox *box)
 	box->uidnext = (uint32_t)sqlite3_column_int64(st, 5);
 	box->highestmodseq = (uint64_t)sqlite3_column_int64(st, 6);
 	box->subscribed = sqlite3_column_int(st, 7) != 0;
+	box->recent_uid = (uint32_t)sqlite3_column_int64(st, 8);
 	if (box->name == NULL)
 		box->name = xstrdup("");
 }
@@ -781,9 +784,10 @@ store_mailbox_inbox_move(struct store *s, int64_t inbox, int64_t dst,
 	sqlite3_stmt *st;
 	int ret;
 
-	st = store_stmt(s, "UPDATE mailboxes SET (uidnext, highestmodseq) ="
-			   " (SELECT uidnext, highestmodseq FROM mailboxes"
-			   " WHERE id = ?1) WHERE id = ?2");
+	st = store_stmt(s, "UPDATE mailboxes SET (uidnext, highestmodseq,"
+			   " recent_uid) = (SELECT uidnext, highestmodseq,"
+			   " recent_uid FROM mailboxes WHERE id = ?1)"
+			   " WHERE id = ?2");
 	if (st == NULL)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, inbox);
@@ -965,7 +969,8 @@ store_mailbox_status(struct store *s, int64_t mailbox_id,
 			   " m.highestmodseq, count(g.id),"
 			   " coalesce(sum((g.flags & ?2) = 0), 0),"
 			   " coalesce(sum((g.flags & ?3) != 0), 0),"
-			   " coalesce(sum(g.size), 0)"
+			   " coalesce(sum(g.size), 0),"
+			   " coalesce(sum(g.uid >= m.recent_uid), 0)"
 			   " FROM mailboxes m LEFT JOIN messages g"
 			   " ON g.mailbox_id = m.id"
 			   " WHERE m.id = ?1 GROUP BY m.id");
@@ -983,10 +988,33 @@ store_mailbox_status(struct store *s, int64_t mailbox_id,
 		st_r->unseen = (uint32_t)sqlite3_column_int64(st, 4);
 		st_r->deleted = (uint32_t)sqlite3_column_int64(st, 5);
 		st_r->size = (uint64_t)sqlite3_column_int64(st, 6);
+		st_r->recent = (uint32_t)sqlite3_column_int64(st, 7);
 	}
 	sqlite3_reset(st);
 	if (rc == SQLITE_DONE)
 		return store_fail(s, STORE_NOTFOUND, "no mailbox %lld",
 				  (long long)mailbox_id);
 	return rc == SQLITE_ROW ? STORE_OK : store_sql_err(s, rc);
+}
+
+int
+store_mailbox_claim_recent(struct store *s, int64_t mailbox_id,
+			   uint32_t from_uid, uint32_t to_uid)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if (to_uid <= from_uid)
+		return 0;
+	st = store_stmt(s, "UPDATE mailboxes SET recent_uid = ?3"
+			   " WHERE id = ?1 AND recent_uid = ?2");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, from_uid);
+	sqlite3_bind_int64(st, 3, to_uid);
+	ret = store_stmt_exec(s, st);
+	if (ret != STORE_OK)
+		return ret;
+	return sqlite3_changes(s->db) > 0 ? 1 : 0;
 }

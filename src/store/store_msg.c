@@ -257,6 +257,26 @@ store_msg_list(struct store *s, int64_t mailbox_id, uint32_t uid_min,
 	return store_msg_collect(s, st, msgs_r, count_r);
 }
 
+int
+store_msg_list_range(struct store *s, int64_t mailbox_id, uint32_t uid_min,
+		     uint32_t uid_max, struct store_msg **msgs_r,
+		     size_t *count_r)
+{
+	sqlite3_stmt *st;
+
+	*msgs_r = NULL;
+	*count_r = 0;
+	st = store_stmt(s, STORE_MSG_SELECT
+			" WHERE m.mailbox_id = ? AND m.uid >= ? AND m.uid <= ?"
+			" ORDER BY m.uid");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid_min);
+	sqlite3_bind_int64(st, 3, uid_max);
+	return store_msg_collect(s, st, msgs_r, count_r);
+}
+
 static int
 store_msg_expunged_list(struct store *s, int64_t mailbox_id, uint64_t since,
 			uint32_t **uids_r, size_t *count_r)

@@ -85,6 +85,10 @@ static const char *const store_migrations[] = {
 	" ('essential', 10737418240, 0, 1000, 52428800, 100),"
 	" ('standard', 26843545600, 0, 3000, 52428800, 100),"
 	" ('professional', 64424509440, 0, 5000, 52428800, 100);",
+	/* 2: \Recent (RFC 3501 2.3.2); messages stored before are old */
+	"ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL"
+	" DEFAULT 1;"
+	"UPDATE mailboxes SET recent_uid = uidnext;",
 };
 
 #define STORE_MIGRATIONS_COUNT \

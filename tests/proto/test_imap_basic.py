@@ -132,7 +132,7 @@ def test_id_namespace_enable_noop(tern):
     line, unt = r.cmd("NAMESPACE")
     assert unt == [b'* NAMESPACE (("" "/")) NIL NIL']
     line, unt = r.cmd("ENABLE IMAP4rev2 UTF8=ACCEPT FOO")
-    assert unt == [b"* ENABLED IMAP4rev2"]
+    assert unt == [b"* ENABLED IMAP4rev2 UTF8=ACCEPT"]
     line, unt = r.cmd("NOOP")
     assert line.endswith("OK NOOP completed.")
     line, unt = r.cmd("LOGOUT")
@@ -250,7 +250,8 @@ def test_status(tern):
     s = data[0].decode()
     assert re.search(r"MESSAGES 2\b", s) and re.search(r"UNSEEN 1\b", s)
     assert re.search(r"DELETED 1\b", s) and re.search(r"UIDNEXT 3\b", s)
-    assert re.search(r"RECENT 0\b", s)
+    # RFC 3501 2.3.2: no session has selected INBOX yet
+    assert re.search(r"RECENT 2\b", s)
     size = int(re.search(r"SIZE (\d+)", s).group(1))
     assert size == len(msg("a")) + len(msg("b")) - 0 or size > 0
     typ, data = m.status("Nope", "(MESSAGES)")
@@ -268,13 +269,14 @@ def test_select_examine_responses(tern):
     line, unt = r.cmd("SELECT INBOX")
     assert line.endswith("OK [READ-WRITE] Select completed.")
     text = b"\n".join(unt).decode()
-    assert "* 2 EXISTS" in text and "* 0 RECENT" in text
+    assert "* 2 EXISTS" in text and "* 2 RECENT" in text
     assert "* OK [UNSEEN 2]" in text
     assert re.search(r"\* FLAGS \(.*\$Forwarded", text)
     assert re.search(r"\* OK \[PERMANENTFLAGS \(.*\\\*\)\]", text)
     assert "* OK [UIDVALIDITY " in text and "* OK [UIDNEXT 3]" in text
     line, unt = r.cmd("EXAMINE INBOX")
     assert line.endswith("OK [READ-ONLY] Examine completed.")
+    assert b"* 0 RECENT" in unt  # the SELECT took them
     line, unt = r.cmd("STORE 1 +FLAGS (\\Deleted)")
     assert line.split()[1] == "NO"
     r.cmd("ENABLE IMAP4rev2")
@@ -433,7 +435,9 @@ def test_search(tern):
     assert s("ON", "3-Jan-2024") == ["3"]
     assert s("SENTON", "1-Jan-2024") == ["1", "2", "3"]
     assert s("SENTBEFORE", "1-Jan-2024") == []
-    assert s("NEW") == [] and s("OLD") == ["1", "2", "3"]
+    # this session selected first: all three are \Recent, 1 is \Seen
+    assert s("RECENT") == ["1", "2", "3"] and s("OLD") == []
+    assert s("NEW") == ["2", "3"]
     typ, data = m.search("UTF-8", "SUBJECT", "cherry")
     assert data[0] == b"3"
     typ, data = m._simple_command("SEARCH", "CHARSET", "KOI8-R", "ALL")
@@ -562,11 +566,13 @@ def test_idle_basic(tern):
     m = login(tern, addr, pw)
     m.append("INBOX", None, None, msg("pushed"))
     assert r.line() == b"* 1 EXISTS"
+    # the idler saw it first: \Recent is its (RFC 3501 2.3.2)
+    assert r.line() == b"* 1 RECENT"
     m.select("INBOX")
     m.store("1", "+FLAGS", "(\\Flagged)")
-    assert r.line() == b"* 1 FETCH (FLAGS (\\Flagged))"
+    assert r.line() == b"* 1 FETCH (FLAGS (\\Flagged \\Recent))"
     m.store("1", "+FLAGS", "(\\Deleted)")
-    assert r.line() == b"* 1 FETCH (FLAGS (\\Flagged \\Deleted))"
+    assert r.line() == b"* 1 FETCH (FLAGS (\\Flagged \\Deleted \\Recent))"
     m.expunge()
     assert r.line() == b"* 1 EXPUNGE"
     r.send("DONE\r\n")

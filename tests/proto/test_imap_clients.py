@@ -135,3 +135,53 @@ def test_openssl_starttls(tern):
                        timeout=30)
     assert "a OK [READ-WRITE]" in r.stdout, r.stdout + r.stderr
     assert "* BYE" in r.stdout
+
+
+@pytest.mark.skipif(shutil.which("fetchmail") is None, reason="no fetchmail")
+def test_fetchmail_imap(tern, tmp_path):
+    """fetchmail over IMAPS: 'keep' fetches the unseen messages and marks
+    them \\Seen; a second run finds nothing new; 'nokeep fetchall'
+    fetches everything and expunges it."""
+    addr, pw = new_account(tern)
+    m = login(tern, addr, pw)
+    for i in range(3):
+        m.append("INBOX", None, None, msg("fm%d" % i, "body %d\r\n" % i))
+    m.logout()
+    out = tmp_path / "mbox"
+    mda = tmp_path / "mda.sh"
+    mda.write_text("#!/bin/sh\ncat >> %s\necho >> %s\n" % (out, out))
+    mda.chmod(0o755)
+    rc = tmp_path / "fetchmailrc"
+
+    def run(opts):
+        rc.write_text(
+            "poll 127.0.0.1 with proto IMAP service %d\n"
+            "  user '%s' there with password '%s' is root here\n"
+            "  ssl no sslcertck %s mda '%s'\n"
+            % (tern.port("imaps"), addr, pw, opts, mda))
+        rc.chmod(0o600)
+        env = dict(os.environ, HOME=str(tmp_path))
+        return subprocess.run(["fetchmail", "-f", str(rc), "--nosyslog",
+                               "-v"], capture_output=True, text=True,
+                              env=env, timeout=120)
+
+    r = run("keep")
+    assert r.returncode == 0, r.stdout + r.stderr
+    text = out.read_text()
+    assert all(("Subject: fm%d" % i) in text for i in range(3)), text
+    assert all(("body %d" % i) in text for i in range(3)), text
+    m = login(tern, addr, pw)
+    m.select("INBOX")
+    assert m.search(None, "UNSEEN")[1] == [b""]
+    assert m.search(None, "ALL")[1] == [b"1 2 3"]
+    m.logout()
+    # nothing unseen: exit code 1 means "no mail"
+    r = run("keep")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert out.read_text().count("Subject: fm") == 3
+    r = run("nokeep fetchall")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert out.read_text().count("Subject: fm") == 6
+    m = login(tern, addr, pw)
+    assert m.select("INBOX")[1] == [b"0"]
+    m.logout()

@@ -177,6 +177,15 @@ static const struct {
 	{ "d2 APPEND {5}\r\nINBOX {2+}\r\nhi {1+}\r\nx\r\n",
 	  "CONT|STREAM 2+|[hi]STREAM 1+|[x]"
 	  "CMD d2 APPEND {5}INBOX <STREAM 2> <STREAM 1>|" },
+	/* RFC 6855 APPEND UTF8 (~{n}): streamed, ')' consumed after it */
+	{ "d3 APPEND INBOX UTF8 (~{2+}\r\nhi) (\\Seen) {1+}\r\nx\r\n",
+	  "STREAM 2+|[hi]STREAM 1+|[x]"
+	  "CMD d3 APPEND INBOX <STREAM 2> (\\Seen) <STREAM 1>|" },
+	{ "d4 APPEND INBOX UTF8 (~{2+}\r\nhi\r\nd5 NOOP\r\n",
+	  "STREAM 2+|[hi]ERR d4 1|CMD d5 NOOP |" },
+	/* only literal8 is UTF8 data; APPEND itself then says BAD */
+	{ "d6 APPEND INBOX UTF8 ({2+}\r\nhi)\r\n",
+	  "CMD d6 APPEND INBOX UTF8 ({2}hi)|" },
 };
 
 static void

@@ -246,6 +246,19 @@ test_store_delivery(void)
 		test_assert_strcmp(msgs[0].blob, hash);
 	}
 	store_msgs_free(msgs, n);
+	/* a UID range reads only its rows */
+	test_assert(store_msg_list_range(s, d[1].mailbox_id, 2, 2, &msgs,
+					 &n) == STORE_OK);
+	test_assert(n == 1 && msgs[0].uid == 2);
+	store_msgs_free(msgs, n);
+	test_assert(store_msg_list_range(s, d[1].mailbox_id, 1, 1, &msgs,
+					 &n) == STORE_OK);
+	test_assert(n == 1 && msgs[0].uid == 1);
+	store_msgs_free(msgs, n);
+	test_assert(store_msg_list_range(s, d[1].mailbox_id, 3, 9, &msgs,
+					 &n) == STORE_OK);
+	test_assert(n == 0);
+	store_msgs_free(msgs, n);
 
 	/* The structure was parsed once, at delivery. */
 	test_assert(store_msg_meta(s, hash, &meta) == 1);
@@ -288,6 +301,14 @@ test_store_flags_expunge(void)
 	test_assert(store_mailbox_status(s, inbox, &st) == STORE_OK);
 	test_assert(st.messages == 2 && st.unseen == 1 && st.uidnext == 3);
 	before = st.highestmodseq;
+
+	/* \Recent: one session takes 1..2; a stale claim loses */
+	test_assert(st.recent == 2);
+	test_assert(store_mailbox_claim_recent(s, inbox, 1, 3) == 1);
+	test_assert(store_mailbox_claim_recent(s, inbox, 1, 3) == 0);
+	test_assert(store_mailbox_claim_recent(s, inbox, 3, 3) == 0);
+	test_assert(store_mailbox_status(s, inbox, &st) == STORE_OK);
+	test_assert(st.recent == 0);
 
 	uids[0] = uid1;
 	uids[1] = uid2;
