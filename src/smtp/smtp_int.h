@@ -229,6 +229,7 @@ struct smtp_tx {
 	uint64_t bdat_left;
 	bool bdat_last;
 	bool bdat_discard; /* chunk read and dropped (bad sequence) */
+	bool bdat_norcpt;  /* ... because no RCPT was accepted (554) */
 };
 
 struct smtp_session {
@@ -249,6 +250,8 @@ struct smtp_session {
 	bool sasl_final_sent; /* SCRAM "v=" went out as a challenge */
 	struct ev_timer *delay;
 	char *delayed_reply; /* sent when the delay timer fires */
+	bool delayed_is_error; /* it counts towards smtp_max_errors */
+	unsigned int delayed_state; /* state after the delayed reply */
 	/* transaction */
 	struct smtp_tx tx;
 	uint8_t *scratch;
