@@ -211,8 +211,12 @@ smtp_cmd_bdat(struct smtp_session *s, struct strview args)
 		return;
 	}
 	if (!(s->state & (SMTP_S_RCPT | SMTP_S_CHUNKING))) {
+		/* 554 when MAIL was accepted but every RCPT refused (as
+		   for DATA), 503 without MAIL. */
+		bool norcpt = s->state == SMTP_S_MAIL;
 		smtp_tx_reset(s);
 		s->tx.bdat_discard = true;
+		s->tx.bdat_norcpt = norcpt;
 	} else if (s->state == SMTP_S_RCPT) {
 		smtp_data_init(&s->tx.data, s->tx.max_bytes);
 		if (smtp_deliver_start(s) < 0)

@@ -505,7 +505,9 @@ smtp_deliver_trace(struct smtp_session *s, struct buf *b)
 	char date[64];
 
 	smtp_deliver_date(ev_now(s->env->loop), date, sizeof(date));
-	buf_printf(b, "Received: from %s (unknown [%s])\r\n", s->helo,
+	/* RFC 5321 4.4 TCP-info: an address literal, "IPv6:" for v6. */
+	buf_printf(b, "Received: from %s (unknown [%s%s])\r\n", s->helo,
+		   strchr(conn_peer_addr(s->c), ':') != NULL ? "IPv6:" : "",
 		   conn_peer_addr(s->c));
 	if (conn_is_tls(s->c))
 		buf_printf(b, "\t(using %s with cipher %s (%d bits))\r\n",
