@@ -124,37 +124,61 @@ smtp_deliver_mail(struct smtp_session *s, const struct smtp_path *path,
 
 /* ---- RCPT ---- */
 
-/* Sending limit (plan send_per_hour, sliding hour). 1 ok, 0 refused. */
-static int
-smtp_deliver_check_rate(struct smtp_session *s)
+/* "451 4.7.1 ..." for an account past its plan's send_per_hour, with
+   the time at which the oldest counted recipient leaves the window. */
+static void
+smtp_deliver_rate_reply(struct smtp_session *s, char *out, size_t size)
 {
-	time_t now = ev_now(s->env->loop);
-	uint64_t count = 0;
+	time_t now = ev_now(s->env->loop), t;
 	int64_t oldest = 0;
 	char when[64];
 	struct tm tm;
-	time_t t;
 
-	if (!s->authed || s->plan.send_per_hour == 0)
-		return 1;
-	if (store_send_count(s->env->store, s->account_id, now - 3600,
-			     &count) < 0) {
-		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
-		return 0;
-	}
-	if (count + s->tx.rcpt_count + 1 <= s->plan.send_per_hour)
-		return 1;
 	if (store_send_oldest(s->env->store, s->account_id, now - 3600,
 			      &oldest) < 0 || oldest == 0)
 		oldest = now;
 	t = (time_t)oldest + 3600;
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	snprintf(out, size, "451 4.7.1 Sending limit of %u recipients per "
+		 "hour reached, try again after %s", s->plan.send_per_hour,
+		 when);
+}
+
+/* Would extra more recipients exceed the sending limit (plan
+   send_per_hour, sliding hour)? 1 yes, 0 no, -1 error. */
+static int
+smtp_deliver_over_rate(struct smtp_session *s, uint64_t extra)
+{
+	uint64_t count = 0;
+
+	if (!s->authed || s->plan.send_per_hour == 0)
+		return 0;
+	if (store_send_count(s->env->store, s->account_id,
+			     ev_now(s->env->loop) - 3600, &count) < 0)
+		return -1;
+	if (count + extra <= s->plan.send_per_hour)
+		return 0;
 	log_info("smtp", smtp_session_id(s), "rate-limit user=%s sent=%llu",
 		 s->account, (unsigned long long)count);
-	smtp_reply(s, "451 4.7.1 Sending limit of %u recipients per hour "
-		      "reached, try again after %s",
-		   s->plan.send_per_hour, when);
+	return 1;
+}
+
+/* At RCPT: 1 ok, 0 refused (replied). */
+static int
+smtp_deliver_check_rate(struct smtp_session *s)
+{
+	char reply[256];
+	int r = smtp_deliver_over_rate(s, (uint64_t)s->tx.rcpt_count + 1);
+
+	if (r < 0) {
+		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+		return 0;
+	}
+	if (r == 0)
+		return 1;
+	smtp_deliver_rate_reply(s, reply, sizeof(reply));
+	smtp_reply(s, "%s", reply);
 	return 0;
 }
 
@@ -297,19 +321,20 @@ smtp_deliver_add_remotes(struct smtp_session *s, char **remote, size_t n,
 }
 
 /* RCPT TO:<Postmaster> (RFC 5321 4.1.1.3): postmaster@ the first local
-   domain that has one. xmalloc'd, or NULL. */
+   domain that has one, else postmaster@ the first local domain (see
+   smtp_deliver_postmaster_fallback). xmalloc'd, or NULL. */
 static char *
 smtp_deliver_postmaster(struct smtp_session *s)
 {
 	char **domains = NULL, *addr = NULL, **remote = NULL;
 	int64_t *ids = NULL;
-	size_t n = 0, i, nids = 0, nremote = 0;
+	size_t n = 0, i, nids = 0, nremote = 0, len;
 	int kind;
 
 	if (store_domain_list(s->env->store, &domains, &n) < 0)
 		return NULL;
 	for (i = 0; i < n && addr == NULL; i++) {
-		size_t len = strlen(domains[i]) + sizeof("postmaster@");
+		len = strlen(domains[i]) + sizeof("postmaster@");
 		addr = xmalloc(len);
 		snprintf(addr, len, "postmaster@%s", domains[i]);
 		kind = store_rcpt_resolve(s->env->store, addr, &ids, &nids,
@@ -322,8 +347,43 @@ smtp_deliver_postmaster(struct smtp_session *s)
 		if (kind != STORE_RCPT_LOCAL)
 			xfree(&addr);
 	}
+	if (addr == NULL && n > 0) {
+		len = strlen(domains[0]) + sizeof("postmaster@");
+		addr = xmalloc(len);
+		snprintf(addr, len, "postmaster@%s", domains[0]);
+	}
 	store_strings_free(domains, n);
 	return addr;
+}
+
+/* RFC 5321 4.5.1: postmaster@ every local domain MUST be accepted. When
+   no account or alias has that name, the oldest account of the domain
+   gets it (an alias chooses someone else). Returns the new kind. */
+static int
+smtp_deliver_postmaster_fallback(struct smtp_session *s, const char *norm,
+				 int64_t **ids_r, size_t *n_r)
+{
+	struct store_account *accts = NULL;
+	size_t n = 0, i, best = 0;
+	const char *at = strchr(norm, '@');
+
+	if (at == NULL || (size_t)(at - norm) != 10 ||
+	    strncmp(norm, "postmaster", 10) != 0)
+		return STORE_RCPT_UNKNOWN;
+	if (store_account_list(s->env->store, at + 1, &accts, &n) < 0)
+		return STORE_ERR;
+	for (i = 1; i < n; i++) {
+		if (accts[i].id < accts[best].id)
+			best = i;
+	}
+	if (n > 0) {
+		free(*ids_r);
+		*ids_r = xmalloc(sizeof(**ids_r));
+		(*ids_r)[0] = accts[best].id;
+		*n_r = 1;
+	}
+	store_accounts_free(accts, n);
+	return n > 0 ? STORE_RCPT_LOCAL : STORE_RCPT_UNKNOWN;
 }
 
 static void
@@ -461,6 +521,9 @@ smtp_deliver_rcpt(struct smtp_session *s, const struct smtp_path *path,
 	} else {
 		kind = store_rcpt_resolve(s->env->store, norm, &ids, &n,
 					  &remote, &rn);
+		if (kind == STORE_RCPT_UNKNOWN)
+			kind = smtp_deliver_postmaster_fallback(s, norm, &ids,
+								&n);
 	}
 	if (kind < 0)
 		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
@@ -810,6 +873,15 @@ smtp_deliver_commit_one(struct smtp_commit *cm)
 	size_t ok = 0;
 	int r;
 
+	/* Again inside the batch: sessions of one account running in
+	   parallel all passed the RCPT check against the same count. */
+	r = smtp_deliver_over_rate(s, s->tx.rcpt_count);
+	if (r < 0)
+		return STORE_ERR;
+	if (r > 0) {
+		smtp_deliver_rate_reply(s, cm->reply, sizeof(cm->reply));
+		return STORE_OK;
+	}
 	r = smtp_deliver_local(cm, &ok);
 	if (r == STORE_OK)
 		r = smtp_deliver_queue(cm);

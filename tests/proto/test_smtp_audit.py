@@ -394,3 +394,66 @@ def test_received_ipv6_literal(tern_factory):
     r.close()
     hdr = body_of(messages(t, t.user)[-1], data)
     assert b"(unknown [IPv6:::1])" in hdr, hdr
+
+
+def test_postmaster_always_accepted(tern_factory):
+    t = tern_factory(name="postmaster")
+    data = b"Subject: to postmaster\r\n\r\nhello\r\n"
+    r = connect(t)
+    assert r.cmd("MAIL FROM:<x@remote.example>")[0] == 250
+    # RFC 5321 4.5.1 and 4.1.1.3, without any alias configured
+    assert r.cmd("RCPT TO:<Postmaster>")[0] == 250
+    assert r.cmd("RCPT TO:<POSTMASTER@%s>" % t.domain.upper())[0] == 250
+    assert r.cmd("DATA")[0] == 354
+    r.send(data + b".\r\n")
+    assert r.code() == 250
+    # other names of the domain stay unknown
+    assert r.cmd("MAIL FROM:<x@remote.example>")[0] == 250
+    code, lines = r.cmd("RCPT TO:<postmasters@%s>" % t.domain)
+    assert code == 550 and lines[0].startswith("5.1.1")
+    r.close()
+    got = messages(t, t.user)
+    assert sum(1 for g in got if g.endswith(data)) == 1
+    # an alias decides where it goes
+    boss = "boss@" + t.domain
+    t.add_account(boss, "Boss-pass-1234")
+    assert t.ctl("alias", "add", "postmaster@" + t.domain,
+                 boss).returncode == 0
+    r = connect(t)
+    assert r.cmd("MAIL FROM:<x@remote.example>")[0] == 250
+    assert r.cmd("RCPT TO:<postmaster@%s>" % t.domain)[0] == 250
+    assert r.cmd("DATA")[0] == 354
+    r.send(data + b".\r\n")
+    assert r.code() == 250
+    r.close()
+    assert len(messages(t, boss)) == 1
+
+
+def test_sending_limit_parallel_sessions(tern_factory):
+    t = tern_factory(name="ratelimit")
+    from test_smtp_helpers import reconfigure
+    reconfigure(t, append="plan two {\n\tsend_per_hour = 2\n}\n")
+    user = "two@" + t.domain
+    t.add_account(user, "Two-pass-12345", plan="two")
+    sessions = []
+    for _ in range(2):
+        r = connect(t, "submissions")
+        assert auth_plain(r, user, "Two-pass-12345")[0] == 235
+        assert r.cmd("MAIL FROM:<%s>" % user)[0] == 250
+        # both pass the RCPT check: nothing is sent yet
+        assert r.cmd("RCPT TO:<%s>" % user)[0] == 250
+        assert r.cmd("RCPT TO:<%s>" % t.user)[0] == 250
+        assert r.cmd("DATA")[0] == 354
+        sessions.append(r)
+    a, b = sessions
+    a.send(b"Subject: first\r\n\r\nx\r\n.\r\n")
+    assert a.code() == 250
+    b.send(b"Subject: second\r\n\r\nx\r\n.\r\n")
+    code, lines = b.reply()
+    assert code == 451 and lines[0].startswith("4.7.1"), (code, lines)
+    assert "try again after" in lines[0]
+    a.close()
+    b.close()
+    assert [m for m in messages(t, t.user) if b"Subject: second" in m] == []
+    assert len([m for m in messages(t, t.user)
+                if b"Subject: first" in m]) == 1
