@@ -218,7 +218,7 @@ smtp_deliver_has_id(const struct smtp_session *s, int64_t id)
 	size_t i;
 
 	for (i = 0; i < s->tx.local_count; i++) {
-		if (s->tx.local_ids[i] == id)
+		if (s->tx.local[i].id == id)
 			return true;
 	}
 	return false;
@@ -228,8 +228,10 @@ smtp_deliver_has_id(const struct smtp_session *s, int64_t id)
    Returns the number of accounts added, or -1 (replied). */
 static int
 smtp_deliver_add_local(struct smtp_session *s, const int64_t *ids,
-		       size_t count)
+		       size_t count, const struct smtp_path *path,
+		       const struct smtp_rcpt_params *rp)
 {
+	struct smtp_local *l;
 	uint64_t size = s->tx.mp.has_size ? s->tx.mp.size : 0, max, tx_max;
 	size_t i, ok = 0, full = 0, big = 0;
 	int r;
@@ -254,8 +256,15 @@ smtp_deliver_add_local(struct smtp_session *s, const int64_t *ids,
 			continue;
 		}
 		tx_max = smtp_deliver_min_limit(tx_max, max);
-		if (!smtp_deliver_has_id(s, ids[i]))
-			s->tx.local_ids[s->tx.local_count++] = ids[i];
+		if (!smtp_deliver_has_id(s, ids[i])) {
+			l = &s->tx.local[s->tx.local_count++];
+			l->id = ids[i];
+			l->rcpt = arena_strdup(s->tx.arena, path->addr);
+			l->orcpt = rp->orcpt[0] != '\0' ?
+					   arena_strdup(s->tx.arena, rp->orcpt) :
+					   NULL;
+			l->notify = rp->notify;
+		}
 		ok++;
 	}
 	if (ok == 0 && big > 0) {
@@ -423,7 +432,7 @@ smtp_deliver_rcpt_kind(struct smtp_session *s, int kind, const char *norm,
 		}
 		smtp_deliver_add_remote(s, path->addr, rp);
 	} else {
-		if (n > 0 && smtp_deliver_add_local(s, ids, n) < 0)
+		if (n > 0 && smtp_deliver_add_local(s, ids, n, path, rp) < 0)
 			return;
 		if (smtp_deliver_add_remotes(s, remote, rn, rp) < 0)
 			return;
@@ -439,10 +448,10 @@ smtp_deliver_rcpt_kind(struct smtp_session *s, int kind, const char *norm,
 static void
 smtp_deliver_tx_arrays(struct smtp_session *s)
 {
-	if (s->tx.local_ids != NULL)
+	if (s->tx.local != NULL)
 		return;
-	s->tx.local_ids = arena_alloc(s->tx.arena, SMTP_EXPANDED_MAX *
-							   sizeof(int64_t));
+	s->tx.local = arena_alloc(s->tx.arena, SMTP_EXPANDED_MAX *
+						       sizeof(*s->tx.local));
 	s->tx.remote = arena_alloc(s->tx.arena, SMTP_EXPANDED_MAX *
 							sizeof(*s->tx.remote));
 }
@@ -723,8 +732,33 @@ smtp_deliver_finish(struct smtp_commit *cm)
 	}
 }
 
+/* The outcome of one local delivery, for a notification. */
+static void
+smtp_deliver_outcome(struct smtp_dsn_rcpt *o, const struct smtp_local *l,
+		     int result)
+{
+	o->local = l;
+	o->delivered = result == STORE_OK;
+	if (result == STORE_OK) {
+		o->status = "2.0.0";
+		o->diag = "250 2.0.0 Delivered to the mailbox";
+	} else if (result == STORE_OVERQUOTA) {
+		o->status = "5.2.2";
+		o->diag = "552 5.2.2 Mailbox full";
+	} else if (result == STORE_NOTFOUND) {
+		o->status = "5.1.1";
+		o->diag = "550 5.1.1 Mailbox unavailable";
+	} else {
+		o->status = "5.3.0";
+		o->diag = "554 5.3.0 Delivery failed";
+	}
+}
+
+/* Deliver to every local account; outcomes (tx.local_count of them)
+   into out. */
 static int
-smtp_deliver_local(struct smtp_commit *cm, size_t *ok_r)
+smtp_deliver_local(struct smtp_commit *cm, struct smtp_dsn_rcpt *out,
+		   size_t *ok_r)
 {
 	struct smtp_session *s = cm->s;
 	struct store_delivery *d;
@@ -736,10 +770,11 @@ smtp_deliver_local(struct smtp_commit *cm, size_t *ok_r)
 		return STORE_OK;
 	d = xcalloc(s->tx.local_count, sizeof(*d));
 	for (i = 0; i < s->tx.local_count; i++)
-		d[i].account_id = s->tx.local_ids[i];
+		d[i].account_id = s->tx.local[i].id;
 	r = store_deliver(s->env->store, cm->local, ev_now(s->env->loop), d,
 			  s->tx.local_count);
 	for (i = 0; r == STORE_OK && i < s->tx.local_count; i++) {
+		smtp_deliver_outcome(&out[i], &s->tx.local[i], d[i].result);
 		if (d[i].result == STORE_OK) {
 			(*ok_r)++;
 			continue;
@@ -750,6 +785,23 @@ smtp_deliver_local(struct smtp_commit *cm, size_t *ok_r)
 	}
 	free(d);
 	return r;
+}
+
+/* After a 250: a report for the local outcomes that ask for one (a
+   failure after the 250 must not be silent, RFC 5321 6.1). */
+static int
+smtp_deliver_notify(struct smtp_commit *cm, struct smtp_dsn_rcpt *out)
+{
+	struct smtp_session *s = cm->s;
+	size_t i, n = 0;
+
+	for (i = 0; i < s->tx.local_count; i++) {
+		if (smtp_dsn_wanted(s, &out[i]))
+			out[n++] = out[i];
+	}
+	if (n == 0)
+		return STORE_OK;
+	return smtp_dsn_send(s, cm->local, out, n);
 }
 
 static int
@@ -870,6 +922,7 @@ static int
 smtp_deliver_commit_one(struct smtp_commit *cm)
 {
 	struct smtp_session *s = cm->s;
+	struct smtp_dsn_rcpt *out;
 	size_t ok = 0;
 	int r;
 
@@ -882,19 +935,26 @@ smtp_deliver_commit_one(struct smtp_commit *cm)
 		smtp_deliver_rate_reply(s, cm->reply, sizeof(cm->reply));
 		return STORE_OK;
 	}
-	r = smtp_deliver_local(cm, &ok);
+	out = xcalloc(s->tx.local_count + 1, sizeof(*out));
+	r = smtp_deliver_local(cm, out, &ok);
+	if (r == STORE_OK && ok == 0 && s->tx.local_count > 0 &&
+	    s->tx.remote_count == 0) {
+		/* Nobody took it: the sender hears it now, no report. */
+		free(out);
+		snprintf(cm->reply, sizeof(cm->reply),
+			 "552 5.2.2 Mailbox full");
+		return STORE_OK;
+	}
 	if (r == STORE_OK)
 		r = smtp_deliver_queue(cm);
+	if (r == STORE_OK)
+		r = smtp_deliver_notify(cm, out);
+	free(out);
 	if (r == STORE_OK && s->authed && s->tx.rcpt_count > 0)
 		r = store_send_record(s->env->store, s->account_id,
 				      ev_now(s->env->loop), s->tx.rcpt_count);
 	if (r != STORE_OK)
 		return r;
-	if (ok == 0 && s->tx.local_count > 0 && s->tx.remote_count == 0) {
-		snprintf(cm->reply, sizeof(cm->reply),
-			 "552 5.2.2 Mailbox full");
-		return STORE_OK;
-	}
 	smtp_deliver_save_sent(cm);
 	snprintf(cm->reply, sizeof(cm->reply), "250 2.0.0 Ok: queued as %s",
 		 s->tx.id);

@@ -207,6 +207,15 @@ struct smtp_remote {
 	char *notify;  /* "SUCCESS,FAILURE" etc., or NULL */
 };
 
+/* An account that gets the message, with the RCPT that led to it (the
+   first one, when several did) for delivery status notifications. */
+struct smtp_local {
+	int64_t id;
+	char *rcpt;	     /* forward-path as given (route stripped) */
+	char *orcpt;	     /* ORCPT value as sent, or NULL */
+	unsigned int notify; /* SMTP_NOTIFY_* bits, 0 when none given */
+};
+
 struct smtp_tx {
 	struct arena *arena; /* reset by smtp_tx_reset() */
 	bool active;
@@ -217,7 +226,7 @@ struct smtp_tx {
 	uint32_t max_rcpts;
 	uint32_t rcpt_count; /* accepted RCPT commands */
 	char *first_rcpt;    /* for the Received: "for" clause */
-	int64_t *local_ids;  /* accounts, deduplicated */
+	struct smtp_local *local; /* accounts, deduplicated */
 	size_t local_count;
 	struct smtp_remote *remote; /* deduplicated */
 	size_t remote_count;
@@ -306,6 +315,24 @@ void smtp_deliver_rcpt(struct smtp_session *s, const struct smtp_path *path,
 /* Reply to MAIL after the sender checks (submission rules). */
 void smtp_deliver_mail(struct smtp_session *s, const struct smtp_path *path,
 		       const struct smtp_mail_params *mp);
+/* ---- delivery status notifications (smtp_dsn.c) ---- */
+/* The outcome for one local recipient after the 250. */
+struct smtp_dsn_rcpt {
+	const struct smtp_local *local;
+	bool delivered;	    /* else failed */
+	const char *status; /* RFC 3463 code, e.g. "5.2.2" */
+	const char *diag;   /* "552 5.2.2 Mailbox full" */
+};
+/* RFC 3461 5.2: is a notification due for this outcome? */
+bool smtp_dsn_wanted(const struct smtp_session *s,
+		     const struct smtp_dsn_rcpt *r);
+/* Write a RFC 3464 report about the n outcomes of the message in blob
+   (the local copy) and send it to the envelope sender: delivered at
+   once when local, queued otherwise. Inside the caller's batch.
+   STORE_OK, or a store error. */
+int smtp_dsn_send(struct smtp_session *s, const char *blob,
+		  const struct smtp_dsn_rcpt *r, size_t n);
+
 /* Called by smtp_deliver after the commit: send the reply and go on. */
 void smtp_session_commit_done(struct smtp_session *s, const char *reply);
 void smtp_deliver_deinit(void);

@@ -457,3 +457,85 @@ def test_sending_limit_parallel_sessions(tern_factory):
     assert [m for m in messages(t, t.user) if b"Subject: second" in m] == []
     assert len([m for m in messages(t, t.user)
                 if b"Subject: first" in m]) == 1
+
+
+def _dsns(t):
+    from test_smtp_helpers import queue_entries
+    return [q for q in queue_entries(t) if q[0] == ""]
+
+
+def test_dsn_for_local_outcomes_after_250(tern_factory):
+    t = tern_factory(name="dsn", extra_config="workers = 1\n")
+    from test_smtp_helpers import reconfigure
+    reconfigure(t, append=QUOTA_CONFIG)
+    q = "q@" + t.domain
+    t.add_account(q, "Quota-pass-123", plan="q4k")
+    big = (b"Subject: big-dsn\r\nMessage-ID: <big@test>\r\n\r\n" +
+           (b"body-line-" + b"y" * 68 + b"\r\n") * 100)
+
+    def send(r, sender, rcpts, data, mail_params=""):
+        assert r.cmd("MAIL FROM:<%s>%s" % (sender, mail_params))[0] == 250
+        for rc in rcpts:
+            assert r.cmd("RCPT TO:%s" % rc)[0] == 250
+        assert r.cmd("DATA")[0] == 354
+        r.send(data + b".\r\n")
+        return r.reply()
+
+    # The full mailbox is found only after DATA; the other recipient
+    # takes the message, so 250 -- and the sender gets a failure report.
+    r = connect(t)
+    code, _ = send(r, "x@remote.example", ["<%s>" % q, "<%s>" % t.user], big)
+    assert code == 250
+    assert messages(t, q) == []
+    d = _dsns(t)
+    assert len(d) == 1
+    sender, envid, ret, blob, rcpts = d[0]
+    assert [x[0] for x in rcpts] == ["x@remote.example"]
+    assert b"Content-Type: multipart/report; report-type=delivery-status" \
+        in blob
+    assert b"Auto-Submitted: auto-replied\r\n" in blob
+    assert b"Final-Recipient: rfc822; %s\r\n" % q.encode() in blob
+    assert b"Action: failed\r\nStatus: 5.2.2\r\n" in blob
+    assert b"Content-Type: text/rfc822-headers" in blob
+    assert b"Subject: big-dsn" in blob and b"body-line-" not in blob
+    assert t.user.encode() not in blob.split(b"message/delivery-status")[1]
+    # RET=FULL, ENVID and ORCPT come back; NOTIFY=NEVER gets nothing.
+    code, _ = send(r, "x@remote.example",
+                   ["<%s> ORCPT=rfc822;orig+40remote.example" % q,
+                    "<%s> NOTIFY=NEVER" % t.user], big,
+                   " RET=FULL ENVID=env+2B7")
+    assert code == 250
+    d = _dsns(t)
+    assert len(d) == 2
+    blob = d[1][3]
+    assert b"Original-Envelope-Id: env+7\r\n" in blob
+    assert b"Original-Recipient: rfc822;orig@remote.example\r\n" in blob
+    assert b"Content-Type: message/rfc822" in blob and b"body-line-" in blob
+    code, _ = send(r, "x@remote.example",
+                   ["<%s> NOTIFY=NEVER" % q, "<%s>" % t.user], big)
+    assert code == 250 and len(_dsns(t)) == 2
+    # NOTIFY=SUCCESS: a "delivered" report.
+    code, _ = send(r, "x@remote.example",
+                   ["<%s> NOTIFY=SUCCESS,FAILURE" % t.user],
+                   b"Subject: ok\r\n\r\nfine\r\n")
+    assert code == 250
+    d = _dsns(t)
+    assert len(d) == 3
+    assert b"Action: delivered\r\nStatus: 2.0.0\r\n" in d[2][3]
+    assert b"(Success)" in d[2][3]
+    # The null sender never gets a report.
+    code, _ = send(r, "", ["<%s>" % q, "<%s>" % t.user], big)
+    assert code == 250 and len(_dsns(t)) == 3
+    r.close()
+    # A local sender finds the report in its INBOX, from <>.
+    before = len(messages(t, t.user))
+    r = connect(t, "submissions")
+    assert auth_plain(r, t.user, t.password)[0] == 235
+    code, _ = send(r, t.user, ["<%s>" % q, "<friend@remote.example>"], big)
+    assert code == 250
+    r.close()
+    got = messages(t, t.user)
+    assert len(got) == before + 1
+    assert got[-1].startswith(b"Return-Path: <>\r\n")
+    assert b"Action: failed\r\nStatus: 5.2.2\r\n" in got[-1]
+    assert len(_dsns(t)) == 3
