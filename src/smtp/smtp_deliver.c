@@ -280,6 +280,19 @@ smtp_deliver_add_local(struct smtp_session *s, const int64_t *ids,
 	return (int)ok;
 }
 
+/* Remote local parts are case-sensitive (RFC 5321 2.4): only the
+   domain is compared without case. */
+static bool
+smtp_deliver_same_remote(const char *a, const char *b)
+{
+	const char *at_a = strrchr(a, '@'), *at_b = strrchr(b, '@');
+
+	if (at_a == NULL || at_b == NULL || at_a - a != at_b - b)
+		return strcmp(a, b) == 0;
+	return strncmp(a, b, (size_t)(at_a - a)) == 0 &&
+	       strcasecmp(at_a, at_b) == 0;
+}
+
 static void
 smtp_deliver_add_remote(struct smtp_session *s, const char *address,
 			const struct smtp_rcpt_params *rp)
@@ -289,7 +302,7 @@ smtp_deliver_add_remote(struct smtp_session *s, const char *address,
 	size_t i;
 
 	for (i = 0; i < s->tx.remote_count; i++) {
-		if (strcasecmp(s->tx.remote[i].address, address) == 0)
+		if (smtp_deliver_same_remote(s->tx.remote[i].address, address))
 			return;
 	}
 	r = &s->tx.remote[s->tx.remote_count++];

@@ -31,6 +31,11 @@
 #define SMTP_HELO_MAX 255
 /* SASL mechanism name (RFC 4422 3.1: 1 to 20 characters). */
 #define SMTP_MECH_MAX 20
+/* NOOP, RSET, VRFY and HELP commands allowed between two accepted
+   messages; past it each one also counts as an error (Postfix's
+   smtpd_junk_command_limit), so a client cannot hold a connection open
+   forever with them. */
+#define SMTP_JUNK_MAX 100
 
 /* ---- command line (smtp_parse.c) ---- */
 enum smtp_parse_res {
@@ -250,6 +255,7 @@ struct smtp_session {
 	bool esmtp;
 	char helo[SMTP_HELO_MAX + 1];
 	unsigned int errors;
+	unsigned int junk; /* see SMTP_JUNK_MAX */
 	/* AUTH */
 	bool authed;
 	int64_t account_id;

@@ -390,6 +390,8 @@ smtp_session_start(struct tern_env *env, const struct cfg_listener *listener,
 void
 smtp_session_commit_done(struct smtp_session *s, const char *reply)
 {
+	if (reply[0] == '2')
+		s->junk = 0;
 	smtp_tx_reset(s);
 	smtp_reply(s, "%s", reply);
 	smtp_session_resume(s);

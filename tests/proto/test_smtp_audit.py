@@ -539,3 +539,52 @@ def test_dsn_for_local_outcomes_after_250(tern_factory):
     assert got[-1].startswith(b"Return-Path: <>\r\n")
     assert b"Action: failed\r\nStatus: 5.2.2\r\n" in got[-1]
     assert len(_dsns(t)) == 3
+
+
+def test_junk_commands_limited(tern):
+    r = connect(tern)
+    # 100 free; each further one also counts as an error; 10 errors
+    # close the session.
+    r.send("NOOP\r\n" * 60 + "RSET\r\n" * 20 + "VRFY x\r\n" * 10 +
+           "HELP\r\n" * 10 + "NOOP\r\n" * 9)
+    codes = [r.code() for _ in range(109)]
+    assert 421 not in codes
+    r.send("NOOP\r\n")
+    assert r.code() == 250
+    code, lines = r.reply()
+    assert code == 421 and lines[0].startswith("4.7.0"), (code, lines)
+    assert r.closed()
+    r.close()
+    # an accepted message starts the count again
+    r = connect(tern)
+    for _ in range(2):
+        r.send("NOOP\r\n" * 95)
+        assert [r.code() for _ in range(95)] == [250] * 95
+        assert r.cmd("MAIL FROM:<x@remote.example>")[0] == 250
+        assert r.cmd("RCPT TO:<%s>" % tern.user)[0] == 250
+        assert r.cmd("DATA")[0] == 354
+        r.send(b"Subject: junk\r\n\r\nx\r\n.\r\n")
+        assert r.code() == 250
+    r.send("NOOP\r\n" * 95)
+    assert [r.code() for _ in range(95)] == [250] * 95
+    assert r.cmd("QUIT")[0] == 221
+    r.close()
+
+
+def test_remote_local_parts_keep_their_case(tern):
+    from test_smtp_helpers import queue_entries
+    r = connect(tern, "submissions")
+    assert auth_plain(r, tern.user, tern.password)[0] == 235
+    assert r.cmd("MAIL FROM:<%s>" % tern.user)[0] == 250
+    for rc in ("Bob@remote.example", "bob@remote.example",
+               "Bob@REMOTE.example"):
+        assert r.cmd("RCPT TO:<%s>" % rc)[0] == 250
+    assert r.cmd("DATA")[0] == 354
+    r.send(b"Subject: case-test\r\n\r\nx\r\n.\r\n")
+    assert r.code() == 250
+    r.close()
+    e = [q for q in queue_entries(tern) if b"case-test" in q[3]]
+    assert len(e) == 1
+    # RFC 5321 2.4: only the domain is case-insensitive
+    assert [x[0] for x in e[0][4]] == ["Bob@remote.example",
+                                        "bob@remote.example"]
