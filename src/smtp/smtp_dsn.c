@@ -23,8 +23,14 @@
 #include "lib/xalloc.h"
 #include "smtp/smtp_int.h"
 
-/* A report never grows beyond this plus the returned message. */
-#define SMTP_DSN_TEXT_MAX (64 * 1024)
+/* A report is at most this, plus SMTP_DSN_RCPT_MAX per recipient, plus
+   the returned part. */
+#define SMTP_DSN_TEXT_MAX (16 * 1024)
+/* Addresses (256), ORCPT (500) and the fixed text of one recipient. */
+#define SMTP_DSN_RCPT_MAX 2048
+/* The returned message or header: larger ones are cut at a line end
+   (RET=FULL then gets only the header, as Postfix's bounce_size_limit). */
+#define SMTP_DSN_RETURN_MAX (1024 * 1024)
 
 bool
 smtp_dsn_wanted(const struct smtp_session *s, const struct smtp_dsn_rcpt *r)
@@ -163,8 +169,16 @@ smtp_dsn_returned(struct smtp_session *s, struct buf *b, const char *bound,
 		return -1;
 	len = map.len;
 	end = memmem(map.data, map.len, "\r\n\r\n", 4);
+	if (len > SMTP_DSN_RETURN_MAX)
+		full = false;
 	if (!full && end != NULL)
 		len = (size_t)(end - map.data) + 2;
+	while (len > SMTP_DSN_RETURN_MAX) {
+		/* a header that large: cut it after a whole line */
+		end = memrchr(map.data, '\n', SMTP_DSN_RETURN_MAX);
+		len = end != NULL ? (size_t)(end - map.data) + 1 :
+				    SMTP_DSN_RETURN_MAX;
+	}
 	buf_printf(b, "--%s\r\nContent-Type: %s\r\n\r\n", bound,
 		   full ? "message/rfc822" : "text/rfc822-headers");
 	buf_append(b, map.data, len);
@@ -250,13 +264,18 @@ smtp_dsn_send(struct smtp_session *s, const char *blob,
 	int ret;
 
 	snprintf(bound, sizeof(bound), "=_tern_dsn_%s", s->tx.id);
-	buf_init(&b, SMTP_DSN_TEXT_MAX + s->tx.data.size + 4096);
+	buf_init(&b, SMTP_DSN_TEXT_MAX + n * SMTP_DSN_RCPT_MAX +
+			     SMTP_DSN_RETURN_MAX);
 	smtp_dsn_headers(s, &b, bound, success);
 	smtp_dsn_text(s, &b, bound, r, n);
 	smtp_dsn_status(s, &b, bound, r, n);
 	if (smtp_dsn_returned(s, &b, bound, blob, success) < 0) {
+		/* Never fail the message for its report: the bounds above
+		   make this a bug or an unreadable blob; log it. */
+		log_error("smtp", smtp_session_id(s), "dsn-build-failed id=%s",
+			  s->tx.id);
 		buf_free(&b);
-		return STORE_ERR;
+		return STORE_OK;
 	}
 	ret = smtp_dsn_route(s, &b);
 	log_info("smtp", smtp_session_id(s), "dsn id=%s action=%s rcpts=%zu "

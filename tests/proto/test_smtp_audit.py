@@ -523,9 +523,19 @@ def test_dsn_for_local_outcomes_after_250(tern_factory):
     assert len(d) == 3
     assert b"Action: delivered\r\nStatus: 2.0.0\r\n" in d[2][3]
     assert b"(Success)" in d[2][3]
+    # RET=FULL of a message over 1 MiB returns its header only.
+    huge = b"Subject: huge-dsn\r\n\r\n" + (b"z" * 998 + b"\r\n") * 1200
+    code, _ = send(r, "x@remote.example", ["<%s>" % q, "<%s>" % t.user],
+                   huge, " RET=FULL")
+    assert code == 250
+    d = _dsns(t)
+    assert len(d) == 4
+    assert b"Subject: huge-dsn" in d[3][3] and b"zzzz" not in d[3][3]
+    assert b"Content-Type: text/rfc822-headers" in d[3][3]
+    assert len(d[3][3]) < 20000
     # The null sender never gets a report.
     code, _ = send(r, "", ["<%s>" % q, "<%s>" % t.user], big)
-    assert code == 250 and len(_dsns(t)) == 3
+    assert code == 250 and len(_dsns(t)) == 4
     r.close()
     # A local sender finds the report in its INBOX, from <>.
     before = len(messages(t, t.user))
@@ -538,7 +548,7 @@ def test_dsn_for_local_outcomes_after_250(tern_factory):
     assert len(got) == before + 1
     assert got[-1].startswith(b"Return-Path: <>\r\n")
     assert b"Action: failed\r\nStatus: 5.2.2\r\n" in got[-1]
-    assert len(_dsns(t)) == 3
+    assert len(_dsns(t)) == 4
 
 
 def test_junk_commands_limited(tern):
