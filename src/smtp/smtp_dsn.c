@@ -188,70 +188,90 @@ smtp_dsn_returned(struct smtp_session *s, struct buf *b, const char *bound,
 	return buf_printf(b, "\r\n--%s--\r\n", bound);
 }
 
+/* The report into the INBOX of local accounts, from <>. */
+static int
+smtp_dsn_deliver(struct smtp_session *s, const struct buf *report,
+		 const int64_t *ids, size_t n)
+{
+	struct store *st = s->env->store;
+	char hash[STORE_HASH_HEX_LEN + 1];
+	struct store_delivery *d;
+	struct buf local;
+	size_t i;
+	int r;
+
+	buf_init(&local, report->len + 32);
+	buf_append_str(&local, "Return-Path: <>\r\n");
+	buf_append(&local, report->data, report->len);
+	r = store_blob_write(st, local.data, local.len, hash);
+	buf_free(&local);
+	if (r != STORE_OK)
+		return r;
+	d = xcalloc(n, sizeof(*d));
+	for (i = 0; i < n; i++)
+		d[i].account_id = ids[i];
+	/* A full mailbox of the sender loses only the report. */
+	r = store_deliver(st, hash, ev_now(s->env->loop), d, n);
+	free(d);
+	return r;
+}
+
+/* The report into the outbound queue, from <>. */
+static int
+smtp_dsn_queue(struct smtp_session *s, const struct buf *report,
+	       char *const *addrs, size_t n)
+{
+	struct store *st = s->env->store;
+	struct store_queue_entry e;
+	struct store_queue_rcpt *qr;
+	int64_t qid;
+	size_t i;
+	int r;
+
+	memset(&e, 0, sizeof(e));
+	r = store_blob_write(st, report->data, report->len, e.blob);
+	if (r != STORE_OK)
+		return r;
+	e.sender = "";
+	e.size = report->len;
+	e.created = e.next_attempt = ev_now(s->env->loop);
+	qr = xcalloc(n, sizeof(*qr));
+	for (i = 0; i < n; i++)
+		qr[i].address = addrs[i];
+	e.rcpts = qr;
+	e.rcpt_count = n;
+	r = store_queue_add(st, &e, &qid);
+	free(qr);
+	return r;
+}
+
 /* Deliver the report to the sender's local accounts and queue it for
    the remote ones (an alias may have both). */
 static int
 smtp_dsn_route(struct smtp_session *s, const struct buf *report)
 {
-	struct store *st = s->env->store;
-	char hash[STORE_HASH_HEX_LEN + 1], rhash[STORE_HASH_HEX_LEN + 1];
 	char *norm = store_address_normalize(s->tx.sender), **remote = NULL;
-	char *one[1];
-	int64_t *ids = NULL, qid;
-	size_t n = 0, rn = 0, i;
-	struct store_delivery *d = NULL;
-	struct store_queue_entry e;
-	struct store_queue_rcpt *qr = NULL;
-	struct buf local;
+	int64_t *ids = NULL;
+	size_t n = 0, rn = 0;
 	int kind, r = STORE_OK;
 
 	kind = norm == NULL ? STORE_RCPT_UNKNOWN :
-			      store_rcpt_resolve(st, norm, &ids, &n, &remote,
-						 &rn);
+			      store_rcpt_resolve(s->env->store, norm, &ids,
+						 &n, &remote, &rn);
 	free(norm);
-	if (kind < 0)
-		return kind;
-	if (kind == STORE_RCPT_NOT_LOCAL) {
-		one[0] = s->tx.sender;
-		rn = 1;
-	}
-	if (n > 0) {
-		buf_init(&local, report->len + 32);
-		buf_append_str(&local, "Return-Path: <>\r\n");
-		buf_append(&local, report->data, report->len);
-		r = store_blob_write(st, local.data, local.len, hash);
-		buf_free(&local);
-		d = xcalloc(n, sizeof(*d));
-		for (i = 0; i < n; i++)
-			d[i].account_id = ids[i];
-		if (r == STORE_OK)
-			r = store_deliver(st, hash, ev_now(s->env->loop), d, n);
-	}
-	if (r == STORE_OK && rn > 0)
-		r = store_blob_write(st, report->data, report->len, rhash);
-	if (r == STORE_OK && rn > 0) {
-		memset(&e, 0, sizeof(e));
-		e.sender = "";
-		memcpy(e.blob, rhash, sizeof(e.blob));
-		e.size = report->len;
-		e.created = e.next_attempt = ev_now(s->env->loop);
-		qr = xcalloc(rn, sizeof(*qr));
-		for (i = 0; i < rn; i++)
-			qr[i].address = kind == STORE_RCPT_NOT_LOCAL ? one[0] :
-								       remote[i];
-		e.rcpts = qr;
-		e.rcpt_count = rn;
-		r = store_queue_add(st, &e, &qid);
-	}
+	if (kind == STORE_RCPT_NOT_LOCAL)
+		r = smtp_dsn_queue(s, report, &s->tx.sender, 1);
+	if (kind == STORE_RCPT_LOCAL && n > 0)
+		r = smtp_dsn_deliver(s, report, ids, n);
+	if (kind == STORE_RCPT_LOCAL && r == STORE_OK && rn > 0)
+		r = smtp_dsn_queue(s, report, remote, rn);
 	if (kind == STORE_RCPT_UNKNOWN)
 		log_warn("smtp", smtp_session_id(s), "dsn-undeliverable id=%s",
 			 s->tx.id);
-	free(qr);
-	free(d);
 	free(ids);
 	if (remote != NULL)
-		store_strings_free(remote, kind == STORE_RCPT_NOT_LOCAL ? 0 : rn);
-	return r;
+		store_strings_free(remote, rn);
+	return kind < 0 ? kind : r;
 }
 
 int
