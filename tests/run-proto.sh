@@ -3,9 +3,14 @@
 # Prints "proto: N passed, N failed" last.
 cd "$(dirname "$0")/proto" || exit 1
 xml=$(mktemp /tmp/tern-proto-XXXXXX.xml)
+# A private base directory: pytest's default one (/tmp/pytest-of-USER)
+# keeps only the 3 newest runs, so concurrent runs (other worktrees)
+# deleted each other's live server directories.
+tmp=$(mktemp -d /tmp/tern-proto-XXXXXX)
 /usr/bin/python3 -m pytest -q -rfE -p no:cacheprovider --junitxml="$xml" \
-	${PYTEST_ARGS:-} .
+	--basetemp="$tmp/t" ${PYTEST_ARGS:-} .
 rc=$?
+if [ "$rc" = 0 ]; then rm -rf "$tmp"; else echo "proto: test directories kept in $tmp"; fi
 /usr/bin/python3 - "$xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
 try:

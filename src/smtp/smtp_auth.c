@@ -66,39 +66,89 @@ smtp_auth_end(struct smtp_session *s)
 }
 
 static void
-smtp_auth_send_challenge(struct smtp_session *s, const uint8_t *data,
-			 size_t len)
-{
-	struct buf b;
-
-	buf_init(&b, SMTP_AUTH_LINE_MAX);
-	if (base64_encode(&b, data, len) < 0) {
-		buf_free(&b);
-		smtp_auth_end(s);
-		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
-		return;
-	}
-	smtp_reply(s, "334 %s", buf_cstr(&b));
-	buf_free(&b);
-	s->state = SMTP_S_AUTH;
-}
-
-static void
 smtp_auth_delay_fired(struct ev_loop *loop, void *ctx)
 {
 	struct smtp_session *s = ctx;
 
 	s->delay = NULL;
-	smtp_reply_error(s, "%s", s->delayed_reply);
+	if (s->delayed_is_error)
+		smtp_reply_error(s, "%s", s->delayed_reply);
+	else
+		smtp_reply(s, "%s", s->delayed_reply);
 	free(s->delayed_reply);
 	s->delayed_reply = NULL;
-	s->state = SMTP_S_READY;
+	s->state = s->delayed_state;
 	smtp_session_resume(s);
 }
 
-/* Successful login: load the account and its plan. */
+/* Send reply now, or after delay ms with input paused (the session
+   waits, so nothing pipelined runs before the answer). */
 static void
-smtp_auth_success(struct smtp_session *s, const char *user)
+smtp_auth_answer(struct smtp_session *s, const char *reply, bool error,
+		 unsigned int delay, unsigned int next_state)
+{
+	if (delay == 0) {
+		s->state = next_state;
+		if (error)
+			smtp_reply_error(s, "%s", reply);
+		else
+			smtp_reply(s, "%s", reply);
+		return;
+	}
+	s->state = SMTP_S_WAIT;
+	s->delayed_state = next_state;
+	s->delayed_reply = xstrdup(reply);
+	s->delayed_is_error = error;
+	conn_pause_input(s->c);
+	s->delay = ev_timer_add(s->env->loop, delay, smtp_auth_delay_fired, s);
+}
+
+/* Per IP and per account (RFC 4954 has no rule; as IMAP and POP3 do):
+   past the failure limit the answer is a temporary failure whatever the
+   credentials, so a correct guess is never revealed. True: replied. */
+static bool
+smtp_auth_blocked(struct smtp_session *s, const char *user)
+{
+	char safe[128];
+
+	if (!auth_throttle_blocked(s->env->throttle, conn_peer_addr(s->c),
+				   user, ev_now(s->env->loop)))
+		return false;
+	log_info("smtp", smtp_session_id(s), "auth-blocked ip=%s user=%s",
+		 conn_peer_addr(s->c),
+		 log_sanitize(safe, sizeof(safe), user != NULL ? user : "",
+			      user != NULL ? strlen(user) : 0));
+	auth_throttle_failure(s->env->throttle, conn_peer_addr(s->c), user,
+			      ev_now(s->env->loop));
+	smtp_auth_end(s);
+	smtp_reply(s, "454 4.7.0 Too many failed logins, try again later");
+	return true;
+}
+
+static void
+smtp_auth_send_challenge(struct smtp_session *s, const uint8_t *data,
+			 size_t len, unsigned int delay)
+{
+	struct buf b;
+
+	buf_init(&b, SMTP_AUTH_LINE_MAX);
+	if (buf_append_str(&b, "334 ") < 0 ||
+	    base64_encode(&b, data, len) < 0) {
+		buf_free(&b);
+		smtp_auth_end(s);
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		return;
+	}
+	smtp_auth_answer(s, buf_cstr(&b), false, delay, SMTP_S_AUTH);
+	buf_free(&b);
+}
+
+/* Successful login: load the account and its plan. The 235 waits
+   delay ms, as long as a failure would (earlier failures of this IP or
+   account), so parallel guessing sees no early success. */
+static void
+smtp_auth_success(struct smtp_session *s, const char *user,
+		  unsigned int delay)
 {
 	struct store_account acct;
 	time_t now = ev_now(s->env->loop);
@@ -126,8 +176,10 @@ smtp_auth_success(struct smtp_session *s, const char *user)
 	s->account = xstrdup(acct.address);
 	store_account_clear(&acct);
 	smtp_auth_end(s);
-	log_info("smtp", smtp_session_id(s), "auth-ok user=%s", s->account);
-	smtp_reply(s, "235 2.7.0 Authentication successful");
+	log_info("smtp", smtp_session_id(s), "auth-ok user=%s delay=%u",
+		 s->account, delay);
+	smtp_auth_answer(s, "235 2.7.0 Authentication successful", false,
+			 delay, SMTP_S_READY);
 }
 
 static void
@@ -138,6 +190,8 @@ smtp_auth_failure(struct smtp_session *s, const char *reply)
 	time_t now = ev_now(s->env->loop);
 	unsigned int delay;
 
+	if (smtp_auth_blocked(s, attempted))
+		return;
 	log_sanitize(user, sizeof(user), attempted != NULL ? attempted : "",
 		     attempted != NULL ? strlen(attempted) : 0);
 	auth_throttle_failure(s->env->throttle, conn_peer_addr(s->c),
@@ -147,14 +201,7 @@ smtp_auth_failure(struct smtp_session *s, const char *reply)
 	log_info("smtp", smtp_session_id(s), "auth-failed user=%s delay=%u",
 		 user, delay);
 	smtp_auth_end(s);
-	if (delay == 0) {
-		smtp_reply_error(s, "%s", reply);
-		return;
-	}
-	s->state = SMTP_S_WAIT;
-	s->delayed_reply = xstrdup(reply);
-	conn_pause_input(s->c);
-	s->delay = ev_timer_add(s->env->loop, delay, smtp_auth_delay_fired, s);
+	smtp_auth_answer(s, reply, true, delay, SMTP_S_READY);
 }
 
 static void
@@ -163,21 +210,34 @@ smtp_auth_step(struct smtp_session *s, const uint8_t *resp, size_t len)
 	const uint8_t *chal;
 	size_t chal_len;
 	enum auth_sasl_result r;
+	const char *user;
+	unsigned int delay = 0;
 
 	r = auth_sasl_step(s->sasl, resp, len, &chal, &chal_len);
 	switch (r) {
 	case AUTH_SASL_CONTINUE:
-		smtp_auth_send_challenge(s, chal, chal_len);
+		smtp_auth_send_challenge(s, chal, chal_len, 0);
 		return;
 	case AUTH_SASL_OK:
+		user = auth_sasl_user(s->sasl);
+		/* The SCRAM server-final message proves the password was
+		   right: the block and the delay come before it. */
+		if (!s->sasl_final_sent) {
+			if (smtp_auth_blocked(s, user))
+				return;
+			delay = auth_throttle_delay_ms(s->env->throttle,
+						       conn_peer_addr(s->c),
+						       user,
+						       ev_now(s->env->loop));
+		}
 		if (chal_len > 0 && !s->sasl_final_sent) {
 			/* SCRAM server-final as a challenge; the client
 			   answers with an empty line. */
 			s->sasl_final_sent = true;
-			smtp_auth_send_challenge(s, chal, chal_len);
+			smtp_auth_send_challenge(s, chal, chal_len, delay);
 			return;
 		}
-		smtp_auth_success(s, auth_sasl_user(s->sasl));
+		smtp_auth_success(s, user, delay);
 		return;
 	case AUTH_SASL_TEMPFAIL:
 		smtp_auth_end(s);

@@ -211,8 +211,12 @@ smtp_cmd_bdat(struct smtp_session *s, struct strview args)
 		return;
 	}
 	if (!(s->state & (SMTP_S_RCPT | SMTP_S_CHUNKING))) {
+		/* 554 when MAIL was accepted but every RCPT refused (as
+		   for DATA), 503 without MAIL. */
+		bool norcpt = s->state == SMTP_S_MAIL;
 		smtp_tx_reset(s);
 		s->tx.bdat_discard = true;
+		s->tx.bdat_norcpt = norcpt;
 	} else if (s->state == SMTP_S_RCPT) {
 		smtp_data_init(&s->tx.data, s->tx.max_bytes);
 		if (smtp_deliver_start(s) < 0)
@@ -224,17 +228,34 @@ smtp_cmd_bdat(struct smtp_session *s, struct strview args)
 	conn_set_timeout(s->c, s->env->cfg->smtp_data_timeout_ms);
 }
 
+/* The reply to a junk command (SMTP_JUNK_MAX). */
+static void
+smtp_cmd_junk(struct smtp_session *s, const char *reply)
+{
+	if (s->junk < SMTP_JUNK_MAX) {
+		s->junk++;
+		smtp_reply(s, "%s", reply);
+		return;
+	}
+	if (s->junk == SMTP_JUNK_MAX) {
+		log_info("smtp", smtp_session_id(s), "junk-limit count=%u",
+			 s->junk);
+		s->junk++;
+	}
+	smtp_reply_error(s, "%s", reply);
+}
+
 static void
 smtp_cmd_rset(struct smtp_session *s, struct strview args)
 {
 	smtp_tx_reset(s);
-	smtp_reply(s, "250 2.0.0 Ok");
+	smtp_cmd_junk(s, "250 2.0.0 Ok");
 }
 
 static void
 smtp_cmd_noop(struct smtp_session *s, struct strview args)
 {
-	smtp_reply(s, "250 2.0.0 Ok");
+	smtp_cmd_junk(s, "250 2.0.0 Ok");
 }
 
 static void
@@ -245,8 +266,8 @@ smtp_cmd_vrfy(struct smtp_session *s, struct strview args)
 		smtp_reply_error(s, "501 5.5.4 Syntax: VRFY address");
 		return;
 	}
-	smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message "
-		      "and attempt delivery");
+	smtp_cmd_junk(s, "252 2.5.0 Cannot VRFY user, but will accept "
+			 "message and attempt delivery");
 }
 
 static void
@@ -258,8 +279,8 @@ smtp_cmd_expn(struct smtp_session *s, struct strview args)
 static void
 smtp_cmd_help(struct smtp_session *s, struct strview args)
 {
-	smtp_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT "
-		      "RSET NOOP VRFY HELP QUIT STARTTLS AUTH");
+	smtp_cmd_junk(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT "
+			 "RSET NOOP VRFY HELP QUIT STARTTLS AUTH");
 }
 
 static void

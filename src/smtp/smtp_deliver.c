@@ -124,37 +124,61 @@ smtp_deliver_mail(struct smtp_session *s, const struct smtp_path *path,
 
 /* ---- RCPT ---- */
 
-/* Sending limit (plan send_per_hour, sliding hour). 1 ok, 0 refused. */
-static int
-smtp_deliver_check_rate(struct smtp_session *s)
+/* "451 4.7.1 ..." for an account past its plan's send_per_hour, with
+   the time at which the oldest counted recipient leaves the window. */
+static void
+smtp_deliver_rate_reply(struct smtp_session *s, char *out, size_t size)
 {
-	time_t now = ev_now(s->env->loop);
-	uint64_t count = 0;
+	time_t now = ev_now(s->env->loop), t;
 	int64_t oldest = 0;
 	char when[64];
 	struct tm tm;
-	time_t t;
 
-	if (!s->authed || s->plan.send_per_hour == 0)
-		return 1;
-	if (store_send_count(s->env->store, s->account_id, now - 3600,
-			     &count) < 0) {
-		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
-		return 0;
-	}
-	if (count + s->tx.rcpt_count + 1 <= s->plan.send_per_hour)
-		return 1;
 	if (store_send_oldest(s->env->store, s->account_id, now - 3600,
 			      &oldest) < 0 || oldest == 0)
 		oldest = now;
 	t = (time_t)oldest + 3600;
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	snprintf(out, size, "451 4.7.1 Sending limit of %u recipients per "
+		 "hour reached, try again after %s", s->plan.send_per_hour,
+		 when);
+}
+
+/* Would extra more recipients exceed the sending limit (plan
+   send_per_hour, sliding hour)? 1 yes, 0 no, -1 error. */
+static int
+smtp_deliver_over_rate(struct smtp_session *s, uint64_t extra)
+{
+	uint64_t count = 0;
+
+	if (!s->authed || s->plan.send_per_hour == 0)
+		return 0;
+	if (store_send_count(s->env->store, s->account_id,
+			     ev_now(s->env->loop) - 3600, &count) < 0)
+		return -1;
+	if (count + extra <= s->plan.send_per_hour)
+		return 0;
 	log_info("smtp", smtp_session_id(s), "rate-limit user=%s sent=%llu",
 		 s->account, (unsigned long long)count);
-	smtp_reply(s, "451 4.7.1 Sending limit of %u recipients per hour "
-		      "reached, try again after %s",
-		   s->plan.send_per_hour, when);
+	return 1;
+}
+
+/* At RCPT: 1 ok, 0 refused (replied). */
+static int
+smtp_deliver_check_rate(struct smtp_session *s)
+{
+	char reply[256];
+	int r = smtp_deliver_over_rate(s, (uint64_t)s->tx.rcpt_count + 1);
+
+	if (r < 0) {
+		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+		return 0;
+	}
+	if (r == 0)
+		return 1;
+	smtp_deliver_rate_reply(s, reply, sizeof(reply));
+	smtp_reply(s, "%s", reply);
 	return 0;
 }
 
@@ -194,7 +218,7 @@ smtp_deliver_has_id(const struct smtp_session *s, int64_t id)
 	size_t i;
 
 	for (i = 0; i < s->tx.local_count; i++) {
-		if (s->tx.local_ids[i] == id)
+		if (s->tx.local[i].id == id)
 			return true;
 	}
 	return false;
@@ -204,8 +228,10 @@ smtp_deliver_has_id(const struct smtp_session *s, int64_t id)
    Returns the number of accounts added, or -1 (replied). */
 static int
 smtp_deliver_add_local(struct smtp_session *s, const int64_t *ids,
-		       size_t count)
+		       size_t count, const struct smtp_path *path,
+		       const struct smtp_rcpt_params *rp)
 {
+	struct smtp_local *l;
 	uint64_t size = s->tx.mp.has_size ? s->tx.mp.size : 0, max, tx_max;
 	size_t i, ok = 0, full = 0, big = 0;
 	int r;
@@ -230,8 +256,15 @@ smtp_deliver_add_local(struct smtp_session *s, const int64_t *ids,
 			continue;
 		}
 		tx_max = smtp_deliver_min_limit(tx_max, max);
-		if (!smtp_deliver_has_id(s, ids[i]))
-			s->tx.local_ids[s->tx.local_count++] = ids[i];
+		if (!smtp_deliver_has_id(s, ids[i])) {
+			l = &s->tx.local[s->tx.local_count++];
+			l->id = ids[i];
+			l->rcpt = arena_strdup(s->tx.arena, path->addr);
+			l->orcpt = rp->orcpt[0] != '\0' ?
+					   arena_strdup(s->tx.arena, rp->orcpt) :
+					   NULL;
+			l->notify = rp->notify;
+		}
 		ok++;
 	}
 	if (ok == 0 && big > 0) {
@@ -247,6 +280,19 @@ smtp_deliver_add_local(struct smtp_session *s, const int64_t *ids,
 	return (int)ok;
 }
 
+/* Remote local parts are case-sensitive (RFC 5321 2.4): only the
+   domain is compared without case. */
+static bool
+smtp_deliver_same_remote(const char *a, const char *b)
+{
+	const char *at_a = strrchr(a, '@'), *at_b = strrchr(b, '@');
+
+	if (at_a == NULL || at_b == NULL || at_a - a != at_b - b)
+		return strcmp(a, b) == 0;
+	return strncmp(a, b, (size_t)(at_a - a)) == 0 &&
+	       strcasecmp(at_a, at_b) == 0;
+}
+
 static void
 smtp_deliver_add_remote(struct smtp_session *s, const char *address,
 			const struct smtp_rcpt_params *rp)
@@ -256,7 +302,7 @@ smtp_deliver_add_remote(struct smtp_session *s, const char *address,
 	size_t i;
 
 	for (i = 0; i < s->tx.remote_count; i++) {
-		if (strcasecmp(s->tx.remote[i].address, address) == 0)
+		if (smtp_deliver_same_remote(s->tx.remote[i].address, address))
 			return;
 	}
 	r = &s->tx.remote[s->tx.remote_count++];
@@ -297,19 +343,20 @@ smtp_deliver_add_remotes(struct smtp_session *s, char **remote, size_t n,
 }
 
 /* RCPT TO:<Postmaster> (RFC 5321 4.1.1.3): postmaster@ the first local
-   domain that has one. xmalloc'd, or NULL. */
+   domain that has one, else postmaster@ the first local domain (see
+   smtp_deliver_postmaster_fallback). xmalloc'd, or NULL. */
 static char *
 smtp_deliver_postmaster(struct smtp_session *s)
 {
 	char **domains = NULL, *addr = NULL, **remote = NULL;
 	int64_t *ids = NULL;
-	size_t n = 0, i, nids = 0, nremote = 0;
+	size_t n = 0, i, nids = 0, nremote = 0, len;
 	int kind;
 
 	if (store_domain_list(s->env->store, &domains, &n) < 0)
 		return NULL;
 	for (i = 0; i < n && addr == NULL; i++) {
-		size_t len = strlen(domains[i]) + sizeof("postmaster@");
+		len = strlen(domains[i]) + sizeof("postmaster@");
 		addr = xmalloc(len);
 		snprintf(addr, len, "postmaster@%s", domains[i]);
 		kind = store_rcpt_resolve(s->env->store, addr, &ids, &nids,
@@ -322,8 +369,43 @@ smtp_deliver_postmaster(struct smtp_session *s)
 		if (kind != STORE_RCPT_LOCAL)
 			xfree(&addr);
 	}
+	if (addr == NULL && n > 0) {
+		len = strlen(domains[0]) + sizeof("postmaster@");
+		addr = xmalloc(len);
+		snprintf(addr, len, "postmaster@%s", domains[0]);
+	}
 	store_strings_free(domains, n);
 	return addr;
+}
+
+/* RFC 5321 4.5.1: postmaster@ every local domain MUST be accepted. When
+   no account or alias has that name, the oldest account of the domain
+   gets it (an alias chooses someone else). Returns the new kind. */
+static int
+smtp_deliver_postmaster_fallback(struct smtp_session *s, const char *norm,
+				 int64_t **ids_r, size_t *n_r)
+{
+	struct store_account *accts = NULL;
+	size_t n = 0, i, best = 0;
+	const char *at = strchr(norm, '@');
+
+	if (at == NULL || (size_t)(at - norm) != 10 ||
+	    strncmp(norm, "postmaster", 10) != 0)
+		return STORE_RCPT_UNKNOWN;
+	if (store_account_list(s->env->store, at + 1, &accts, &n) < 0)
+		return STORE_ERR;
+	for (i = 1; i < n; i++) {
+		if (accts[i].id < accts[best].id)
+			best = i;
+	}
+	if (n > 0) {
+		free(*ids_r);
+		*ids_r = xmalloc(sizeof(**ids_r));
+		(*ids_r)[0] = accts[best].id;
+		*n_r = 1;
+	}
+	store_accounts_free(accts, n);
+	return n > 0 ? STORE_RCPT_LOCAL : STORE_RCPT_UNKNOWN;
 }
 
 static void
@@ -363,7 +445,7 @@ smtp_deliver_rcpt_kind(struct smtp_session *s, int kind, const char *norm,
 		}
 		smtp_deliver_add_remote(s, path->addr, rp);
 	} else {
-		if (n > 0 && smtp_deliver_add_local(s, ids, n) < 0)
+		if (n > 0 && smtp_deliver_add_local(s, ids, n, path, rp) < 0)
 			return;
 		if (smtp_deliver_add_remotes(s, remote, rn, rp) < 0)
 			return;
@@ -379,10 +461,10 @@ smtp_deliver_rcpt_kind(struct smtp_session *s, int kind, const char *norm,
 static void
 smtp_deliver_tx_arrays(struct smtp_session *s)
 {
-	if (s->tx.local_ids != NULL)
+	if (s->tx.local != NULL)
 		return;
-	s->tx.local_ids = arena_alloc(s->tx.arena, SMTP_EXPANDED_MAX *
-							   sizeof(int64_t));
+	s->tx.local = arena_alloc(s->tx.arena, SMTP_EXPANDED_MAX *
+						       sizeof(*s->tx.local));
 	s->tx.remote = arena_alloc(s->tx.arena, SMTP_EXPANDED_MAX *
 							sizeof(*s->tx.remote));
 }
@@ -461,6 +543,9 @@ smtp_deliver_rcpt(struct smtp_session *s, const struct smtp_path *path,
 	} else {
 		kind = store_rcpt_resolve(s->env->store, norm, &ids, &n,
 					  &remote, &rn);
+		if (kind == STORE_RCPT_UNKNOWN)
+			kind = smtp_deliver_postmaster_fallback(s, norm, &ids,
+								&n);
 	}
 	if (kind < 0)
 		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
@@ -505,7 +590,9 @@ smtp_deliver_trace(struct smtp_session *s, struct buf *b)
 	char date[64];
 
 	smtp_deliver_date(ev_now(s->env->loop), date, sizeof(date));
-	buf_printf(b, "Received: from %s (unknown [%s])\r\n", s->helo,
+	/* RFC 5321 4.4 TCP-info: an address literal, "IPv6:" for v6. */
+	buf_printf(b, "Received: from %s (unknown [%s%s])\r\n", s->helo,
+		   strchr(conn_peer_addr(s->c), ':') != NULL ? "IPv6:" : "",
 		   conn_peer_addr(s->c));
 	if (conn_is_tls(s->c))
 		buf_printf(b, "\t(using %s with cipher %s (%d bits))\r\n",
@@ -658,8 +745,33 @@ smtp_deliver_finish(struct smtp_commit *cm)
 	}
 }
 
+/* The outcome of one local delivery, for a notification. */
+static void
+smtp_deliver_outcome(struct smtp_dsn_rcpt *o, const struct smtp_local *l,
+		     int result)
+{
+	o->local = l;
+	o->delivered = result == STORE_OK;
+	if (result == STORE_OK) {
+		o->status = "2.0.0";
+		o->diag = "250 2.0.0 Delivered to the mailbox";
+	} else if (result == STORE_OVERQUOTA) {
+		o->status = "5.2.2";
+		o->diag = "552 5.2.2 Mailbox full";
+	} else if (result == STORE_NOTFOUND) {
+		o->status = "5.1.1";
+		o->diag = "550 5.1.1 Mailbox unavailable";
+	} else {
+		o->status = "5.3.0";
+		o->diag = "554 5.3.0 Delivery failed";
+	}
+}
+
+/* Deliver to every local account; outcomes (tx.local_count of them)
+   into out. */
 static int
-smtp_deliver_local(struct smtp_commit *cm, size_t *ok_r)
+smtp_deliver_local(struct smtp_commit *cm, struct smtp_dsn_rcpt *out,
+		   size_t *ok_r)
 {
 	struct smtp_session *s = cm->s;
 	struct store_delivery *d;
@@ -671,10 +783,11 @@ smtp_deliver_local(struct smtp_commit *cm, size_t *ok_r)
 		return STORE_OK;
 	d = xcalloc(s->tx.local_count, sizeof(*d));
 	for (i = 0; i < s->tx.local_count; i++)
-		d[i].account_id = s->tx.local_ids[i];
+		d[i].account_id = s->tx.local[i].id;
 	r = store_deliver(s->env->store, cm->local, ev_now(s->env->loop), d,
 			  s->tx.local_count);
 	for (i = 0; r == STORE_OK && i < s->tx.local_count; i++) {
+		smtp_deliver_outcome(&out[i], &s->tx.local[i], d[i].result);
 		if (d[i].result == STORE_OK) {
 			(*ok_r)++;
 			continue;
@@ -685,6 +798,23 @@ smtp_deliver_local(struct smtp_commit *cm, size_t *ok_r)
 	}
 	free(d);
 	return r;
+}
+
+/* After a 250: a report for the local outcomes that ask for one (a
+   failure after the 250 must not be silent, RFC 5321 6.1). */
+static int
+smtp_deliver_notify(struct smtp_commit *cm, struct smtp_dsn_rcpt *out)
+{
+	struct smtp_session *s = cm->s;
+	size_t i, n = 0;
+
+	for (i = 0; i < s->tx.local_count; i++) {
+		if (smtp_dsn_wanted(s, &out[i]))
+			out[n++] = out[i];
+	}
+	if (n == 0)
+		return STORE_OK;
+	return smtp_dsn_send(s, cm->local, out, n);
 }
 
 static int
@@ -805,22 +935,39 @@ static int
 smtp_deliver_commit_one(struct smtp_commit *cm)
 {
 	struct smtp_session *s = cm->s;
+	struct smtp_dsn_rcpt *out;
 	size_t ok = 0;
 	int r;
 
-	r = smtp_deliver_local(cm, &ok);
+	/* Again inside the batch: sessions of one account running in
+	   parallel all passed the RCPT check against the same count. */
+	r = smtp_deliver_over_rate(s, s->tx.rcpt_count);
+	if (r < 0)
+		return STORE_ERR;
+	if (r > 0) {
+		smtp_deliver_rate_reply(s, cm->reply, sizeof(cm->reply));
+		return STORE_OK;
+	}
+	out = xcalloc(s->tx.local_count + 1, sizeof(*out));
+	r = smtp_deliver_local(cm, out, &ok);
+	if (r == STORE_OK && ok == 0 && s->tx.local_count > 0 &&
+	    s->tx.remote_count == 0) {
+		/* Nobody took it: the sender hears it now, no report. */
+		free(out);
+		snprintf(cm->reply, sizeof(cm->reply),
+			 "552 5.2.2 Mailbox full");
+		return STORE_OK;
+	}
 	if (r == STORE_OK)
 		r = smtp_deliver_queue(cm);
+	if (r == STORE_OK)
+		r = smtp_deliver_notify(cm, out);
+	free(out);
 	if (r == STORE_OK && s->authed && s->tx.rcpt_count > 0)
 		r = store_send_record(s->env->store, s->account_id,
 				      ev_now(s->env->loop), s->tx.rcpt_count);
 	if (r != STORE_OK)
 		return r;
-	if (ok == 0 && s->tx.local_count > 0 && s->tx.remote_count == 0) {
-		snprintf(cm->reply, sizeof(cm->reply),
-			 "552 5.2.2 Mailbox full");
-		return STORE_OK;
-	}
 	smtp_deliver_save_sent(cm);
 	snprintf(cm->reply, sizeof(cm->reply), "250 2.0.0 Ok: queued as %s",
 		 s->tx.id);

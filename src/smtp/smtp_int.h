@@ -31,6 +31,11 @@
 #define SMTP_HELO_MAX 255
 /* SASL mechanism name (RFC 4422 3.1: 1 to 20 characters). */
 #define SMTP_MECH_MAX 20
+/* NOOP, RSET, VRFY and HELP commands allowed between two accepted
+   messages; past it each one also counts as an error (Postfix's
+   smtpd_junk_command_limit), so a client cannot hold a connection open
+   forever with them. */
+#define SMTP_JUNK_MAX 100
 
 /* ---- command line (smtp_parse.c) ---- */
 enum smtp_parse_res {
@@ -207,6 +212,15 @@ struct smtp_remote {
 	char *notify;  /* "SUCCESS,FAILURE" etc., or NULL */
 };
 
+/* An account that gets the message, with the RCPT that led to it (the
+   first one, when several did) for delivery status notifications. */
+struct smtp_local {
+	int64_t id;
+	char *rcpt;	     /* forward-path as given (route stripped) */
+	char *orcpt;	     /* ORCPT value as sent, or NULL */
+	unsigned int notify; /* SMTP_NOTIFY_* bits, 0 when none given */
+};
+
 struct smtp_tx {
 	struct arena *arena; /* reset by smtp_tx_reset() */
 	bool active;
@@ -217,7 +231,7 @@ struct smtp_tx {
 	uint32_t max_rcpts;
 	uint32_t rcpt_count; /* accepted RCPT commands */
 	char *first_rcpt;    /* for the Received: "for" clause */
-	int64_t *local_ids;  /* accounts, deduplicated */
+	struct smtp_local *local; /* accounts, deduplicated */
 	size_t local_count;
 	struct smtp_remote *remote; /* deduplicated */
 	size_t remote_count;
@@ -229,6 +243,7 @@ struct smtp_tx {
 	uint64_t bdat_left;
 	bool bdat_last;
 	bool bdat_discard; /* chunk read and dropped (bad sequence) */
+	bool bdat_norcpt;  /* ... because no RCPT was accepted (554) */
 };
 
 struct smtp_session {
@@ -240,6 +255,7 @@ struct smtp_session {
 	bool esmtp;
 	char helo[SMTP_HELO_MAX + 1];
 	unsigned int errors;
+	unsigned int junk; /* see SMTP_JUNK_MAX */
 	/* AUTH */
 	bool authed;
 	int64_t account_id;
@@ -249,6 +265,8 @@ struct smtp_session {
 	bool sasl_final_sent; /* SCRAM "v=" went out as a challenge */
 	struct ev_timer *delay;
 	char *delayed_reply; /* sent when the delay timer fires */
+	bool delayed_is_error; /* it counts towards smtp_max_errors */
+	unsigned int delayed_state; /* state after the delayed reply */
 	/* transaction */
 	struct smtp_tx tx;
 	uint8_t *scratch;
@@ -303,6 +321,24 @@ void smtp_deliver_rcpt(struct smtp_session *s, const struct smtp_path *path,
 /* Reply to MAIL after the sender checks (submission rules). */
 void smtp_deliver_mail(struct smtp_session *s, const struct smtp_path *path,
 		       const struct smtp_mail_params *mp);
+/* ---- delivery status notifications (smtp_dsn.c) ---- */
+/* The outcome for one local recipient after the 250. */
+struct smtp_dsn_rcpt {
+	const struct smtp_local *local;
+	bool delivered;	    /* else failed */
+	const char *status; /* RFC 3463 code, e.g. "5.2.2" */
+	const char *diag;   /* "552 5.2.2 Mailbox full" */
+};
+/* RFC 3461 5.2: is a notification due for this outcome? */
+bool smtp_dsn_wanted(const struct smtp_session *s,
+		     const struct smtp_dsn_rcpt *r);
+/* Write a RFC 3464 report about the n outcomes of the message in blob
+   (the local copy) and send it to the envelope sender: delivered at
+   once when local, queued otherwise. Inside the caller's batch.
+   STORE_OK, or a store error. */
+int smtp_dsn_send(struct smtp_session *s, const char *blob,
+		  const struct smtp_dsn_rcpt *r, size_t n);
+
 /* Called by smtp_deliver after the commit: send the reply and go on. */
 void smtp_session_commit_done(struct smtp_session *s, const char *reply);
 void smtp_deliver_deinit(void);

@@ -180,8 +180,12 @@ smtp_session_chunk_done(struct smtp_session *s)
 		   dropped; only now can the refusal be sent (RFC 3030 2). */
 		s->tx.bdat_discard = false;
 		s->state = s->helo[0] != '\0' ? SMTP_S_READY : SMTP_S_INIT;
-		smtp_reply_error(s, "503 5.5.1 Bad sequence of commands: "
-				    "no valid transaction for BDAT");
+		if (s->tx.bdat_norcpt)
+			smtp_reply_error(s, "554 5.5.1 No valid recipients");
+		else
+			smtp_reply_error(s, "503 5.5.1 Bad sequence of "
+					    "commands: no valid transaction "
+					    "for BDAT");
 		return;
 	}
 	if (d->too_big || s->tx.write_failed) {
@@ -386,6 +390,8 @@ smtp_session_start(struct tern_env *env, const struct cfg_listener *listener,
 void
 smtp_session_commit_done(struct smtp_session *s, const char *reply)
 {
+	if (reply[0] == '2')
+		s->junk = 0;
 	smtp_tx_reset(s);
 	smtp_reply(s, "%s", reply);
 	smtp_session_resume(s);

@@ -12,8 +12,10 @@ import time
 class Raw:
     """A raw SMTP client: send bytes, read complete (multi-line) replies."""
 
-    def __init__(self, host, port, tls=False, timeout=20):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host, port, tls=False, timeout=20, source=None):
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         if tls:
             self.sock = ssl._create_unverified_context().wrap_socket(
                 self.sock)
@@ -76,8 +78,9 @@ class Raw:
             pass
 
 
-def connect(tern, name="smtp", ehlo=True):
-    r = Raw(tern.host, tern.port(name), tls=(name == "submissions"))
+def connect(tern, name="smtp", ehlo=True, source=None):
+    r = Raw(tern.host, tern.port(name), tls=(name == "submissions"),
+            source=source)
     code, _ = r.reply()
     assert code == 220
     if ehlo:
