@@ -10,8 +10,10 @@
    non-synchronising one is skipped by the parser. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "imap/imap_int.h"
+#include "lib/cfg.h"
 #include "lib/conn.h"
 #include "lib/ev.h"
 #include "lib/log.h"
@@ -41,7 +43,14 @@ struct imap_append {
 	uint32_t flags;
 	const char *keywords;
 	int64_t date;
+	/* The target is the \Sent mailbox of a domain whose submitted mail
+	   is saved there already: skip a copy that submission just made. */
+	bool dedup_sent;
 };
+
+/* How recent a submission's Sent copy must be for APPEND to take it as
+   the same message (clients append right after sending). */
+#define IMAP_APPEND_SENT_WINDOW_SECS 600
 
 void
 imap_append_free(struct imap_session *s)
@@ -197,6 +206,38 @@ imap_append_input(struct imap_session *s)
 	imap_append_msg_add(a, hash);
 }
 
+/* Does submission save copies into this mailbox (issue 3: per-domain
+   setting, else the config's smtp_save_sent)? */
+static bool
+imap_append_sent_saved(struct imap_session *s,
+		       const struct store_mailbox *box)
+{
+	const char *at = s->user != NULL ? strrchr(s->user, '@') : NULL;
+	int value = -1;
+
+	if (box->special_use == NULL ||
+	    strcasecmp(box->special_use, "\\Sent") != 0 || at == NULL)
+		return false;
+	if (store_sent_get(s->env->store, at + 1, &value) < 0)
+		value = -1;
+	return value < 0 ? s->env->cfg->smtp_save_sent : value == 1;
+}
+
+/* 1 when submission saved this message a moment ago (*uid_r: its UID). */
+static int
+imap_append_already_sent(struct imap_session *s, const char *hash,
+			 uint32_t *uid_r)
+{
+	struct imap_append *a = s->append;
+	int64_t since = (int64_t)ev_now(s->env->loop) -
+			IMAP_APPEND_SENT_WINDOW_SECS;
+
+	if (!a->dedup_sent)
+		return 0;
+	return store_sent_find(s->env->store, a->mailbox_id, hash, since,
+			       uid_r) == 1;
+}
+
 static int
 imap_append_commit(struct imap_session *s, uint32_t *uids)
 {
@@ -210,6 +251,8 @@ imap_append_commit(struct imap_session *s, uint32_t *uids)
 	for (i = 0; i < a->count; i++) {
 		struct imap_append_msg *m = &a->msgs[i];
 
+		if (imap_append_already_sent(s, m->hash, &uids[i]))
+			continue;
 		r = store_msg_append(s->env->store, a->mailbox_id, m->hash,
 				     m->flags, m->keywords, m->date, &uids[i]);
 		if (r != STORE_OK) {
@@ -302,6 +345,7 @@ imap_cmd_append(struct imap_session *s, struct imap_cmd *cmd)
 	a = xcalloc(1, sizeof(*a));
 	a->mailbox_id = box.id;
 	a->uidvalidity = box.uidvalidity;
+	a->dedup_sent = imap_append_sent_saved(s, &box);
 	a->limit = imap_session_append_limit(s);
 	a->args_done = 1;
 	store_mailbox_clear(&box);

@@ -619,11 +619,20 @@ smtp_deliver_writer(struct smtp_session *s, const struct buf *hdr)
 	return w;
 }
 
+/* A Sent copy for submitted mail: the sender's domain decides, else the
+   config (smtp_save_sent). */
 static bool
 smtp_deliver_wants_sent(const struct smtp_session *s)
 {
-	return s->env->cfg->smtp_save_sent && s->authed &&
-	       s->listener->protocol == CFG_PROTO_SUBMISSION;
+	const char *at;
+	int value = -1;
+
+	if (!s->authed || s->listener->protocol != CFG_PROTO_SUBMISSION ||
+	    s->account == NULL || (at = strrchr(s->account, '@')) == NULL)
+		return false;
+	if (store_sent_get(s->env->store, at + 1, &value) < 0)
+		value = -1;
+	return value < 0 ? s->env->cfg->smtp_save_sent : value == 1;
 }
 
 int
@@ -852,53 +861,9 @@ smtp_deliver_queue(struct smtp_commit *cm)
 	return r;
 }
 
-/* Message-ID of the blob, xmalloc'd, or NULL. */
-static char *
-smtp_deliver_message_id(struct store *st, const char *hash)
-{
-	struct store_map map;
-	struct buf b;
-	char *id = NULL;
-
-	if (store_blob_map(st, hash, &map) != STORE_OK)
-		return NULL;
-	buf_init(&b, 1024);
-	if (mime_header_get(map.data, map.len, "Message-ID", &b) == 1 &&
-	    b.len > 0)
-		id = xstrdup(buf_cstr(&b));
-	buf_free(&b);
-	store_blob_unmap(&map);
-	return id;
-}
-
-/* 1 when the Sent mailbox has a recent message with this Message-ID.
-   XXX: looks at the last 1000 messages only, to bound the work. */
-static int
-smtp_deliver_sent_has(struct store *st, const struct store_mailbox *box,
-		      const char *msgid)
-{
-	struct store_msg *msgs = NULL;
-	struct store_msg_meta meta;
-	size_t n = 0, i;
-	uint32_t from = box->uidnext > 1000 ? box->uidnext - 1000 : 1;
-	int found = 0;
-
-	if (store_msg_list(st, box->id, from, &msgs, &n) < 0)
-		return -1;
-	for (i = 0; i < n && found == 0; i++) {
-		memset(&meta, 0, sizeof(meta));
-		if (store_msg_meta(st, msgs[i].blob, &meta) > 0 &&
-		    meta.message_id != NULL &&
-		    strcmp(meta.message_id, msgid) == 0)
-			found = 1;
-		store_msg_meta_clear(&meta);
-	}
-	store_msgs_free(msgs, n);
-	return found;
-}
-
-/* cfg smtp_save_sent: a copy in the sender's Sent mailbox. Failures are
-   logged; they never fail the submission. */
+/* A copy in the sender's Sent mailbox, unless the client already put
+   one there (same Message-ID, any age). Failures are logged; they never
+   fail the submission. */
 static void
 smtp_deliver_save_sent(struct smtp_commit *cm)
 {
@@ -906,7 +871,6 @@ smtp_deliver_save_sent(struct smtp_commit *cm)
 	struct store *st = s->env->store;
 	struct store_mailbox *boxes = NULL, *sent = NULL;
 	size_t n = 0, i;
-	char *msgid;
 	uint32_t uid;
 
 	if (cm->sent[0] == '\0' ||
@@ -917,15 +881,12 @@ smtp_deliver_save_sent(struct smtp_commit *cm)
 		    strcasecmp(boxes[i].special_use, "\\Sent") == 0)
 			sent = &boxes[i];
 	}
-	msgid = sent != NULL ? smtp_deliver_message_id(st, cm->sent) : NULL;
 	if (sent != NULL &&
-	    (msgid == NULL || smtp_deliver_sent_has(st, sent, msgid) == 0)) {
-		if (store_msg_append(st, sent->id, cm->sent, STORE_FLAG_SEEN,
-				     NULL, ev_now(s->env->loop), &uid) < 0)
-			log_warn("smtp", smtp_session_id(s),
-				 "save-sent-failed: %s", store_last_error(st));
-	}
-	free(msgid);
+	    store_sent_find(st, sent->id, cm->sent, 0, &uid) == 0 &&
+	    store_msg_append(st, sent->id, cm->sent, STORE_FLAG_SEEN, NULL,
+			     ev_now(s->env->loop), &uid) < 0)
+		log_warn("smtp", smtp_session_id(s), "save-sent-failed: %s",
+			 store_last_error(st));
 	store_mailboxes_free(boxes, n);
 }
 

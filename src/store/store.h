@@ -341,6 +341,18 @@ int store_msg_copy(struct store *s, int64_t src_mailbox_id,
 		   const uint32_t *uids, size_t count, int64_t dst_mailbox_id,
 		   bool move, uint32_t **new_uids_r);
 
+/* ---- Sent copies of submitted mail ---- */
+/* Per-domain switch: value 1 on, 0 off, -1 follow the config
+   (smtp_save_sent). STORE_NOTFOUND for an unknown domain. */
+int store_sent_set(struct store *s, const char *domain, int value);
+/* *value_r as above. 1 found, 0 no such domain, STORE_ERR. */
+int store_sent_get(struct store *s, const char *domain, int *value_r);
+/* A message in mailbox_id with blob's Message-ID that entered the
+   mailbox at or after since (unix time): 1 found (*uid_r, the newest),
+   0 none or blob has no Message-ID, STORE_ERR. */
+int store_sent_find(struct store *s, int64_t mailbox_id, const char *blob,
+		    int64_t since, uint32_t *uid_r);
+
 /* ---- sending limits ---- */
 /* Recipients sent by the account since a unix time, and recording n more
    at time now. Old records are pruned. */

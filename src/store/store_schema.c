@@ -89,6 +89,12 @@ static const char *const store_migrations[] = {
 	"ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL"
 	" DEFAULT 1;"
 	"UPDATE mailboxes SET recent_uid = uidnext;",
+	/* 3: per-domain Sent copy of submitted mail (NULL: the config's
+	   smtp_save_sent) and the Message-ID index its duplicate check
+	   uses */
+	"ALTER TABLE domains ADD COLUMN save_sent INTEGER;"
+	"CREATE INDEX blobs_message_id ON blobs(message_id)"
+	" WHERE message_id IS NOT NULL;",
 };
 
 #define STORE_MIGRATIONS_COUNT \

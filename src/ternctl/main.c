@@ -29,6 +29,9 @@ static const struct ternctl_cmd ternctl_commands[] = {
 	  "Stop serving DOMAIN; it must have no accounts or aliases left." },
 	{ "domain list", S, ternctl_domain_list,
 	  "List the domains, one per line." },
+	{ "domain save-sent DOMAIN VALUE", S, ternctl_domain_save_sent,
+	  "Copy mail submitted from DOMAIN into the sender's Sent folder: "
+	  "yes, no, or default (the config's smtp_save_sent)." },
 	{ "account add ADDRESS [--plan P] [--password-stdin]", SC,
 	  ternctl_account_add,
 	  "Create an account (plan " TERNCTL_PLAN_DEFAULT " unless --plan); "

@@ -151,6 +151,7 @@ const char *ternctl_util_duration(int64_t secs, char *out, size_t size);
 
 /* ---- handlers, one file per noun ---- */
 int ternctl_domain_add(struct ternctl *t, const struct ternctl_args *a);
+int ternctl_domain_save_sent(struct ternctl *t, const struct ternctl_args *a);
 int ternctl_domain_del(struct ternctl *t, const struct ternctl_args *a);
 int ternctl_domain_list(struct ternctl *t, const struct ternctl_args *a);
 

@@ -1,4 +1,4 @@
-/* ternctl domain add|del|list */
+/* ternctl domain add|del|list|save-sent */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,4 +84,41 @@ ternctl_domain_list(struct ternctl *t, const struct ternctl_args *a)
 		printf("%s\n", names[i]);
 	store_strings_free(names, count);
 	return TERNCTL_EXIT_OK;
+}
+
+/* "yes" 1, "no" 0, "default" -1, else -2. */
+static int
+ternctl_domain_switch(const char *arg)
+{
+	if (strcmp(arg, "yes") == 0)
+		return 1;
+	if (strcmp(arg, "no") == 0)
+		return 0;
+	if (strcmp(arg, "default") == 0)
+		return -1;
+	return -2;
+}
+
+int
+ternctl_domain_save_sent(struct ternctl *t, const struct ternctl_args *a)
+{
+	int value = ternctl_domain_switch(a->pos[1]);
+	char *d;
+	int ret;
+
+	if (value == -2)
+		return ternctl_util_usage("bad value '%s': say yes, no or "
+					  "default", a->pos[1]);
+	d = ternctl_domain_arg(a->pos[0]);
+	if (d == NULL)
+		return TERNCTL_EXIT_USAGE;
+	ret = store_sent_set(t->store, d, value);
+	if (ret == STORE_NOTFOUND)
+		ret = ternctl_util_fail("unknown domain %s", d);
+	else if (ret < 0)
+		ret = ternctl_util_store_fail(t, ret, "changing the domain");
+	else
+		printf("domain %s: save-sent %s\n", d, a->pos[1]);
+	free(d);
+	return ret < 0 ? TERNCTL_EXIT_FAIL : ret;
 }

@@ -484,7 +484,41 @@ test_store_send_limits(void)
 	store_close(&s);
 }
 
+static void
+test_store_sent(void)
+{
+	struct store *s = test_store_new("sent");
+	int64_t bob = test_account(s, "bob@example.test", "standard");
+	int64_t sent = test_mailbox_id(s, bob, "Sent");
+	char hash[STORE_HASH_HEX_LEN + 1], other[STORE_HASH_HEX_LEN + 1];
+	uint32_t uid = 0, found = 0;
+	int value;
+
+	test_assert(store_sent_get(s, "example.test", &value) == 1);
+	test_assert(value == -1);
+	test_assert(store_sent_set(s, "Example.Test", 1) == STORE_OK);
+	test_assert(store_sent_get(s, "example.test", &value) == 1);
+	test_assert(value == 1);
+	test_assert(store_sent_set(s, "nowhere.test", 0) == STORE_NOTFOUND);
+	test_assert(store_sent_get(s, "nowhere.test", &value) == 0);
+
+	test_assert(store_blob_write(s, msg1, sizeof(msg1) - 1, hash) ==
+		    STORE_OK);
+	test_assert(store_blob_write(s, msg2, sizeof(msg2) - 1, other) ==
+		    STORE_OK);
+	test_assert(store_sent_find(s, sent, hash, 0, &found) == 0);
+	test_assert(store_msg_append(s, sent, hash, STORE_FLAG_SEEN, NULL,
+				     1764572400, &uid) == STORE_OK);
+	test_assert(store_sent_find(s, sent, hash, 0, &found) == 1);
+	test_assert(found == uid);
+	/* Too old for the window, or no Message-ID at all: no match. */
+	test_assert(store_sent_find(s, sent, hash, INT64_MAX, &found) == 0);
+	test_assert(store_sent_find(s, sent, other, 0, &found) == 0);
+	store_close(&s);
+}
+
 static const struct test_case tests[] = {
+	{ "store_sent", test_store_sent },
 	{ "store_accounts", test_store_accounts },
 	{ "store_rcpt", test_store_rcpt },
 	{ "store_delivery", test_store_delivery },
