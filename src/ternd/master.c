@@ -181,7 +181,9 @@ master_write_pidfile(const struct cfg *cfg)
 	snprintf(path, sizeof(path), "%s/run", cfg->data_dir);
 	mkdir(path, 0700);
 	snprintf(path, sizeof(path), "%s/run/ternd.pid", cfg->data_dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* run/ belongs to the run-as user: never follow a planted link. */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		  0644);
 	if (fd < 0)
 		return;
 	snprintf(line, sizeof(line), "%ld\n", (long)getpid());

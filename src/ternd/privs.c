@@ -1,6 +1,8 @@
 /* Privilege dropping and child-process signal set-up. A child drops to
    the configured user (cfg->user) before touching any socket; an empty
-   user keeps the user that started ternd (the quickstart's choice). */
+   user keeps the user that started ternd (the quickstart's choice).
+   Security: the data directory is writable by that user, so the master
+   (root) never follows a symlink there when it hands files over. */
 #include <dirent.h>
 #include <errno.h>
 #include <grp.h>
@@ -72,7 +74,9 @@ ternd_chown_data(const struct cfg *cfg)
 		return -1;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", cfg->data_dir, names[i]);
-		if (chown(path, uid, gid) < 0 && errno != ENOENT)
+		/* lchown: the directory belongs to the run-as user, who could
+		   plant a symlink to make root chown any file on reload. */
+		if (lchown(path, uid, gid) < 0 && errno != ENOENT)
 			return -1;
 	}
 	return 0;

@@ -7,10 +7,12 @@ otherwise skipped."""
 import os
 import pwd
 import shutil
+import signal
 import smtplib
 import stat
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -86,7 +88,15 @@ def test_children_drop_to_the_configured_user(root_tern):
     uid, gid = str(nobody.pw_uid), str(nobody.pw_gid)
     m_uid, _, _ = ids(tern.proc.pid)
     assert m_uid[0] == "0"
-    kids = children(tern.proc.pid)
+    # Right after start a child may not have reached its drop yet: wait
+    # until every child has left root (or give up and report).
+    deadline = time.time() + 10
+    while True:
+        kids = children(tern.proc.pid)
+        if len(kids) >= 2 and all(ids(k)[0][0] != "0" for k in kids) or \
+                time.time() > deadline:
+            break
+        time.sleep(0.05)
     assert len(kids) >= 2, kids   # at least one worker and the queue
     for k in kids:
         u, g, groups = ids(k)
@@ -123,3 +133,27 @@ def test_data_files_private(root_tern):
     assert checked >= 6   # tern.db, -wal, -shm, blobs/, a blob, tmp/ ...
     key = os.stat(os.path.join(tern.dir, "key.pem"))
     assert key.st_uid == 0 and stat.S_IMODE(key.st_mode) == 0o600
+
+
+def test_reload_does_not_follow_planted_symlinks(root_tern):
+    """The data directory belongs to the unprivileged user: a symlink
+    planted there must not make the root master chown its target."""
+    tern, nobody = root_tern
+    fd, target = tempfile.mkstemp(prefix="tern-victim-")
+    os.close(fd)
+    link = os.path.join(tern.datadir, "dkim")
+    try:
+        os.symlink(target, link)
+        os.lchown(link, nobody.pw_uid, nobody.pw_gid)
+        before = tern.log().count("reloaded generation=")
+        os.kill(tern.proc.pid, signal.SIGHUP)
+        deadline = time.time() + 10
+        while tern.log().count("reloaded generation=") == before and \
+                time.time() < deadline:
+            time.sleep(0.05)
+        assert tern.log().count("reloaded generation=") > before
+        assert os.stat(target).st_uid == 0, "root chowned a symlink target"
+    finally:
+        os.unlink(target)
+        if os.path.lexists(link):
+            os.unlink(link)
