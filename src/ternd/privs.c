@@ -58,6 +58,37 @@ ternd_drop_privileges(const struct cfg *cfg)
 }
 
 int
+ternd_user_begin(const struct cfg *cfg)
+{
+	uid_t uid;
+	gid_t gid;
+	int r = ternd_lookup_user(cfg, &uid, &gid);
+
+	if (r <= 0)
+		return r;
+	if (setegid(gid) < 0 || seteuid(uid) < 0) {
+		log_error("ternd", NULL, "seteuid-failed user=%s error=\"%s\"",
+			  cfg->user, strerror(errno));
+		(void)ternd_user_end(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+int
+ternd_user_end(const struct cfg *cfg)
+{
+	if (getuid() != 0 || cfg->user == NULL || cfg->user[0] == '\0')
+		return 0;
+	if (seteuid(0) < 0 || setegid(0) < 0) {
+		log_error("ternd", NULL, "seteuid-failed back to root "
+			  "error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
 ternd_chown_data(const struct cfg *cfg)
 {
 	static const char *const names[] = { "tern.db", "tern.db-wal",
