@@ -406,8 +406,10 @@ master_run(const struct ternd_options *opt, struct cfg *cfg)
 		return 1;
 	}
 	if (master_prepare_store(cfg) < 0 ||
-	    master_bind_all(&m, cfg, &m.listeners, &m.listener_count) < 0)
+	    master_bind_all(&m, cfg, &m.listeners, &m.listener_count) < 0) {
+		tls_ctx_free(&m.tls);
 		return 1;
+	}
 	master_write_pidfile(cfg);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);

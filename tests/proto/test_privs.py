@@ -70,17 +70,34 @@ def root_tern():
         nobody = pwd.getpwnam("nobody")
     except KeyError:
         pytest.skip("no user 'nobody' on this system")
-    d = tempfile.mkdtemp(prefix="tern-privs-")
-    # The children must be able to reach the data directory.
-    os.chmod(d, 0o755)
-    t = Tern(d)
+    dirs = []
     try:
-        run_as(t, "nobody")
-        t.start()
+        for attempt in range(3):
+            d = tempfile.mkdtemp(prefix="tern-privs-")
+            dirs.append(d)
+            # The children must be able to reach the data directory.
+            os.chmod(d, 0o755)
+            t = Tern(d)
+            run_as(t, "nobody")
+            try:
+                t.start()
+            except RuntimeError:
+                t.stop()
+                continue
+            # Another test suite on this machine may have taken a port
+            # between pick_base() and our bind: then ours exits, and the
+            # readiness probe may have reached the other server.
+            time.sleep(0.5)
+            if t.proc.poll() is None:
+                break
+            t.stop()
+        else:
+            pytest.fail("ternd did not start in 3 attempts:\n" + t.log())
         yield t, nobody
     finally:
         t.stop()
-        shutil.rmtree(d, ignore_errors=True)
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def test_children_drop_to_the_configured_user(root_tern):
