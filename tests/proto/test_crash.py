@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 
+from conftest import pick_base
 from test_imap_helpers import imaps
 
 ROUND_SECONDS = (0.4, 1.5)
@@ -303,6 +304,24 @@ class Checker:
             m.logout()
 
 
+def start_again(tern):
+    """Restart after kill -9. Another test suite on this machine may take
+    one of our ports while we are down: then move to a new port range (the
+    clients ask tern.port() at each connection)."""
+    for attempt in range(3):
+        try:
+            tern.start()
+            time.sleep(0.1)
+            if tern.proc.poll() is None:
+                return
+        except RuntimeError:
+            if attempt == 2:
+                raise
+        tern.stop()
+        tern.base = pick_base()
+    raise AssertionError("ternd did not restart:\n" + tern.log()[-2000:])
+
+
 def test_kill9_keeps_acknowledged_mail(fresh_tern):
     tern = fresh_tern
     state = State()
@@ -317,7 +336,7 @@ def test_kill9_keeps_acknowledged_mail(fresh_tern):
             time.sleep(random.uniform(*ROUND_SECONDS))
             tern.kill9()
             clients.pause()
-            tern.start()
+            start_again(tern)
             checker.check()
             rounds += 1
             clients.resume()
