@@ -674,6 +674,7 @@ imap_session_feed(struct imap_session *s)
 	}
 	res = imap_parser_feed(s->parser, data, len, &used);
 	conn_input_consume(s->c, used);
+	conn_input_partial(s->c, res == IMAP_PARSE_MORE);
 	switch (res) {
 	case IMAP_PARSE_MORE:
 		return false;
@@ -843,6 +844,13 @@ imap_session_start(struct tern_env *env, const struct cfg_listener *listener,
 		 listener != NULL ? listener->name : "-");
 	if (env->draining) {
 		imap_session_bye(s, "Server shutting down.");
+		return;
+	}
+	if (conn_peer_count(c) > env->cfg->max_connections_per_ip) {
+		log_info("imap", s->id, "reject-conn-limit-ip ip=%s",
+			 conn_peer_addr(c));
+		imap_session_bye(s, "[UNAVAILABLE] Too many connections from "
+				    "your address.");
 		return;
 	}
 	imap_session_printf(s, "* OK [CAPABILITY %s] tern ready.",

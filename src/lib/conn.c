@@ -56,6 +56,7 @@ struct conn {
 	bool flush_scheduled, eof, ssl_read_wants_write;
 	unsigned ev_mask;
 	uint64_t timeout_ms, last_input_ms;
+	uint64_t partial_since_ms; /* incomplete input unit since, 0: none */
 	struct ev_timer *timer;
 	/* COMPRESS=DEFLATE */
 	z_stream *zin, *zout;
@@ -332,7 +333,12 @@ static void
 conn_timeout_fire(struct ev_loop *loop, void *ctx)
 {
 	struct conn *c = ctx;
-	uint64_t idle = ev_now_ms(loop) - c->last_input_ms;
+	uint64_t from = c->last_input_ms, idle;
+
+	/* Slowloris: an incomplete command ages from its first byte. */
+	if (c->partial_since_ms != 0 && c->partial_since_ms < from)
+		from = c->partial_since_ms;
+	idle = ev_now_ms(loop) - from;
 
 	c->timer = NULL;
 	if (c->timeout_ms == 0 || c->state == CONN_DEAD)
@@ -437,6 +443,22 @@ conn_input_consume(struct conn *c, size_t n)
 	c->in_off += n > avail ? avail : n;
 }
 
+void
+conn_input_partial(struct conn *c, bool partial)
+{
+	if (!partial)
+		c->partial_since_ms = 0;
+	else if (c->partial_since_ms == 0)
+		c->partial_since_ms = ev_now_ms(c->loop);
+}
+
+static enum conn_line_res
+conn_read_line_more(struct conn *c)
+{
+	conn_input_partial(c, c->discarding || conn_input_len(c) > 0);
+	return CONN_LINE_MORE;
+}
+
 enum conn_line_res
 conn_read_line(struct conn *c, size_t max, struct strview *line_r,
 	       bool *bare_lf_r)
@@ -448,10 +470,11 @@ conn_read_line(struct conn *c, size_t max, struct strview *line_r,
 	if (c->discarding) {
 		if (lf == NULL) {
 			conn_input_consume(c, avail);
-			return CONN_LINE_MORE;
+			return conn_read_line_more(c);
 		}
 		conn_input_consume(c, (size_t)(lf - p) + 1);
 		c->discarding = false;
+		conn_input_partial(c, false);
 		return CONN_LINE_TOO_LONG;
 	}
 	if (lf == NULL) {
@@ -461,8 +484,9 @@ conn_read_line(struct conn *c, size_t max, struct strview *line_r,
 			conn_input_consume(c, avail);
 			c->discarding = true;
 		}
-		return CONN_LINE_MORE;
+		return conn_read_line_more(c);
 	}
+	conn_input_partial(c, false);
 	len = (size_t)(lf - p);
 	if (bare_lf_r != NULL)
 		*bare_lf_r = len == 0 || p[len - 1] != '\r';

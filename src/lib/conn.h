@@ -127,6 +127,14 @@ int conn_compress_start(struct conn *c);
 /* Idle timeout: the connection is closed (or on_timeout called) when no
    input arrives for ms milliseconds. 0 disables. */
 void conn_set_timeout(struct conn *c, uint64_t ms);
+/* Slowloris guard: while an input unit (a command) is incomplete, the
+   idle timeout counts from when the unit began, not from its last byte,
+   so a client trickling a byte at a time is cut at the timeout as well.
+   conn_read_line() keeps this itself (a partial line is a unit); a
+   protocol with its own parser calls conn_input_partial(c, true) while a
+   command waits for more bytes and false once it is complete or streams
+   a literal (literal bytes only obey the idle rule). */
+void conn_input_partial(struct conn *c, bool partial);
 /* Flush queued output, then close (on_close with CONN_CLOSE_NORMAL).
    Input is no longer processed. */
 void conn_close(struct conn *c);

@@ -187,7 +187,7 @@ smtp_cmd_data(struct smtp_session *s, struct strview args)
 	}
 	smtp_data_init(&s->tx.data, s->tx.max_bytes);
 	if (smtp_deliver_start(s) < 0) {
-		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+		smtp_reply(s, "%s", smtp_deliver_store_reply(s));
 		return;
 	}
 	s->state = SMTP_S_DATA;

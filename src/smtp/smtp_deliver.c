@@ -662,11 +662,21 @@ smtp_deliver_start(struct smtp_session *s)
 	if (ret < 0) {
 		log_error("smtp", smtp_session_id(s), "blob-open-failed: %s",
 			  store_last_error(s->env->store));
+		s->tx.write_nospace =
+			store_last_code(s->env->store) == STORE_NOSPACE;
 		smtp_deliver_abort(s);
 		return -1;
 	}
 	s->tx.started = true;
 	return 0;
+}
+
+const char *
+smtp_deliver_store_reply(const struct smtp_session *s)
+{
+	return s->tx.write_nospace ? "452 4.3.1 Insufficient system storage"
+				   : "451 4.3.0 Temporary failure storing "
+				     "the message, try again later";
 }
 
 void
@@ -685,6 +695,8 @@ smtp_deliver_write(struct smtp_session *s, const void *data, size_t len)
 				  "blob-write-failed: %s",
 				  store_last_error(s->env->store));
 			s->tx.write_failed = true;
+			s->tx.write_nospace = store_last_code(s->env->store) ==
+					      STORE_NOSPACE;
 			return;
 		}
 	}
@@ -748,9 +760,11 @@ smtp_deliver_finish(struct smtp_commit *cm)
 		log_error("smtp", smtp_session_id(s), "blob-finish-failed: %s",
 			  store_last_error(s->env->store));
 		cm->failed = true;
-		snprintf(cm->reply, sizeof(cm->reply),
-			 "451 4.3.0 Temporary failure storing the message, "
-			 "try again later");
+		snprintf(cm->reply, sizeof(cm->reply), "%s",
+			 store_last_code(s->env->store) == STORE_NOSPACE ?
+				 "452 4.3.1 Insufficient system storage" :
+				 "451 4.3.0 Temporary failure storing the "
+				 "message, try again later");
 	}
 }
 

@@ -239,6 +239,7 @@ struct smtp_tx {
 	struct smtp_data data;
 	bool started; /* writers open, headers written */
 	bool write_failed;
+	bool write_nospace; /* that failure was a full disk */
 	struct store_blob_writer *w_local, *w_remote, *w_sent;
 	uint64_t bdat_left;
 	bool bdat_last;
@@ -305,6 +306,9 @@ void smtp_auth_clear(struct smtp_session *s);
 /* ---- delivery (smtp_deliver.c) ---- */
 /* Open the blob writers and write the trace headers. 0 or -1. */
 int smtp_deliver_start(struct smtp_session *s);
+/* The temporary-failure reply after a blob could not be written: RFC 3463
+   4.3.1 when the disk was full, else 4.3.0. */
+const char *smtp_deliver_store_reply(const struct smtp_session *s);
 /* Content bytes (unstuffed) to every writer; failures are remembered. */
 void smtp_deliver_write(struct smtp_session *s, const void *data,
 			size_t len);

@@ -137,9 +137,10 @@ smtp_session_content_done(struct smtp_session *s)
 		smtp_reply(s, "550 5.6.0 Message contains bare CR or LF "
 			      "(RFC 5321 2.3.8); use CRLF line endings");
 	} else if (s->tx.write_failed) {
+		const char *reply = smtp_deliver_store_reply(s);
+
 		smtp_tx_reset(s);
-		smtp_reply(s, "451 4.3.0 Temporary failure storing the "
-			      "message, try again later");
+		smtp_reply(s, "%s", reply);
 	} else {
 		smtp_deliver_submit(s);
 		return;

@@ -33,6 +33,7 @@ store_fail(struct store *s, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->errbuf, sizeof(s->errbuf), fmt, ap);
 	va_end(ap);
+	s->errcode = err;
 	return err;
 }
 
@@ -433,4 +434,10 @@ const char *
 store_last_error(const struct store *s)
 {
 	return s->errbuf;
+}
+
+int
+store_last_code(const struct store *s)
+{
+	return s->errcode;
 }

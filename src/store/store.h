@@ -45,6 +45,9 @@ void store_close(struct store **sp);
 const char *store_datadir(const struct store *s);
 /* Text of the last SQLite/system error on this store, for logging. */
 const char *store_last_error(const struct store *s);
+/* Code (STORE_NOSPACE, STORE_ERR, ...) of the failure that set
+   store_last_error(), so a protocol can tell disk full from the rest. */
+int store_last_code(const struct store *s);
 
 /* ---- group commit ---- */
 int store_batch_begin(struct store *s);

@@ -33,6 +33,7 @@ struct store {
 	sqlite3 *db;
 	struct store_stmt_slot stmts[STORE_STMT_SLOTS];
 	char errbuf[256];
+	int errcode; /* code of the last store_fail(), for store_last_code */
 
 	bool batch;	    /* store_batch_begin() is active */
 	bool batch_failed;  /* SQLite rolled the batch back on its own */

@@ -137,20 +137,13 @@ master_bind_all(struct master *m, struct cfg *cfg,
 	return 0;
 }
 
-/* Open the store once: create and migrate it, sync the plans of the
-   config, and make sure the data dir belongs to the run-as user. */
+/* Create or migrate the store and sync the config's plans into it. */
 static int
-master_prepare_store(const struct cfg *cfg)
+master_sync_store(const struct cfg *cfg)
 {
 	const char *error;
-	struct store *s;
+	struct store *s = store_open(cfg->data_dir, &error);
 
-	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) {
-		log_error("master", NULL, "data-dir-failed path=%s error=\"%s\"",
-			  cfg->data_dir, strerror(errno));
-		return -1;
-	}
-	s = store_open(cfg->data_dir, &error);
 	if (s == NULL) {
 		log_error("master", NULL, "store-open-failed path=%s error=\"%s\"",
 			  cfg->data_dir, error);
@@ -169,7 +162,34 @@ master_prepare_store(const struct cfg *cfg)
 			log_warn("master", NULL, "plan-sync-failed plan=%s", p.name);
 	}
 	store_close(&s);
-	return ternd_chown_data(cfg);
+	return 0;
+}
+
+/* Open the store once: create and migrate it, sync the plans of the
+   config, and make sure the data dir belongs to the run-as user. The
+   directory is handed over first and the store is opened as that user:
+   root never opens paths inside a directory someone else controls. */
+static int
+master_prepare_store(const struct cfg *cfg)
+{
+	int ret;
+
+	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) {
+		log_error("master", NULL, "data-dir-failed path=%s error=\"%s\"",
+			  cfg->data_dir, strerror(errno));
+		return -1;
+	}
+	if (ternd_chown_data(cfg) < 0) {
+		log_error("master", NULL, "chown-data-failed path=%s error=\"%s\"",
+			  cfg->data_dir, strerror(errno));
+		return -1;
+	}
+	if (ternd_user_begin(cfg) < 0)
+		return -1;
+	ret = master_sync_store(cfg);
+	if (ternd_user_end(cfg) < 0)
+		return -1;
+	return ret;
 }
 
 static void
@@ -181,7 +201,9 @@ master_write_pidfile(const struct cfg *cfg)
 	snprintf(path, sizeof(path), "%s/run", cfg->data_dir);
 	mkdir(path, 0700);
 	snprintf(path, sizeof(path), "%s/run/ternd.pid", cfg->data_dir);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* run/ belongs to the run-as user: never follow a planted link. */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		  0644);
 	if (fd < 0)
 		return;
 	snprintf(line, sizeof(line), "%ld\n", (long)getpid());

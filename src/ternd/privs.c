@@ -1,6 +1,8 @@
 /* Privilege dropping and child-process signal set-up. A child drops to
    the configured user (cfg->user) before touching any socket; an empty
-   user keeps the user that started ternd (the quickstart's choice). */
+   user keeps the user that started ternd (the quickstart's choice).
+   Security: the data directory is writable by that user, so the master
+   (root) never follows a symlink there when it hands files over. */
 #include <dirent.h>
 #include <errno.h>
 #include <grp.h>
@@ -56,6 +58,37 @@ ternd_drop_privileges(const struct cfg *cfg)
 }
 
 int
+ternd_user_begin(const struct cfg *cfg)
+{
+	uid_t uid;
+	gid_t gid;
+	int r = ternd_lookup_user(cfg, &uid, &gid);
+
+	if (r <= 0)
+		return r;
+	if (setegid(gid) < 0 || seteuid(uid) < 0) {
+		log_error("ternd", NULL, "seteuid-failed user=%s error=\"%s\"",
+			  cfg->user, strerror(errno));
+		(void)ternd_user_end(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+int
+ternd_user_end(const struct cfg *cfg)
+{
+	if (getuid() != 0 || cfg->user == NULL || cfg->user[0] == '\0')
+		return 0;
+	if (seteuid(0) < 0 || setegid(0) < 0) {
+		log_error("ternd", NULL, "seteuid-failed back to root "
+			  "error=\"%s\"", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
 ternd_chown_data(const struct cfg *cfg)
 {
 	static const char *const names[] = { "tern.db", "tern.db-wal",
@@ -72,7 +105,9 @@ ternd_chown_data(const struct cfg *cfg)
 		return -1;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", cfg->data_dir, names[i]);
-		if (chown(path, uid, gid) < 0 && errno != ENOENT)
+		/* lchown: the directory belongs to the run-as user, who could
+		   plant a symlink to make root chown any file on reload. */
+		if (lchown(path, uid, gid) < 0 && errno != ENOENT)
 			return -1;
 	}
 	return 0;

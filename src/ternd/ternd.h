@@ -61,6 +61,12 @@ int ternd_drop_privileges(const struct cfg *cfg);
 /* When root with a run-as user: give the data directory, the database
    files and the first-level folders to that user. 0 or -1. */
 int ternd_chown_data(const struct cfg *cfg);
+/* Master only, around its own store access: act with the run-as user's
+   effective uid and gid (root's capabilities are gone meanwhile), so a
+   link planted in the data directory cannot make root write elsewhere.
+   No-op when not root or user is empty. 0, or -1 (logged). */
+int ternd_user_begin(const struct cfg *cfg);
+int ternd_user_end(const struct cfg *cfg);
 /* Install signal handling for a child: returns a signalfd for SIGTERM,
    SIGINT, SIGHUP, SIGUSR1, or -1. */
 int ternd_child_signals(void);

@@ -3,6 +3,7 @@
 # usage: run.sh BUILD_DIR SECONDS [target...]
 # The committed seeds in corpus/<name>/ are read, never written: new inputs
 # go to a scratch corpus; crashes are kept in tests/fuzz/crashes/.
+# ls sorts the archives by name, so they are linked as a group.
 set -u
 b="$1"; secs="$2"; shift 2
 cd "$(dirname "$0")/../.." || exit 1
@@ -18,7 +19,8 @@ for t in $targets; do
 	bin="$b/fuzz/fuzz_$t"
 	clang -std=c17 -D_GNU_SOURCE -O1 -g -Isrc \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		"tests/fuzz/fuzz_$t.c" $(ls $libs 2>/dev/null) $ldlibs -o "$bin" || {
+		"tests/fuzz/fuzz_$t.c" -Wl,--start-group $(ls $libs 2>/dev/null) \
+		-Wl,--end-group $ldlibs -o "$bin" || {
 		echo "fuzz $t: BUILD FAILED"; status=1; continue; }
 	scratch=$(mktemp -d /tmp/tern-fuzz-XXXXXX)
 	seeds="tests/fuzz/corpus/$t"

@@ -261,6 +261,37 @@ test_conn_peer_count(void)
 	ev_loop_free(&loop);
 }
 
+/* Slowloris: a byte every 60 ms keeps an idle timeout of 200 ms from
+   firing, but a line that is still incomplete after 200 ms times out. A
+   client sending whole lines at the same pace is never cut. */
+static void
+test_conn_partial_line_timeout(void)
+{
+	struct ev_loop *loop = ev_loop_new();
+	struct sess s, ok;
+	int peer, peer_ok, i;
+
+	sess_open(loop, &s, &peer);
+	sess_open(loop, &ok, &peer_ok);
+	conn_set_timeout(s.c, 200);
+	conn_set_timeout(ok.c, 200);
+	for (i = 0; i < 12 && s.closed == 0; i++) {
+		test_assert(write(peer, "x", 1) == 1);
+		test_assert(write(peer_ok, "y\n", 2) == 2);
+		for (int j = 0; j < 6; j++)
+			ev_run_once(loop, 10);
+	}
+	test_assert(s.closed == 1 && s.reason == CONN_CLOSE_TIMEOUT);
+	test_assert(i <= 6);
+	test_assert(ok.closed == 0);
+	test_assert(ok.nlines >= 3);
+	conn_abort(ok.c, CONN_CLOSE_NORMAL);
+	spin(loop, 2);
+	close(peer);
+	close(peer_ok);
+	ev_loop_free(&loop);
+}
+
 static const struct test_case tests[] = {
 	{ "ev_timers", test_ev_timers },
 	{ "conn_lines", test_conn_lines },
@@ -268,6 +299,7 @@ static const struct test_case tests[] = {
 	{ "conn_pause_resume", test_conn_pause_resume },
 	{ "conn_output_limit", test_conn_output_limit },
 	{ "conn_peer_count", test_conn_peer_count },
+	{ "conn_partial_line_timeout", test_conn_partial_line_timeout },
 	{ NULL, NULL },
 };
 

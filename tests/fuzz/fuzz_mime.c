@@ -1,0 +1,71 @@
+/* libFuzzer target for the message parser: mime_info_parse (headers,
+   envelope, body structure), section lookup for a path taken from the
+   input's first bytes, body decoding of that section, header lookup and
+   filtering, and text extraction for SEARCH. The input is one whole
+   stored message; every byte is hostile. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/buf.h"
+#include "mime/mime.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void
+fuzz_section(const uint8_t *data, size_t size)
+{
+	uint32_t path[4];
+	struct mime_section sec;
+	size_t depth, i;
+	struct buf out;
+
+	depth = size > 0 ? data[0] % 5 : 0;
+	for (i = 0; i < depth; i++)
+		path[i] = i + 1 < size ? data[i + 1] % 5 : 1;
+	if (mime_section_find(data, size, path, depth, &sec) != 1)
+		return;
+	if (sec.mime_off > size || sec.mime_len > size - sec.mime_off ||
+	    sec.header_off > size || sec.header_len > size - sec.header_off ||
+	    sec.body_off > size || sec.body_len > size - sec.body_off ||
+	    sec.text_off > size || sec.text_len > size - sec.text_off)
+		abort();
+	buf_init(&out, 1 << 20);
+	(void)mime_decode_body(&out, sec.content_transfer_encoding,
+			       data + sec.body_off, sec.body_len);
+	buf_free(&out);
+}
+
+static void
+fuzz_headers(const uint8_t *data, size_t size, size_t header_len)
+{
+	static const char *const names[] = { "subject", "from", "to" };
+	struct buf out;
+
+	buf_init(&out, 1 << 20);
+	(void)mime_header_get(data, header_len, "Content-Type", &out);
+	buf_reset(&out);
+	(void)mime_header_filter(data, header_len, names, 3, false, &out);
+	buf_reset(&out);
+	(void)mime_header_filter(data, header_len, names, 3, true, &out);
+	buf_reset(&out);
+	(void)mime_extract_text(data, size, &out);
+	buf_free(&out);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct mime_info info;
+
+	if (mime_info_parse(data, size, &info) == 0) {
+		if (info.envelope == NULL || info.bodystructure == NULL ||
+		    info.body == NULL || info.header_len > size)
+			abort();
+		fuzz_headers(data, size, info.header_len);
+		mime_info_free(&info);
+		mime_info_free(&info);
+	}
+	fuzz_section(data, size);
+	return 0;
+}
