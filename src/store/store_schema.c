@@ -85,6 +85,20 @@ static const char *const store_migrations[] = {
 	" ('essential', 10737418240, 0, 1000, 52428800, 100),"
 	" ('standard', 26843545600, 0, 3000, 52428800, 100),"
 	" ('professional', 64424509440, 0, 5000, 52428800, 100);",
+	/* 2: DKIM keys (RFC 6376 3.6.1 selectors; at most one active key
+	   per domain, older ones kept for rotation), and the MAIL FROM
+	   parameters the queue passes on (RFC 6152 BODY=, RFC 6531). */
+	"CREATE TABLE dkim_keys(id INTEGER PRIMARY KEY,"
+	" domain TEXT NOT NULL, selector TEXT NOT NULL,"
+	" algorithm TEXT NOT NULL"
+	" CHECK (algorithm IN ('rsa-sha256', 'ed25519-sha256')),"
+	" private_key TEXT NOT NULL, created INTEGER NOT NULL,"
+	" active INTEGER NOT NULL DEFAULT 0, UNIQUE(domain, selector));"
+	"CREATE UNIQUE INDEX dkim_keys_active ON dkim_keys(domain)"
+	" WHERE active = 1;"
+	"ALTER TABLE queue ADD COLUMN body TEXT"
+	" CHECK (body IN ('7BIT', '8BITMIME', 'BINARYMIME'));"
+	"ALTER TABLE queue ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define STORE_MIGRATIONS_COUNT \
