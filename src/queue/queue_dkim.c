@@ -21,6 +21,7 @@
 
 #include "lib/base64.h"
 #include "lib/xalloc.h"
+#include "mime/mime.h"
 #include "queue/queue_int.h"
 
 struct queue_dkim_key {
@@ -347,6 +348,63 @@ queue_dkim_header_finish(struct buf *hdr, const char *b64)
 		off += k;
 	}
 	return buf_append_str(hdr, "\r\n");
+}
+
+/* ---- which domain signs ---- */
+
+/* The domain of the first mailbox in the From field, lowercase. */
+static int
+queue_dkim_from_domain(const uint8_t *msg, size_t len, char *out, size_t max)
+{
+	struct mime_address_list list;
+	struct buf from;
+	int r = -1;
+
+	buf_init(&from, QUEUE_DKIM_FROM_MAX_BYTES);
+	if (mime_header_get(msg, len, "From", &from) != 1) {
+		buf_free(&from);
+		return -1;
+	}
+	mime_address_parse((const char *)from.data, from.len, &list);
+	for (size_t i = 0; i < list.count && r < 0; i++) {
+		const struct mime_address *a = &list.addrs[i];
+		if (a->kind != MIME_ADDRESS_MAILBOX || a->domain == NULL ||
+		    a->invalid || a->mailbox == NULL)
+			continue;
+		char addr[QUEUE_DOMAIN_MAX_BYTES + 3];
+		snprintf(addr, sizeof(addr), "x@%s", a->domain);
+		r = queue_route_domain(addr, out, max);
+		break;
+	}
+	mime_address_list_free(&list);
+	buf_free(&from);
+	return r;
+}
+
+int
+queue_dkim_domain(const uint8_t *msg, size_t len, const char *sender,
+		  const char *hostname, char *out, size_t max)
+{
+	char from[QUEUE_DOMAIN_MAX_BYTES + 1] = "";
+	char env[QUEUE_DOMAIN_MAX_BYTES + 1] = "";
+
+	(void)queue_dkim_from_domain(msg, len, from, sizeof(from));
+	if (sender[0] != '\0')
+		(void)queue_route_domain(sender, env, sizeof(env));
+	/* The From domain (what DMARC aligns with) only when the envelope
+	   sender, which submission checked, is in it: a user of one hosted
+	   domain must not get mail signed as another. Bounces (null
+	   sender) are ours when they come from our host name. */
+	if (from[0] != '\0' &&
+	    (strcmp(from, env) == 0 ||
+	     (env[0] == '\0' && hostname != NULL &&
+	      strcasecmp(from, hostname) == 0)))
+		snprintf(out, max, "%s", from);
+	else if (env[0] != '\0')
+		snprintf(out, max, "%s", env);
+	else
+		return -1;
+	return 0;
 }
 
 /* ---- OpenSSL: keys, hashes, signatures ---- */

@@ -149,6 +149,7 @@ int queue_body_qp_encode(const uint8_t *in, size_t len, struct buf *out);
 #define QUEUE_DKIM_SIGNED_MAX 64	/* names in h= */
 #define QUEUE_DKIM_HEADER_MAX_BYTES 4096 /* the DKIM-Signature field */
 #define QUEUE_DKIM_DATA_MAX_BYTES (1024 * 1024) /* signed header bytes */
+#define QUEUE_DKIM_FROM_MAX_BYTES (64 * 1024)	/* From field looked at */
 
 /* Relaxed body canonicalisation (RFC 6376 3.4.4) over a stream split
    anywhere; the canonical bytes go to out (which returns 0 or -1). */
@@ -210,6 +211,13 @@ int queue_dkim_header_build(const struct queue_dkim_sig *sig,
 			    struct buf *out);
 /* Append the base64 signature folded in 72-byte pieces, then CRLF. */
 int queue_dkim_header_finish(struct buf *hdr, const char *b64);
+
+/* The domain whose key signs msg (lowercase into out): the From field's
+   domain when it is the envelope sender's domain (or, for the null
+   sender, our hostname); else the envelope sender's domain. -1 when
+   there is none (null sender, foreign From). */
+int queue_dkim_domain(const uint8_t *msg, size_t len, const char *sender,
+		      const char *hostname, char *out, size_t max);
 
 /* Keys and signatures (OpenSSL 3). */
 struct queue_dkim_key;

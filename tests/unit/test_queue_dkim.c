@@ -319,7 +319,44 @@ test_queue_dkim_key_mismatch(void)
 	test_assert(queue_dkim_key_load(&sk, &error) == NULL);
 }
 
+static const struct {
+	const char *msg, *sender, *want;
+} domain_cases[] = {
+	{ "From: A <a@Example.TEST>\r\n\r\n", "a@example.test",
+	  "example.test" },
+	/* another tenant's From: the envelope sender's domain signs */
+	{ "From: ceo@other.test\r\n\r\n", "a@example.test", "example.test" },
+	{ "Subject: no from\r\n\r\n", "a@example.test", "example.test" },
+	/* bounces from our host name */
+	{ "From: Mail Delivery System <MAILER-DAEMON@mx.example.test>\r\n"
+	  "\r\n", "", "mx.example.test" },
+	{ "From: x@other.test\r\n\r\n", "", NULL },
+	{ "From: \"a@b\" <bad\r\n\r\n", "u@example.test", "example.test" },
+};
+
+static void
+test_queue_dkim_domain(void)
+{
+	char out[QUEUE_DOMAIN_MAX_BYTES + 1];
+
+	for (size_t i = 0; i < sizeof(domain_cases) / sizeof(domain_cases[0]);
+	     i++) {
+		const char *m = domain_cases[i].msg;
+		int r = queue_dkim_domain((const uint8_t *)m, strlen(m),
+					  domain_cases[i].sender,
+					  "mx.example.test", out, sizeof(out));
+		if (domain_cases[i].want == NULL) {
+			test_assert_idx(r < 0, i);
+			continue;
+		}
+		test_assert_idx(r == 0, i);
+		if (r == 0)
+			test_assert_strcmp(out, domain_cases[i].want);
+	}
+}
+
 static const struct test_case tests[] = {
+	{ "queue_dkim_domain", test_queue_dkim_domain },
 	{ "queue_dkim_body", test_queue_dkim_body },
 	{ "queue_dkim_canon_header", test_queue_dkim_canon_header },
 	{ "queue_dkim_fields_select", test_queue_dkim_fields_select },
