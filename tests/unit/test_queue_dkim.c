@@ -16,6 +16,15 @@ test_buf_out(void *ctx, const void *data, size_t len)
 	return buf_append(ctx, data, len);
 }
 
+/* out holds exactly want (out->data is NULL while empty). */
+static bool
+test_buf_is(const struct buf *out, const char *want)
+{
+	size_t n = strlen(want);
+
+	return out->len == n && (n == 0 || memcmp(out->data, want, n) == 0);
+}
+
 static const struct {
 	const char *in, *out;
 } body_cases[] = {
@@ -65,18 +74,14 @@ test_queue_dkim_body(void)
 		const char *in = body_cases[i].in, *want = body_cases[i].out;
 		buf_reset(&out);
 		body_split(in, 0, 0, &out);
-		test_assert_idx(out.len == strlen(want) &&
-				memcmp(out.data, want, out.len) == 0, i);
+		test_assert_idx(test_buf_is(&out, want), i);
 		buf_reset(&out);
 		body_split(in, 0, 1, &out);
-		test_assert_idx(out.len == strlen(want) &&
-				memcmp(out.data, want, out.len) == 0, i);
+		test_assert_idx(test_buf_is(&out, want), i);
 		for (size_t s = 1; s < strlen(in); s++) {
 			buf_reset(&out);
 			body_split(in, s, 0, &out);
-			test_assert_idx(out.len == strlen(want) &&
-					memcmp(out.data, want, out.len) == 0,
-					i * 100 + s);
+			test_assert_idx(test_buf_is(&out, want), i * 100 + s);
 		}
 	}
 	buf_free(&out);
@@ -105,10 +110,9 @@ test_queue_dkim_canon_header(void)
 		test_assert_idx(queue_dkim_canon_header((const uint8_t *)in,
 							strlen(in), &out) == 0,
 				i);
-		test_assert_idx(out.len == strlen(header_cases[i].out) &&
-				memcmp(out.data, header_cases[i].out,
-				       out.len) == 0, i);
+		test_assert_idx(test_buf_is(&out, header_cases[i].out), i);
 	}
+	buf_free(&out);
 	buf_init(&out, 8);
 	test_assert(queue_dkim_canon_header((const uint8_t *)"Subject: long",
 					    13, &out) < 0);
