@@ -356,6 +356,7 @@ queue_dkim_header_finish(struct buf *hdr, const char *b64)
 static int
 queue_dkim_from_domain(const uint8_t *msg, size_t len, char *out, size_t max)
 {
+	char addr[QUEUE_DOMAIN_MAX_BYTES + 3];
 	struct mime_address_list list;
 	struct buf from;
 	int r = -1;
@@ -366,12 +367,12 @@ queue_dkim_from_domain(const uint8_t *msg, size_t len, char *out, size_t max)
 		return -1;
 	}
 	mime_address_parse((const char *)from.data, from.len, &list);
-	for (size_t i = 0; i < list.count && r < 0; i++) {
+	for (size_t i = 0; i < list.count; i++) {
 		const struct mime_address *a = &list.addrs[i];
 		if (a->kind != MIME_ADDRESS_MAILBOX || a->domain == NULL ||
 		    a->invalid || a->mailbox == NULL)
 			continue;
-		char addr[QUEUE_DOMAIN_MAX_BYTES + 3];
+		/* queue_route_domain lowercases and checks the length. */
 		snprintf(addr, sizeof(addr), "x@%s", a->domain);
 		r = queue_route_domain(addr, out, max);
 		break;

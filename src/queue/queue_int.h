@@ -5,6 +5,7 @@
 
      queue_reply   pure: SMTP reply parser, EHLO capabilities
      queue_body    pure: dot-stuffing, 8-bit detection, 8bit -> QP
+     queue_dkim    DKIM: canonicalisation and header (pure), signing
      queue_retry   pure: back-off and expiry
      queue_dns     c-ares on the event loop; MX ordering (pure part)
      queue_io      a client socket (plain or TLS) on the event loop
