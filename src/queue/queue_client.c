@@ -81,6 +81,7 @@ struct queue_client {
 	const uint8_t *body;
 	size_t body_len, body_off;
 	struct buf converted, chunk;
+	struct buf dkim_sig; /* DKIM-Signature field sent first, or empty */
 	struct queue_stuff stuff;
 	char peer[64];
 	/* copies: params go away when done() returns */
@@ -101,6 +102,7 @@ queue_client_destroy(struct queue_client *c)
 	queue_reply_free(&c->reply);
 	buf_free(&c->converted);
 	buf_free(&c->chunk);
+	buf_free(&c->dkim_sig);
 	free(c);
 }
 
@@ -440,14 +442,40 @@ queue_client_needs_utf8(const struct queue_client *c)
 	return false;
 }
 
+/* RFC 6376: sign the bytes that are sent (after any 8-bit conversion);
+   the signature field goes out in front of them, the stored message is
+   not changed. A failure is logged and the mail goes unsigned. */
+static void
+queue_client_sign(struct queue_client *c)
+{
+	const char *error = NULL;
+
+	if (c->p->dkim == NULL)
+		return;
+	if (queue_dkim_sign(c->p->dkim, c->body, c->body_len,
+			    ev_now(c->loop), &c->dkim_sig, &error) < 0) {
+		log_warn("queue", c->log_id, "dkim-sign-failed domain=%s "
+			 "error=%s", queue_dkim_key_domain(c->p->dkim), error);
+		buf_reset(&c->dkim_sig);
+		return;
+	}
+	log_debug("queue", c->log_id, "dkim-signed domain=%s",
+		  queue_dkim_key_domain(c->p->dkim));
+}
+
 /* Decide what to send; false when the session has been finished. */
 static bool
 queue_client_prepare(struct queue_client *c)
 {
 	struct queue_body_info info;
+	const char *body = c->p->entry->body;
 	const char *error;
 
 	queue_body_scan(c->p->msg, c->p->msg_len, &info);
+	/* What MAIL FROM said wins over the guess from the bytes, except
+	   that 8-bit bytes declared as 7BIT are still treated as 8-bit. */
+	if (body != NULL && strcmp(body, "7BIT") != 0)
+		info.body_8bit = true;
 	if (queue_client_needs_utf8(c) && !c->caps.smtputf8) {
 		queue_client_finish(c, QUEUE_CLIENT_FAIL_ALL, 553, "5.6.7",
 				    "%s does not support SMTPUTF8, which the "
@@ -464,13 +492,13 @@ queue_client_prepare(struct queue_client *c)
 		return false;
 	}
 	c->use_smtputf8 = c->caps.smtputf8 &&
-			  (info.header_8bit || queue_client_needs_utf8(c));
+			  (c->p->entry->smtputf8 || info.header_8bit ||
+			   queue_client_needs_utf8(c));
 	c->body = c->p->msg;
 	c->body_len = c->p->msg_len;
-	if (!info.body_8bit)
-		return true;
-	if (c->caps.eightbitmime) {
-		c->use_8bitmime = true;
+	if (!info.body_8bit || c->caps.eightbitmime) {
+		c->use_8bitmime = info.body_8bit;
+		queue_client_sign(c);
 		return true;
 	}
 	/* RFC 6152 3: convert, or return the message as undeliverable. */
@@ -487,6 +515,7 @@ queue_client_prepare(struct queue_client *c)
 		 c->peer_name, c->converted.len);
 	c->body = c->converted.data;
 	c->body_len = c->converted.len;
+	queue_client_sign(c);
 	return true;
 }
 
@@ -497,7 +526,8 @@ queue_client_send_mail(struct queue_client *c)
 	char size[32] = "";
 
 	if (c->caps.has_size)
-		snprintf(size, sizeof(size), " SIZE=%zu", c->body_len);
+		snprintf(size, sizeof(size), " SIZE=%zu",
+			 c->body_len + c->dkim_sig.len);
 	queue_client_cmd(c, "MAIL FROM:<%s>%s%s%s%s%s%s%s", e->sender, size,
 			 c->use_8bitmime ? " BODY=8BITMIME" : "",
 			 c->use_smtputf8 ? " SMTPUTF8" : "",
@@ -577,6 +607,11 @@ queue_client_start_body(struct queue_client *c)
 	queue_stuff_init(&c->stuff);
 	/* Stuffing at most doubles a chunk (a line of dots, LF -> CRLF). */
 	buf_init(&c->chunk, 2 * QUEUE_BODY_CHUNK_BYTES + 16);
+	if (c->dkim_sig.len > 0 &&
+	    (queue_stuff_feed(&c->stuff, c->dkim_sig.data, c->dkim_sig.len,
+			      &c->chunk) < 0 ||
+	     queue_io_write_buf(c->io, &c->chunk) < 0))
+		panic("queue: DKIM signature exceeds its bound");
 	queue_io_set_timeout(c->io, QUEUE_TIMEOUT_DATA_BLOCK_MS);
 	queue_client_pump(c);
 }
@@ -797,6 +832,7 @@ queue_client_start(struct ev_loop *loop,
 	queue_reply_init(&c->reply);
 	buf_init(&c->converted, 1);
 	buf_init(&c->chunk, 1);
+	buf_init(&c->dkim_sig, QUEUE_DKIM_HEADER_MAX_BYTES);
 	c->next = queue_clients;
 	if (c->next != NULL)
 		c->next->prevp = &c->next;

@@ -5,6 +5,7 @@
 
      queue_reply   pure: SMTP reply parser, EHLO capabilities
      queue_body    pure: dot-stuffing, 8-bit detection, 8bit -> QP
+     queue_dkim    DKIM: canonicalisation and header (pure), signing
      queue_retry   pure: back-off and expiry
      queue_dns     c-ares on the event loop; MX ordering (pure part)
      queue_io      a client socket (plain or TLS) on the event loop
@@ -142,6 +143,104 @@ int queue_body_to_7bit(const uint8_t *msg, size_t len, struct buf *out,
 /* Quoted-printable encoding of one body (text with CRLF line ends kept
    as hard line breaks, lines cut at 76 with soft breaks). */
 int queue_body_qp_encode(const uint8_t *in, size_t len, struct buf *out);
+
+/* ================= queue_dkim.c ================= */
+
+#define QUEUE_DKIM_FIELDS_MAX 1000	/* header fields looked at */
+#define QUEUE_DKIM_SIGNED_MAX 64	/* names in h= */
+#define QUEUE_DKIM_HEADER_MAX_BYTES 4096 /* the DKIM-Signature field */
+#define QUEUE_DKIM_DATA_MAX_BYTES (1024 * 1024) /* signed header bytes */
+#define QUEUE_DKIM_FROM_MAX_BYTES (64 * 1024)	/* From field looked at */
+
+/* Relaxed body canonicalisation (RFC 6376 3.4.4) over a stream split
+   anywhere; the canonical bytes go to out (which returns 0 or -1). */
+typedef int queue_dkim_out_fn(void *ctx, const void *data, size_t len);
+struct queue_dkim_body {
+	queue_dkim_out_fn *out;
+	void *ctx;
+	size_t empty_lines; /* line ends held back: maybe trailing */
+	bool wsp;	    /* WSP seen, not yet written */
+	bool cr;	    /* the last byte was CR */
+	bool any;	    /* something was written */
+};
+void queue_dkim_body_init(struct queue_dkim_body *b, queue_dkim_out_fn *out,
+			  void *ctx);
+int queue_dkim_body_feed(struct queue_dkim_body *b, const uint8_t *p,
+			 size_t n);
+int queue_dkim_body_finish(struct queue_dkim_body *b);
+
+/* One header field, p[0..n) from its name to the end of its last line
+   without the final line end; continuation lines included. */
+struct queue_dkim_field {
+	size_t off, len;
+};
+/* Split the top-level header of msg into fields (at most max). *body_off_r
+   is where the body starts (after the empty line; len when there is
+   none). -1 when there are more than max fields. */
+int queue_dkim_fields(const uint8_t *msg, size_t len,
+		      struct queue_dkim_field *f, size_t max, size_t *count_r,
+		      size_t *body_off_r);
+/* Append the relaxed form (RFC 6376 3.4.2) "name:value\r\n" of one
+   field; nothing for a line without a colon. 0 or -1 (out->max). */
+int queue_dkim_canon_header(const uint8_t *p, size_t n, struct buf *out);
+/* The h= list for msg: each signed name (RFC 6376 5.4.1 set) once per
+   instance present, From once more (oversigning). Names are static
+   lowercase strings. 0 when there is no From field (do not sign). */
+size_t queue_dkim_select(const uint8_t *msg, const struct queue_dkim_field *f,
+			 size_t count, const char **names_r, size_t max);
+/* The data that is signed (RFC 6376 3.7): the fields named in names,
+   instances taken bottom-up (5.4.2), relaxed; then the signature field
+   sighdr[0..len) (with an empty b=) relaxed, without its CRLF. */
+int queue_dkim_signed_data(const uint8_t *msg,
+			   const struct queue_dkim_field *f, size_t count,
+			   const char *const *names, size_t name_count,
+			   const uint8_t *sighdr, size_t sighdr_len,
+			   struct buf *out);
+
+struct queue_dkim_sig {
+	const char *algorithm; /* "rsa-sha256", "ed25519-sha256" */
+	const char *domain, *selector;
+	int64_t time;	       /* t= */
+	const char *const *names;
+	size_t name_count;
+	const char *bh;	       /* base64 body hash */
+};
+/* Append "DKIM-Signature: v=1; a=...; c=relaxed/relaxed; d=...; s=...;
+   t=...; h=...; bh=...;" folded at 76 columns, ending in "\r\n\tb="
+   (the value comes from queue_dkim_header_finish). 0 or -1. */
+int queue_dkim_header_build(const struct queue_dkim_sig *sig,
+			    struct buf *out);
+/* Append the base64 signature folded in 72-byte pieces, then CRLF. */
+int queue_dkim_header_finish(struct buf *hdr, const char *b64);
+
+/* The domain whose key signs msg (lowercase into out): the From field's
+   domain when it is the envelope sender's domain (or, for the null
+   sender, our hostname); else the envelope sender's domain. -1 when
+   there is none (null sender, foreign From). */
+int queue_dkim_domain(const uint8_t *msg, size_t len, const char *sender,
+		      const char *hostname, char *out, size_t max);
+
+/* Keys and signatures (OpenSSL 3). */
+struct queue_dkim_key;
+/* NULL with *error_r (static) when the PEM does not parse or is not
+   the key type its algorithm says. */
+struct queue_dkim_key *queue_dkim_key_load(const struct store_dkim_key *k,
+					   const char **error_r);
+void queue_dkim_key_free(struct queue_dkim_key **kp);
+const char *queue_dkim_key_domain(const struct queue_dkim_key *key);
+/* Append the base64 SHA-256 of the relaxed body. 0 or -1. */
+int queue_dkim_body_hash(const uint8_t *body, size_t len,
+			 struct buf *b64_out);
+/* Append the base64 signature of data: RSASSA-PKCS1-v1_5 with SHA-256,
+   or Ed25519 over SHA-256(data) (RFC 8463 3). 0 or -1. */
+int queue_dkim_sign_data(const struct queue_dkim_key *key,
+			 const uint8_t *data, size_t len, struct buf *b64_out);
+/* Append the whole DKIM-Signature field (with CRLF) for msg as it is
+   sent, signed at time now. -1 with *error_r (static): no From field,
+   too many fields, limits. */
+int queue_dkim_sign(const struct queue_dkim_key *key, const uint8_t *msg,
+		    size_t len, int64_t now, struct buf *out,
+		    const char **error_r);
 
 /* ================= queue_retry.c (pure) ================= */
 
@@ -288,6 +387,7 @@ struct queue_client_params {
 	bool try_tls;
 	const char *auth_user, *auth_pass; /* smarthost AUTH PLAIN or NULL */
 	const struct store_queue_entry *entry;
+	const struct queue_dkim_key *dkim; /* sign with it, or NULL */
 	const uint8_t *msg; /* the message bytes (blob map) */
 	size_t msg_len;
 	const size_t *rcpts; /* indices into entry->rcpts */
@@ -412,6 +512,7 @@ struct queue_msg {
 	struct store_queue_entry e;
 	struct store_map map;
 	struct queue_rcpt_state *rs; /* e.rcpt_count entries */
+	struct queue_dkim_key *dkim; /* the sender domain's key or NULL */
 	struct queue_job **jobs; /* NULL once done */
 	size_t job_count, jobs_left;
 	bool mapped;

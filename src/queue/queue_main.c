@@ -171,6 +171,7 @@ queue_main_msg_free(struct queue *q, struct queue_msg *msg)
 	free(msg->jobs);
 	if (msg->mapped)
 		store_blob_unmap(&msg->map);
+	queue_dkim_key_free(&msg->dkim);
 	store_queue_entry_clear(&msg->e);
 	free(msg->rs);
 	free(msg);
@@ -339,6 +340,34 @@ queue_main_split(struct queue *q, struct queue_msg *msg)
 	}
 }
 
+/* Load the signing key for msg, if its domain has one (RFC 6376).
+   Trouble with the key is logged and the mail goes out unsigned. */
+static void
+queue_main_dkim(struct queue *q, struct queue_msg *msg)
+{
+	char domain[QUEUE_DOMAIN_MAX_BYTES + 1];
+	struct store_dkim_key k;
+	const char *error = NULL;
+	int r;
+
+	if (queue_dkim_domain(msg->map.data, msg->map.len, msg->e.sender,
+			      q->hostname, domain, sizeof(domain)) < 0)
+		return;
+	r = store_dkim_get(q->store, domain, &k);
+	if (r < 0)
+		log_warn("queue", NULL, "dkim-key-lookup-failed queue=%lld "
+			 "domain=%s error=%d %s", (long long)msg->e.id, domain,
+			 r, store_last_error(q->store));
+	if (r <= 0)
+		return;
+	msg->dkim = queue_dkim_key_load(&k, &error);
+	if (msg->dkim == NULL)
+		log_warn("queue", NULL, "dkim-key-bad queue=%lld domain=%s "
+			 "selector=%s error=%s", (long long)msg->e.id, domain,
+			 k.selector, error);
+	store_dkim_key_clear(&k);
+}
+
 static void
 queue_main_msg_start(struct queue *q, struct store_queue_entry *entry)
 {
@@ -367,6 +396,7 @@ queue_main_msg_start(struct queue *q, struct store_queue_entry *entry)
 		return;
 	}
 	msg->mapped = true;
+	queue_main_dkim(q, msg);
 	queue_main_split(q, msg);
 	if (msg->jobs_left == 0)
 		queue_main_msg_finish(q, msg);

@@ -167,6 +167,7 @@ queue_route_next_addr(struct queue_job *job)
 					NULL;
 	job->params.auth_pass = q->cfg->queue_smarthost_password;
 	job->params.entry = &job->msg->e;
+	job->params.dkim = job->msg->dkim;
 	job->params.msg = job->msg->map.data;
 	job->params.msg_len = job->msg->map.len;
 	job->params.rcpts = job->rcpts;

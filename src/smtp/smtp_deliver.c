@@ -856,6 +856,9 @@ smtp_deliver_queue(struct smtp_commit *cm)
 	e.envid = s->tx.mp.envid[0] != '\0' ? s->tx.mp.envid : NULL;
 	e.ret = s->tx.mp.ret == SMTP_RET_FULL ? "FULL" :
 		s->tx.mp.ret == SMTP_RET_HDRS ? "HDRS" : NULL;
+	e.body = s->tx.mp.body == SMTP_BODY_7BIT ? "7BIT" :
+		 s->tx.mp.body == SMTP_BODY_8BITMIME ? "8BITMIME" : NULL;
+	e.smtputf8 = s->tx.mp.smtputf8;
 	memcpy(e.blob, cm->remote, sizeof(e.blob));
 	e.size = cm->remote_size;
 	e.created = e.next_attempt = ev_now(s->env->loop);

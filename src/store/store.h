@@ -385,6 +385,10 @@ struct store_queue_entry {
 	uint64_t size;
 	int64_t created, next_attempt;
 	uint32_t attempts;
+	char *body;    /* MAIL FROM BODY=: "7BIT", "8BITMIME", "BINARYMIME"
+			  or NULL when not given (the queue then looks at
+			  the bytes) */
+	bool smtputf8; /* MAIL FROM had SMTPUTF8 (RFC 6531 3.4) */
 	struct store_queue_rcpt *rcpts;
 	size_t rcpt_count;
 };
@@ -420,5 +424,36 @@ void store_notify_publish(struct store *s,
 			  const struct store_notify_event *ev);
 /* 1 an event was read, 0 none pending, -1 error. */
 int store_notify_read(struct store *s, struct store_notify_event *ev_r);
+
+/* ---- DKIM keys ---- */
+/* Signing keys per domain (RFC 6376 3.6.1: DNS record at
+   SELECTOR._domainkey.DOMAIN). A domain may have several keys (one per
+   selector, for rotation); at most one is active and used for signing.
+   The private key is PEM (PKCS#8) text; the database file is 0600.
+   Domains are stored lowercase without a trailing dot. */
+#define STORE_DKIM_SELECTOR_MAX 63
+struct store_dkim_key {
+	char *domain;
+	char *selector;
+	char *algorithm;   /* "rsa-sha256" or "ed25519-sha256" */
+	char *private_key; /* PEM */
+	int64_t created;   /* unix time */
+	bool active;
+};
+/* Add a key and make it the domain's active key (the previous active key
+   stays, inactive). STORE_EXISTS: the domain has that selector already;
+   STORE_INVALID: bad algorithm, selector or domain (see error_r of
+   store_last_error). created 0 means now. */
+int store_dkim_set(struct store *s, const struct store_dkim_key *key);
+/* The active key of domain (any case, trailing dot ignored): 1 found,
+   0 none, STORE_ERR. Clear *key_r with store_dkim_key_clear. */
+int store_dkim_get(struct store *s, const char *domain,
+		   struct store_dkim_key *key_r);
+/* Every key (of domain, or all when domain is NULL), by domain, then
+   newest first. store_dkim_keys_free(*keys_r, *count_r). */
+int store_dkim_list(struct store *s, const char *domain,
+		    struct store_dkim_key **keys_r, size_t *count_r);
+void store_dkim_key_clear(struct store_dkim_key *key);
+void store_dkim_keys_free(struct store_dkim_key *keys, size_t count);
 
 #endif

@@ -18,7 +18,7 @@
 
 #define STORE_QUEUE_SELECT \
 	"SELECT q.id, q.sender, q.envid, q.ret, b.hash, q.size, q.created," \
-	" q.next_attempt, q.attempts FROM queue q" \
+	" q.next_attempt, q.attempts, q.body, q.smtputf8 FROM queue q" \
 	" JOIN blobs b ON b.id = q.blob_id"
 
 /* ---- freeing ---- */
@@ -42,6 +42,7 @@ store_queue_entry_clear(struct store_queue_entry *entry)
 	free(entry->sender);
 	free(entry->envid);
 	free(entry->ret);
+	free(entry->body);
 	memset(entry, 0, sizeof(*entry));
 }
 
@@ -79,6 +80,8 @@ store_queue_row(struct store *s, sqlite3_stmt *st,
 	e->created = sqlite3_column_int64(st, 6);
 	e->next_attempt = sqlite3_column_int64(st, 7);
 	e->attempts = (uint32_t)sqlite3_column_int64(st, 8);
+	e->body = store_col_strdup(st, 9);
+	e->smtputf8 = sqlite3_column_int(st, 10) != 0;
 	return STORE_OK;
 }
 
@@ -280,8 +283,9 @@ store_queue_insert(struct store *s, const struct store_queue_entry *e,
 	int ret;
 
 	st = store_stmt(s, "INSERT INTO queue(sender, envid, ret, blob_id,"
-			   " size, created, next_attempt, attempts)"
-			   " VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+			   " size, created, next_attempt, attempts, body,"
+			   " smtputf8)"
+			   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	if (st == NULL)
 		return STORE_ERR;
 	sqlite3_bind_text(st, 1, e->sender, -1, SQLITE_STATIC);
@@ -292,6 +296,8 @@ store_queue_insert(struct store *s, const struct store_queue_entry *e,
 	sqlite3_bind_int64(st, 6, e->created != 0 ? e->created : store_now());
 	sqlite3_bind_int64(st, 7, e->next_attempt);
 	sqlite3_bind_int64(st, 8, (int64_t)e->attempts);
+	sqlite3_bind_text(st, 9, e->body, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 10, e->smtputf8 ? 1 : 0);
 	ret = store_stmt_exec(s, st);
 	if (ret == STORE_OK)
 		*id_r = sqlite3_last_insert_rowid(s->db);

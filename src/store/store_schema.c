@@ -95,6 +95,20 @@ static const char *const store_migrations[] = {
 	"ALTER TABLE domains ADD COLUMN save_sent INTEGER;"
 	"CREATE INDEX blobs_message_id ON blobs(message_id)"
 	" WHERE message_id IS NOT NULL;",
+	/* 4: DKIM keys (RFC 6376 3.6.1 selectors; at most one active key
+	   per domain, older ones kept for rotation), and the MAIL FROM
+	   parameters the queue passes on (RFC 6152 BODY=, RFC 6531). */
+	"CREATE TABLE dkim_keys(id INTEGER PRIMARY KEY,"
+	" domain TEXT NOT NULL, selector TEXT NOT NULL,"
+	" algorithm TEXT NOT NULL"
+	" CHECK (algorithm IN ('rsa-sha256', 'ed25519-sha256')),"
+	" private_key TEXT NOT NULL, created INTEGER NOT NULL,"
+	" active INTEGER NOT NULL DEFAULT 0, UNIQUE(domain, selector));"
+	"CREATE UNIQUE INDEX dkim_keys_active ON dkim_keys(domain)"
+	" WHERE active = 1;"
+	"ALTER TABLE queue ADD COLUMN body TEXT"
+	" CHECK (body IN ('7BIT', '8BITMIME', 'BINARYMIME'));"
+	"ALTER TABLE queue ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define STORE_MIGRATIONS_COUNT \

@@ -71,6 +71,16 @@ static const struct ternctl_cmd ternctl_commands[] = {
 	  "Make the next delivery attempt of one message due now." },
 	{ "queue flush", S, ternctl_queue_flush,
 	  "Make the next delivery attempt of every queued message due now." },
+	{ "dkim generate DOMAIN [--selector S] [--algorithm rsa|ed25519]", S,
+	  ternctl_dkim_generate,
+	  "Make a DKIM signing key (2048-bit RSA by default) that becomes "
+	  "the domain's active key, and print the DNS TXT record to "
+	  "publish." },
+	{ "dkim show DOMAIN", S, ternctl_dkim_show,
+	  "Show the domain's active DKIM key and its DNS TXT record." },
+	{ "dkim list", S, ternctl_dkim_list,
+	  "List every DKIM key: domain, selector, algorithm, created, "
+	  "active." },
 	{ "status", S, ternctl_status_show,
 	  "Domains, accounts, messages, storage, queue, and whether ternd "
 	  "runs." },

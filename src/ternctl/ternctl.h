@@ -177,6 +177,10 @@ int ternctl_queue_delete(struct ternctl *t, const struct ternctl_args *a);
 int ternctl_queue_retry(struct ternctl *t, const struct ternctl_args *a);
 int ternctl_queue_flush(struct ternctl *t, const struct ternctl_args *a);
 
+int ternctl_dkim_generate(struct ternctl *t, const struct ternctl_args *a);
+int ternctl_dkim_show(struct ternctl *t, const struct ternctl_args *a);
+int ternctl_dkim_list(struct ternctl *t, const struct ternctl_args *a);
+
 int ternctl_status_show(struct ternctl *t, const struct ternctl_args *a);
 
 int ternctl_config_show(struct ternctl *t, const struct ternctl_args *a);

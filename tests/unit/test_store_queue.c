@@ -37,6 +37,8 @@ test_queue_entry(struct store_queue_entry *e, struct store_queue_rcpt *r,
 	e->sender = "a@example.org";
 	e->envid = "ENV1";
 	e->ret = "HDRS";
+	e->body = "8BITMIME";
+	e->smtputf8 = true;
 	memcpy(e->blob, hash, sizeof(e->blob));
 	e->created = 1000;
 	e->next_attempt = when;
@@ -89,6 +91,8 @@ test_store_queue_add_get(void)
 	test_assert(e.size == sizeof(test_msg) - 1);
 	test_assert(e.created == 1000 && e.next_attempt == 1000);
 	test_assert(e.attempts == 0);
+	test_assert_strcmp(e.body, "8BITMIME");
+	test_assert(e.smtputf8);
 	test_assert(e.rcpt_count == 2);
 	if (e.rcpt_count == 2) {
 		test_assert_strcmp(e.rcpts[0].address, "x@remote.example");
