@@ -694,6 +694,25 @@ def table():
     return "\n".join(lines)
 
 
+def fsync_probe(n=100):
+    """Median latency of a 4 KB write + fsync in the bench directory: the
+    disk sets the ceiling of every durable figure, and it is shared."""
+    path = os.path.join(tmp, "fsync-probe")
+    lat = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            os.write(fd, b"x" * 4096)
+            os.fsync(fd)
+            lat.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    lat.sort()
+    return lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000
+
+
 def cleanup():
     while started:
         name, stop = started.pop()
@@ -724,7 +743,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="tern-bench.")
     t_begin = time.time()
     only = set(x for x in ENV["BENCH_ONLY"].split(",") if x)
+    probes = []
     try:
+        probes.append(fsync_probe())
         tern, pd = Tern(base), PostfixDovecot(base + 1000)
         tern.setup()
         pd.setup(os.path.join(tern.dir, "cert.pem"),
@@ -758,6 +779,7 @@ def main():
             except Exception as e:
                 log(f"figure group {name} failed: {e}")
             log(f"group {name} took {time.time() - t0:.0f} s")
+        probes.append(fsync_probe())
     finally:
         cleanup()
         elapsed = time.time() - t_begin
@@ -766,6 +788,9 @@ def main():
               f"{RUNS} runs per figure, median (min–max); "
               f"↑ higher is better, ↓ lower is better; "
               f"{elapsed:.0f} s in total")
+        print("fsync of 4 KB in the bench directory, median/p99 ms: " +
+              ", ".join(f"{a:.1f}/{b:.1f}" for a, b in probes) +
+              " (at start, at end)")
         print()
         print(table())
         print()
