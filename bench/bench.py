@@ -43,6 +43,7 @@ PASS = "benchpass"
 DOMAIN = "example.test"
 SMTP_USERS = (1, 50)    # u1..u50 receive the SMTP loads
 IMAP_USERS = (101, 100)  # u101..u200 hold 50 messages each for IMAP/POP3
+APPEND_USERS = (201, 10)  # u201..u210 take the APPEND load
 BIG_USER = 0             # u0 holds the large mailbox
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -577,7 +578,8 @@ def figure_smtp(tern, pd, want):
 
 
 def imap_args(srv, mode, clients):
-    first, n = IMAP_USERS
+    # APPEND grows its mailboxes: keep it away from the mix's 50-message ones
+    first, n = APPEND_USERS if mode == "imap-append" else IMAP_USERS
     return ["-o", mode, "-p", srv.imap, "-c", clients, "-u", n, "-f", first,
             "-P", PASS, "-s", 5000, "-n", 10000000, "-T", SECS]
 
@@ -681,6 +683,9 @@ def figure_big(tern, pd, want):
            [x["select_ms"] for x in t], [x["select_ms"] for x in p])
     record(f"Large mailbox ({count} msgs): UID FETCH 1:* (UID FLAGS) ms ↓",
            "ms", False, [x["fetch_ms"] for x in t], [x["fetch_ms"] for x in p])
+    record(f"Large mailbox ({count} msgs): SEARCH SUBJECT (no match) ms ↓",
+           "ms", False, [x["search_ms"] for x in t],
+           [x["search_ms"] for x in p])
 
 
 def table():
@@ -755,6 +760,7 @@ def main():
             srv.add_users(BIG_USER, 1)
             srv.add_users(*SMTP_USERS)
             srv.add_users(*IMAP_USERS)
+            srv.add_users(*APPEND_USERS)
         time.sleep(1)
         for srv in (tern, pd):
             t0 = time.time()
