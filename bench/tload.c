@@ -281,8 +281,12 @@ smtp_reply(struct cl *c)
 
 		if (n < 4)
 			return -1;
+		if (line[0] < '1' || line[0] > '5' || line[1] < '0' ||
+		    line[1] > '9' || line[2] < '0' || line[2] > '9')
+			return -1;
 		if (line[3] == ' ')
-			return atoi(line); /* tload is not ternd: trusted peer */
+			return (line[0] - '0') * 100 + (line[1] - '0') * 10 +
+			       (line[2] - '0');
 	}
 }
 
@@ -879,6 +883,22 @@ pct(double p)
 	return lats[(size_t)(p * (double)(lat_n - 1))] * 1000.0;
 }
 
+static void usage(void);
+
+/* A whole decimal number in [0, max], or usage(). */
+static long
+num_arg(const char *s, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 0 || v > max)
+		usage();
+	return v;
+}
+
 static void
 usage(void)
 {
@@ -900,19 +920,19 @@ main(int argc, char **argv)
 		switch (ch) {
 		case 'o': opt_mode = optarg; break;
 		case 'h': opt_host = optarg; break;
-		case 'p': opt_port = atoi(optarg); break;
-		case 'c': opt_clients = atoi(optarg); break;
-		case 'n': opt_count = atol(optarg); break;
-		case 's': opt_size = atol(optarg); break;
-		case 'm': opt_per_conn = atoi(optarg); break;
-		case 'u': opt_users = atoi(optarg); break;
-		case 'f': opt_user_first = atoi(optarg); break;
+		case 'p': opt_port = (int)num_arg(optarg, 65535); break;
+		case 'c': opt_clients = (int)num_arg(optarg, CLIENTS_MAX); break;
+		case 'n': opt_count = num_arg(optarg, 1000000000); break;
+		case 's': opt_size = num_arg(optarg, 100000000); break;
+		case 'm': opt_per_conn = (int)num_arg(optarg, 1000000); break;
+		case 'u': opt_users = (int)num_arg(optarg, 1000000); break;
+		case 'f': opt_user_first = (int)num_arg(optarg, 1000000); break;
 		case 'd': opt_domain = optarg; break;
 		case 'P': opt_pass = optarg; break;
 		case 't': opt_tls = true; break;
 		case 'a': opt_auth = true; break;
 		case 'T': opt_seconds = atof(optarg); break;
-		case 'k': opt_retr = atoi(optarg); break;
+		case 'k': opt_retr = (int)num_arg(optarg, 1000000); break;
 		default: usage();
 		}
 	}
