@@ -339,3 +339,37 @@ def test_hostile_modifiers(tern):
     line, _ = r.cmd("NOOP")
     assert " OK " in line
     r.close()
+
+
+def test_qresync_vanished_in_idle_and_move(tern):
+    addr, pw = new_account(tern)
+    _fill(tern, addr, pw, 3)
+    a = _session(tern, addr, pw)
+    a.cmd("ENABLE QRESYNC")
+    _select(a)
+    b = _session(tern, addr, pw)
+    _select(b)
+    a.send("i1 IDLE\r\n")
+    assert a.line().startswith(b"+"), "no IDLE continuation"
+    b.cmd("STORE 3 +FLAGS.SILENT (\\Deleted)")
+    b.cmd("EXPUNGE")
+    # pushed while idling: the flag change, then VANISHED (RFC 7162
+    # 3.2.10); a few lines at most, each within the socket timeout
+    got = []
+    while b"* VANISHED 3" not in got and len(got) < 5:
+        got.append(a.line())
+    assert got[-1] == b"* VANISHED 3", got
+    assert not [u for u in got if u.endswith(b"EXPUNGE")], got
+    a.send("DONE\r\n")
+    line, unt = a.tagged("i1")
+    assert " OK " in line, (line, unt)
+    # MOVE in a QRESYNC session: VANISHED, not EXPUNGE (RFC 6851 4.3)
+    line, unt = a.cmd("UID MOVE 1 Archive")
+    assert b"* VANISHED 1" in unt, unt
+    assert not [u for u in unt if u.endswith(b"EXPUNGE")], unt
+    assert re.search(r"OK \[HIGHESTMODSEQ \d+\] Move", line), line
+    assert unt[0].startswith(b"* OK [COPYUID "), unt
+    line, unt = a.cmd("UID FETCH 1:* (UID)")
+    assert len(unt) == 1 and b"UID 2" in unt[0], unt
+    a.close()
+    b.close()
