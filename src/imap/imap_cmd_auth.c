@@ -1,7 +1,8 @@
 /* Commands of any state and of login: CAPABILITY, NOOP, LOGOUT (RFC 9051
    6.1), STARTTLS, AUTHENTICATE with SASL-IR (RFC 9051 6.2, RFC 4959),
    LOGIN (6.2.3; refused without TLS unless loopback is configured:
-   LOGINDISABLED / PRIVACYREQUIRED), ENABLE (RFC 5161, 9051 6.3.1), ID
+   LOGINDISABLED / PRIVACYREQUIRED), ENABLE (RFC 5161, 9051 6.3.1;
+   CONDSTORE and QRESYNC, RFC 7162 3.1, 3.2.3), ID
    (RFC 2971) and NAMESPACE (RFC 2342). Failed logins are slowed by the
    auth throttle with a loop timer, never by sleeping; the delay comes
    before the answer, whatever it is, so timing tells nothing. */
@@ -385,6 +386,15 @@ imap_cmd_enable(struct imap_session *s, struct imap_cmd *cmd)
 			s->utf8 = true;
 			s->utf8_accept = true;
 			buf_append_str(&b, " UTF8=ACCEPT");
+		} else if (strcasecmp(a->str, "CONDSTORE") == 0 &&
+			   !s->condstore) {
+			imap_condstore_enable(s);
+			buf_append_str(&b, " CONDSTORE");
+		} else if (strcasecmp(a->str, "QRESYNC") == 0 && !s->qresync) {
+			/* RFC 7162 3.2.3: QRESYNC implies CONDSTORE */
+			s->qresync = true;
+			imap_condstore_enable(s);
+			buf_append_str(&b, " QRESYNC");
 		}
 	}
 	imap_session_printf(s, "%s", buf_cstr(&b));

@@ -2,7 +2,8 @@
    CREATE-SPECIAL-USE), DELETE (6.3.5), RENAME (6.3.6, INBOX moves its
    messages), SUBSCRIBE / UNSUBSCRIBE (6.3.7, 6.3.8) and STATUS (6.3.11,
    SIZE from RFC 8438, RECENT always 0: tern keeps no \Recent, as RFC
-   9051 allows). Response codes from RFC 5530. */
+   9051 allows; MAILBOXID from RFC 8474 4). Response codes from RFC
+   5530. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -96,6 +97,7 @@ enum imap_cmd_res
 imap_cmd_create(struct imap_session *s, struct imap_cmd *cmd)
 {
 	const char *name, *use = NULL, *error = NULL;
+	char oid[IMAP_OBJECTID_MAX_BYTES];
 	struct imap_arg tmp;
 	int64_t id;
 	int r;
@@ -124,7 +126,9 @@ imap_cmd_create(struct imap_session *s, struct imap_cmd *cmd)
 		return IMAP_CMD_DONE;
 	}
 	imap_notify_publish(s, 0);
-	imap_cmd_ok(cmd, "OK Create completed.");
+	imap_objectid_mailbox(oid, sizeof(oid), id);
+	/* RFC 8474 4.1 */
+	imap_cmd_reply(cmd, "OK [MAILBOXID (%s)] Create completed.", oid);
 	return IMAP_CMD_DONE;
 }
 
@@ -237,6 +241,7 @@ static const struct {
 	{ "RECENT", IMAP_STATUS_RECENT },
 	{ "HIGHESTMODSEQ", IMAP_STATUS_HIGHESTMODSEQ },
 	{ "APPENDLIMIT", IMAP_STATUS_APPENDLIMIT },
+	{ "MAILBOXID", IMAP_STATUS_MAILBOXID },
 };
 
 int
@@ -296,6 +301,15 @@ imap_status_write(struct imap_session *s, struct buf *out,
 			 (unsigned long long)st.highestmodseq);
 	IMAP_STATUS_ITEM(IMAP_STATUS_APPENDLIMIT, "APPENDLIMIT %llu",
 			 (unsigned long long)imap_session_append_limit(s));
+	if (items & IMAP_STATUS_MAILBOXID) {
+		char id[IMAP_OBJECTID_MAX_BYTES];
+
+		imap_objectid_mailbox(id, sizeof(id), mailbox_id);
+		IMAP_STATUS_ITEM(IMAP_STATUS_MAILBOXID, "MAILBOXID (%s)", id);
+	}
+	/* RFC 7162 3.1: STATUS HIGHESTMODSEQ enables CONDSTORE */
+	if (items & IMAP_STATUS_HIGHESTMODSEQ)
+		imap_condstore_enable(s);
 #undef IMAP_STATUS_ITEM
 	(void)buf_append_byte(out, ')');
 	return 0;

@@ -4,7 +4,9 @@
    clients), CLOSE (6.4.1), UNSELECT (RFC 3691,
    9051 6.4.2), CHECK (RFC 3501 6.4.1), EXPUNGE (6.4.3) and UID EXPUNGE
    (RFC 4315, 9051 6.4.9). The view is loaded once at SELECT; later
-   changes come through imap_session_sync(). */
+   changes come through imap_session_sync(). SELECT parameters
+   CONDSTORE and QRESYNC (RFC 7162 3.1.8, 3.2.5) and the CLOSED response
+   (3.2.11) are handled with imap_condstore.c. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -162,18 +164,21 @@ static enum imap_cmd_res
 imap_select(struct imap_session *s, struct imap_cmd *cmd, bool readonly)
 {
 	struct store_mailbox box;
+	struct imap_qresync q;
 	const char *name, *error;
 	int r;
 
-	if (cmd->argc != 1) {
-		/* no select-param extension (CONDSTORE, QRESYNC) offered */
-		imap_cmd_bad(cmd, cmd->argc == 0 ? "BAD Invalid arguments." :
-				  "BAD Unsupported SELECT parameters.");
+	if (cmd->argc < 1 || cmd->argc > 2) {
+		imap_cmd_bad(cmd, "BAD Invalid arguments.");
 		return IMAP_CMD_DONE;
 	}
+	memset(&q, 0, sizeof(q));
+	if (cmd->argc == 2 &&
+	    imap_condstore_select_params(s, cmd, &cmd->args[1], &q) < 0)
+		return IMAP_CMD_DONE;
 	if (s->view != NULL) {
 		imap_session_unselect(s);
-		if (s->rev2)
+		if (s->rev2 || s->qresync)
 			imap_session_printf(s, "* OK [CLOSED] Previous "
 					    "mailbox closed.");
 	}
@@ -199,6 +204,14 @@ imap_select(struct imap_session *s, struct imap_cmd *cmd, bool readonly)
 	}
 	store_mailbox_clear(&box);
 	imap_select_untagged(s);
+	if (imap_condstore_select_sync(s, &q) < 0) {
+		log_error("imap", s->id, "qresync-failed error=%s",
+			  store_last_error(s->env->store));
+		imap_session_unselect(s);
+		imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try again "
+				 "later.");
+		return IMAP_CMD_DONE;
+	}
 	imap_cmd_ok(cmd, readonly ? "OK [READ-ONLY] Examine completed." :
 				    "OK [READ-WRITE] Select completed.");
 	return IMAP_CMD_DONE;

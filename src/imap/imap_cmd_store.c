@@ -1,7 +1,10 @@
 /* STORE and UID STORE (RFC 9051 6.4.6): FLAGS / +FLAGS / -FLAGS with
    .SILENT, system flags and keywords. The untagged FETCH responses carry
    the flags as the store has them after the change; UID STORE adds the
-   UID (RFC 9051 6.4.9). */
+   UID (RFC 9051 6.4.9). UNCHANGEDSINCE (RFC 7162 3.1.3): messages changed
+   after it are left alone and named in OK [MODIFIED set]; with CONDSTORE
+   on, the FETCH responses carry MODSEQ, and .SILENT still reports the
+   new MODSEQ of each changed message. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -71,9 +74,75 @@ imap_store_refresh(struct imap_session *s, const uint32_t *uids, size_t n)
 			continue;
 		imap_view_set_flags(v, (size_t)idx, msgs[i].flags,
 				    msgs[i].keywords);
+		v->msgs[idx].modseq = msgs[i].modseq;
 	}
 	store_msgs_free(msgs, nm);
 	free(exp);
+	return 0;
+}
+
+/* OK [MODIFIED set] with the sequence numbers (UIDs for UID STORE) of
+   the messages the condition kept from changing (RFC 7162 3.1.3). */
+static void
+imap_store_modified(struct imap_session *s, struct imap_cmd *cmd,
+		    const uint32_t *modified, size_t nmod)
+{
+	uint32_t *nums = arena_alloc(cmd->arena, (nmod + 1) * sizeof(*nums));
+	struct buf b;
+	size_t i, k = 0;
+	long idx;
+
+	for (i = 0; i < nmod; i++) {
+		idx = imap_view_find_uid(s->view, modified[i]);
+		if (cmd->uid)
+			nums[k++] = modified[i];
+		else if (idx >= 0)
+			nums[k++] = (uint32_t)idx + 1;
+	}
+	buf_init(&b, IMAP_COMMAND_MAX_BYTES);
+	(void)imap_seqset_write(&b, nums, k);
+	imap_cmd_reply(cmd, "OK [MODIFIED %s] Conditional STORE failed.",
+		       buf_cstr(&b));
+	buf_free(&b);
+}
+
+/* Untagged FETCH for each message of idx[] not in modified[]. */
+static void
+imap_store_report(struct imap_session *s, struct imap_cmd *cmd,
+		  const size_t *idx, size_t n, const uint64_t *old_modseq,
+		  const uint32_t *modified, size_t nmod, bool silent)
+{
+	struct imap_view *v = s->view;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const struct imap_msg *m = &v->msgs[idx[i]];
+
+		if (m->expunged || imap_uid_in(modified, nmod, m->uid))
+			continue;
+		if (!silent)
+			imap_view_send_flags(s, idx[i], cmd->uid);
+		else if (s->condstore && m->modseq != old_modseq[i])
+			imap_condstore_send_modseq(s, idx[i], cmd->uid);
+	}
+}
+
+/* "STORE set (UNCHANGEDSINCE n) item flags": parse the modifier and
+   drop it from the arguments, so the rest reads as without it. */
+static int
+imap_store_modifiers(struct imap_session *s, struct imap_cmd *cmd,
+		     uint64_t *since_r, bool *cond_r)
+{
+	*cond_r = false;
+	if (cmd->argc < 2 || cmd->args[1].type != IMAP_ARG_LIST)
+		return 0;
+	if (imap_condstore_store_modifiers(s, cmd, &cmd->args[1], since_r) <
+	    0)
+		return -1;
+	*cond_r = true;
+	cmd->args[1] = cmd->args[0];
+	cmd->args++;
+	cmd->argc--;
 	return 0;
 }
 
@@ -88,10 +157,13 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *cmd)
 	uint32_t flags, *uids;
 	uint64_t modseq;
 	uint32_t *modified = NULL;
+	uint64_t since = 0, *old_modseq;
 	size_t nmod = 0;
-	bool silent;
+	bool silent, cond;
 	int r;
 
+	if (imap_store_modifiers(s, cmd, &since, &cond) < 0)
+		return IMAP_CMD_DONE;
 	if (cmd->argc < 3 || cmd->args[1].type != IMAP_ARG_ATOM ||
 	    !imap_store_item(cmd->args[1].str, &op, &silent)) {
 		imap_cmd_bad(cmd, "BAD Invalid STORE arguments.");
@@ -120,16 +192,27 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *cmd)
 		return IMAP_CMD_DONE;
 	}
 	uids = arena_alloc(cmd->arena, (n > 0 ? n : 1) * sizeof(*uids));
+	old_modseq = arena_alloc(cmd->arena,
+				 (n > 0 ? n : 1) * sizeof(*old_modseq));
 	for (i = 0; i < n; i++) {
+		old_modseq[i] = v->msgs[idx[i]].modseq;
 		if (!v->msgs[idx[i]].expunged)
 			uids[k++] = v->msgs[idx[i]].uid;
 	}
+	if (cond && since == 0 && k > 0) {
+		/* RFC 7162 3.1.3: UNCHANGEDSINCE 0 fails for every message
+		   (each has a MODSEQ >= 1); the store reads 0 as "none" */
+		modified = xcalloc(k, sizeof(*modified));
+		memcpy(modified, uids, k * sizeof(*uids));
+		nmod = k;
+		k = 0;
+	}
 	if (k > 0) {
 		r = store_msg_set_flags(s->env->store, v->mailbox_id, uids, k,
-					op, flags, keywords, 0, &modseq,
+					op, flags, keywords, since, &modseq,
 					&modified, &nmod);
-		free(modified);
 		if (r != STORE_OK || imap_store_refresh(s, uids, k) < 0) {
+			free(modified);
 			log_error("imap", s->id, "store-flags-failed error=%s",
 				  store_last_error(s->env->store));
 			imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try "
@@ -140,10 +223,11 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *cmd)
 		if (op != STORE_FLAGS_REMOVE)
 			imap_view_keywords_add(s, keywords);
 	}
-	for (i = 0; i < n && !silent; i++) {
-		if (!v->msgs[idx[i]].expunged)
-			imap_view_send_flags(s, idx[i], cmd->uid);
-	}
-	imap_cmd_ok(cmd, "OK Store completed.");
+	imap_store_report(s, cmd, idx, n, old_modseq, modified, nmod, silent);
+	if (nmod > 0)
+		imap_store_modified(s, cmd, modified, nmod);
+	else
+		imap_cmd_ok(cmd, "OK Store completed.");
+	free(modified);
 	return IMAP_CMD_DONE;
 }

@@ -10,7 +10,11 @@
    (RFC 9051 7.5.1) are skipped, and the reply says OK [EXPUNGEISSUED]
    (RFC 5530 3), as Dovecot does. BINARY of a part whose
    Content-Transfer-Encoding we cannot decode answers NO [UNKNOWN-CTE]
-   (RFC 3516 4.2). */
+   (RFC 3516 4.2). MODSEQ and the CHANGEDSINCE modifier (RFC 7162 3.1.4,
+   with VANISHED 3.2.6, in imap_condstore.c), EMAILID and THREADID (RFC
+   8474 5; THREADID is NIL: no threads are kept), SAVEDATE (RFC 8514 4)
+   and PREVIEW (RFC 8970 3, computed from the message each time; LAZY is
+   accepted and changes nothing). */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -33,6 +37,11 @@ enum imap_fetch_item {
 	IMAP_FETCH_ENVELOPE = 1u << 4,
 	IMAP_FETCH_BODY = 1u << 5,
 	IMAP_FETCH_BODYSTRUCTURE = 1u << 6,
+	IMAP_FETCH_MODSEQ = 1u << 7,
+	IMAP_FETCH_EMAILID = 1u << 8,
+	IMAP_FETCH_THREADID = 1u << 9,
+	IMAP_FETCH_SAVEDATE = 1u << 10,
+	IMAP_FETCH_PREVIEW = 1u << 11,
 };
 
 enum imap_section_kind {
@@ -339,10 +348,26 @@ imap_fetch_att(struct arena *a, struct imap_fetch *f,
 				  IMAP_FETCH_SIZE | IMAP_FETCH_ENVELOPE |
 				  IMAP_FETCH_BODY },
 	};
+	static const struct {
+		const char *name;
+		unsigned items;
+	} ext[] = {
+		{ "MODSEQ", IMAP_FETCH_MODSEQ },
+		{ "EMAILID", IMAP_FETCH_EMAILID },
+		{ "THREADID", IMAP_FETCH_THREADID },
+		{ "SAVEDATE", IMAP_FETCH_SAVEDATE },
+		{ "PREVIEW", IMAP_FETCH_PREVIEW },
+	};
 	size_t i;
 
 	if (arg->type != IMAP_ARG_ATOM)
 		return false;
+	for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+		if (strcasecmp(arg->str, ext[i].name) == 0) {
+			f->items |= ext[i].items;
+			return true;
+		}
+	}
 	for (i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
 		if (strcasecmp(arg->str, simple[i].name) == 0) {
 			if (i >= 7 && !macros)
@@ -354,6 +379,19 @@ imap_fetch_att(struct arena *a, struct imap_fetch *f,
 	if (imap_fetch_rfc822(a, f, arg->str))
 		return true;
 	return imap_fetch_body_att(a, f, arg->str);
+}
+
+/* RFC 8970 3: "PREVIEW (LAZY)"; we always compute the preview. */
+static bool
+imap_fetch_preview_mods(const struct imap_arg *list)
+{
+	size_t i;
+
+	for (i = 0; i < list->count; i++) {
+		if (!imap_arg_is_atom(&list->list[i], "LAZY"))
+			return false;
+	}
+	return list->count > 0;
 }
 
 static struct imap_fetch *
@@ -369,15 +407,23 @@ imap_fetch_parse(struct arena *a, const struct imap_arg *arg)
 		for (i = 0; i < arg->count; i++) {
 			if (!imap_fetch_att(a, f, &arg->list[i], false))
 				return NULL;
+			if (imap_arg_is_atom(&arg->list[i], "PREVIEW") &&
+			    i + 1 < arg->count &&
+			    arg->list[i + 1].type == IMAP_ARG_LIST &&
+			    !imap_fetch_preview_mods(&arg->list[++i]))
+				return NULL;
 		}
 	} else if (!imap_fetch_att(a, f, arg, true)) {
 		return NULL;
 	}
 	f->need_meta = (f->items & (IMAP_FETCH_ENVELOPE | IMAP_FETCH_BODY |
 				    IMAP_FETCH_BODYSTRUCTURE)) != 0;
+	if (f->items & IMAP_FETCH_PREVIEW)
+		f->need_map = true;
 	f->need_msg = f->need_meta || f->need_map ||
-		      (f->items & (IMAP_FETCH_INTERNALDATE |
-				   IMAP_FETCH_SIZE)) != 0;
+		      (f->items & (IMAP_FETCH_INTERNALDATE | IMAP_FETCH_SIZE |
+				   IMAP_FETCH_EMAILID |
+				   IMAP_FETCH_SAVEDATE)) != 0;
 	return f;
 }
 
@@ -414,6 +460,33 @@ imap_fetch_load_meta(struct imap_session *s, struct imap_fetch_ctx *fc)
 	return true;
 }
 
+/* EMAILID, SAVEDATE, PREVIEW of fc->msg. */
+static void
+imap_fetch_msg_ext(struct imap_fetch_ctx *fc, struct buf *b)
+{
+	unsigned items = fc->f->items;
+	char id[IMAP_OBJECTID_MAX_BYTES], date[64];
+
+	if (items & IMAP_FETCH_EMAILID) {
+		imap_objectid_email(id, sizeof(id), fc->msg->blob);
+		imap_fetch_sep(fc, b);
+		(void)buf_printf(b, "EMAILID (%s)", id);
+	}
+	if (items & IMAP_FETCH_SAVEDATE) {
+		imap_date_time_format(fc->msg->savedate, date, sizeof(date));
+		imap_fetch_sep(fc, b);
+		(void)buf_printf(b, "SAVEDATE \"%s\"", date);
+	}
+	if (items & IMAP_FETCH_PREVIEW) {
+		imap_fetch_sep(fc, b);
+		(void)buf_append_str(b, "PREVIEW ");
+		if (!fc->mapped)
+			(void)buf_append_str(b, "NIL");
+		else
+			(void)imap_preview_write(b, fc->map.data, fc->map.len);
+	}
+}
+
 static void
 imap_fetch_msg_begin(struct imap_session *s, struct imap_fetch_ctx *fc,
 		     struct buf *b, size_t idx, bool uid)
@@ -434,8 +507,20 @@ imap_fetch_msg_begin(struct imap_session *s, struct imap_fetch_ctx *fc,
 		(void)imap_write_flags(b, imap_msg_flags(s, m), m->keywords);
 		(void)buf_append_byte(b, ')');
 	}
+	/* RFC 7162 3.1.4: an implicit \Seen shows its MODSEQ too */
+	if ((f->items & IMAP_FETCH_MODSEQ) ||
+	    (s->condstore && fc->with_flags[fc->pos])) {
+		imap_fetch_sep(fc, b);
+		(void)buf_printf(b, "MODSEQ (%llu)",
+				 (unsigned long long)m->modseq);
+	}
+	if (f->items & IMAP_FETCH_THREADID) {
+		imap_fetch_sep(fc, b);
+		(void)buf_append_str(b, "THREADID NIL");
+	}
 	if (fc->msg == NULL)
 		return;
+	imap_fetch_msg_ext(fc, b);
 	if (f->items & IMAP_FETCH_INTERNALDATE) {
 		imap_date_time_format(fc->msg->internaldate, date,
 				      sizeof(date));
@@ -784,8 +869,11 @@ imap_fetch_set_seen(struct imap_session *s, struct imap_fetch_ctx *fc,
 		return -1;
 	free(modified);
 	for (i = 0; i < fc->n; i++) {
-		if (fc->with_flags[i])
-			v->msgs[fc->idx[i]].flags |= STORE_FLAG_SEEN;
+		if (!fc->with_flags[i])
+			continue;
+		v->msgs[fc->idx[i]].flags |= STORE_FLAG_SEEN;
+		/* one new MODSEQ for every message the command changed */
+		v->msgs[fc->idx[i]].modseq = modseq;
 	}
 	imap_notify_publish(s, v->mailbox_id);
 	return 0;
@@ -813,11 +901,10 @@ imap_cmd_fetch(struct imap_session *s, struct imap_cmd *cmd)
 	const char *error = NULL;
 	struct imap_fetch *f;
 	size_t *idx, n;
+	bool modseq = false;
 
-	if (cmd->argc != 2) {
-		imap_cmd_bad(cmd, cmd->argc > 2 ?
-			     "BAD FETCH modifiers are not supported." :
-			     "BAD Invalid FETCH arguments.");
+	if (cmd->argc != 2 && cmd->argc != 3) {
+		imap_cmd_bad(cmd, "BAD Invalid FETCH arguments.");
 		return IMAP_CMD_DONE;
 	}
 	f = imap_fetch_parse(cmd->arena, &cmd->args[1]);
@@ -830,6 +917,15 @@ imap_cmd_fetch(struct imap_session *s, struct imap_cmd *cmd)
 		imap_cmd_reply(cmd, "%s", error);
 		cmd->bad = error[0] == 'B';
 		return IMAP_CMD_DONE;
+	}
+	if (cmd->argc == 3 &&
+	    imap_condstore_fetch_modifiers(s, cmd, &cmd->args[2], idx, &n,
+					   &modseq) < 0)
+		return IMAP_CMD_DONE;
+	if (modseq || (f->items & IMAP_FETCH_MODSEQ)) {
+		/* RFC 7162 3.1: FETCH MODSEQ enables CONDSTORE */
+		f->items |= IMAP_FETCH_MODSEQ;
+		imap_condstore_enable(s);
 	}
 	fc = arena_zalloc(cmd->arena, sizeof(*fc));
 	fc->f = f;

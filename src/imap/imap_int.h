@@ -255,6 +255,9 @@ struct imap_session {
 	bool utf8;	/* ENABLE UTF8=ACCEPT or IMAP4rev2 */
 	bool rev2;	/* ENABLE IMAP4rev2 */
 	bool utf8_accept; /* ENABLE UTF8=ACCEPT itself */
+	bool condstore;	/* CONDSTORE enabled (RFC 7162 3.1) */
+	bool qresync;	/* ENABLE QRESYNC (RFC 7162 3.2.3) */
+	bool expunges_sent; /* this command's sync sent EXPUNGE/VANISHED */
 	bool closing;	/* LOGOUT / BYE sent */
 	bool in_sync;
 	unsigned errors;
@@ -399,6 +402,7 @@ int imap_status_write(struct imap_session *s, struct buf *out,
 #define IMAP_STATUS_RECENT 64u
 #define IMAP_STATUS_HIGHESTMODSEQ 128u
 #define IMAP_STATUS_APPENDLIMIT 256u /* RFC 7889 */
+#define IMAP_STATUS_MAILBOXID 512u /* RFC 8474 */
 int imap_status_items_parse(const struct imap_arg *list, unsigned *items_r);
 
 /* The LIST response of one existing mailbox (SELECT of an IMAP4rev2
@@ -422,5 +426,61 @@ void imap_notify_publish(struct imap_session *s, int64_t mailbox_id);
 
 /* ---- sessions list (imap_session.c) ---- */
 void imap_session_notify(struct imap_session *s);
+
+/* ---- CONDSTORE, QRESYNC, OBJECTID, PREVIEW (imap_condstore.c) ---- */
+/* Turn CONDSTORE on for the session (RFC 7162 3.1: ENABLE or any
+   CONDSTORE-enabling command); from then on FETCH responses carry
+   MODSEQ. */
+void imap_condstore_enable(struct imap_session *s);
+/* Tell the client that the messages uids[0..n) (ascending) are gone:
+   "* VANISHED [(EARLIER)] set" (RFC 7162 3.2.10), in lines of bounded
+   length. Only for QRESYNC sessions (the caller sends EXPUNGE else). */
+void imap_condstore_vanished(struct imap_session *s, const uint32_t *uids,
+			     size_t n, bool earlier);
+/* SELECT/EXAMINE parameters (RFC 4466 select-params): "(CONDSTORE)" and
+   "(QRESYNC (uidvalidity modseq [known-uids [seq-match]]))". */
+struct imap_qresync {
+	bool set;
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	struct imap_seqset known; /* count 0: not given */
+};
+/* 0, or -1 with cmd's reply set (BAD). */
+int imap_condstore_select_params(struct imap_session *s, struct imap_cmd *cmd,
+				 const struct imap_arg *list,
+				 struct imap_qresync *q_r);
+/* After the SELECT untagged responses: HIGHESTMODSEQ, MAILBOXID and,
+   for QRESYNC with a matching UIDVALIDITY, VANISHED (EARLIER) and the
+   FETCH of each message changed since q->modseq. 0 or -1 (store). */
+int imap_condstore_select_sync(struct imap_session *s,
+			       const struct imap_qresync *q);
+/* FETCH modifiers "(CHANGEDSINCE n [VANISHED])" (RFC 7162 3.1.4, 3.2.6):
+   drops from idx[] the messages not changed since n, sends VANISHED
+   (EARLIER) when asked; *modseq_r says MODSEQ is to be fetched. 0, or -1
+   with cmd's reply set. */
+int imap_condstore_fetch_modifiers(struct imap_session *s,
+				   struct imap_cmd *cmd,
+				   const struct imap_arg *list, size_t *idx,
+				   size_t *n, bool *modseq_r);
+/* STORE modifier "(UNCHANGEDSINCE n)" (RFC 7162 3.1.3): *since_r, and
+   *given_r. 0, or -1 with cmd's reply set. */
+int imap_condstore_store_modifiers(struct imap_session *s,
+				   struct imap_cmd *cmd,
+				   const struct imap_arg *list,
+				   uint64_t *since_r);
+/* "* n FETCH ([UID u ]MODSEQ (m))" for message idx. */
+void imap_condstore_send_modseq(struct imap_session *s, size_t idx, bool uid);
+/* Before the tagged OK: add [HIGHESTMODSEQ n] when this command sent
+   expunges to a CONDSTORE client (RFC 7162 3.1.10, 3.2.10). */
+void imap_condstore_reply(struct imap_session *s, struct imap_cmd *cmd);
+/* RFC 8474 object ids: "F<mailbox id>", "M<24 hex of the blob hash>". */
+#define IMAP_OBJECTID_MAX_BYTES 32
+void imap_objectid_mailbox(char *out, size_t outlen, int64_t mailbox_id);
+void imap_objectid_email(char *out, size_t outlen, const char *blob);
+/* RFC 8970 PREVIEW of a whole message: its decoded text, white space
+   collapsed, cut at IMAP_PREVIEW_MAX_CHARS characters, as an IMAP
+   string. 0, or -1 when out->max is exceeded. */
+#define IMAP_PREVIEW_MAX_CHARS 256
+int imap_preview_write(struct buf *out, const uint8_t *msg, size_t len);
 
 #endif

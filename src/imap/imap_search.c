@@ -6,7 +6,11 @@
    NOT and parentheses), so hostile nesting is refused, not recursed.
    Matching is ASCII case-insensitive on RFC 2047-decoded headers and on
    the decoded text parts (mime_extract_text). Date keys: INTERNALDATE
-   (BEFORE/ON/SINCE) and the Date: header (SENT*), by UTC day. */
+   (BEFORE/ON/SINCE) and the Date: header (SENT*), by UTC day; SAVEDATE
+   (SAVEDBEFORE/SAVEDON/SAVEDSINCE, SAVEDATESUPPORTED, RFC 8514 4.2).
+   MODSEQ (RFC 7162 3.1.5) compares the message's MODSEQ (there is no
+   per-flag one, so the entry name is checked and ignored) and adds
+   "(MODSEQ n)" / " MODSEQ n" with the highest of the matches. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -40,6 +44,10 @@ enum imap_skind {
 	SK_SENTBEFORE,
 	SK_SENTON,
 	SK_SENTSINCE,
+	SK_SAVEDBEFORE,
+	SK_SAVEDON,
+	SK_SAVEDSINCE,
+	SK_MODSEQ,
 	SK_HEADER,
 	SK_BODY,
 	SK_TEXT,
@@ -59,6 +67,7 @@ struct imap_snode {
 struct imap_search {
 	struct imap_snode *root;
 	bool need_msg, need_meta, need_map;
+	bool modseq; /* a MODSEQ key: report the highest (RFC 7162 3.1.5) */
 	/* per message, lazily */
 	struct store_msg *msgs;
 	size_t nmsgs;
@@ -78,6 +87,7 @@ struct imap_sparse {
 	size_t keys;
 	const char *error;
 	bool no;
+	bool search_modseq;
 	struct imap_search *search;
 };
 
@@ -144,6 +154,7 @@ static const struct {
 	{ "SEEN", SK_FLAG, STORE_FLAG_SEEN },
 	{ "OLD", SK_NOFLAG, IMAP_FLAG_RECENT },
 	{ "ALL", SK_ALL, 0 },
+	{ "SAVEDATESUPPORTED", SK_ALL, 0 }, /* RFC 8514 4.2 */
 	{ "NEW", SK_NEW, 0 },
 	{ "RECENT", SK_FLAG, IMAP_FLAG_RECENT },
 	{ "UNANSWERED", SK_NOFLAG, STORE_FLAG_ANSWERED },
@@ -171,6 +182,8 @@ static const struct {
 	{ "BEFORE", SK_BEFORE },	 { "ON", SK_ON },
 	{ "SINCE", SK_SINCE },		 { "SENTBEFORE", SK_SENTBEFORE },
 	{ "SENTON", SK_SENTON },	 { "SENTSINCE", SK_SENTSINCE },
+	{ "SAVEDBEFORE", SK_SAVEDBEFORE }, { "SAVEDON", SK_SAVEDON },
+	{ "SAVEDSINCE", SK_SAVEDSINCE },
 };
 
 static const struct imap_arg *
@@ -189,6 +202,37 @@ imap_search_next(struct imap_sparse *p, const struct imap_arg *args,
 		return NULL;
 	}
 	return a;
+}
+
+/* MODSEQ [entry-name entry-type-req] mod-sequence-valzer */
+static struct imap_snode *
+imap_search_modseq(struct imap_sparse *p, const struct imap_arg *args,
+		   size_t count, size_t *i)
+{
+	const struct imap_arg *a;
+	struct imap_snode *n;
+
+	if (*i < count && imap_arg_is_string(&args[*i])) {
+		(*i)++;
+		if ((a = imap_search_next(p, args, count, i, false)) == NULL)
+			return NULL;
+		if (strcasecmp(a->str, "priv") != 0 &&
+		    strcasecmp(a->str, "shared") != 0 &&
+		    strcasecmp(a->str, "all") != 0) {
+			p->error = "BAD Invalid MODSEQ entry type.";
+			return NULL;
+		}
+	}
+	if ((a = imap_search_next(p, args, count, i, false)) == NULL ||
+	    (n = imap_snode_new(p, SK_MODSEQ)) == NULL)
+		return NULL;
+	if (parse_u64(sv_make(a->str, a->len), INT64_MAX, &n->num) < 0) {
+		p->error = "BAD Invalid MODSEQ value.";
+		return NULL;
+	}
+	imap_condstore_enable(p->s);
+	p->search_modseq = true;
+	return n;
 }
 
 static struct imap_snode *
@@ -283,6 +327,8 @@ imap_search_named(struct imap_sparse *p, const char *name,
 		}
 		return n;
 	}
+	if (strcasecmp(name, "MODSEQ") == 0)
+		return imap_search_modseq(p, args, count, i);
 	if (strcasecmp(name, "UID") == 0) {
 		if ((a = imap_search_next(p, args, count, i, false)) == NULL ||
 		    (n = imap_snode_new(p, SK_UID)) == NULL)
@@ -356,6 +402,11 @@ imap_search_needs(struct imap_search *s, const struct imap_snode *n)
 	case SK_SENTSINCE:
 		s->need_msg = s->need_meta = true;
 		break;
+	case SK_SAVEDBEFORE:
+	case SK_SAVEDON:
+	case SK_SAVEDSINCE:
+		s->need_msg = true;
+		break;
 	case SK_HEADER:
 	case SK_BODY:
 	case SK_TEXT:
@@ -400,6 +451,7 @@ imap_search_parse(struct imap_session *s, struct arena *a,
 	}
 	search = arena_zalloc(a, sizeof(*search));
 	search->root = root;
+	search->modseq = p.search_modseq;
 	imap_search_needs(search, root);
 	return search;
 }
@@ -618,6 +670,17 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 		return imap_search_sent(s, se, &day) && day == n->date;
 	case SK_SENTSINCE:
 		return imap_search_sent(s, se, &day) && day >= n->date;
+	case SK_SAVEDBEFORE:
+		return se->msg != NULL &&
+		       imap_search_day(se->msg->savedate) < n->date;
+	case SK_SAVEDON:
+		return se->msg != NULL &&
+		       imap_search_day(se->msg->savedate) == n->date;
+	case SK_SAVEDSINCE:
+		return se->msg != NULL &&
+		       imap_search_day(se->msg->savedate) >= n->date;
+	case SK_MODSEQ:
+		return m->modseq >= n->num;
 	case SK_HEADER:
 		return imap_search_header(s, se, n);
 	case SK_BODY:
@@ -767,21 +830,29 @@ imap_search_save(struct imap_session *s, const size_t *idx, size_t n,
 
 static void
 imap_search_output(struct imap_session *s, struct imap_cmd *cmd,
-		   const size_t *idx, size_t n, unsigned opts, bool esearch)
+		   const size_t *idx, size_t n, unsigned opts, bool esearch,
+		   bool modseq)
 {
 	struct imap_view *v = s->view;
 	struct buf b;
 	uint32_t *nums;
+	uint64_t highest = 0;
 	size_t i;
 
 	nums = arena_alloc(cmd->arena, (n + 1) * sizeof(*nums));
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		nums[i] = cmd->uid ? v->msgs[idx[i]].uid : (uint32_t)idx[i] + 1;
+		if (modseq && v->msgs[idx[i]].modseq > highest)
+			highest = v->msgs[idx[i]].modseq;
+	}
 	buf_init(&b, CONN_OUTPUT_MAX_BYTES / 2);
 	if (!esearch) {
 		(void)buf_append_str(&b, "* SEARCH");
 		for (i = 0; i < n; i++)
 			(void)buf_printf(&b, " %u", nums[i]);
+		if (highest > 0)
+			(void)buf_printf(&b, " (MODSEQ %llu)",
+					 (unsigned long long)highest);
 	} else {
 		(void)buf_append_str(&b, "* ESEARCH (TAG ");
 		(void)imap_write_string(&b, cmd->tag, strlen(cmd->tag));
@@ -798,6 +869,9 @@ imap_search_output(struct imap_session *s, struct imap_cmd *cmd,
 			(void)buf_append_str(&b, " ALL ");
 			(void)imap_seqset_write(&b, nums, n);
 		}
+		if (highest > 0)
+			(void)buf_printf(&b, " MODSEQ %llu",
+					 (unsigned long long)highest);
 	}
 	(void)buf_append_str(&b, "\r\n");
 	imap_session_write(s, b.data, b.len);
@@ -842,7 +916,8 @@ imap_cmd_search(struct imap_session *s, struct imap_cmd *cmd)
 	if (!ret)
 		opts = IMAP_ESEARCH_ALL;
 	if (!ret || (opts & ~IMAP_ESEARCH_SAVE) != 0)
-		imap_search_output(s, cmd, idx, n, opts, ret || s->rev2);
+		imap_search_output(s, cmd, idx, n, opts, ret || s->rev2,
+				   se->modseq);
 	imap_cmd_ok(cmd, "OK Search completed.");
 	return IMAP_CMD_DONE;
 }

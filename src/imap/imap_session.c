@@ -6,6 +6,8 @@
    COPY/MOVE) without UID runs, nor outside a command (except IDLE), so
    sequence numbers never shift under the client. Expunges seen at such a
    time stay pending in the view until a command that allows them.
+   A QRESYNC session gets them as VANISHED instead (RFC 7162 3.2.10),
+   and a CONDSTORE one sees MODSEQ in every FETCH of flags.
    \Recent (RFC 3501 2.3.2): a view takes the messages it is the first
    to see with one compare-and-swap on the mailbox's recent_uid in the
    store, so exactly one session of any worker process gets each one;
@@ -132,7 +134,8 @@ imap_session_capability(struct imap_session *s)
 			     "CREATE-SPECIAL-USE QUOTA QUOTA=RES-STORAGE "
 			     "QUOTA=RES-MESSAGE APPENDLIMIT=%llu MULTIAPPEND "
 			     "ESEARCH SEARCHRES BINARY UTF8=ACCEPT "
-			     "STATUS=SIZE",
+			     "STATUS=SIZE CONDSTORE QRESYNC OBJECTID "
+			     "SAVEDATE PREVIEW",
 			     (unsigned long long)imap_session_append_limit(s));
 	} else {
 		bool starttls = !conn_is_tls(s->c) && s->env->tls != NULL;
@@ -245,30 +248,53 @@ imap_str_eq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+/* Send EXPUNGE (or VANISHED to a QRESYNC client, RFC 7162 3.2.10) for
+   the messages marked in gone[] and drop them from the view. */
 static void
-imap_view_flush_expunges(struct imap_session *s)
+imap_view_remove(struct imap_session *s, const bool *gone)
 {
 	struct imap_view *v = s->view;
-	size_t i, o = 0;
-	bool any = false;
+	uint32_t *uids = xcalloc(v->count + 1, sizeof(*uids));
+	size_t i, o = 0, k = 0;
 
 	/* Descending, so every number is valid when it is sent. */
-	for (i = v->count; i > 0; i--) {
-		if (v->msgs[i - 1].expunged) {
+	for (i = v->count; i > 0 && !s->qresync; i--) {
+		if (gone[i - 1])
 			imap_session_printf(s, "* %zu EXPUNGE", i);
-			any = true;
-		}
 	}
-	if (!any)
-		return;
 	for (i = 0; i < v->count; i++) {
-		if (v->msgs[i].expunged) {
+		if (gone[i]) {
+			uids[k++] = v->msgs[i].uid;
 			free(v->msgs[i].keywords);
 			continue;
 		}
 		v->msgs[o++] = v->msgs[i];
 	}
 	v->count = o;
+	if (s->qresync && k > 0)
+		imap_condstore_vanished(s, uids, k, false);
+	if (k > 0)
+		s->expunges_sent = true;
+	free(uids);
+}
+
+static void
+imap_view_flush_expunges(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+	bool *gone;
+	size_t i;
+	bool any = false;
+
+	for (i = 0; i < v->count && !any; i++)
+		any = v->msgs[i].expunged;
+	if (!any)
+		return;
+	gone = xcalloc(v->count, sizeof(*gone));
+	for (i = 0; i < v->count; i++)
+		gone[i] = v->msgs[i].expunged;
+	imap_view_remove(s, gone);
+	free(gone);
 }
 
 static void
@@ -309,7 +335,7 @@ imap_session_expunged(struct imap_session *s, const uint32_t *uids,
 		      size_t count)
 {
 	struct imap_view *v = s->view;
-	size_t i, o = 0;
+	size_t i;
 	long idx;
 	bool *gone = xcalloc(v->count + 1, sizeof(*gone));
 
@@ -318,18 +344,7 @@ imap_session_expunged(struct imap_session *s, const uint32_t *uids,
 		if (idx >= 0)
 			gone[idx] = true;
 	}
-	for (i = v->count; i > 0; i--) {
-		if (gone[i - 1])
-			imap_session_printf(s, "* %zu EXPUNGE", i);
-	}
-	for (i = 0; i < v->count; i++) {
-		if (gone[i]) {
-			free(v->msgs[i].keywords);
-			continue;
-		}
-		v->msgs[o++] = v->msgs[i];
-	}
-	v->count = o;
+	imap_view_remove(s, gone);
 	free(gone);
 }
 
@@ -384,6 +399,8 @@ imap_view_send_flags(struct imap_session *s, size_t idx, bool uid)
 	buf_init(&b, 64 * 1024);
 	if (buf_printf(&b, "* %zu FETCH (", idx + 1) == 0 &&
 	    (!uid || buf_printf(&b, "UID %u ", m->uid) == 0) &&
+	    (!s->condstore || buf_printf(&b, "MODSEQ (%llu) ",
+					 (unsigned long long)m->modseq) == 0) &&
 	    buf_append_str(&b, "FLAGS (") == 0 &&
 	    imap_write_flags(&b, imap_msg_flags(s, m), m->keywords) == 0 &&
 	    buf_append_str(&b, "))\r\n") == 0)
@@ -548,6 +565,7 @@ imap_session_finish(struct imap_session *s)
 	}
 	if (cmd->reply == NULL)
 		imap_cmd_bad(cmd, "BAD Internal error: no reply");
+	imap_condstore_reply(s, cmd);
 	imap_session_printf(s, "%s %s", cmd->tag, cmd->reply);
 	if (cmd->bad)
 		imap_session_error(s);
@@ -602,6 +620,7 @@ imap_session_run(struct imap_session *s, struct imap_cmd *cmd)
 {
 	s->cmd = cmd;
 	s->mode = IMAP_INPUT_BUSY;
+	s->expunges_sent = false;
 	imap_session_result(s, cmd->def->run(s, cmd));
 }
 

@@ -282,6 +282,12 @@ int store_msg_changes(struct store *s, int64_t mailbox_id,
 		      uint64_t since_modseq, struct store_msg **msgs_r,
 		      size_t *count_r, uint32_t **expunged_r,
 		      size_t *expunged_count_r);
+/* Only the UIDs expunged after since_modseq (ascending; QRESYNC VANISHED
+   (EARLIER)). Expunged UIDs are kept for the mailbox's lifetime, so
+   the answer is always complete. free(*uids_r). */
+int store_msg_vanished(struct store *s, int64_t mailbox_id,
+		       uint64_t since_modseq, uint32_t **uids_r,
+		       size_t *count_r);
 /* Parsed structure stored at delivery (see mime.h). */
 struct store_msg_meta {
 	char *envelope, *bodystructure, *body;

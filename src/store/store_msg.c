@@ -347,6 +347,16 @@ store_msg_changes(struct store *s, int64_t mailbox_id, uint64_t since_modseq,
 }
 
 int
+store_msg_vanished(struct store *s, int64_t mailbox_id, uint64_t since_modseq,
+		   uint32_t **uids_r, size_t *count_r)
+{
+	*uids_r = NULL;
+	*count_r = 0;
+	return store_msg_expunged_list(s, mailbox_id, since_modseq, uids_r,
+				       count_r);
+}
+
+int
 store_msg_meta(struct store *s, const char *blob, struct store_msg_meta *meta_r)
 {
 	sqlite3_stmt *st;

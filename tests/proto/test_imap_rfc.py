@@ -322,10 +322,13 @@ def test_lsub_percent_unsubscribed_parent(tern):
     r.close()
 
 
-def test_select_parameters_not_offered(tern):
+def test_select_parameters_unknown(tern):
     addr, pw = new_account(tern)
     r = _session(tern, addr, pw)
-    line, _ = r.cmd("SELECT INBOX (CONDSTORE)")
+    line, _ = r.cmd("SELECT INBOX (FOO)")
+    assert line.split()[1] == "BAD", line
+    # QRESYNC without ENABLE QRESYNC (RFC 7162 3.2.5)
+    line, _ = r.cmd("SELECT INBOX (QRESYNC (1 1))")
     assert line.split()[1] == "BAD", line
     line, _ = r.cmd("EXAMINE INBOX extra")
     assert line.split()[1] == "BAD", line
