@@ -151,10 +151,13 @@ def test_swaks_inbound_and_submission(tern):
          "--header", "Subject: swaks-sub", "--body", "via swaks tls"],
         capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    got = messages(tern, tern.user)
-    assert len(got) == before + 2
-    assert b"Subject: swaks-in" in got[-2] and b"via swaks" in got[-2]
-    assert b"Subject: swaks-sub" in got[-1] and b"ESMTPSA" in got[-1]
+    # Bounces the queue drops in meanwhile (earlier tests' remote
+    # recipients) are not ours to count.
+    got = [g for g in messages(tern, tern.user)[before:]
+           if b"multipart/report" not in g]
+    assert len(got) == 2
+    assert b"Subject: swaks-in" in got[0] and b"via swaks" in got[0]
+    assert b"Subject: swaks-sub" in got[1] and b"ESMTPSA" in got[1]
 
 
 def test_curl_submission(tern, tmp_path):
@@ -197,9 +200,14 @@ def test_group_commit_concurrent(tern):
     with concurrent.futures.ThreadPoolExecutor(12) as ex:
         sent = list(ex.map(send, range(24)))
     got = messages(tern, tern.user)
-    assert len(got) == before + 24
     for data in sent:
         assert sum(1 for g in got if g.endswith(data)) == 1
+    # The queue process may drop a bounce for an earlier test's remote
+    # recipient into this INBOX meanwhile; anything else is a duplicate.
+    extra = [g for g in got[before:]
+             if not any(g.endswith(data) for data in sent)]
+    assert all(b"multipart/report" in g for g in extra), extra[:1]
+    assert len(got) - len(extra) == before + 24
 
 
 def test_dsn_parameters_queued(tern):
