@@ -132,8 +132,9 @@ imap_session_capability(struct imap_session *s)
 			     "CREATE-SPECIAL-USE QUOTA QUOTA=RES-STORAGE "
 			     "QUOTA=RES-MESSAGE APPENDLIMIT=%llu MULTIAPPEND "
 			     "ESEARCH SEARCHRES BINARY UTF8=ACCEPT "
-			     "STATUS=SIZE",
-			     (unsigned long long)imap_session_append_limit(s));
+			     "STATUS=SIZE NOTIFY%s",
+			     (unsigned long long)imap_session_append_limit(s),
+			     s->compressed ? "" : " COMPRESS=DEFLATE");
 	} else {
 		bool starttls = !conn_is_tls(s->c) && s->env->tls != NULL;
 		bool plain = imap_session_plaintext_ok(s);
@@ -521,6 +522,7 @@ imap_session_cmd_end(struct imap_session *s)
 	}
 	if (s->mode == IMAP_INPUT_BUSY)
 		s->mode = IMAP_INPUT_CMD;
+	imap_watch_flush(s); /* NOTIFY output held during the command */
 	if (s->env->draining && s->mode == IMAP_INPUT_CMD)
 		imap_session_bye(s, "Server shutting down.");
 }
@@ -784,6 +786,7 @@ imap_session_free(struct imap_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	imap_notify_idle_remove(s);
+	imap_watch_remove(s);
 	if (s->cmd != NULL && s->cmd->cleanup != NULL)
 		s->cmd->cleanup(s->cmd);
 	imap_append_free(s);
