@@ -8,7 +8,12 @@
 
    STARTTLS (RFC 3207 4.2, RFC 2595 3.1, RFC 9051 6.2.1): input buffered
    when the command is accepted is discarded; the socket is not read again
-   until the reply has been flushed, and from then on only TLS reads it. */
+   until the reply has been flushed, and from then on only TLS reads it.
+
+   Memory: an idle connection keeps no big buffer. Reads go through a
+   stack chunk so the input buffer is only as large as the bytes
+   waiting, and input or output buffers past CONN_KEEP_BYTES are freed
+   once empty (after a large APPEND or FETCH). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -31,6 +36,8 @@
 
 #define CONN_READ_CHUNK 16384
 #define CONN_WRITE_CHUNK (256 * 1024)
+/* Empty buffers up to this size are kept for reuse, larger ones freed. */
+#define CONN_KEEP_BYTES 4096
 
 enum conn_state {
 	CONN_HANDSHAKE, /* TLS handshake in progress */
@@ -633,7 +640,10 @@ conn_send(struct conn *c)
 		}
 		c->out_off += (size_t)w;
 	}
-	buf_reset(&c->out);
+	if (c->out.cap > CONN_KEEP_BYTES)
+		buf_free(&c->out);
+	else
+		buf_reset(&c->out);
 	c->out_off = 0;
 	return 1;
 }
@@ -811,19 +821,21 @@ conn_recv(struct conn *c)
 	struct buf *dst = c->zin != NULL ? &c->zraw : &c->in;
 	int got = 0;
 
-	if (c->in_off > 0) {
+	/* Views into the input die here, as documented: compact, or free
+	   a large buffer that was used up (after an APPEND burst). */
+	if (c->in_off == c->in.len && c->in.cap > CONN_KEEP_BYTES) {
+		buf_free(&c->in);
+		c->in_off = 0;
+	} else if (c->in_off > 0) {
 		buf_consume(&c->in, c->in_off);
 		c->in_off = 0;
 	}
 	c->ssl_read_wants_write = false;
 	while (dst->len < CONN_INPUT_MAX_BYTES) {
 		size_t room = CONN_INPUT_MAX_BYTES - dst->len;
-		uint8_t *p = buf_reserve(dst, room < CONN_READ_CHUNK ?
-						      room : CONN_READ_CHUNK);
+		uint8_t p[CONN_READ_CHUNK];
 		ssize_t n;
 
-		if (p == NULL)
-			break;
 		if (c->ssl != NULL) {
 			int r;
 			ERR_clear_error();
@@ -858,7 +870,9 @@ conn_recv(struct conn *c)
 				break;
 			}
 		}
-		buf_commit(dst, (size_t)n);
+		/* room was checked: only as many bytes as arrived */
+		if (buf_append(dst, p, (size_t)n) < 0)
+			return -1;
 		got = 1;
 		if (c->ssl == NULL && (size_t)n < CONN_READ_CHUNK)
 			break;
