@@ -74,14 +74,14 @@ def main():
 
         def opened(count):
             socks = []
+            deadline = time.time() + 120 + count / 10
             for i in range(count):
                 s = socket.create_connection((t.host, port), timeout=30)
                 if a.tls:
                     s = ctx.wrap_socket(s)
-                socks.append([s, b""])
-            deadline = time.time() + 120 + count / 10
+                # paced by the greeting: the accept queue never overflows
+                socks.append([s, read_until(s, b"", b"\r\n", deadline)])
             for i, p in enumerate(socks):
-                p[1] = read_until(p[0], p[1], b"\r\n", deadline)
                 cmds = 'a LOGIN "%s" "secret-pass-1"\r\n' % users[
                     i % len(users)]
                 if a.notify:
