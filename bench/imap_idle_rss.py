@@ -4,7 +4,8 @@ open N connections (plain IMAP or implicit TLS), log each in, SELECT
 INBOX, optionally NOTIFY SET over INBOX and two folders, enter IDLE, then
 report the RSS growth of the worker processes divided by N.
 
-  bench/imap_idle_rss.py [-n 2000] [--tls] [--notify] [--accounts 100]
+  bench/imap_idle_rss.py [-n 2000] [--tls] [--notify] [--compress]
+                         [--accounts 100]
 
 Not a timed test; figures go to docs/performance.md."""
 import argparse
@@ -14,6 +15,7 @@ import ssl
 import sys
 import tempfile
 import time
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "proto"))
@@ -58,6 +60,7 @@ def main():
     ap.add_argument("-n", type=int, default=2000)
     ap.add_argument("--tls", action="store_true")
     ap.add_argument("--notify", action="store_true")
+    ap.add_argument("--compress", action="store_true")
     ap.add_argument("--accounts", type=int, default=100)
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="tern-rss-")
@@ -82,17 +85,37 @@ def main():
                 # paced by the greeting: the accept queue never overflows
                 socks.append([s, read_until(s, b"", b"\r\n", deadline)])
             for i, p in enumerate(socks):
-                cmds = 'a LOGIN "%s" "secret-pass-1"\r\n' % users[
-                    i % len(users)]
+                p[0].sendall(('a LOGIN "%s" "secret-pass-1"\r\n' % users[
+                    i % len(users)]).encode())
+            for p in socks:
+                p[1] = read_until(p[0], p[1], b"a OK", deadline)
+                p[1] = read_until(p[0], p[1], b"\r\n", deadline)
+            zs = []
+            for p in socks:
+                cmds = ""
                 if a.notify:
                     cmds += ("n NOTIFY SET (selected (MessageNew "
                              "MessageExpunge)) (mailboxes (Sent Drafts) "
                              "(MessageNew MessageExpunge))"
                              " (personal (MailboxName))\r\n")
                 cmds += "s SELECT INBOX\r\ni IDLE\r\n"
-                p[0].sendall(cmds.encode())
-            for p in socks:
-                p[1] = read_until(p[0], p[1], b"+ idling\r\n", deadline)
+                data = cmds.encode()
+                if a.compress:
+                    p[0].sendall(b"c COMPRESS DEFLATE\r\n")
+                    p[1] = read_until(p[0], p[1], b"c OK DEFLATE active.\r\n",
+                                      deadline)
+                    zo = zlib.compressobj(6, zlib.DEFLATED, -15)
+                    data = zo.compress(data) + zo.flush(zlib.Z_SYNC_FLUSH)
+                    zs.append((zo, zlib.decompressobj(-15)))
+                p[0].sendall(data)
+            for i, p in enumerate(socks):
+                if a.compress:
+                    plain = b""
+                    while b"+ idling\r\n" not in plain:
+                        p[0].settimeout(max(0.1, deadline - time.time()))
+                        plain += zs[i][1].decompress(p[0].recv(65536))
+                else:
+                    p[1] = read_until(p[0], p[1], b"+ idling\r\n", deadline)
             return socks
 
         kids = children(t.proc.pid)
@@ -107,8 +130,9 @@ def main():
         time.sleep(1.0)
         after = {k: rss_kb(k) for k in kids}
         grow = sum(after[k] - before[k] for k in kids)
-        print("connections=%d tls=%s notify=%s accounts=%d setup=%.1fs"
-              % (a.n, a.tls, a.notify, a.accounts, took))
+        print("connections=%d tls=%s notify=%s compress=%s accounts=%d "
+              "setup=%.1fs" % (a.n, a.tls, a.notify, a.compress, a.accounts,
+                               took))
         for k in kids:
             print("  pid %d rss %d kB -> %d kB" % (k, before[k], after[k]))
         print("rss growth %d kB, %.1f kB per idle connection"

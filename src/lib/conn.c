@@ -68,6 +68,8 @@ struct conn {
 	z_stream *zin, *zout;
 	struct buf zraw; /* compressed input not yet inflated */
 	size_t zout_mark; /* out bytes before this are already compressed */
+	bool zout_live;	  /* the deflate state is allocated */
+	bool zlean;	  /* free it whenever all output is sent */
 	char id[9];
 	char peer[INET6_ADDRSTRLEN];
 	uint16_t peer_port, local_port;
@@ -271,7 +273,8 @@ conn_free(struct conn *c)
 		free(c->zin);
 	}
 	if (c->zout != NULL) {
-		deflateEnd(c->zout);
+		if (c->zout_live)
+			deflateEnd(c->zout);
 		free(c->zout);
 	}
 	buf_free(&c->zraw);
@@ -587,6 +590,15 @@ conn_want_drained(struct conn *c)
 		ev_defer(c->loop, conn_drained_call, c);
 }
 
+/* Raw deflate (RFC 4978 3), the server's window of 32 KB. */
+static int
+conn_deflate_init(z_stream *z)
+{
+	memset(z, 0, sizeof(*z));
+	return deflateInit2(z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8,
+			    Z_DEFAULT_STRATEGY) == Z_OK ? 0 : -1;
+}
+
 /* Compress pending plaintext output into a new buffer (COMPRESS). */
 static int
 conn_deflate_out(struct conn *c, const uint8_t *p, size_t len,
@@ -656,6 +668,9 @@ conn_compress_pending(struct conn *c)
 
 	if (c->zout == NULL || c->zout_mark == c->out.len)
 		return 0;
+	if (!c->zout_live && conn_deflate_init(c->zout) < 0)
+		return -1;
+	c->zout_live = true;
 	buf_init(&z, CONN_OUTPUT_MAX_BYTES);
 	if (conn_deflate_out(c, c->out.data + c->zout_mark,
 			     c->out.len - c->zout_mark, &z) < 0) {
@@ -686,6 +701,12 @@ conn_flush(struct conn *c)
 	r = conn_send(c);
 	if (c->zout != NULL)
 		c->zout_mark = c->out.len;
+	if (r == 1 && c->zlean && c->zout_live) {
+		/* everything sent ends in a sync flush, on a byte boundary: a
+		   fresh raw deflate stream may follow (no back-references) */
+		deflateEnd(c->zout);
+		c->zout_live = false;
+	}
 	if (r < 0) {
 		conn_abort(c, CONN_CLOSE_ERROR);
 		return;
@@ -971,6 +992,16 @@ conn_tls_cipher_bits(const struct conn *c)
 
 /* ---- compression (RFC 4978) ---- */
 
+void
+conn_compress_lean(struct conn *c, bool lean)
+{
+	c->zlean = lean;
+	if (lean && c->zout_live && conn_output_pending(c) == 0) {
+		deflateEnd(c->zout);
+		c->zout_live = false;
+	}
+}
+
 int
 conn_compress_start(struct conn *c)
 {
@@ -979,9 +1010,9 @@ conn_compress_start(struct conn *c)
 	c->zin = xcalloc(1, sizeof(*c->zin));
 	c->zout = xcalloc(1, sizeof(*c->zout));
 	if (inflateInit2(c->zin, -15) != Z_OK ||
-	    deflateInit2(c->zout, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8,
-			 Z_DEFAULT_STRATEGY) != Z_OK)
+	    conn_deflate_init(c->zout) < 0)
 		return -1;
+	c->zout_live = true;
 	buf_init(&c->zraw, CONN_INPUT_MAX_BYTES);
 	/* Output queued so far (the tagged OK) goes out uncompressed; input
 	   buffered after the command is already compressed. */

@@ -154,3 +154,36 @@ def test_mbsync_uses_compress(tern, tmp_path):
            time.time() < deadline):
         time.sleep(0.1)
     assert tern.log().count("compress mechanism=deflate") > before
+
+
+def test_idle_pushes_over_compress(tern):
+    """In IDLE the server frees its compressor after each flush and
+    starts a fresh raw deflate stream for the next push: the client's
+    one inflater reads them all, and the stream goes on after DONE."""
+    from test_imap_helpers import login
+    addr, pw = new_account(tern)
+    r = ZRaw(tern)
+    r.login(addr, pw)
+    r.compress()
+    r.cmd("SELECT INBOX")
+    line, _ = r.cmd("NOTIFY SET (selected (MessageNew MessageExpunge)) "
+                    "(personal (MessageNew MessageExpunge MailboxName))")
+    assert line.split()[1] == "OK", line
+    r.send("i IDLE\r\n")
+    assert r.line() == b"+ idling"
+    m = login(tern, addr, pw)
+    for n in range(1, 4):
+        m.append("INBOX", None, None, msg("push %d" % n))
+        assert r.line() == b"* %d EXISTS" % n
+        assert r.line() == b"* %d RECENT" % n
+    m.create("Folder")
+    assert r.line() == b'* LIST () "/" "Folder"'
+    m.append("Folder", None, None, msg("elsewhere"))
+    assert r.line().startswith(b'* STATUS "Folder" (MESSAGES 1 ')
+    r.send("DONE\r\n")
+    line, _ = r.tagged("i")
+    assert line == "i OK Idle completed."
+    line, unt = r.cmd("FETCH 3 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"Subject: push 3" in unt[0]
+    m.logout()
+    r.close()
