@@ -294,3 +294,40 @@ def test_notify_syntax(tern):
     line, _ = r.cmd("NOTIFY NONE")
     assert line.split()[1] == "OK", line
     r.close()
+
+
+def test_held_while_a_command_runs_then_overflow(tern):
+    """Notifications wait for the tagged reply of a running command (an
+    APPEND whose literal is slow to come); past the pending limit the
+    session gets NOTIFICATIONOVERFLOW and NOTIFY is off (RFC 5465 5.8)."""
+    addr, pw = new_account(tern)
+    m = login(tern, addr, pw)
+    r, _ = _watcher(tern, addr, pw, "SET (personal (MailboxName))")
+    data = msg("slow literal")
+
+    def start_append(tag):
+        r.send("%s APPEND Drafts {%d}\r\n" % (tag, len(data)))
+        assert r.line().startswith(b"+")
+
+    start_append("a1")
+    m.create("Held")
+    assert _quiet(r, 1.5) == []  # held: a command is running
+    r.send(data + b"\r\n")
+    line, _ = r.tagged("a1")
+    assert line.split()[1] == "OK", line
+    _read_until(r, rb'\* LIST \(\) "/" "Held"')
+    # now more than 32 KB of notifications while the next APPEND waits
+    start_append("a2")
+    long = "x" * 200
+    for i in range(200):
+        assert m.create("Held/%s%03d" % (long, i))[0] == "OK"
+    r.send(data + b"\r\n")
+    line, unt = r.tagged("a2")
+    assert line.split()[1] == "OK", line
+    assert not any(b"LIST" in u for u in unt)
+    mt, seen = _read_until(r, rb'\* OK \[NOTIFICATIONOVERFLOW\].*')
+    assert seen == [mt.group(0)]
+    m.create("After")
+    assert _quiet(r, 1.5) == []  # NOTIFY is off
+    r.close()
+    m.logout()
