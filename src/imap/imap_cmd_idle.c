@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "imap/imap_int.h"
+#include "lib/conn.h"
 #include "lib/xalloc.h"
 
 enum imap_cmd_res
@@ -24,6 +25,7 @@ imap_cmd_idle(struct imap_session *s, struct imap_cmd *cmd)
 	s->idling = true;
 	s->mode = IMAP_INPUT_IDLE;
 	imap_notify_idle_add(s);
+	conn_compress_lean(s->c, true); /* COMPRESS: no 256 KB while idle */
 	return IMAP_CMD_DETACH;
 }
 
@@ -31,6 +33,7 @@ void
 imap_idle_line(struct imap_session *s, struct strview line)
 {
 	imap_notify_idle_remove(s);
+	conn_compress_lean(s->c, false);
 	s->idling = false;
 	s->mode = IMAP_INPUT_CMD;
 	if (s->state == IMAP_STATE_SELECTED)

@@ -273,6 +273,9 @@ struct imap_session {
 	struct imap_session *prev, *next;
 	/* APPEND streaming */
 	struct imap_append *append;
+	/* NOTIFY (imap_cmd_notify.c) and COMPRESS (imap_cmd_compress.c) */
+	struct imap_notify *notify;
+	bool compressed;
 };
 
 /* Write an untagged/tagged line (CRLF appended). */
@@ -380,7 +383,8 @@ imap_cmd_fn imap_cmd_capability, imap_cmd_noop, imap_cmd_logout,
 	imap_cmd_close, imap_cmd_unselect, imap_cmd_expunge,
 	imap_cmd_search, imap_cmd_fetch, imap_cmd_store, imap_cmd_copy,
 	imap_cmd_move, imap_cmd_uid, imap_cmd_getquota,
-	imap_cmd_getquotaroot, imap_cmd_idle;
+	imap_cmd_getquotaroot, imap_cmd_idle, imap_cmd_notify,
+	imap_cmd_compress;
 
 /* SASL continuation line for AUTHENTICATE (imap_cmd_auth.c). */
 void imap_auth_sasl_line(struct imap_session *s, struct strview line);
@@ -482,5 +486,78 @@ void imap_objectid_email(char *out, size_t outlen, const char *blob);
    string. 0, or -1 when out->max is exceeded. */
 #define IMAP_PREVIEW_MAX_CHARS 256
 int imap_preview_write(struct buf *out, const uint8_t *msg, size_t len);
+
+/* ---- NOTIFY (RFC 5465): imap_cmd_notify.c parses, imap_watch.c
+   delivers. Per session only the parsed filters live; the mailbox list
+   and counters they are compared with are kept once per account per
+   worker process. ---- */
+#define IMAP_NOTIFY_GROUPS_MAX 32
+#define IMAP_NOTIFY_NAMES_MAX 256
+/* Untagged notifications held while a command runs; past it the
+   session gets NOTIFICATIONOVERFLOW and NOTIFY is off (RFC 5465 5.8). */
+#define IMAP_NOTIFY_PENDING_MAX_BYTES (32 * 1024)
+
+#define IMAP_NEV_NEW 1u
+#define IMAP_NEV_EXPUNGE 2u
+#define IMAP_NEV_FLAGS 4u
+#define IMAP_NEV_NAME 8u
+#define IMAP_NEV_SUBS 16u
+#define IMAP_NEV_MESSAGE (IMAP_NEV_NEW | IMAP_NEV_EXPUNGE | IMAP_NEV_FLAGS)
+/* MessageNew fetch-att served for the selected mailbox */
+#define IMAP_NFETCH_UID 1u
+#define IMAP_NFETCH_FLAGS 2u
+
+enum imap_notify_filter {
+	IMAP_NF_SELECTED,
+	IMAP_NF_SELECTED_DELAYED,
+	IMAP_NF_INBOXES,
+	IMAP_NF_PERSONAL,
+	IMAP_NF_SUBSCRIBED,
+	IMAP_NF_SUBTREE,
+	IMAP_NF_MAILBOXES,
+};
+
+struct imap_notify_group {
+	enum imap_notify_filter filter;
+	unsigned events; /* IMAP_NEV_* */
+	char **names;	 /* UTF-8, subtree / mailboxes */
+	size_t count;
+};
+
+struct imap_watch_acct;
+struct store_notify_event;
+
+struct imap_notify {
+	struct imap_session *s;
+	struct imap_watch_acct *acct;
+	struct imap_notify *prev, *next; /* sessions of acct */
+	bool status;			 /* NOTIFY SET STATUS */
+	bool overflow;
+	unsigned fetch; /* IMAP_NFETCH_* */
+	struct imap_notify_group *groups;
+	size_t ngroups;
+	struct buf *pending; /* while a command runs, or NULL */
+};
+
+/* Events wanted for a mailbox that is not the selected one (the first
+   group that names it decides; RFC 5465 6). */
+unsigned imap_notify_events(const struct imap_notify *n, const char *name,
+			    bool subscribed);
+/* Events wanted for the selected mailbox; *delayed_r for
+   selected-delayed (no EXPUNGE outside commands). */
+unsigned imap_notify_selected_events(const struct imap_notify *n,
+				     bool *delayed_r);
+void imap_notify_free(struct imap_notify **np);
+
+/* Attach n to s (replacing any) and load the account's snapshot. */
+int imap_watch_add(struct imap_session *s, struct imap_notify *n);
+/* NOTIFY NONE, logout: detach and free s->notify. */
+void imap_watch_remove(struct imap_session *s);
+/* A store event reached this process (imap_notify.c). */
+void imap_watch_event(const struct store_notify_event *ev);
+/* A command ended: send what was held back. */
+void imap_watch_flush(struct imap_session *s);
+/* NOTIFY SET STATUS: a STATUS for every watched unselected mailbox. */
+void imap_watch_status_all(struct imap_session *s);
 
 #endif

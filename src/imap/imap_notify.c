@@ -81,6 +81,7 @@ imap_notify_read(struct ev_loop *loop, int fd, unsigned events, void *ctx)
 	/* bounded per wakeup so one busy mailbox cannot starve the loop */
 	while (n++ < 1000 &&
 	       store_notify_read(imap_notify_env->store, &ev) == 1) {
+		imap_watch_event(&ev); /* NOTIFY (imap_watch.c) */
 		if (ev.mailbox_id != 0)
 			imap_notify_dispatch(&ev);
 	}

@@ -135,8 +135,9 @@ imap_session_capability(struct imap_session *s)
 			     "QUOTA=RES-MESSAGE APPENDLIMIT=%llu MULTIAPPEND "
 			     "ESEARCH SEARCHRES BINARY UTF8=ACCEPT "
 			     "STATUS=SIZE CONDSTORE QRESYNC OBJECTID "
-			     "SAVEDATE PREVIEW",
-			     (unsigned long long)imap_session_append_limit(s));
+			     "SAVEDATE PREVIEW NOTIFY%s",
+			     (unsigned long long)imap_session_append_limit(s),
+			     s->compressed ? "" : " COMPRESS=DEFLATE");
 	} else {
 		bool starttls = !conn_is_tls(s->c) && s->env->tls != NULL;
 		bool plain = imap_session_plaintext_ok(s);
@@ -538,6 +539,7 @@ imap_session_cmd_end(struct imap_session *s)
 	}
 	if (s->mode == IMAP_INPUT_BUSY)
 		s->mode = IMAP_INPUT_CMD;
+	imap_watch_flush(s); /* NOTIFY output held during the command */
 	if (s->env->draining && s->mode == IMAP_INPUT_CMD)
 		imap_session_bye(s, "Server shutting down.");
 }
@@ -804,6 +806,7 @@ imap_session_free(struct imap_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	imap_notify_idle_remove(s);
+	imap_watch_remove(s);
 	if (s->cmd != NULL && s->cmd->cleanup != NULL)
 		s->cmd->cleanup(s->cmd);
 	imap_append_free(s);

@@ -8,7 +8,12 @@
 
    STARTTLS (RFC 3207 4.2, RFC 2595 3.1, RFC 9051 6.2.1): input buffered
    when the command is accepted is discarded; the socket is not read again
-   until the reply has been flushed, and from then on only TLS reads it. */
+   until the reply has been flushed, and from then on only TLS reads it.
+
+   Memory: an idle connection keeps no big buffer. Reads go through a
+   stack chunk so the input buffer is only as large as the bytes
+   waiting, and input or output buffers past CONN_KEEP_BYTES are freed
+   once empty (after a large APPEND or FETCH). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -31,6 +36,8 @@
 
 #define CONN_READ_CHUNK 16384
 #define CONN_WRITE_CHUNK (256 * 1024)
+/* Empty buffers up to this size are kept for reuse, larger ones freed. */
+#define CONN_KEEP_BYTES 4096
 
 enum conn_state {
 	CONN_HANDSHAKE, /* TLS handshake in progress */
@@ -62,6 +69,8 @@ struct conn {
 	z_stream *zin, *zout;
 	struct buf zraw; /* compressed input not yet inflated */
 	size_t zout_mark; /* out bytes before this are already compressed */
+	bool zout_live;	  /* the deflate state is allocated */
+	bool zlean;	  /* free it whenever all output is sent */
 	char id[9];
 	char peer[INET6_ADDRSTRLEN];
 	uint16_t peer_port, local_port;
@@ -265,7 +274,8 @@ conn_free(struct conn *c)
 		free(c->zin);
 	}
 	if (c->zout != NULL) {
-		deflateEnd(c->zout);
+		if (c->zout_live)
+			deflateEnd(c->zout);
 		free(c->zout);
 	}
 	buf_free(&c->zraw);
@@ -604,6 +614,15 @@ conn_want_drained(struct conn *c)
 		ev_defer(c->loop, conn_drained_call, c);
 }
 
+/* Raw deflate (RFC 4978 3), the server's window of 32 KB. */
+static int
+conn_deflate_init(z_stream *z)
+{
+	memset(z, 0, sizeof(*z));
+	return deflateInit2(z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8,
+			    Z_DEFAULT_STRATEGY) == Z_OK ? 0 : -1;
+}
+
 /* Compress pending plaintext output into a new buffer (COMPRESS). */
 static int
 conn_deflate_out(struct conn *c, const uint8_t *p, size_t len,
@@ -657,7 +676,10 @@ conn_send(struct conn *c)
 		}
 		c->out_off += (size_t)w;
 	}
-	buf_reset(&c->out);
+	if (c->out.cap > CONN_KEEP_BYTES)
+		buf_free(&c->out);
+	else
+		buf_reset(&c->out);
 	c->out_off = 0;
 	return 1;
 }
@@ -670,6 +692,9 @@ conn_compress_pending(struct conn *c)
 
 	if (c->zout == NULL || c->zout_mark == c->out.len)
 		return 0;
+	if (!c->zout_live && conn_deflate_init(c->zout) < 0)
+		return -1;
+	c->zout_live = true;
 	buf_init(&z, CONN_OUTPUT_MAX_BYTES);
 	if (conn_deflate_out(c, c->out.data + c->zout_mark,
 			     c->out.len - c->zout_mark, &z) < 0) {
@@ -700,6 +725,12 @@ conn_flush(struct conn *c)
 	r = conn_send(c);
 	if (c->zout != NULL)
 		c->zout_mark = c->out.len;
+	if (r == 1 && c->zlean && c->zout_live) {
+		/* everything sent ends in a sync flush, on a byte boundary: a
+		   fresh raw deflate stream may follow (no back-references) */
+		deflateEnd(c->zout);
+		c->zout_live = false;
+	}
 	if (r < 0) {
 		conn_abort(c, CONN_CLOSE_ERROR);
 		return;
@@ -835,19 +866,21 @@ conn_recv(struct conn *c)
 	struct buf *dst = c->zin != NULL ? &c->zraw : &c->in;
 	int got = 0;
 
-	if (c->in_off > 0) {
+	/* Views into the input die here, as documented: compact, or free
+	   a large buffer that was used up (after an APPEND burst). */
+	if (c->in_off == c->in.len && c->in.cap > CONN_KEEP_BYTES) {
+		buf_free(&c->in);
+		c->in_off = 0;
+	} else if (c->in_off > 0) {
 		buf_consume(&c->in, c->in_off);
 		c->in_off = 0;
 	}
 	c->ssl_read_wants_write = false;
 	while (dst->len < CONN_INPUT_MAX_BYTES) {
 		size_t room = CONN_INPUT_MAX_BYTES - dst->len;
-		uint8_t *p = buf_reserve(dst, room < CONN_READ_CHUNK ?
-						      room : CONN_READ_CHUNK);
+		uint8_t p[CONN_READ_CHUNK];
 		ssize_t n;
 
-		if (p == NULL)
-			break;
 		if (c->ssl != NULL) {
 			int r;
 			ERR_clear_error();
@@ -882,7 +915,9 @@ conn_recv(struct conn *c)
 				break;
 			}
 		}
-		buf_commit(dst, (size_t)n);
+		/* room was checked: only as many bytes as arrived */
+		if (buf_append(dst, p, (size_t)n) < 0)
+			return -1;
 		got = 1;
 		if (c->ssl == NULL && (size_t)n < CONN_READ_CHUNK)
 			break;
@@ -981,6 +1016,16 @@ conn_tls_cipher_bits(const struct conn *c)
 
 /* ---- compression (RFC 4978) ---- */
 
+void
+conn_compress_lean(struct conn *c, bool lean)
+{
+	c->zlean = lean;
+	if (lean && c->zout_live && conn_output_pending(c) == 0) {
+		deflateEnd(c->zout);
+		c->zout_live = false;
+	}
+}
+
 int
 conn_compress_start(struct conn *c)
 {
@@ -989,9 +1034,9 @@ conn_compress_start(struct conn *c)
 	c->zin = xcalloc(1, sizeof(*c->zin));
 	c->zout = xcalloc(1, sizeof(*c->zout));
 	if (inflateInit2(c->zin, -15) != Z_OK ||
-	    deflateInit2(c->zout, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8,
-			 Z_DEFAULT_STRATEGY) != Z_OK)
+	    conn_deflate_init(c->zout) < 0)
 		return -1;
+	c->zout_live = true;
 	buf_init(&c->zraw, CONN_INPUT_MAX_BYTES);
 	/* Output queued so far (the tagged OK) goes out uncompressed; input
 	   buffered after the command is already compressed. */

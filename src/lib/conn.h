@@ -122,6 +122,10 @@ int conn_tls_cipher_bits(const struct conn *c);
 /* From now on, input is inflated and output deflated (raw deflate).
    Pending output is flushed uncompressed first. 0 or -1. */
 int conn_compress_start(struct conn *c);
+/* lean: the compressor's state (about 256 KB) is freed each time all
+   output is sent and made again for the next output, losing only the
+   shared history. For connections that mostly wait (IMAP IDLE). */
+void conn_compress_lean(struct conn *c, bool lean);
 
 /* ---- lifetime ---- */
 /* Idle timeout: the connection is closed (or on_timeout called) when no
