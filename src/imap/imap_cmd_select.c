@@ -60,7 +60,7 @@ imap_view_load(struct imap_session *s, const struct store_mailbox *box,
 	struct buf kw;
 	size_t n = 0, i;
 
-	if (store_msg_list(s->env->store, box->id, 1, &msgs, &n) < 0) {
+	if (store_msg_list_flags(s->env->store, box->id, 1, &msgs, &n) < 0) {
 		free(v);
 		return -1;
 	}
@@ -80,7 +80,9 @@ imap_view_load(struct imap_session *s, const struct store_mailbox *box,
 		m->flags = msgs[i].flags;
 		m->modseq = msgs[i].modseq;
 		if (msgs[i].keywords != NULL && *msgs[i].keywords != '\0') {
-			m->keywords = xstrdup(msgs[i].keywords);
+			/* The view takes the string over. */
+			m->keywords = msgs[i].keywords;
+			msgs[i].keywords = NULL;
 			imap_keywords_merge(&kw, m->keywords);
 		}
 	}

@@ -276,6 +276,12 @@ int store_msg_list(struct store *s, int64_t mailbox_id, uint32_t uid_min,
 int store_msg_list_range(struct store *s, int64_t mailbox_id,
 			 uint32_t uid_min, uint32_t uid_max,
 			 struct store_msg **msgs_r, size_t *count_r);
+/* Like store_msg_list for a session's view of a mailbox: only id, uid,
+   flags, keywords and modseq are filled (blob is "", the rest 0), which
+   is much cheaper on a large mailbox. */
+int store_msg_list_flags(struct store *s, int64_t mailbox_id,
+			 uint32_t uid_min, struct store_msg **msgs_r,
+			 size_t *count_r);
 /* What changed after since_modseq: messages whose modseq is greater
    (new or flag changes), and UIDs expunged after it (ascending). */
 int store_msg_changes(struct store *s, int64_t mailbox_id,

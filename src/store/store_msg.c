@@ -213,10 +213,24 @@ store_msg_from_row(sqlite3_stmt *st, struct store_msg *m)
 	m->blob[STORE_HASH_HEX_LEN] = '\0';
 }
 
-/* Step st (bound, returning STORE_MSG_SELECT columns) into an array. */
+/* The columns of STORE_MSG_FLAGS_SELECT: what a session's view keeps. */
+static void
+store_msg_flags_from_row(sqlite3_stmt *st, struct store_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->id = sqlite3_column_int64(st, 0);
+	m->uid = (uint32_t)sqlite3_column_int64(st, 1);
+	m->flags = (uint32_t)sqlite3_column_int64(st, 2);
+	m->keywords = store_col_strdup(st, 3);
+	m->modseq = (uint64_t)sqlite3_column_int64(st, 4);
+}
+
+typedef void store_msg_row_fn(sqlite3_stmt *st, struct store_msg *m);
+
+/* Step st (bound, returning the columns row reads) into an array. */
 static int
-store_msg_collect(struct store *s, sqlite3_stmt *st, struct store_msg **msgs_r,
-		  size_t *count_r)
+store_msg_collect(struct store *s, sqlite3_stmt *st, store_msg_row_fn *row,
+		  struct store_msg **msgs_r, size_t *count_r)
 {
 	struct store_msg *msgs = NULL;
 	size_t n = 0, cap = 0;
@@ -227,7 +241,7 @@ store_msg_collect(struct store *s, sqlite3_stmt *st, struct store_msg **msgs_r,
 			cap = cap == 0 ? 64 : cap * 2;
 			msgs = xreallocarray(msgs, cap, sizeof(*msgs));
 		}
-		store_msg_from_row(st, &msgs[n++]);
+		row(st, &msgs[n++]);
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -254,7 +268,7 @@ store_msg_list(struct store *s, int64_t mailbox_id, uint32_t uid_min,
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, uid_min);
-	return store_msg_collect(s, st, msgs_r, count_r);
+	return store_msg_collect(s, st, store_msg_from_row, msgs_r, count_r);
 }
 
 int
@@ -274,7 +288,28 @@ store_msg_list_range(struct store *s, int64_t mailbox_id, uint32_t uid_min,
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, uid_min);
 	sqlite3_bind_int64(st, 3, uid_max);
-	return store_msg_collect(s, st, msgs_r, count_r);
+	return store_msg_collect(s, st, store_msg_from_row, msgs_r, count_r);
+}
+
+int
+store_msg_list_flags(struct store *s, int64_t mailbox_id, uint32_t uid_min,
+		     struct store_msg **msgs_r, size_t *count_r)
+{
+	sqlite3_stmt *st;
+
+	*msgs_r = NULL;
+	*count_r = 0;
+	/* No join with blobs: a SELECT of a big mailbox reads only the
+	   messages table, in (mailbox_id, uid) index order. */
+	st = store_stmt(s, "SELECT id, uid, flags, keywords, modseq"
+			   " FROM messages WHERE mailbox_id = ? AND uid >= ?"
+			   " ORDER BY uid");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid_min);
+	return store_msg_collect(s, st, store_msg_flags_from_row, msgs_r,
+				 count_r);
 }
 
 static int
@@ -332,7 +367,8 @@ store_msg_changes(struct store *s, int64_t mailbox_id, uint64_t since_modseq,
 	if (ret == STORE_OK) {
 		sqlite3_bind_int64(st, 1, mailbox_id);
 		sqlite3_bind_int64(st, 2, (int64_t)since_modseq);
-		ret = store_msg_collect(s, st, msgs_r, count_r);
+		ret = store_msg_collect(s, st, store_msg_from_row, msgs_r,
+					count_r);
 	}
 	if (ret == STORE_OK)
 		ret = store_msg_expunged_list(s, mailbox_id, since_modseq,
