@@ -6,17 +6,24 @@
    NOT and parentheses), so hostile nesting is refused, not recursed.
    Matching is ASCII case-insensitive on RFC 2047-decoded headers and on
    the decoded text parts (mime_extract_text). Date keys: INTERNALDATE
-   (BEFORE/ON/SINCE) and the Date: header (SENT*), by UTC day. */
+   (BEFORE/ON/SINCE) and the Date: header (SENT*), by UTC day.
+   BODY and TEXT first ask the store's full-text index (store_fts.c) for
+   the candidate messages and check only those exactly, so the result is
+   the same as a scan of every message. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "imap/imap_int.h"
+#include "imap/imap_sort.h"
 #include "lib/conn.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "mime/mime.h"
 #include "store/store.h"
+
+_Static_assert(IMAP_SEARCH_TEXT_MAX_BYTES == STORE_FTS_TEXT_MAX_BYTES,
+	       "the index must hold the text the exact check reads");
 
 enum imap_skind {
 	SK_ALL,
@@ -52,6 +59,9 @@ struct imap_snode {
 	uint64_t num;
 	int64_t date;
 	struct imap_seqset set;
+	uint32_t *cand; /* BODY/TEXT: full-text candidates (xmalloc'd) */
+	size_t ncand;
+	bool use_cand;
 	struct imap_snode **kids;
 	size_t nkids;
 };
@@ -622,9 +632,43 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 		return imap_search_header(s, se, n);
 	case SK_BODY:
 	case SK_TEXT:
+		if (n->use_cand &&
+		    bsearch(&m->uid, n->cand, n->ncand, sizeof(uint32_t),
+			    imap_u32_cmp) == NULL)
+			return false;
 		return imap_search_body(s, se, n);
 	}
 	return false;
+}
+
+/* Ask the full-text index for the candidates of each BODY/TEXT key; a
+   key it cannot answer (short needle, index error) is checked on every
+   message. */
+static void
+imap_search_fts(struct imap_session *s, struct imap_snode *n)
+{
+	size_t i;
+
+	if (n->kind == SK_BODY || n->kind == SK_TEXT) {
+		n->use_cand = store_fts_candidates(s->env->store,
+						   s->view->mailbox_id, n->str,
+						   n->kind == SK_TEXT, &n->cand,
+						   &n->ncand) == 1;
+	}
+	for (i = 0; i < n->nkids; i++)
+		imap_search_fts(s, n->kids[i]);
+}
+
+static void
+imap_search_fts_free(struct imap_snode *n)
+{
+	size_t i;
+
+	xfree(&n->cand);
+	n->ncand = 0;
+	n->use_cand = false;
+	for (i = 0; i < n->nkids; i++)
+		imap_search_fts_free(n->kids[i]);
 }
 
 static void
@@ -688,6 +732,8 @@ imap_search_run(struct imap_session *s, struct imap_search *se,
 	    store_msg_list(s->env->store, v->mailbox_id, 1, &se->msgs,
 			   &se->nmsgs) < 0)
 		return -1;
+	if (se->need_map && v->count > 0)
+		imap_search_fts(s, se->root);
 	for (i = 0; i < v->count; i++) {
 		if (v->msgs[i].expunged)
 			continue;
@@ -703,8 +749,16 @@ imap_search_run(struct imap_session *s, struct imap_search *se,
 	store_msgs_free(se->msgs, se->nmsgs);
 	se->msgs = NULL;
 	se->nmsgs = 0;
+	imap_search_fts_free(se->root);
 	*count_r = n;
 	return 0;
+}
+
+int
+imap_search_match(struct imap_session *s, struct imap_search *se,
+		  struct arena *a, size_t **idx_r, size_t *count_r)
+{
+	return imap_search_run(s, se, a, idx_r, count_r);
 }
 
 #define IMAP_ESEARCH_MIN 1u

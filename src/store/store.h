@@ -341,6 +341,24 @@ int store_msg_copy(struct store *s, int64_t src_mailbox_id,
 		   const uint32_t *uids, size_t count, int64_t dst_mailbox_id,
 		   bool move, uint32_t **new_uids_r);
 
+/* ---- full-text index (store_fts.c) ---- */
+/* Text indexed per blob (decoded text parts), the same bound as IMAP
+   SEARCH uses for its exact check. */
+#define STORE_FTS_TEXT_MAX_BYTES (8 * 1024 * 1024)
+/* The index answers substring queries of at least this many
+   characters (trigrams). */
+#define STORE_FTS_NEEDLE_MIN_CHARS 3
+/* UIDs (ascending) of the mailbox's messages whose indexed text may
+   contain needle (UTF-8) as a substring, case-insensitively: the decoded
+   text parts, and with with_header the decoded top header too (SEARCH
+   TEXT). A superset: the caller still checks each candidate exactly.
+   Returns 1 (free(*uids_r)), 0 when the index cannot answer (needle
+   shorter than STORE_FTS_NEEDLE_MIN_CHARS: check every message), or an
+   error. */
+int store_fts_candidates(struct store *s, int64_t mailbox_id,
+			 const char *needle, bool with_header,
+			 uint32_t **uids_r, size_t *count_r);
+
 /* ---- sending limits ---- */
 /* Recipients sent by the account since a unix time, and recording n more
    at time now. Old records are pruned. */
