@@ -132,7 +132,8 @@ imap_session_capability(struct imap_session *s)
 			     "CREATE-SPECIAL-USE QUOTA QUOTA=RES-STORAGE "
 			     "QUOTA=RES-MESSAGE APPENDLIMIT=%llu MULTIAPPEND "
 			     "ESEARCH SEARCHRES BINARY UTF8=ACCEPT "
-			     "STATUS=SIZE",
+			     "STATUS=SIZE SORT SORT=DISPLAY ESORT "
+			     "THREAD=ORDEREDSUBJECT THREAD=REFERENCES",
 			     (unsigned long long)imap_session_append_limit(s));
 	} else {
 		bool starttls = !conn_is_tls(s->c) && s->env->tls != NULL;

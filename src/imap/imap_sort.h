@@ -17,6 +17,9 @@
 #define IMAP_SORT_KEYS_MAX 16
 /* References kept per message for THREAD=REFERENCES. */
 #define IMAP_THREAD_REFS_MAX 100
+/* Depth of a thread tree (longer reference chains are cut into
+   several threads). */
+#define IMAP_THREAD_DEPTH_MAX 1000
 /* Bytes of one Message-ID kept; longer ids are treated as invalid. */
 #define IMAP_THREAD_MSGID_MAX_BYTES 998
 
@@ -56,6 +59,13 @@ int imap_sort_load(struct imap_session *s, struct arena *a,
 /* i;ascii-casemap comparison (RFC 4790 9.2) of two NUL-terminated
    strings; NULL sorts as "". */
 int imap_sort_strcmp(const char *a, const char *b);
+
+/* The charset argument of SORT and THREAD, then the search criteria
+   (parsed by imap_search.c). NULL with the reply set on cmd. */
+struct imap_search *imap_sort_criteria(struct imap_session *s,
+				       struct imap_cmd *cmd,
+				       const struct imap_arg *args,
+				       size_t argc);
 
 /* ---- the commands ---- */
 imap_cmd_fn imap_cmd_sort, imap_cmd_thread;
