@@ -717,25 +717,87 @@ imap_search_find(struct imap_search *se, uint32_t uid)
 	return NULL;
 }
 
+/* A BODY/TEXT key with index candidates that every match must satisfy
+   (a direct child of the top-level AND; the smallest set), or NULL. */
+static const struct imap_snode *
+imap_search_restrict(const struct imap_snode *root)
+{
+	const struct imap_snode *best = NULL;
+	size_t i;
+
+	for (i = 0; root->kind == SK_AND && i < root->nkids; i++) {
+		const struct imap_snode *k = root->kids[i];
+
+		if (k->use_cand && (best == NULL || k->ncand < best->ncand))
+			best = k;
+	}
+	return best;
+}
+
+/* The store rows of only the candidate UIDs (few of them: one lookup
+   each instead of listing the whole mailbox). */
+static int
+imap_search_load_cand(struct imap_session *s, struct imap_search *se,
+		      const struct imap_snode *r)
+{
+	struct store_msg *one;
+	size_t i, n;
+
+	se->msgs = xcalloc(r->ncand + 1, sizeof(*se->msgs));
+	se->nmsgs = 0;
+	for (i = 0; i < r->ncand; i++) {
+		if (store_msg_list_range(s->env->store, s->view->mailbox_id,
+					 r->cand[i], r->cand[i], &one, &n) < 0)
+			return -1;
+		if (n == 1)
+			se->msgs[se->nmsgs++] = one[0];
+		else
+			store_msgs_free(one, n);
+		if (n == 1)
+			free(one);
+	}
+	return 0;
+}
+
+static int
+imap_search_load(struct imap_session *s, struct imap_search *se,
+		 const struct imap_snode *r)
+{
+	if (r != NULL && r->ncand < s->view->count / 8)
+		return imap_search_load_cand(s, se, r);
+	return store_msg_list(s->env->store, s->view->mailbox_id, 1, &se->msgs,
+			      &se->nmsgs);
+}
+
 /* Matching message indexes, ascending. -1 on a store error. */
 static int
 imap_search_run(struct imap_session *s, struct imap_search *se,
 		struct arena *a, size_t **idx_r, size_t *count_r)
 {
 	struct imap_view *v = s->view;
+	const struct imap_snode *r = NULL;
 	size_t i, n = 0;
 
 	*idx_r = arena_alloc(a, (v->count + 1) * sizeof(size_t));
 	imap_search_resolve(se->root, (uint32_t)v->count,
 			    v->count > 0 ? v->msgs[v->count - 1].uid : 0);
-	if (se->need_msg && v->count > 0 &&
-	    store_msg_list(s->env->store, v->mailbox_id, 1, &se->msgs,
-			   &se->nmsgs) < 0)
-		return -1;
-	if (se->need_map && v->count > 0)
+	if (se->need_map && v->count > 0) {
 		imap_search_fts(s, se->root);
+		r = imap_search_restrict(se->root);
+	}
+	if (se->need_msg && v->count > 0 && imap_search_load(s, se, r) < 0) {
+		imap_search_fts_free(se->root);
+		store_msgs_free(se->msgs, se->nmsgs);
+		se->msgs = NULL;
+		se->nmsgs = 0;
+		return -1;
+	}
 	for (i = 0; i < v->count; i++) {
 		if (v->msgs[i].expunged)
+			continue;
+		if (r != NULL &&
+		    bsearch(&v->msgs[i].uid, r->cand, r->ncand,
+			    sizeof(uint32_t), imap_u32_cmp) == NULL)
 			continue;
 		if (se->need_msg) {
 			se->msg = imap_search_find(se, v->msgs[i].uid);

@@ -90,12 +90,14 @@ static const char *const store_migrations[] = {
 	" DEFAULT 1;"
 	"UPDATE mailboxes SET recent_uid = uidnext;",
 	/* 3: full-text index for SEARCH BODY/TEXT (store_fts.c); blobs
-	   stored before it have fts = 0 and are always candidates */
+	   stored before it have fts = 0 and are always candidates, 2 marks
+	   text that is not valid UTF-8 */
 	"CREATE VIRTUAL TABLE blob_fts USING fts5(hdr, body,"
 	" tokenize = 'trigram');"
 	"ALTER TABLE blobs ADD COLUMN fts INTEGER NOT NULL DEFAULT 0;"
 	"CREATE TRIGGER blobs_fts_gc AFTER DELETE ON blobs WHEN old.fts = 1"
-	" BEGIN DELETE FROM blob_fts WHERE rowid = old.id; END;",
+	" BEGIN DELETE FROM blob_fts WHERE rowid = old.id; END;"
+	"CREATE INDEX blobs_fts_pending ON blobs(id) WHERE fts != 1;",
 };
 
 #define STORE_MIGRATIONS_COUNT \

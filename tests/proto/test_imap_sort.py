@@ -374,3 +374,22 @@ def test_search_dedup_and_gc(fresh_tern):
         time.sleep(0.1)
     assert rows() == base          # collected with the blob
     r.cmd("LOGOUT")
+
+
+def test_search_text_not_utf8(tern):
+    # A raw 8-bit header that is not valid UTF-8: "caf" + U+00E9 + a stray
+    # continuation byte. The trigram index splits it into other
+    # characters than the needle "caf\xe9"; such blobs are candidates for
+    # every non-ASCII needle, so the exact check still finds it.
+    r = session(tern)
+    append(r, "INBOX", b"Subject: caf\xc3\xa9\xa9 au lait\r\n\r\nnothing\r\n")
+    append(r, "INBOX", mk(["Subject: plain"], b"other\r\n"))
+    assert "OK" in r.cmd("SELECT INBOX")[0]
+    needle = "caf\u00e9".encode()
+    r.send(b"u1 SEARCH CHARSET UTF-8 TEXT {%d+}\r\n%s\r\n"
+           % (len(needle), needle))
+    tag, lines = r.tagged("u1")
+    assert " OK " in tag, tag
+    assert nums(untagged(lines, "SEARCH"), "SEARCH") == [1]
+    assert search(r, "TEXT lait") == [1]     # ASCII needles use the index
+    r.cmd("LOGOUT")
