@@ -142,7 +142,7 @@ imap_sort_msgids(struct arena *a, const char *value, char **ids, size_t skip,
 		 size_t max)
 {
 	const char *p = value, *q;
-	size_t seen = 0;
+	size_t seen = 0, len;
 
 	while ((p = strchr(p, '<')) != NULL) {
 		for (q = p + 1; *q != '\0' && *q != '>' && *q != '<' &&
@@ -155,10 +155,10 @@ imap_sort_msgids(struct arena *a, const char *value, char **ids, size_t skip,
 			p = q;
 			continue;
 		}
-		if (q - p > 1 && (size_t)(q - p) < IMAP_THREAD_MSGID_MAX_BYTES) {
+		len = (size_t)(q - p + 1);
+		if (len > 2 && len <= IMAP_THREAD_MSGID_MAX_BYTES) {
 			if (ids != NULL && seen >= skip && seen - skip < max)
-				ids[seen - skip] =
-					arena_strndup(a, p, (size_t)(q - p + 1));
+				ids[seen - skip] = arena_strndup(a, p, len);
 			seen++;
 		}
 		p = q + 1;

@@ -45,7 +45,8 @@ struct imap_sort_msg {
 	char *from, *to, *cc;	/* addr-mailbox of the first address */
 	char *dfrom, *dto;	/* RFC 5957 display forms */
 	char *msgid;		/* "<...>" or NULL */
-	char **refs;		/* References (or In-Reply-To), oldest first */
+	char **refs;		/* References (else In-Reply-To), oldest
+				   first */
 	size_t nrefs;
 };
 

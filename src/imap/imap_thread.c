@@ -227,8 +227,10 @@ imap_thr_dater(const struct imap_thr *c)
 static int
 imap_thr_cmp(const void *x, const void *y)
 {
-	const struct imap_sort_msg *a = imap_thr_dater(*(struct imap_thr *const *)x);
-	const struct imap_sort_msg *b = imap_thr_dater(*(struct imap_thr *const *)y);
+	const struct imap_thr *cx = *(struct imap_thr *const *)x;
+	const struct imap_thr *cy = *(struct imap_thr *const *)y;
+	const struct imap_sort_msg *a = imap_thr_dater(cx);
+	const struct imap_sort_msg *b = imap_thr_dater(cy);
 
 	if (a == NULL || b == NULL)
 		return (a == NULL) - (b == NULL);

@@ -72,7 +72,8 @@ static const char m1[] =
 	"Subject: =?utf-8?Q?Gr=C3=BC=C3=9Fe?= hello\r\n"
 	"Content-Type: text/plain; charset=utf-8\r\n"
 	"Content-Transfer-Encoding: base64\r\n\r\n"
-	"UXVva2thIHNheXMgInFxIiB0byB6ZWJyYXM=\r\n"; /* Quokka says "qq" to zebras */
+	/* base64 of: Quokka says "qq" to zebras */
+	"UXVva2thIHNheXMgInFxIiB0byB6ZWJyYXM=\r\n";
 static const char m2[] =
 	"Subject: other\r\n"
 	"Content-Type: text/plain\r\n"
