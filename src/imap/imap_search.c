@@ -539,6 +539,14 @@ imap_u32_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* uid in the ascending array (which may be NULL when empty)? */
+static bool
+imap_search_in(const uint32_t *uids, size_t n, uint32_t uid)
+{
+	return n > 0 && bsearch(&uid, uids, n, sizeof(uint32_t),
+				imap_u32_cmp) != NULL;
+}
+
 static int64_t
 imap_search_day(int64_t t)
 {
@@ -633,8 +641,7 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 	case SK_BODY:
 	case SK_TEXT:
 		if (n->use_cand &&
-		    bsearch(&m->uid, n->cand, n->ncand, sizeof(uint32_t),
-			    imap_u32_cmp) == NULL)
+		    !imap_search_in(n->cand, n->ncand, m->uid))
 			return false;
 		return imap_search_body(s, se, n);
 	}
@@ -795,9 +802,8 @@ imap_search_run(struct imap_session *s, struct imap_search *se,
 	for (i = 0; i < v->count; i++) {
 		if (v->msgs[i].expunged)
 			continue;
-		if (r != NULL &&
-		    bsearch(&v->msgs[i].uid, r->cand, r->ncand,
-			    sizeof(uint32_t), imap_u32_cmp) == NULL)
+		if (r != NULL && !imap_search_in(r->cand, r->ncand,
+						 v->msgs[i].uid))
 			continue;
 		if (se->need_msg) {
 			se->msg = imap_search_find(se, v->msgs[i].uid);

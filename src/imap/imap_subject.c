@@ -178,7 +178,8 @@ imap_subject_base(const char *in, size_t len, struct buf *out, bool *reply_r)
 		imap_subject_trailers(&sj);
 		imap_subject_leaders(&sj);
 	} while (imap_subject_fwd(&sj));
-	if (buf_append(out, sj.p + sj.start, sj.end - sj.start) < 0)
+	if (sj.end > sj.start &&
+	    buf_append(out, sj.p + sj.start, sj.end - sj.start) < 0)
 		ret = -1;
 	*reply_r = sj.reply;
 	buf_free(&dec);

@@ -183,6 +183,8 @@ store_fts_uniq(uint32_t *uids, size_t *count)
 {
 	size_t i, o = 0;
 
+	if (*count == 0)
+		return;
 	qsort(uids, *count, sizeof(*uids), store_fts_u32_cmp);
 	for (i = 0; i < *count; i++) {
 		if (o == 0 || uids[o - 1] != uids[i])
