@@ -1,11 +1,13 @@
 /* The command table: the index of the IMAP protocol (RFC 9051 6, RFC 3501
    6 and the extensions listed in imap_session_capability()). Each row:
    name, states it is valid in, sync flags, handler. UID (RFC 9051 6.4.9)
-   re-dispatches to FETCH/STORE/SEARCH/COPY/MOVE/EXPUNGE with uid set. */
+   re-dispatches to FETCH/STORE/SEARCH/COPY/MOVE/EXPUNGE/SORT/THREAD
+   with uid set. */
 #include <string.h>
 #include <strings.h>
 
 #include "imap/imap_int.h"
+#include "imap/imap_sort.h"
 
 #define A IMAP_STATES_ANY
 #define AU IMAP_STATES_AUTHED
@@ -43,10 +45,12 @@ static const struct imap_cmd_def imap_cmds[] = {
 	{ "RENAME", AU, 0, imap_cmd_rename },
 	{ "SEARCH", SEL, SEQ, imap_cmd_search },
 	{ "SELECT", AU, NS, imap_cmd_select },
+	{ "SORT", SEL, SEQ, imap_cmd_sort },
 	{ "STARTTLS", N, NS, imap_cmd_starttls },
 	{ "STATUS", AU, 0, imap_cmd_status },
 	{ "STORE", SEL, SEQ, imap_cmd_store },
 	{ "SUBSCRIBE", AU, 0, imap_cmd_subscribe },
+	{ "THREAD", SEL, SEQ, imap_cmd_thread },
 	{ "UID", SEL, SEQ, imap_cmd_uid },
 	{ "UNSELECT", SEL, NS, imap_cmd_unselect },
 	{ "UNSUBSCRIBE", AU, 0, imap_cmd_unsubscribe },
@@ -69,8 +73,9 @@ imap_cmd_find(const char *name)
 enum imap_cmd_res
 imap_cmd_uid(struct imap_session *s, struct imap_cmd *cmd)
 {
-	static const char *const subs[] = { "FETCH", "STORE", "SEARCH",
-					    "COPY",  "MOVE",  "EXPUNGE" };
+	static const char *const subs[] = { "FETCH", "STORE",  "SEARCH",
+					    "COPY",  "MOVE",   "EXPUNGE",
+					    "SORT",  "THREAD" };
 	const struct imap_cmd_def *def = NULL;
 	size_t i;
 

@@ -10,17 +10,24 @@
    (SAVEDBEFORE/SAVEDON/SAVEDSINCE, SAVEDATESUPPORTED, RFC 8514 4.2).
    MODSEQ (RFC 7162 3.1.5) compares the message's MODSEQ (there is no
    per-flag one, so the entry name is checked and ignored) and adds
-   "(MODSEQ n)" / " MODSEQ n" with the highest of the matches. */
+   "(MODSEQ n)" / " MODSEQ n" with the highest of the matches.
+   BODY and TEXT first ask the store's full-text index (store_fts.c) for
+   the candidate messages and check only those exactly, so the result is
+   the same as a scan of every message. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "imap/imap_int.h"
+#include "imap/imap_sort.h"
 #include "lib/conn.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "mime/mime.h"
 #include "store/store.h"
+
+_Static_assert(IMAP_SEARCH_TEXT_MAX_BYTES == STORE_FTS_TEXT_MAX_BYTES,
+	       "the index must hold the text the exact check reads");
 
 enum imap_skind {
 	SK_ALL,
@@ -60,6 +67,9 @@ struct imap_snode {
 	uint64_t num;
 	int64_t date;
 	struct imap_seqset set;
+	uint32_t *cand; /* BODY/TEXT: full-text candidates (xmalloc'd) */
+	size_t ncand;
+	bool use_cand;
 	struct imap_snode **kids;
 	size_t nkids;
 };
@@ -581,6 +591,14 @@ imap_u32_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* uid in the ascending array (which may be NULL when empty)? */
+static bool
+imap_search_in(const uint32_t *uids, size_t n, uint32_t uid)
+{
+	return n > 0 && bsearch(&uid, uids, n, sizeof(uint32_t),
+				imap_u32_cmp) != NULL;
+}
+
 static int64_t
 imap_search_day(int64_t t)
 {
@@ -685,9 +703,42 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 		return imap_search_header(s, se, n);
 	case SK_BODY:
 	case SK_TEXT:
+		if (n->use_cand &&
+		    !imap_search_in(n->cand, n->ncand, m->uid))
+			return false;
 		return imap_search_body(s, se, n);
 	}
 	return false;
+}
+
+/* Ask the full-text index for the candidates of each BODY/TEXT key; a
+   key it cannot answer (short needle, index error) is checked on every
+   message. */
+static void
+imap_search_fts(struct imap_session *s, struct imap_snode *n)
+{
+	size_t i;
+
+	if (n->kind == SK_BODY || n->kind == SK_TEXT) {
+		n->use_cand = store_fts_candidates(s->env->store,
+						   s->view->mailbox_id, n->str,
+						   n->kind == SK_TEXT, &n->cand,
+						   &n->ncand) == 1;
+	}
+	for (i = 0; i < n->nkids; i++)
+		imap_search_fts(s, n->kids[i]);
+}
+
+static void
+imap_search_fts_free(struct imap_snode *n)
+{
+	size_t i;
+
+	xfree(&n->cand);
+	n->ncand = 0;
+	n->use_cand = false;
+	for (i = 0; i < n->nkids; i++)
+		imap_search_fts_free(n->kids[i]);
 }
 
 static void
@@ -736,23 +787,86 @@ imap_search_find(struct imap_search *se, uint32_t uid)
 	return NULL;
 }
 
+/* A BODY/TEXT key with index candidates that every match must satisfy
+   (a direct child of the top-level AND; the smallest set), or NULL. */
+static const struct imap_snode *
+imap_search_restrict(const struct imap_snode *root)
+{
+	const struct imap_snode *best = NULL;
+	size_t i;
+
+	for (i = 0; root->kind == SK_AND && i < root->nkids; i++) {
+		const struct imap_snode *k = root->kids[i];
+
+		if (k->use_cand && (best == NULL || k->ncand < best->ncand))
+			best = k;
+	}
+	return best;
+}
+
+/* The store rows of only the candidate UIDs (few of them: one lookup
+   each instead of listing the whole mailbox). */
+static int
+imap_search_load_cand(struct imap_session *s, struct imap_search *se,
+		      const struct imap_snode *r)
+{
+	struct store_msg *one;
+	size_t i, n;
+
+	se->msgs = xcalloc(r->ncand + 1, sizeof(*se->msgs));
+	se->nmsgs = 0;
+	for (i = 0; i < r->ncand; i++) {
+		if (store_msg_list_range(s->env->store, s->view->mailbox_id,
+					 r->cand[i], r->cand[i], &one, &n) < 0)
+			return -1;
+		if (n == 1)
+			se->msgs[se->nmsgs++] = one[0];
+		else
+			store_msgs_free(one, n);
+		if (n == 1)
+			free(one);
+	}
+	return 0;
+}
+
+static int
+imap_search_load(struct imap_session *s, struct imap_search *se,
+		 const struct imap_snode *r)
+{
+	if (r != NULL && r->ncand < s->view->count / 8)
+		return imap_search_load_cand(s, se, r);
+	return store_msg_list(s->env->store, s->view->mailbox_id, 1, &se->msgs,
+			      &se->nmsgs);
+}
+
 /* Matching message indexes, ascending. -1 on a store error. */
 static int
 imap_search_run(struct imap_session *s, struct imap_search *se,
 		struct arena *a, size_t **idx_r, size_t *count_r)
 {
 	struct imap_view *v = s->view;
+	const struct imap_snode *r = NULL;
 	size_t i, n = 0;
 
 	*idx_r = arena_alloc(a, (v->count + 1) * sizeof(size_t));
 	imap_search_resolve(se->root, (uint32_t)v->count,
 			    v->count > 0 ? v->msgs[v->count - 1].uid : 0);
-	if (se->need_msg && v->count > 0 &&
-	    store_msg_list(s->env->store, v->mailbox_id, 1, &se->msgs,
-			   &se->nmsgs) < 0)
+	if (se->need_map && v->count > 0) {
+		imap_search_fts(s, se->root);
+		r = imap_search_restrict(se->root);
+	}
+	if (se->need_msg && v->count > 0 && imap_search_load(s, se, r) < 0) {
+		imap_search_fts_free(se->root);
+		store_msgs_free(se->msgs, se->nmsgs);
+		se->msgs = NULL;
+		se->nmsgs = 0;
 		return -1;
+	}
 	for (i = 0; i < v->count; i++) {
 		if (v->msgs[i].expunged)
+			continue;
+		if (r != NULL && !imap_search_in(r->cand, r->ncand,
+						 v->msgs[i].uid))
 			continue;
 		if (se->need_msg) {
 			se->msg = imap_search_find(se, v->msgs[i].uid);
@@ -766,8 +880,16 @@ imap_search_run(struct imap_session *s, struct imap_search *se,
 	store_msgs_free(se->msgs, se->nmsgs);
 	se->msgs = NULL;
 	se->nmsgs = 0;
+	imap_search_fts_free(se->root);
 	*count_r = n;
 	return 0;
+}
+
+int
+imap_search_match(struct imap_session *s, struct imap_search *se,
+		  struct arena *a, size_t **idx_r, size_t *count_r)
+{
+	return imap_search_run(s, se, a, idx_r, count_r);
 }
 
 #define IMAP_ESEARCH_MIN 1u

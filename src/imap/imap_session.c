@@ -135,7 +135,8 @@ imap_session_capability(struct imap_session *s)
 			     "QUOTA=RES-MESSAGE APPENDLIMIT=%llu MULTIAPPEND "
 			     "ESEARCH SEARCHRES BINARY UTF8=ACCEPT "
 			     "STATUS=SIZE CONDSTORE QRESYNC OBJECTID "
-			     "SAVEDATE PREVIEW NOTIFY%s",
+			     "SAVEDATE PREVIEW NOTIFY SORT SORT=DISPLAY ESORT "
+			     "THREAD=ORDEREDSUBJECT THREAD=REFERENCES%s",
 			     (unsigned long long)imap_session_append_limit(s),
 			     s->compressed ? "" : " COMPRESS=DEFLATE");
 	} else {

@@ -368,6 +368,24 @@ int store_sent_get(struct store *s, const char *domain, int *value_r);
 int store_sent_find(struct store *s, int64_t mailbox_id, const char *blob,
 		    int64_t since, uint32_t *uid_r);
 
+/* ---- full-text index (store_fts.c) ---- */
+/* Text indexed per blob (decoded text parts), the same bound as IMAP
+   SEARCH uses for its exact check. */
+#define STORE_FTS_TEXT_MAX_BYTES (8 * 1024 * 1024)
+/* The index answers substring queries of at least this many
+   characters (trigrams). */
+#define STORE_FTS_NEEDLE_MIN_CHARS 3
+/* UIDs (ascending) of the mailbox's messages whose indexed text may
+   contain needle (UTF-8) as a substring, case-insensitively: the decoded
+   text parts, and with with_header the decoded top header too (SEARCH
+   TEXT). A superset: the caller still checks each candidate exactly.
+   Returns 1 (free(*uids_r)), 0 when the index cannot answer (needle
+   shorter than STORE_FTS_NEEDLE_MIN_CHARS: check every message), or an
+   error. */
+int store_fts_candidates(struct store *s, int64_t mailbox_id,
+			 const char *needle, bool with_header,
+			 uint32_t **uids_r, size_t *count_r);
+
 /* ---- sending limits ---- */
 /* Recipients sent by the account since a unix time, and recording n more
    at time now. Old records are pruned. */

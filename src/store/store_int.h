@@ -162,6 +162,11 @@ int store_mailbox_bump_modseq(struct store *s, int64_t mailbox_id,
    blob references and quota) without recording expunged UIDs. */
 int store_msg_purge_mailbox(struct store *s, int64_t mailbox_id);
 
+/* ---- store_fts.c ---- */
+/* Inside a write transaction: index the text of blob blob_id. */
+int store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
+		  size_t len);
+
 /* ---- store_notify.c ---- */
 void store_notify_flush(struct store *s);
 void store_notify_close(struct store *s);

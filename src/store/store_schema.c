@@ -109,6 +109,15 @@ static const char *const store_migrations[] = {
 	"ALTER TABLE queue ADD COLUMN body TEXT"
 	" CHECK (body IN ('7BIT', '8BITMIME', 'BINARYMIME'));"
 	"ALTER TABLE queue ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;",
+	/* 5: full-text index for SEARCH BODY/TEXT (store_fts.c); blobs
+	   stored before it have fts = 0 and are always candidates, 2 marks
+	   text that is not valid UTF-8 */
+	"CREATE VIRTUAL TABLE blob_fts USING fts5(hdr, body,"
+	" tokenize = 'trigram');"
+	"ALTER TABLE blobs ADD COLUMN fts INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TRIGGER blobs_fts_gc AFTER DELETE ON blobs WHEN old.fts = 1"
+	" BEGIN DELETE FROM blob_fts WHERE rowid = old.id; END;"
+	"CREATE INDEX blobs_fts_pending ON blobs(id) WHERE fts != 1;",
 };
 
 #define STORE_MIGRATIONS_COUNT \

@@ -1,0 +1,530 @@
+/* SORT and UID SORT (RFC 5256 3 and 4), their sort keys ARRIVAL, CC,
+   DATE, FROM, REVERSE, SIZE, SUBJECT, TO (RFC 5256 3) and DISPLAYFROM,
+   DISPLAYTO (RFC 5957 3), ESORT (RFC 5267 3: SORT RETURN (MIN MAX COUNT
+   ALL) answered with ESEARCH), and the per-message sort data that
+   THREAD (imap_thread.c) shares.
+   Strings compare with i;ascii-casemap (RFC 4790 9.2). Messages that
+   compare equal keep mailbox order (RFC 5256 3). The sent date is the
+   Date: header in UTC, or INTERNALDATE when it is missing or does not
+   parse (RFC 5256 2.2). The address keys use the first mailbox of the
+   field (group markers skipped); a missing field sorts as "". The
+   search criteria are parsed and run by imap_search.c. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "imap/imap_sort.h"
+#include "lib/conn.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "mime/mime.h"
+#include "store/store.h"
+
+enum imap_sort_key {
+	IMAP_SORT_ARRIVAL,
+	IMAP_SORT_CC,
+	IMAP_SORT_DATE,
+	IMAP_SORT_FROM,
+	IMAP_SORT_SIZE,
+	IMAP_SORT_SUBJECT,
+	IMAP_SORT_TO,
+	IMAP_SORT_DISPLAYFROM,
+	IMAP_SORT_DISPLAYTO,
+};
+
+static const struct {
+	const char *name;
+	enum imap_sort_key key;
+} imap_sort_names[] = {
+	{ "ARRIVAL", IMAP_SORT_ARRIVAL },
+	{ "CC", IMAP_SORT_CC },
+	{ "DATE", IMAP_SORT_DATE },
+	{ "FROM", IMAP_SORT_FROM },
+	{ "SIZE", IMAP_SORT_SIZE },
+	{ "SUBJECT", IMAP_SORT_SUBJECT },
+	{ "TO", IMAP_SORT_TO },
+	{ "DISPLAYFROM", IMAP_SORT_DISPLAYFROM },
+	{ "DISPLAYTO", IMAP_SORT_DISPLAYTO },
+};
+
+struct imap_sort_crit {
+	enum imap_sort_key key;
+	bool reverse;
+};
+
+struct imap_sort_spec {
+	struct imap_sort_crit c[IMAP_SORT_KEYS_MAX];
+	size_t n;
+};
+
+int
+imap_sort_strcmp(const char *a, const char *b)
+{
+	const unsigned char *x = (const unsigned char *)(a ? a : "");
+	const unsigned char *y = (const unsigned char *)(b ? b : "");
+
+	for (;; x++, y++) {
+		unsigned cx = *x >= 'a' && *x <= 'z' ? *x - 32u : *x;
+		unsigned cy = *y >= 'a' && *y <= 'z' ? *y - 32u : *y;
+
+		if (cx != cy)
+			return cx < cy ? -1 : 1;
+		if (cx == 0)
+			return 0;
+	}
+}
+
+/* ---- per-message data ---- */
+
+static char *
+imap_sort_header(struct arena *a, const uint8_t *hdr, size_t hlen,
+		 const char *name)
+{
+	struct buf b;
+	char *r = NULL;
+
+	buf_init(&b, MIME_HEADER_VALUE_MAX_BYTES);
+	if (mime_header_get(hdr, hlen, name, &b) != 0)
+		r = arena_strndup(a, buf_cstr(&b), b.len);
+	buf_free(&b);
+	return r;
+}
+
+static char *
+imap_sort_decode(struct arena *a, const char *s)
+{
+	struct buf b;
+	char *r;
+
+	buf_init(&b, IMAP_SORT_SUBJECT_MAX_BYTES);
+	(void)mime_decode_words(&b, s, strlen(s));
+	r = arena_strndup(a, buf_cstr(&b), b.len);
+	buf_free(&b);
+	return r;
+}
+
+/* First mailbox of an address field: addr-mailbox in *mbox_r, the
+   RFC 5957 display form (decoded display-name, else mailbox@host) in
+   *disp_r. */
+static void
+imap_sort_addr(struct arena *a, const char *value, char **mbox_r,
+	       char **disp_r)
+{
+	struct mime_address_list list;
+	const struct mime_address *ad = NULL;
+	size_t i;
+
+	*mbox_r = *disp_r = NULL;
+	if (value == NULL)
+		return;
+	(void)mime_address_parse(value, strlen(value), &list);
+	for (i = 0; i < list.count && ad == NULL; i++) {
+		if (list.addrs[i].kind == MIME_ADDRESS_MAILBOX)
+			ad = &list.addrs[i];
+	}
+	if (ad != NULL) {
+		*mbox_r = arena_strdup(a, ad->mailbox ? ad->mailbox : "");
+		if (ad->name != NULL && ad->name[0] != '\0')
+			*disp_r = imap_sort_decode(a, ad->name);
+		else
+			*disp_r = arena_printf(a, "%s@%s",
+					       ad->mailbox ? ad->mailbox : "",
+					       ad->domain ? ad->domain : "");
+	}
+	mime_address_list_free(&list);
+}
+
+/* Message-IDs "<...>" in value, in order: the first skip are passed
+   over, then at most max are stored in ids (ids NULL: only counted).
+   Returns how many were seen (skipped included). */
+static size_t
+imap_sort_msgids(struct arena *a, const char *value, char **ids, size_t skip,
+		 size_t max)
+{
+	const char *p = value, *q;
+	size_t seen = 0, len;
+
+	while ((p = strchr(p, '<')) != NULL) {
+		for (q = p + 1; *q != '\0' && *q != '>' && *q != '<' &&
+				*q != ' ' && *q != '\t';
+		     q++)
+			;
+		if (*q == '\0')
+			break;
+		if (*q != '>') {
+			p = q;
+			continue;
+		}
+		len = (size_t)(q - p + 1);
+		if (len > 2 && len <= IMAP_THREAD_MSGID_MAX_BYTES) {
+			if (ids != NULL && seen >= skip && seen - skip < max)
+				ids[seen - skip] = arena_strndup(a, p, len);
+			seen++;
+		}
+		p = q + 1;
+	}
+	return seen;
+}
+
+static void
+imap_sort_refs(struct arena *a, const uint8_t *hdr, size_t hlen,
+	       struct imap_sort_msg *m)
+{
+	char *v, *one[1];
+	size_t n, skip;
+
+	v = imap_sort_header(a, hdr, hlen, "Message-ID");
+	if (v != NULL && imap_sort_msgids(a, v, one, 0, 1) > 0)
+		m->msgid = one[0];
+	v = imap_sort_header(a, hdr, hlen, "References");
+	n = v != NULL ? imap_sort_msgids(a, v, NULL, 0, 0) : 0;
+	if (n > 0) {
+		/* keep the newest ones when there are too many */
+		skip = n > IMAP_THREAD_REFS_MAX ? n - IMAP_THREAD_REFS_MAX : 0;
+		m->refs = arena_alloc(a, (n - skip) * sizeof(char *));
+		(void)imap_sort_msgids(a, v, m->refs, skip, n - skip);
+		m->nrefs = n - skip;
+		return;
+	}
+	/* RFC 5256 5 (1)(B): else the first Message-ID of In-Reply-To */
+	v = imap_sort_header(a, hdr, hlen, "In-Reply-To");
+	if (v != NULL && imap_sort_msgids(a, v, one, 0, 1) > 0) {
+		m->refs = arena_alloc(a, sizeof(char *));
+		m->refs[0] = one[0];
+		m->nrefs = 1;
+	}
+}
+
+static void
+imap_sort_headers(struct arena *a, const uint8_t *hdr, size_t hlen,
+		  unsigned need, struct imap_sort_msg *m)
+{
+	struct buf b;
+	char *v;
+
+	v = imap_sort_header(a, hdr, hlen, "Subject");
+	buf_init(&b, IMAP_SORT_SUBJECT_MAX_BYTES);
+	if (v != NULL && imap_subject_base(v, strlen(v), &b, &m->reply) == 0)
+		m->subject = arena_strndup(a, buf_cstr(&b), b.len);
+	else
+		m->subject = "";
+	buf_free(&b);
+	if (need & IMAP_SORT_NEED_ADDR) {
+		imap_sort_addr(a, imap_sort_header(a, hdr, hlen, "From"),
+			       &m->from, &m->dfrom);
+		imap_sort_addr(a, imap_sort_header(a, hdr, hlen, "To"), &m->to,
+			       &m->dto);
+		imap_sort_addr(a, imap_sort_header(a, hdr, hlen, "Cc"), &m->cc,
+			       &v);
+	}
+	if (need & IMAP_SORT_NEED_REFS)
+		imap_sort_refs(a, hdr, hlen, m);
+}
+
+static int
+imap_sort_load_one(struct imap_session *s, struct arena *a,
+		   const struct store_msg *sm, unsigned need,
+		   struct imap_sort_msg *m)
+{
+	struct store_msg_meta meta;
+	struct store_map map;
+	int r;
+
+	m->size = sm->size;
+	m->arrival = m->date = sm->internaldate;
+	m->subject = "";
+	r = store_msg_meta(s->env->store, sm->blob, &meta);
+	if (r < 0)
+		return -1;
+	if (r == 1 && meta.date >= 0)
+		m->date = meta.date;
+	if (store_blob_map(s->env->store, sm->blob, &map) == STORE_OK) {
+		size_t hlen = r == 1 && meta.header_len <= map.len
+				      ? meta.header_len
+				      : map.len;
+
+		imap_sort_headers(a, map.data, hlen, need, m);
+		store_blob_unmap(&map);
+	}
+	if (r == 1)
+		store_msg_meta_clear(&meta);
+	return 0;
+}
+
+static const struct store_msg *
+imap_sort_find(const struct store_msg *msgs, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (msgs[mid].uid == uid)
+			return &msgs[mid];
+		if (msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+int
+imap_sort_load(struct imap_session *s, struct arena *a, const size_t *idx,
+	       size_t n, unsigned need, struct imap_sort_msg **msgs_r)
+{
+	struct imap_view *v = s->view;
+	struct store_msg *sms = NULL;
+	struct imap_sort_msg *out;
+	size_t nsms = 0, i;
+	int ret = 0;
+
+	out = arena_zalloc(a, (n + 1) * sizeof(*out));
+	if (n > 0 && store_msg_list(s->env->store, v->mailbox_id, 1, &sms,
+				    &nsms) < 0)
+		return -1;
+	for (i = 0; i < n && ret == 0; i++) {
+		const struct store_msg *sm;
+
+		out[i].idx = idx[i];
+		out[i].uid = v->msgs[idx[i]].uid;
+		out[i].subject = "";
+		sm = imap_sort_find(sms, nsms, out[i].uid);
+		if (sm != NULL)
+			ret = imap_sort_load_one(s, a, sm, need, &out[i]);
+	}
+	store_msgs_free(sms, nsms);
+	*msgs_r = out;
+	return ret;
+}
+
+/* ---- SORT ---- */
+
+static int
+imap_sort_cmp_num(int64_t a, int64_t b)
+{
+	return a < b ? -1 : a > b;
+}
+
+static int
+imap_sort_cmp_key(const struct imap_sort_msg *a, const struct imap_sort_msg *b,
+		  enum imap_sort_key key)
+{
+	switch (key) {
+	case IMAP_SORT_ARRIVAL:
+		return imap_sort_cmp_num(a->arrival, b->arrival);
+	case IMAP_SORT_DATE:
+		return imap_sort_cmp_num(a->date, b->date);
+	case IMAP_SORT_SIZE:
+		return a->size < b->size ? -1 : a->size > b->size;
+	case IMAP_SORT_CC:
+		return imap_sort_strcmp(a->cc, b->cc);
+	case IMAP_SORT_FROM:
+		return imap_sort_strcmp(a->from, b->from);
+	case IMAP_SORT_TO:
+		return imap_sort_strcmp(a->to, b->to);
+	case IMAP_SORT_SUBJECT:
+		return imap_sort_strcmp(a->subject, b->subject);
+	case IMAP_SORT_DISPLAYFROM:
+		return imap_sort_strcmp(a->dfrom, b->dfrom);
+	case IMAP_SORT_DISPLAYTO:
+		return imap_sort_strcmp(a->dto, b->dto);
+	}
+	return 0;
+}
+
+static int
+imap_sort_cmp(const void *x, const void *y, void *ctx)
+{
+	const struct imap_sort_msg *a = x, *b = y;
+	const struct imap_sort_spec *spec = ctx;
+	size_t i;
+	int c;
+
+	for (i = 0; i < spec->n; i++) {
+		c = imap_sort_cmp_key(a, b, spec->c[i].key);
+		if (c != 0)
+			return spec->c[i].reverse ? -c : c;
+	}
+	/* RFC 5256 3: equal messages stay in mailbox order; REVERSE does
+	   not apply to this tie-break. */
+	return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+static int
+imap_sort_parse_keys(const struct imap_arg *list, struct imap_sort_spec *spec,
+		     unsigned *need_r)
+{
+	bool reverse = false;
+	size_t i, k;
+
+	spec->n = 0;
+	*need_r = 0;
+	if (list->type != IMAP_ARG_LIST || list->count == 0)
+		return -1;
+	for (i = 0; i < list->count; i++) {
+		const struct imap_arg *a = &list->list[i];
+
+		if (imap_arg_is_atom(a, "REVERSE") && !reverse) {
+			reverse = true;
+			continue;
+		}
+		for (k = 0; k < sizeof(imap_sort_names) /
+					sizeof(imap_sort_names[0]); k++) {
+			if (imap_arg_is_atom(a, imap_sort_names[k].name))
+				break;
+		}
+		if (k == sizeof(imap_sort_names) / sizeof(imap_sort_names[0]) ||
+		    spec->n == IMAP_SORT_KEYS_MAX)
+			return -1;
+		spec->c[spec->n].key = imap_sort_names[k].key;
+		spec->c[spec->n++].reverse = reverse;
+		if (imap_sort_names[k].key != IMAP_SORT_ARRIVAL &&
+		    imap_sort_names[k].key != IMAP_SORT_DATE &&
+		    imap_sort_names[k].key != IMAP_SORT_SIZE &&
+		    imap_sort_names[k].key != IMAP_SORT_SUBJECT)
+			*need_r |= IMAP_SORT_NEED_ADDR;
+		reverse = false;
+	}
+	return reverse ? -1 : 0;
+}
+
+#define IMAP_ESORT_MIN 1u
+#define IMAP_ESORT_MAX 2u
+#define IMAP_ESORT_COUNT 4u
+#define IMAP_ESORT_ALL 8u
+
+static int
+imap_sort_parse_return(const struct imap_arg *list, unsigned *opts_r)
+{
+	size_t i;
+
+	*opts_r = 0;
+	if (list->type != IMAP_ARG_LIST)
+		return -1;
+	for (i = 0; i < list->count; i++) {
+		const struct imap_arg *o = &list->list[i];
+
+		if (imap_arg_is_atom(o, "MIN"))
+			*opts_r |= IMAP_ESORT_MIN;
+		else if (imap_arg_is_atom(o, "MAX"))
+			*opts_r |= IMAP_ESORT_MAX;
+		else if (imap_arg_is_atom(o, "COUNT"))
+			*opts_r |= IMAP_ESORT_COUNT;
+		else if (imap_arg_is_atom(o, "ALL"))
+			*opts_r |= IMAP_ESORT_ALL;
+		else
+			return -1;
+	}
+	if (*opts_r == 0)
+		*opts_r = IMAP_ESORT_ALL; /* RFC 4731 3.1: RETURN () */
+	return 0;
+}
+
+struct imap_search *
+imap_sort_criteria(struct imap_session *s, struct imap_cmd *cmd,
+		   const struct imap_arg *args, size_t argc)
+{
+	struct imap_search *se;
+	const char *error = NULL;
+	bool no;
+
+	if (argc < 2 || !imap_arg_is_astring(&args[0])) {
+		imap_cmd_bad(cmd, "BAD Missing charset or search criteria.");
+		return NULL;
+	}
+	if (strcasecmp(args[0].str, "UTF-8") != 0 &&
+	    strcasecmp(args[0].str, "US-ASCII") != 0) {
+		imap_cmd_no(cmd, "NO [BADCHARSET (UTF-8 US-ASCII)] "
+				 "Unsupported charset.");
+		return NULL;
+	}
+	se = imap_search_parse(s, cmd->arena, args + 1, argc - 1, &error, &no);
+	if (se == NULL) {
+		imap_cmd_reply(cmd, "%s", error);
+		cmd->bad = !no;
+	}
+	return se;
+}
+
+static void
+imap_sort_output(struct imap_session *s, struct imap_cmd *cmd,
+		 const struct imap_sort_msg *m, size_t n, unsigned opts,
+		 bool esort)
+{
+	struct buf b;
+	uint32_t *nums;
+	size_t i;
+
+	nums = arena_alloc(cmd->arena, (n + 1) * sizeof(*nums));
+	for (i = 0; i < n; i++)
+		nums[i] = cmd->uid ? m[i].uid : (uint32_t)m[i].idx + 1;
+	buf_init(&b, CONN_OUTPUT_MAX_BYTES / 2);
+	if (!esort) {
+		(void)buf_append_str(&b, "* SORT");
+		for (i = 0; i < n; i++)
+			(void)buf_printf(&b, " %u", nums[i]);
+	} else {
+		(void)buf_append_str(&b, "* ESEARCH (TAG ");
+		(void)imap_write_string(&b, cmd->tag, strlen(cmd->tag));
+		(void)buf_append_byte(&b, ')');
+		if (cmd->uid)
+			(void)buf_append_str(&b, " UID");
+		/* RFC 5267 3.2: MIN/MAX are the first/last in sort order */
+		if ((opts & IMAP_ESORT_MIN) && n > 0)
+			(void)buf_printf(&b, " MIN %u", nums[0]);
+		if ((opts & IMAP_ESORT_MAX) && n > 0)
+			(void)buf_printf(&b, " MAX %u", nums[n - 1]);
+		if (opts & IMAP_ESORT_COUNT)
+			(void)buf_printf(&b, " COUNT %zu", n);
+		if ((opts & IMAP_ESORT_ALL) && n > 0) {
+			(void)buf_append_str(&b, " ALL ");
+			(void)imap_seqset_write(&b, nums, n);
+		}
+	}
+	(void)buf_append_str(&b, "\r\n");
+	imap_session_write(s, b.data, b.len);
+	buf_free(&b);
+}
+
+enum imap_cmd_res
+imap_cmd_sort(struct imap_session *s, struct imap_cmd *cmd)
+{
+	const struct imap_arg *args = cmd->args;
+	size_t argc = cmd->argc, *idx = NULL, n = 0;
+	struct imap_sort_spec spec;
+	struct imap_sort_msg *msgs;
+	struct imap_search *se;
+	unsigned need, opts = 0;
+	bool esort = false;
+
+	if (argc >= 2 && imap_arg_is_atom(&args[0], "RETURN")) {
+		if (imap_sort_parse_return(&args[1], &opts) < 0) {
+			imap_cmd_bad(cmd, "BAD Invalid RETURN options.");
+			return IMAP_CMD_DONE;
+		}
+		esort = true;
+		args += 2;
+		argc -= 2;
+	}
+	if (argc < 1 || imap_sort_parse_keys(&args[0], &spec, &need) < 0) {
+		imap_cmd_bad(cmd, "BAD Invalid sort criteria.");
+		return IMAP_CMD_DONE;
+	}
+	se = imap_sort_criteria(s, cmd, args + 1, argc - 1);
+	if (se == NULL)
+		return IMAP_CMD_DONE;
+	if (imap_search_match(s, se, cmd->arena, &idx, &n) < 0 ||
+	    imap_sort_load(s, cmd->arena, idx, n, need, &msgs) < 0) {
+		log_error("imap", s->id, "sort-failed error=%s",
+			  store_last_error(s->env->store));
+		imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try again "
+				 "later.");
+		return IMAP_CMD_DONE;
+	}
+	qsort_r(msgs, n, sizeof(*msgs), imap_sort_cmp, &spec);
+	imap_sort_output(s, cmd, msgs, n, opts, esort);
+	imap_cmd_ok(cmd, esort ? "OK Sort completed (ESORT)."
+			       : "OK Sort completed.");
+	return IMAP_CMD_DONE;
+}
