@@ -396,9 +396,12 @@ def test_recent_flag(tern):
 
 
 def _vmrss_kib(pid):
+    """Anonymous resident memory (heap, stacks): the message blob is
+    mmapped, and its pages count in VmRSS as they are sent, but they are
+    the page cache, not memory the worker allocated."""
     with open("/proc/%d/status" % pid) as f:
         for ln in f:
-            if ln.startswith("VmRSS:"):
+            if ln.startswith("RssAnon:"):
                 return int(ln.split()[1])
     return 0
 
