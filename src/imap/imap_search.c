@@ -700,6 +700,9 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 	case SK_MODSEQ:
 		return m->modseq >= n->num;
 	case SK_HEADER:
+		if (n->use_cand &&
+		    !imap_search_in(n->cand, n->ncand, m->uid))
+			return false;
 		return imap_search_header(s, se, n);
 	case SK_BODY:
 	case SK_TEXT:
@@ -711,18 +714,30 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 	return false;
 }
 
-/* Ask the full-text index for the candidates of each BODY/TEXT key; a
-   key it cannot answer (short needle, index error) is checked on every
-   message. */
+/* Can the index narrow a header key? Its hdr column is the raw top
+   header decoded (folds kept), the exact check decodes the unfolded
+   field: the two agree on every needle without white space, because
+   unfolding only removes CRLF before white space (and RFC 2047 drops
+   CRLF between encoded-words in both). */
+static bool
+imap_search_fts_header_ok(const struct imap_snode *n)
+{
+	return n->kind == SK_HEADER && strpbrk(n->str, " \t\r\n") == NULL;
+}
+
+/* Ask the full-text index for the candidates of each BODY/TEXT (and
+   header) key; a key it cannot answer (short needle, index error) is
+   checked on every message. */
 static void
 imap_search_fts(struct imap_session *s, struct imap_snode *n)
 {
 	size_t i;
 
-	if (n->kind == SK_BODY || n->kind == SK_TEXT) {
+	if (n->kind == SK_BODY || n->kind == SK_TEXT ||
+	    imap_search_fts_header_ok(n)) {
 		n->use_cand = store_fts_candidates(s->env->store,
 						   s->view->mailbox_id, n->str,
-						   n->kind == SK_TEXT, &n->cand,
+						   n->kind != SK_BODY, &n->cand,
 						   &n->ncand) == 1;
 	}
 	for (i = 0; i < n->nkids; i++)
@@ -787,7 +802,7 @@ imap_search_find(struct imap_search *se, uint32_t uid)
 	return NULL;
 }
 
-/* A BODY/TEXT key with index candidates that every match must satisfy
+/* A key with index candidates that every match must satisfy
    (a direct child of the top-level AND; the smallest set), or NULL. */
 static const struct imap_snode *
 imap_search_restrict(const struct imap_snode *root)

@@ -292,6 +292,11 @@ FTS_CORPUS = [
     mk(["From: d@example.org", "Subject: =?utf-8?Q?platypus?=",
         "Content-Type: text/html"],
        b"<p>a <b>wombat</b></p>\r\n"),
+    # 5: a folded subject whose encoded-words join across the fold, and
+    # words on both sides of a plain fold
+    mk(["From: e@example.org",
+        "Subject: =?utf-8?Q?echid?=\r\n =?utf-8?Q?na?= left\r\n right",
+        "X-Tag: kestrel"]),
 ]
 
 
@@ -325,9 +330,18 @@ def search(r, crit):
     ("BODY wombat", [4]),          # HTML markup removed
     ("BODY \"see attached\"", [3]),
     ("OR BODY quokka BODY marmalade", [1, 2]),
-    ("NOT BODY quokka", [2, 3, 4]),
+    ("NOT BODY quokka", [2, 3, 4, 5]),
     ("BODY \"q\\\"x\"", []),       # a quote inside the needle
-    ("TEXT \"\"", [1, 2, 3, 4]),   # empty string matches everything
+    ("TEXT \"\"", [1, 2, 3, 4, 5]),  # empty string matches everything
+    # header keys are narrowed by the index too, with the same answers
+    ("SUBJECT platypus", [4]),
+    ("SUBJECT echidna", [5]),      # encoded-words joined across a fold
+    ("SUBJECT \"left right\"", [5]),  # spans a fold: scanned
+    ("FROM e@example", [5]),
+    ("HEADER X-Tag kestrel", [5]),
+    ("HEADER Subject kestrel", []),  # in another field of the header
+    ("SUBJECT wombat", []),        # only in the body
+    ("NOT SUBJECT echidna", [1, 2, 3, 4]),
 ])
 def test_search_body_text(fts_box, crit, expect):
     if "\xc3" in crit:
