@@ -9,7 +9,7 @@ libssl-dev libsqlite3-dev sqlite3 libsodium-dev zlib1g-dev libcrypt-dev
 libc-ares-dev openssl ca-certificates
 python3 python3-pytest
 curl swaks libnet-ssleay-perl libio-socket-ssl-perl isync fetchmail mutt getmail6 dnsmasq-base python3-dkim python3-nacl
-iproute2 procps psmisc"
+iproute2 procps psmisc libpython3.11-testsuite"
 
 missing=""
 for p in $PKGS; do

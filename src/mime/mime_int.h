@@ -87,8 +87,12 @@ struct mime_param {
 
 struct mime_ctype {
 	char *type, *subtype; /* lowercase; subtype NULL for dispositions */
-	struct mime_param *params;
+	struct mime_param *params; /* as written (IMAP reports these) */
 	size_t n_params;
+	/* RFC 2231 values put together and %-decoded ("boundary*0*=..."
+	   gives "boundary"), for lookups by mime_ctype_param() only */
+	struct mime_param *joined;
+	size_t n_joined;
 };
 
 /* 0, or -1 when the type (or type/subtype when want_subtype) is not
@@ -97,6 +101,8 @@ struct mime_ctype {
 int mime_ctype_parse(struct arena *a, const char *v, size_t len,
 		     bool want_subtype, struct mime_ctype *ct_r);
 /* Value of the first parameter named name (case-insensitive), or NULL. */
+/* The value of parameter name: as written, else its RFC 2231 form
+   joined and decoded (charset and language dropped). NULL if absent. */
 const char *mime_ctype_param(const struct mime_ctype *ct, const char *name);
 
 /* ---- mime_part.c: the part tree (RFC 2046 5.1, 5.2) ---- */

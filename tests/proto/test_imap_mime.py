@@ -162,6 +162,34 @@ def relax(e, a):
     return a
 
 
+# Broken MIME of the Debian corpus where Python's email package and tern
+# read the structure differently; both readings are allowed, so tern's
+# is pinned here (a change shows up) with the reason:
+T, Q, B = "7bit", "quoted-printable", "base64"
+DIVERGENT = {
+    # A multipart/alternative inside multipart/mixed reuses the outer
+    # boundary (RFC 2046 5.1.2 forbids it). tern gives the innermost
+    # open multipart the boundary lines, which
+    # keeps the text/html alternative and the GIF; Python gives them to
+    # the outer one.
+    "msg_15.txt": ("multipart", "mixed", [
+        ("multipart", "alternative", [("text", "plain", Q),
+                                      ("text", "html", Q)]),
+        ("image", "gif", B)]),
+    "msg_39.txt": ("multipart", "mixed", [
+        ("multipart", "mixed", [
+            ("multipart", "alternative",
+             [("application", "octet-stream", B)] * 2)] * 3),
+        ("text", "plain", T)]),
+    # Delimiter lines with nothing between them: tern counts an empty
+    # part (text/plain by default) for each, Python drops them.
+    "msg_37.txt": ("multipart", "mixed", [
+        ("text", "x-one", T), ("text", "plain", T), ("text", "x-two", T),
+        ("text", "plain", T), ("text", "plain", T), ("text", "plain", T),
+        ("text", "x-two", T)]),
+}
+
+
 @pytest.fixture(scope="module")
 def mailbox(tern):
     addr, pw = new_account(tern)
@@ -186,12 +214,19 @@ def test_bodystructure_matches_python(tern, mailbox):
         bs = fetch_item(unt[0], b"BODYSTRUCTURE")
         msg = email.message_from_bytes(data, policy=email.policy.compat32)
         e, a = expected(msg), actual(bs)
+        e = DIVERGENT.get(name, e)
         if relax(e, a) != e:
             bad.append((name, e, a))
         # parameters of the top part
-        if not isinstance(bs[0], list) and msg.get_param("charset"):
+        # RFC 2231 forms ("charset*") are reported as written, like
+        # Dovecot does; Python decodes them, so compare plain ones only.
+        raw_params = params(bs[2]) if not isinstance(bs[0], list) else {}
+        if raw_params and "charset" in raw_params and \
+                msg.get_param("charset"):
+            want = email.utils.collapse_rfc2231_value(
+                msg.get_param("charset"))
             assert params(bs[2]).get("charset", "").lower() == \
-                msg.get_param("charset").lower(), name
+                want.lower(), name
     assert not bad, "\n".join(map(str, bad))
     r.close()
 
@@ -208,7 +243,10 @@ def test_envelope_matches_python(tern, mailbox):
     for i, (name, data) in enumerate(items, 1):
         line, unt = r.cmd("FETCH %d (ENVELOPE)" % i)
         env = fetch_item(unt[0], b"ENVELOPE")
-        hdr_end = data.find(b"\r\n\r\n")
+        # The Debian corpus has LF line ends, our own messages CRLF.
+        ends = [i for i in (data.find(b"\r\n\r\n"), data.find(b"\n\n"))
+                if i >= 0]
+        hdr_end = min(ends) if ends else -1
         msg = email.message_from_bytes(data, policy=email.policy.compat32)
         raw_subject = None
         mm = re.search(rb"^Subject:(.*(?:\r?\n[ \t].*)*)", data[:hdr_end]

@@ -165,7 +165,35 @@ test_mime_info_truncated(void)
 	}
 }
 
+/* RFC 2231: a boundary split into continuations, one %-encoded with a
+   charset and language, still finds the parts; the BODYSTRUCTURE keeps
+   the parameters as written. */
+static void
+test_mime_rfc2231_boundary(void)
+{
+	static const char msg[] =
+		"Content-Type: multipart/mixed;\r\n"
+		" boundary*0*=us-ascii'en'%61b;\r\n"
+		" boundary*1=\"cd\"\r\n"
+		"\r\n"
+		"--abcd\r\nContent-Type: text/plain\r\n\r\none\r\n"
+		"--abcd\r\nContent-Type: text/html; charset*=utf-8''%75tf-8\r\n"
+		"\r\n<p>two</p>\r\n--abcd--\r\n";
+	struct mime_info in;
+
+	test_assert(mime_info_parse((const uint8_t *)msg, sizeof(msg) - 1,
+				    &in) == 0);
+	test_assert(strstr(in.bodystructure, "\"HTML\"") != NULL);
+	test_assert(strstr(in.bodystructure, "\"MIXED\"") != NULL);
+	test_assert(strstr(in.bodystructure,
+			   "\"BOUNDARY*0*\" \"us-ascii'en'%61b\"") != NULL);
+	test_assert(strstr(in.bodystructure,
+			   "\"CHARSET*\" \"utf-8''%75tf-8\"") != NULL);
+	mime_info_free(&in);
+}
+
 static const struct test_case tests[] = {
+	{ "mime_rfc2231_boundary", test_mime_rfc2231_boundary },
 	{ "mime_info_summary", test_mime_info_summary },
 	{ "mime_section", test_mime_section },
 	{ "mime_extract_text", test_mime_extract_text },
