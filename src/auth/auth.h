@@ -198,7 +198,9 @@ enum auth_sasl_result auth_login_check(const char *username,
 				       struct auth_cache *cache);
 
 /* ---- throttling of failed logins ------------------------------------
-   Per worker, in memory. Failures are counted per client IP and per
+   Server-wide: the counters live in the shared limits table mapped by
+   the master (lib/shared_limits.h), so all workers add to the same
+   counts. Failures are counted per client IP and per
    username (both keys). The delay before answering the next attempt is
    taken from the larger of the two counts n: 0 for n <= 2, then
    500 ms * 2^(n-3), capped at AUTH_THROTTLE_DELAY_MAX_MS. After
@@ -206,8 +208,8 @@ enum auth_sasl_result auth_login_check(const char *username,
    AUTH_THROTTLE_WINDOW_SECS after the previous one,
    auth_throttle_blocked() is true (answer with a temporary failure without
    checking the password). Entries expire AUTH_THROTTLE_WINDOW_SECS after
-   their last failure; the table holds at most max_entries keys and evicts
-   the least recently failed when full. A success resets the username's
+   their last failure; the table has a fixed number of entries and a new
+   key evicts the least recently failed of the entries it may use. A success resets the username's
    counter (not the IP's: one IP guessing many accounts stays slowed). */
 #define AUTH_THROTTLE_FREE_FAILURES 2U
 #define AUTH_THROTTLE_DELAY_BASE_MS 500U
@@ -218,7 +220,8 @@ enum auth_sasl_result auth_login_check(const char *username,
 
 struct auth_throttle;
 
-/* max_entries >= 2. Never NULL. */
+/* Uses the process's shared limits table when it has login-failure
+   entries, else a private table of max_entries (>= 2). Never NULL. */
 struct auth_throttle *auth_throttle_new(unsigned int max_entries);
 void auth_throttle_free(struct auth_throttle **t);
 /* ip and user are NUL-terminated; either may be NULL (not known yet). */

@@ -1,83 +1,49 @@
-/* Throttling of failed logins, per worker process and in memory (in the
-   spirit of Dovecot's auth-penalty, but counted per client IP and per
-   username): progressive delays, then a temporary refusal. The table is
-   bounded; entries live in a list ordered by last failure, so expiry and
-   eviction of the oldest entry are O(1). Times come from the caller.
+/* Throttling of failed logins, server-wide (in the spirit of Dovecot's
+   auth-penalty, but counted per client IP and per username): progressive
+   delays, then a temporary refusal. The counters live in the shared
+   limits table (src/lib/shared_limits.c) that the master maps before it
+   forks, so failures spread over several workers add up; without one
+   (unit tests, a single process) a private table of max_entries is
+   made. Times come from the caller.
    Security note: counting per username means an attacker can delay and
    temporarily block one account from every IP (as any lockout policy
    does); the block lasts at most AUTH_THROTTLE_WINDOW_SECS after the last
    failure. */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "auth/auth_int.h"
+#include "lib/log.h"
+#include "lib/shared_limits.h"
 #include "lib/xalloc.h"
 
 /* Keys are "i:<ip>" and "u:<user>"; longer input is truncated (a
    truncated key can only merge two attackers' counts). */
 #define AUTH_THROTTLE_KEY_MAX_BYTES (AUTH_USERNAME_MAX_BYTES + 3)
 
-struct auth_throttle_entry {
-	struct auth_table_node node;	/* key = key */
-	struct auth_throttle_entry *prev, *next;
-	char *key;
-	unsigned int failures;
-	time_t last;
-};
-
 struct auth_throttle {
-	struct auth_table table;
-	struct auth_throttle_entry *oldest, *newest;
-	unsigned int count, max;
+	struct shared_limits *sl;
+	bool own; /* sl is private to this object */
 };
 
 struct auth_throttle *
 auth_throttle_new(unsigned int max_entries)
 {
 	struct auth_throttle *t = xcalloc(1, sizeof(*t));
+	struct shared_limits *cur = shared_limits_current_if_any();
+	const char *error;
 
 	auth_init_or_panic();
-	t->max = max_entries < 2 ? 2 : max_entries;
-	auth_table_init(&t->table, t->max);
+	if (cur != NULL && shared_limits_fail_capacity(cur) > 0) {
+		t->sl = cur;
+		return t;
+	}
+	t->sl = shared_limits_new(1, 1, max_entries < 2 ? 2 : max_entries,
+				  &error);
+	if (t->sl == NULL)
+		fatal("login throttle table: %s", error);
+	t->own = true;
 	return t;
-}
-
-static void
-auth_throttle_unlink(struct auth_throttle *t, struct auth_throttle_entry *e)
-{
-	if (e->prev != NULL)
-		e->prev->next = e->next;
-	else
-		t->oldest = e->next;
-	if (e->next != NULL)
-		e->next->prev = e->prev;
-	else
-		t->newest = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void
-auth_throttle_append(struct auth_throttle *t, struct auth_throttle_entry *e)
-{
-	e->prev = t->newest;
-	e->next = NULL;
-	if (t->newest != NULL)
-		t->newest->next = e;
-	else
-		t->oldest = e;
-	t->newest = e;
-}
-
-static void
-auth_throttle_remove(struct auth_throttle *t, struct auth_throttle_entry *e)
-{
-	auth_throttle_unlink(t, e);
-	auth_table_remove(&t->table, &e->node);
-	t->count--;
-	free(e->key);
-	free(e);
 }
 
 void
@@ -87,25 +53,10 @@ auth_throttle_free(struct auth_throttle **tp)
 
 	if (t == NULL)
 		return;
-	while (t->oldest != NULL)
-		auth_throttle_remove(t, t->oldest);
-	auth_table_deinit(&t->table);
+	if (t->own)
+		shared_limits_free(&t->sl);
 	free(t);
 	*tp = NULL;
-}
-
-static bool
-auth_throttle_expired(const struct auth_throttle_entry *e, time_t now)
-{
-	return now > e->last && now - e->last >= AUTH_THROTTLE_WINDOW_SECS;
-}
-
-/* Drop expired entries from the old end of the list. */
-static void
-auth_throttle_gc(struct auth_throttle *t, time_t now)
-{
-	while (t->oldest != NULL && auth_throttle_expired(t->oldest, now))
-		auth_throttle_remove(t, t->oldest);
 }
 
 static void
@@ -115,50 +66,35 @@ auth_throttle_key(char *out, size_t outlen, char kind, const char *s)
 	(void)snprintf(out, outlen, "%c:%s", kind, s);
 }
 
-static struct auth_throttle_entry *
-auth_throttle_find(struct auth_throttle *t, char kind, const char *s)
-{
-	char key[AUTH_THROTTLE_KEY_MAX_BYTES + 1];
-
-	if (s == NULL)
-		return NULL;
-	auth_throttle_key(key, sizeof(key), kind, s);
-	return (struct auth_throttle_entry *)auth_table_lookup(&t->table, key);
-}
-
 static void
 auth_throttle_add_failure(struct auth_throttle *t, char kind, const char *s,
 			  time_t now)
 {
-	struct auth_throttle_entry *e = auth_throttle_find(t, kind, s);
 	char key[AUTH_THROTTLE_KEY_MAX_BYTES + 1];
 
 	if (s == NULL)
 		return;
-	if (e == NULL) {
-		if (t->count == t->max)
-			auth_throttle_remove(t, t->oldest);
-		auth_throttle_key(key, sizeof(key), kind, s);
-		e = xcalloc(1, sizeof(*e));
-		e->key = xstrdup(key);
-		e->node.key = e->key;
-		auth_table_insert(&t->table, &e->node);
-		t->count++;
-	} else {
-		auth_throttle_unlink(t, e);
-	}
-	if (e->failures < UINT_MAX)
-		e->failures++;
-	if (now > e->last)
-		e->last = now;
-	auth_throttle_append(t, e);
+	auth_throttle_key(key, sizeof(key), kind, s);
+	shared_limits_fail_add(t->sl, key, now, AUTH_THROTTLE_WINDOW_SECS);
+}
+
+static unsigned int
+auth_throttle_count(struct auth_throttle *t, char kind, const char *s,
+		    time_t now)
+{
+	char key[AUTH_THROTTLE_KEY_MAX_BYTES + 1];
+
+	if (s == NULL)
+		return 0;
+	auth_throttle_key(key, sizeof(key), kind, s);
+	return shared_limits_fail_count(t->sl, key, now,
+					AUTH_THROTTLE_WINDOW_SECS);
 }
 
 void
 auth_throttle_failure(struct auth_throttle *t, const char *ip,
 		      const char *user, time_t now)
 {
-	auth_throttle_gc(t, now);
 	auth_throttle_add_failure(t, 'i', ip, now);
 	auth_throttle_add_failure(t, 'u', user, now);
 }
@@ -167,11 +103,14 @@ void
 auth_throttle_success(struct auth_throttle *t, const char *ip,
 		      const char *user, time_t now)
 {
-	struct auth_throttle_entry *e = auth_throttle_find(t, 'u', user);
+	char key[AUTH_THROTTLE_KEY_MAX_BYTES + 1];
 
-	if (e != NULL)
-		auth_throttle_remove(t, e);
-	auth_throttle_gc(t, now);
+	(void)ip;
+	(void)now;
+	if (user == NULL)
+		return;
+	auth_throttle_key(key, sizeof(key), 'u', user);
+	shared_limits_fail_clear(t->sl, key);
 }
 
 /* The larger of the IP's and the user's failure counts. */
@@ -179,17 +118,10 @@ static unsigned int
 auth_throttle_failures(struct auth_throttle *t, const char *ip,
 		       const char *user, time_t now)
 {
-	struct auth_throttle_entry *e;
-	unsigned int n = 0;
+	unsigned int n = auth_throttle_count(t, 'i', ip, now);
+	unsigned int u = auth_throttle_count(t, 'u', user, now);
 
-	auth_throttle_gc(t, now);
-	e = auth_throttle_find(t, 'i', ip);
-	if (e != NULL)
-		n = e->failures;
-	e = auth_throttle_find(t, 'u', user);
-	if (e != NULL && e->failures > n)
-		n = e->failures;
-	return n;
+	return u > n ? u : n;
 }
 
 unsigned int

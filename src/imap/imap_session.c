@@ -869,6 +869,12 @@ imap_session_start(struct tern_env *env, const struct cfg_listener *listener,
 		imap_session_bye(s, "Server shutting down.");
 		return;
 	}
+	if (conn_server_count() > env->cfg->max_connections) {
+		log_info("imap", s->id, "reject-conn-limit");
+		imap_session_bye(s, "[UNAVAILABLE] Too many connections, try "
+				    "again later.");
+		return;
+	}
 	if (conn_peer_count(c) > env->cfg->max_connections_per_ip) {
 		log_info("imap", s->id, "reject-conn-limit-ip ip=%s",
 			 conn_peer_addr(c));

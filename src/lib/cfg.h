@@ -68,8 +68,8 @@ struct cfg {
 	enum log_level log_level;
 	uint32_t workers; /* 0 = one per core */
 	bool plaintext_auth_loopback;
-	uint32_t max_connections;	 /* per worker process */
-	uint32_t max_connections_per_ip; /* per worker process */
+	uint32_t max_connections;	 /* server-wide */
+	uint32_t max_connections_per_ip; /* server-wide */
 	/* smtp */
 	uint64_t smtp_max_message_bytes;
 	uint32_t smtp_max_recipients;

@@ -31,6 +31,7 @@
 #include "lib/conn.h"
 #include "lib/ev.h"
 #include "lib/log.h"
+#include "lib/shared_limits.h"
 #include "lib/tls.h"
 #include "lib/xalloc.h"
 
@@ -80,54 +81,19 @@ struct conn {
 static size_t conn_live;
 static uint32_t conn_next_id;
 
-/* Live connections per peer address: a small chained hash table. */
-#define CONN_PEER_BUCKETS 4096
-struct conn_peer {
-	struct conn_peer *next;
-	size_t count;
-	char addr[INET6_ADDRSTRLEN];
-};
-static struct conn_peer *conn_peers[CONN_PEER_BUCKETS];
-
-static struct conn_peer **
-conn_peer_slot(const char *addr)
-{
-	uint32_t h = 2166136261u;
-	struct conn_peer **pp;
-
-	for (const char *p = addr; *p != '\0'; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	pp = &conn_peers[h % CONN_PEER_BUCKETS];
-	while (*pp != NULL && strcmp((*pp)->addr, addr) != 0)
-		pp = &(*pp)->next;
-	return pp;
-}
-
-static void
-conn_peer_add(const char *addr, int delta)
-{
-	struct conn_peer **pp = conn_peer_slot(addr), *p = *pp;
-
-	if (p == NULL) {
-		if (delta < 0)
-			return;
-		p = xcalloc(1, sizeof(*p));
-		snprintf(p->addr, sizeof(p->addr), "%s", addr);
-		*pp = p;
-	}
-	if (delta > 0) {
-		p->count++;
-	} else if (--p->count == 0) {
-		*pp = p->next;
-		free(p);
-	}
-}
-
+/* Live connections per peer address and in total are counted server-wide
+   in the shared limits table (shared_limits.c); conn_live is this
+   process's own count. */
 size_t
 conn_peer_count(const struct conn *c)
 {
-	struct conn_peer *p = *conn_peer_slot(c->peer);
-	return p != NULL ? p->count : 0;
+	return shared_limits_conn_peer(shared_limits_current(), c->peer);
+}
+
+size_t
+conn_server_count(void)
+{
+	return shared_limits_conn_total(shared_limits_current());
 }
 
 static void conn_io(struct ev_loop *loop, int fd, unsigned events, void *ctx);
@@ -205,7 +171,7 @@ conn_new(struct ev_loop *loop, int fd, struct tls_ctx *tls)
 	snprintf(c->id, sizeof(c->id), "%08x",
 		 ((unsigned)getpid() << 20) ^ ++conn_next_id);
 	conn_fill_addrs(c);
-	conn_peer_add(c->peer, 1);
+	shared_limits_conn_add(shared_limits_current(), c->peer);
 	c->last_input_ms = ev_now_ms(loop);
 	conn_live++;
 	if (tls != NULL && conn_tls_begin(c, tls) < 0) {
@@ -281,7 +247,7 @@ conn_free(struct conn *c)
 	buf_free(&c->zraw);
 	buf_free(&c->in);
 	buf_free(&c->out);
-	conn_peer_add(c->peer, -1);
+	shared_limits_conn_remove(shared_limits_current(), c->peer);
 	free(c);
 	conn_live--;
 }

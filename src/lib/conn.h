@@ -146,9 +146,12 @@ void conn_close(struct conn *c);
 void conn_abort(struct conn *c, enum conn_close_reason reason);
 bool conn_closing(const struct conn *c);
 
-/* Number of live connections in this process (for limits and status),
-   and of those from the same peer address as c (c included). */
+/* Number of live connections in this process (for draining and status). */
 size_t conn_count(void);
+/* Server-wide, over every worker (shared_limits.c): live connections from
+   the same peer address as c (c included; never less than the true
+   count, possibly more after a hash collision), and in total. */
 size_t conn_peer_count(const struct conn *c);
+size_t conn_server_count(void);
 
 #endif

@@ -360,6 +360,7 @@ pop3_session_start(struct tern_env *env, const struct cfg_listener *listener,
 	conn_set_handler(c, &pop3_handler, s);
 	conn_set_timeout(c, env->cfg->pop3_timeout_ms);
 	if (env->draining ||
+	    conn_server_count() > env->cfg->max_connections ||
 	    conn_peer_count(c) > env->cfg->max_connections_per_ip) {
 		pop3_session_refuse(s);
 		return;

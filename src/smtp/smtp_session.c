@@ -335,13 +335,14 @@ static const struct conn_handler smtp_session_handler = {
 	.on_timeout = smtp_session_on_timeout,
 };
 
-/* Connection limits (max_connections, max_connections_per_ip). */
+/* Connection limits (max_connections, max_connections_per_ip), both
+   server-wide. */
 static bool
 smtp_session_over_limit(struct smtp_session *s)
 {
 	const struct cfg *cfg = s->env->cfg;
 
-	if (cfg->max_connections != 0 && conn_count() > cfg->max_connections) {
+	if (cfg->max_connections != 0 && conn_server_count() > cfg->max_connections) {
 		log_info("smtp", smtp_session_id(s), "reject-conn-limit");
 		smtp_session_close_421(s, "4.3.2 Too many connections, try "
 					  "again later");

@@ -7,7 +7,12 @@
 
    The master keeps root (when started as root) only to bind ports and read
    keys on reload; it never parses network input. Children drop to the
-   configured user before they touch a socket. */
+   configured user before they touch a socket.
+
+   Connection counts and login failures are server-wide: the master maps
+   the shared limits table (lib/shared_limits.h) before the first fork;
+   each worker counts its connections in its own slot, and when a worker
+   dies the master zeroes that slot, so its connections stop counting. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "lib/log.h"
+#include "lib/shared_limits.h"
 #include "lib/tls.h"
 #include "lib/xalloc.h"
 #include "store/store.h"
@@ -39,6 +46,7 @@ struct child {
 	pid_t pid;
 	enum child_kind kind;
 	int index;
+	int slot; /* shared limits slot of a worker, -1 for the queue */
 	unsigned generation;
 	time_t started;
 };
@@ -49,6 +57,7 @@ struct master {
 	struct tls_ctx *tls;
 	struct ternd_listener *listeners;
 	size_t listener_count;
+	struct shared_limits *limits;
 	struct child children[MASTER_CHILDREN_MAX];
 	size_t child_count;
 	unsigned generation;
@@ -226,20 +235,45 @@ master_worker_count(const struct cfg *cfg)
 	return (unsigned)n;
 }
 
+/* The lowest shared limits slot no live worker holds (-1: none). */
+static int
+master_free_slot(const struct master *m)
+{
+	for (unsigned s = 0; s < shared_limits_slots(m->limits); s++) {
+		bool used = false;
+		for (size_t i = 0; i < m->child_count && !used; i++)
+			used = m->children[i].slot == (int)s;
+		if (!used)
+			return (int)s;
+	}
+	return -1;
+}
+
 static void
 master_spawn(struct master *m, enum child_kind kind, int index)
 {
 	struct child *c;
+	int slot = -1;
 	pid_t pid;
 
 	if (m->child_count >= MASTER_CHILDREN_MAX)
 		return;
+	if (kind == CHILD_WORKER && (slot = master_free_slot(m)) < 0) {
+		log_error("master", NULL, "no-limits-slot index=%d", index);
+		return;
+	}
+	if (slot >= 0)
+		shared_limits_slot_clear(m->limits, (unsigned)slot);
 	pid = fork();
 	if (pid < 0) {
 		log_error("master", NULL, "fork-failed error=\"%s\"", strerror(errno));
 		return;
 	}
 	if (pid == 0) {
+		if (kind == CHILD_WORKER)
+			shared_limits_attach(m->limits, (unsigned)slot);
+		else
+			shared_limits_set_current(NULL);
 		if (kind == CHILD_WORKER)
 			worker_main(m->cfg, m->listeners, m->listener_count,
 				    m->tls, index);
@@ -250,6 +284,7 @@ master_spawn(struct master *m, enum child_kind kind, int index)
 	c->pid = pid;
 	c->kind = kind;
 	c->index = index;
+	c->slot = slot;
 	c->generation = m->generation;
 	c->started = time(NULL);
 	log_info("master", NULL, "child-started kind=%s index=%d pid=%ld",
@@ -299,6 +334,12 @@ master_reap(struct master *m)
 			log_info("master", NULL, "child-exited kind=%s pid=%ld status=%d",
 				 dead.kind == CHILD_WORKER ? "worker" : "queue",
 				 (long)pid, WEXITSTATUS(status));
+		if (dead.slot >= 0) {
+			log_info("master", NULL, "limits-slot-cleared slot=%d connections=%u",
+				 dead.slot, shared_limits_conn_slot_total(
+						    m->limits, (unsigned)dead.slot));
+			shared_limits_slot_clear(m->limits, (unsigned)dead.slot);
+		}
 		if (m->stopping || dead.generation != m->generation)
 			continue;
 		/* Crash loop protection: at most 10 restarts a minute. */
@@ -412,6 +453,14 @@ master_run(const struct ternd_options *opt, struct cfg *cfg)
 		tls_ctx_free(&m.tls);
 		return 1;
 	}
+	m.limits = shared_limits_new(SHARED_LIMITS_SLOTS_MAX,
+				     SHARED_LIMITS_BUCKETS_DEFAULT,
+				     AUTH_THROTTLE_MAX_ENTRIES_DEFAULT, &error);
+	if (m.limits == NULL) {
+		log_error("master", NULL, "limits-table-failed error=\"%s\"", error);
+		return 1;
+	}
+	shared_limits_set_current(m.limits);
 	master_write_pidfile(cfg);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -452,6 +501,7 @@ master_run(const struct ternd_options *opt, struct cfg *cfg)
 		close(m.listeners[i].fd);
 	free(m.listeners);
 	tls_ctx_free(&m.tls);
+	shared_limits_free(&m.limits);
 	for (size_t i = 0; i < m.old_count; i++) {
 		if (m.old_cfgs[i] != cfg)
 			cfg_free(&m.old_cfgs[i]);

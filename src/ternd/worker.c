@@ -56,15 +56,20 @@ worker_accept(struct ev_loop *loop, int fd, unsigned events, void *ctx)
 					 l->cfg->name, strerror(errno));
 			return;
 		}
-		if (conn_count() >= worker.env.cfg->max_connections) {
-			log_warn("worker", NULL, "connection-limit listener=%s max=%u",
-				 l->cfg->name, worker.env.cfg->max_connections);
-			close(cfd);
-			continue;
-		}
 		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 		c = conn_new(loop, cfd, l->cfg->tls == CFG_TLS_IMPLICIT ?
 						worker.env.tls : NULL);
+		/* max_connections is server-wide (counted in conn_new, so
+		   racing workers cannot both take the last place). Plaintext
+		   listeners let the protocol say it is busy; on implicit TLS
+		   that would cost a handshake, so close at once. */
+		if (l->cfg->tls == CFG_TLS_IMPLICIT &&
+		    conn_server_count() > worker.env.cfg->max_connections) {
+			log_warn("worker", conn_id(c), "connection-limit listener=%s max=%u",
+				 l->cfg->name, worker.env.cfg->max_connections);
+			conn_abort(c, CONN_CLOSE_ERROR);
+			continue;
+		}
 		if (proto == NULL || proto->start == NULL) {
 			log_error("worker", conn_id(c), "protocol-missing listener=%s",
 				  l->cfg->name);
