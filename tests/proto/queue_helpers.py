@@ -96,11 +96,14 @@ class DNSServer:
 
 
 class Sink:
-    """A small SMTP server; messages are kept in self.messages."""
+    """A small SMTP server; messages are kept in self.messages. It never
+    does TLS; with refuse_starttls it offers STARTTLS and answers 454."""
 
     def __init__(self, host, port, eightbit=True, pipelining=True, dsn=True):
         self.host, self.port = host, port
         self.eightbit, self.pipelining, self.dsn = eightbit, pipelining, dsn
+        self.refuse_starttls = False
+        self.connections = 0  # sessions accepted so far
         self.messages = []   # dicts: mail, rcpts, data, ehlo
         self.commands = []   # every command line seen
         self.seen = {}       # rcpt -> times seen
@@ -124,6 +127,8 @@ class Sink:
                 continue
             except OSError:
                 return
+            with self.lock:
+                self.connections += 1
             threading.Thread(target=self._serve, args=(c,),
                              daemon=True).start()
 
@@ -150,6 +155,8 @@ class Sink:
         if self.dsn:
             lines.append("DSN")
         lines.append("ENHANCEDSTATUSCODES")
+        if self.refuse_starttls:
+            lines.append("STARTTLS")
         return b"".join(b"250%s%s\r\n" % (b" " if i == len(lines) - 1
                                             else b"-", l.encode())
                         for i, l in enumerate(lines))
@@ -198,6 +205,8 @@ class Sink:
                         self.messages.append(tx)
                     tx = None
                     c.sendall(b"250 2.0.0 queued as sink\r\n")
+                elif verb == "STARTTLS":
+                    c.sendall(b"454 4.7.0 TLS not available now\r\n")
                 elif verb == "RSET":
                     tx = None
                     c.sendall(b"250 ok\r\n")

@@ -136,6 +136,34 @@ def test_several_recipients_one_transaction_and_dot_stuffing(sender, sink):
     assert got[0]["ehlo"].startswith("EHLO ")
 
 
+def test_remote_without_starttls(sender, sink):
+    # The sink offers no STARTTLS: the queue delivers in plaintext and
+    # never sends the command.
+    submit(sender, ["notls@sink.test"], "no starttls")
+    got = sink.find("Subject: no starttls")
+    assert len(got) == 1, sender.log()[-3000:]
+    assert "STARTTLS" not in sink.commands
+    assert ("delivered to=<notls@sink.test> host=mx.sink.test tls=no"
+            in sender.log())
+
+
+def test_starttls_refused_carries_on_in_plaintext(sender, sink):
+    # Offered but refused with 454 (RFC 3207 4): opportunistic TLS goes
+    # on without it on the same connection.
+    sink.refuse_starttls = True
+    try:
+        submit(sender, ["tlsrefused@sink.test"], "starttls refused")
+        got = sink.find("Subject: starttls refused")
+    finally:
+        sink.refuse_starttls = False
+    assert len(got) == 1, sender.log()[-3000:]
+    assert "STARTTLS" in sink.commands
+    log = sender.log()
+    assert "starttls-refused host=mx.sink.test code=454" in log
+    assert "delivered to=<tlsrefused@sink.test> host=mx.sink.test tls=no" \
+        in log
+
+
 def test_tempfail_is_retried(sender, sink):
     submit(sender, ["tempfail1@sink.test"], "retry me")
     got = sink.find("Subject: retry me", timeout=30)
