@@ -479,6 +479,8 @@ struct queue_bounce {
 	const char *sender;	   /* the original envelope sender */
 	const char *envid;	   /* DSN ENVID (xtext) or NULL */
 	bool headers_only;	   /* RET=HDRS or too large */
+	bool delayed;		   /* a delay warning, not a bounce */
+	int64_t retry_until;	   /* delayed: Will-Retry-Until (unix) */
 	int64_t arrival;	   /* unix time the message was queued */
 	int64_t now;
 	const char *boundary;	/* unique MIME boundary */
@@ -503,6 +505,11 @@ void queue_bounce_xtext_decode(const char *in, char *out, size_t max);
    stored or none is needed; an error means: keep the recipients queued
    and try again later. */
 int queue_bounce_send(struct queue *q, struct queue_msg *msg);
+/* The same for a delay warning (RFC 3464 Action: delayed, with
+   Will-Retry-Until): the recipients still pending (outcome TEMP) whose
+   NOTIFY asks for DELAY (or has no NOTIFY), with the message header
+   only. Never for the null sender. */
+int queue_bounce_send_delay(struct queue *q, struct queue_msg *msg);
 
 /* ================= queue_main.c ================= */
 

@@ -307,3 +307,79 @@ def test_smarthost(tmp_path_factory, dns, remote, sink):
         assert wait_for(lambda: queue_empty(t), timeout=10)
     finally:
         t.stop()
+
+
+def test_delay_warning_once(tmp_path_factory, dns, remote, sink):
+    """queue_delay_warning: one RFC 3464 "delayed" DSN per message still
+    queued after that long; none for NOTIFY without DELAY; none for the
+    null sender (a message forwarded by an alias from MAIL FROM:<>)."""
+    t = Tern(tmp_path_factory.mktemp("delay"), domain="example.test",
+             extra_config=_sender_config(dns, remote,
+                                         queue_delay_warning="2s"))
+    t.start()
+    held = ["holdwarn@sink.test", "holdquiet@sink.test",
+            "holdnull@sink.test"]
+    sink.holding = True
+    try:
+        r = t.ctl("alias", "add", "fwdnull@example.test", held[2])
+        assert r.returncode == 0, r.stdout + r.stderr
+        submit(t, [held[0]], "slow one")
+        with smtplib.SMTP(t.host, t.port("submission"), timeout=30) as s:
+            s.login(t.user, t.password)
+            s.sendmail(t.user, [held[1]],
+                       b"Subject: slow quiet\r\n\r\nx\r\n",
+                       rcpt_options=["NOTIFY=FAILURE"])
+        with smtplib.SMTP(t.host, t.port("smtp"), timeout=30) as s:
+            s.sendmail("", ["fwdnull@example.test"],
+                       b"Subject: slow null\r\n\r\nx\r\n")
+        got = find_in_inbox(t, "Action: delayed", timeout=30)
+        assert len(got) == 1, t.log()[-3000:]
+        msg, parts = dsn_parts(got[0])
+        assert msg["Subject"] == "Delayed Mail (still being retried)"
+        assert msg["To"] == "<%s>" % t.user
+        report = parts[1].as_string()
+        assert "Final-Recipient: rfc822; holdwarn@sink.test" in report
+        assert "Status: 4.3.0" in report
+        assert "Will-Retry-Until: " in report
+        assert "451 4.3.0 held" in report
+        assert "holdquiet" not in report and "holdnull" not in report
+        assert parts[2].get_content_type() == "text/rfc822-headers"
+        assert b"Subject: slow one" in got[0]
+        # Every held message is retried twice more, well past the 2 s:
+        # still only that one warning.
+        seen = {a: sink.seen.get(a, 0) for a in held}
+        assert wait_for(lambda: all(sink.seen.get(a, 0) >= seen[a] + 2
+                                    for a in held), timeout=30), seen
+        dsns = [m for m in inbox(t) if b"delivery-status" in m]
+        assert len(dsns) == 1, [m[:300] for m in dsns]
+        assert t.log().count("dsn-sent action=delayed") == 1
+        # Released: delivered, and no further report to anyone.
+        sink.holding = False
+        for subj in ("slow one", "slow quiet", "slow null"):
+            assert len(sink.find("Subject: " + subj)) == 1, subj
+        assert wait_for(lambda: queue_empty(t), timeout=15)
+        assert len([m for m in inbox(t) if b"delivery-status" in m]) == 1
+        assert "dsn-sent action=failed" not in t.log()
+    finally:
+        sink.holding = False
+        t.stop()
+
+
+def test_delay_warning_off(tmp_path_factory, dns, remote, sink):
+    t = Tern(tmp_path_factory.mktemp("nodelay"), domain="example.test",
+             extra_config=_sender_config(dns, remote,
+                                         queue_delay_warning="0"))
+    t.start()
+    sink.holding = True
+    try:
+        submit(t, ["holdoff@sink.test"], "slow off")
+        assert wait_for(lambda: sink.seen.get("holdoff@sink.test", 0) >= 4,
+                        timeout=30)
+        sink.holding = False
+        assert len(sink.find("Subject: slow off")) == 1
+        assert wait_for(lambda: queue_empty(t), timeout=15)
+        assert "dsn-sent" not in t.log()
+        assert not [m for m in inbox(t) if b"delivery-status" in m]
+    finally:
+        sink.holding = False
+        t.stop()
