@@ -103,6 +103,8 @@ class Sink:
         self.host, self.port = host, port
         self.eightbit, self.pipelining, self.dsn = eightbit, pipelining, dsn
         self.refuse_starttls = False
+        self.rset_reply = None  # e.g. b"421 ...": sent to RSET, then close
+        self.generation = 0     # see renew()
         self.connections = 0  # sessions accepted so far
         self.messages = []   # dicts: mail, rcpts, data, ehlo
         self.commands = []   # every command line seen
@@ -118,6 +120,13 @@ class Sink:
         self.stopping = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
+
+    def renew(self):
+        """After changing what the sink offers: sessions that said EHLO
+        before answer their next RSET (a reused connection) with 421 and
+        close, so the client says EHLO again on a new connection."""
+        with self.lock:
+            self.generation += 1
 
     def _accept(self):
         while not self.stopping:
@@ -167,6 +176,7 @@ class Sink:
         c.sendall(b"220 sink.test ESMTP\r\n")
         tx = None
         ehlo = None
+        gen = self.generation
         try:
             for _ in range(10000):
                 line = f.readline(4096)
@@ -177,6 +187,7 @@ class Sink:
                 verb = cmd.split(" ", 1)[0].upper()
                 if verb == "EHLO":
                     ehlo = cmd
+                    gen = self.generation
                     c.sendall(self._ehlo())
                 elif verb == "HELO":
                     c.sendall(b"250 sink.test\r\n")
@@ -209,6 +220,12 @@ class Sink:
                     c.sendall(b"454 4.7.0 TLS not available now\r\n")
                 elif verb == "RSET":
                     tx = None
+                    if self.rset_reply is not None:
+                        c.sendall(self.rset_reply)
+                        return
+                    if gen != self.generation:
+                        c.sendall(b"421 4.3.2 sink changed, reconnect\r\n")
+                        return
                     c.sendall(b"250 ok\r\n")
                 elif verb == "QUIT":
                     c.sendall(b"221 bye\r\n")

@@ -151,11 +151,13 @@ def test_starttls_refused_carries_on_in_plaintext(sender, sink):
     # Offered but refused with 454 (RFC 3207 4): opportunistic TLS goes
     # on without it on the same connection.
     sink.refuse_starttls = True
+    sink.renew()  # a session kept open for reuse has no STARTTLS offer
     try:
         submit(sender, ["tlsrefused@sink.test"], "starttls refused")
         got = sink.find("Subject: starttls refused")
     finally:
         sink.refuse_starttls = False
+        sink.renew()
     assert len(got) == 1, sender.log()[-3000:]
     assert "STARTTLS" in sink.commands
     log = sender.log()
@@ -382,4 +384,54 @@ def test_delay_warning_off(tmp_path_factory, dns, remote, sink):
         assert not [m for m in inbox(t) if b"delivery-status" in m]
     finally:
         sink.holding = False
+        t.stop()
+
+
+def _reuse_tern(tmp_path_factory, dns, remote, name):
+    # One connection per domain at a time: the next message for the
+    # domain waits for the first session, then takes over its connection.
+    t = Tern(tmp_path_factory.mktemp(name), domain="example.test",
+             extra_config=_sender_config(dns, remote,
+                                         queue_max_per_domain="1"))
+    t.start()
+    return t
+
+
+def test_connection_reuse(tmp_path_factory, dns, remote, sink):
+    t = _reuse_tern(tmp_path_factory, dns, remote, "reuse")
+    try:
+        before = sink.connections
+        rsets = sink.commands.count("RSET")
+        subjects = ["reuse %d" % i for i in range(3)]
+        for i, subj in enumerate(subjects):
+            submit(t, ["reuse%d@sink.test" % i], subj)
+        for subj in subjects:
+            assert len(sink.find("Subject: " + subj)) == 1, t.log()[-3000:]
+        assert wait_for(lambda: queue_empty(t), timeout=10)
+        # Three transactions on one connection, RSET between them.
+        assert sink.connections - before == 1, t.log()[-3000:]
+        assert sink.commands.count("RSET") - rsets == 2
+        assert t.log().count("reused=yes") == 2
+    finally:
+        t.stop()
+
+
+def test_connection_reuse_stale(tmp_path_factory, dns, remote, sink):
+    # The idle connection answers RSET with 421 and closes: the next
+    # message goes on a new connection, nothing is lost or bounced.
+    t = _reuse_tern(tmp_path_factory, dns, remote, "stale")
+    sink.rset_reply = b"421 4.3.2 closing idle connection\r\n"
+    try:
+        before = sink.connections
+        subjects = ["stale %d" % i for i in range(2)]
+        for i, subj in enumerate(subjects):
+            submit(t, ["stale%d@sink.test" % i], subj)
+        for subj in subjects:
+            assert len(sink.find("Subject: " + subj)) == 1, t.log()[-3000:]
+        assert wait_for(lambda: queue_empty(t), timeout=10)
+        assert sink.connections - before == 2
+        assert "reuse-failed host=mx.sink.test" in t.log()
+        assert not [m for m in inbox(t) if b"delivery-status" in m]
+    finally:
+        sink.rset_reply = None
         t.stop()
