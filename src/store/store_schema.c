@@ -111,8 +111,7 @@ static const char *const store_migrations[] = {
 	"ALTER TABLE queue ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;",
 	/* 5: the queue sent its one "delayed" DSN for the entry (RFC 3464
 	   Action: delayed, cfg queue_delay_warning) */
-	"ALTER TABLE queue ADD COLUMN delay_warned INTEGER NOT NULL"
-	" DEFAULT 0;",
+	"ALTER TABLE queue ADD COLUMN delay_warned INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define STORE_MIGRATIONS_COUNT \
