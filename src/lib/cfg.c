@@ -100,6 +100,8 @@ static const struct cfg_key cfg_main_keys[] = {
 	  U64MAX, "first retry delay; doubles after each failure"),
 	K("queue_retry_max", CFG_T_DURATION, queue_retry_max_ms, "4h", 100,
 	  U64MAX, "longest retry delay"),
+	K("queue_delay_warning", CFG_T_DURATION, queue_delay_warning_ms, "4h",
+	  0, U64MAX, "tell the sender once when a message is still queued after this long (0: never)"),
 	K("queue_max_connections", CFG_T_U32, queue_max_connections, "50", 1,
 	  10000, "outbound connections in total"),
 	K("queue_max_per_domain", CFG_T_U32, queue_max_per_domain, "5", 1,

@@ -90,6 +90,7 @@ struct cfg {
 	uint64_t queue_max_age_ms;
 	uint64_t queue_retry_min_ms;
 	uint64_t queue_retry_max_ms;
+	uint64_t queue_delay_warning_ms; /* 0: no delay DSNs */
 	uint32_t queue_max_connections;
 	uint32_t queue_max_per_domain;
 	char *queue_smarthost; /* "host:port", or NULL for MX routing */

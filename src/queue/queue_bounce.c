@@ -1,10 +1,12 @@
 /* Delivery status notifications: RFC 3464 (message/delivery-status
    fields: Reporting-MTA, Original-Envelope-Id, Arrival-Date; per
    recipient Final-Recipient, Original-Recipient, Action, Status, Remote-
-   MTA, Diagnostic-Code, Last-Attempt-Date) inside an RFC 6522
+   MTA, Diagnostic-Code, Last-Attempt-Date, and Will-Retry-Until for
+   Action: delayed, 2.3.3 and 2.3.9) inside an RFC 6522
    multipart/report, with the original message (or only its header for
    RET=HDRS, RFC 3461 4.3, or when it is large) attached.
-   RFC 3461 4.1 (NOTIFY=NEVER / no FAILURE: no DSN), RFC 5321 6.1 and
+   RFC 3461 4.1 (NOTIFY=NEVER / no FAILURE: no failure DSN; no DELAY:
+   no delay DSN; no NOTIFY at all: both), RFC 5321 6.1 and
    4.5.5 (a DSN goes to the envelope sender with the null reverse-path,
    never to a null sender: no bounce loops), RFC 3834 5 (Auto-Submitted).
    The builder is pure; queue_bounce_send stores the DSN: into the
@@ -77,14 +79,16 @@ queue_bounce_header(const struct queue_bounce *b, struct buf *out)
 			b->reporting_mta);
 	r |= buf_append_str(out, "To: <");
 	r |= queue_bounce_clean(out, b->sender);
-	r |= buf_printf(out, ">\r\nSubject: Undelivered Mail Returned to "
-			     "Sender\r\nDate: %s\r\nMessage-ID: %s\r\n"
+	r |= buf_printf(out, ">\r\nSubject: %s\r\nDate: %s\r\n"
+			     "Message-ID: %s\r\n"
 			     "Auto-Submitted: auto-replied\r\n"
 			     "MIME-Version: 1.0\r\n"
 			     "Content-Type: multipart/report; "
 			     "report-type=delivery-status;\r\n"
 			     "\tboundary=\"%s\"\r\n\r\n"
 			     "This is a MIME-encapsulated message.\r\n\r\n",
+			b->delayed ? "Delayed Mail (still being retried)" :
+				     "Undelivered Mail Returned to Sender",
 			date, b->message_id, b->boundary);
 	return r < 0 ? -1 : 0;
 }
@@ -92,15 +96,28 @@ queue_bounce_header(const struct queue_bounce *b, struct buf *out)
 static int
 queue_bounce_text(const struct queue_bounce *b, struct buf *out)
 {
+	char until[64];
 	int r = 0;
 
 	r |= buf_printf(out, "--%s\r\nContent-Description: Notification\r\n"
 			     "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-			     "This is the mail system at host %s.\r\n\r\n"
-			     "Your message could not be delivered to one or "
-			     "more recipients.\r\nThe reasons are given "
-			     "below; the message is attached.\r\n\r\n",
+			     "This is the mail system at host %s.\r\n\r\n",
 			b->boundary, b->reporting_mta);
+	if (b->delayed) {
+		queue_bounce_date(b->retry_until, until, sizeof(until));
+		r |= buf_printf(out, "Your message could not be delivered yet "
+				     "to one or more recipients.\r\nThis is "
+				     "only a warning: delivery will be tried "
+				     "again until\r\n%s; you do not need to "
+				     "send it again.\r\nThe reasons are given "
+				     "below; the message header is attached."
+				     "\r\n\r\n", until);
+	} else {
+		r |= buf_append_str(out, "Your message could not be delivered "
+				    "to one or more recipients.\r\nThe "
+				    "reasons are given below; the message is "
+				    "attached.\r\n\r\n");
+	}
 	for (size_t i = 0; i < b->rcpt_count; i++) {
 		r |= buf_append_str(out, "<");
 		r |= queue_bounce_clean(out, b->rcpts[i].address);
@@ -139,6 +156,10 @@ queue_bounce_rcpt(const struct queue_bounce *b,
 	r |= buf_append_str(out, "Diagnostic-Code: smtp; ");
 	r |= queue_bounce_clean(out, rc->diag);
 	r |= buf_printf(out, "\r\nLast-Attempt-Date: %s\r\n", date);
+	if (b->delayed) {
+		queue_bounce_date(b->retry_until, date, sizeof(date));
+		r |= buf_printf(out, "Will-Retry-Until: %s\r\n", date);
+	}
 	return r < 0 ? -1 : 0;
 }
 
@@ -201,6 +222,7 @@ queue_bounce_original(const struct queue_bounce *b, struct buf *out)
 	r |= buf_printf(out, "--%s\r\nContent-Description: %s\r\n"
 			     "Content-Type: %s\r\n%s\r\n",
 			b->boundary,
+			b->delayed	? "Delayed message header" :
 			b->headers_only ? "Undelivered message header" :
 					  "Undelivered message",
 			b->headers_only ? "text/rfc822-headers" :
@@ -225,13 +247,13 @@ queue_bounce_build(const struct queue_bounce *b, struct buf *out)
 
 /* ---- sending ---- */
 
-/* RFC 3461 4.1: no NOTIFY means FAILURE (and DELAY) is wanted. */
+/* RFC 3461 4.1: no NOTIFY means FAILURE and DELAY are wanted. */
 static bool
-queue_bounce_wanted(const struct store_queue_rcpt *r)
+queue_bounce_wanted(const struct store_queue_rcpt *r, bool delayed)
 {
 	if (r->notify == NULL || r->notify[0] == '\0')
 		return true;
-	return strstr(r->notify, "FAILURE") != NULL;
+	return strstr(r->notify, delayed ? "DELAY" : "FAILURE") != NULL;
 }
 
 static int
@@ -332,10 +354,14 @@ queue_bounce_ids(const struct queue *q, char *boundary, size_t bmax,
 		 rnd[0], rnd[1], q->hostname);
 }
 
-int
-queue_bounce_send(struct queue *q, struct queue_msg *msg)
+/* The DSN for the recipients whose outcome is PERM (failed) or, for a
+   delay warning, TEMP. */
+static int
+queue_bounce_send_kind(struct queue *q, struct queue_msg *msg, bool delayed)
 {
 	const struct store_queue_entry *e = &msg->e;
+	enum queue_rcpt_outcome want = delayed ? QUEUE_RCPT_TEMP :
+						 QUEUE_RCPT_PERM;
 	struct queue_bounce_rcpt *rc;
 	struct queue_bounce b;
 	char boundary[96], msgid[400];
@@ -348,12 +374,13 @@ queue_bounce_send(struct queue *q, struct queue_msg *msg)
 	rc = xcalloc(e->rcpt_count, sizeof(*rc));
 	for (size_t i = 0; i < e->rcpt_count; i++) {
 		const struct queue_rcpt_state *rs = &msg->rs[i];
-		if (rs->outcome != QUEUE_RCPT_PERM ||
-		    !queue_bounce_wanted(&e->rcpts[i]))
+		if (e->rcpts[i].status != 0 || rs->outcome != want ||
+		    !queue_bounce_wanted(&e->rcpts[i], delayed))
 			continue;
 		rc[n++] = (struct queue_bounce_rcpt){
-			e->rcpts[i].address, e->rcpts[i].orcpt, "failed",
-			rs->status, rs->mta, rs->diag
+			e->rcpts[i].address, e->rcpts[i].orcpt,
+			delayed ? "delayed" : "failed", rs->status, rs->mta,
+			rs->diag
 		};
 	}
 	if (n == 0) {
@@ -364,7 +391,12 @@ queue_bounce_send(struct queue *q, struct queue_msg *msg)
 	b.reporting_mta = q->hostname;
 	b.sender = e->sender;
 	b.envid = e->envid;
-	b.headers_only = (e->ret != NULL && strcmp(e->ret, "HDRS") == 0) ||
+	b.delayed = delayed;
+	b.retry_until = e->created + (int64_t)(q->cfg->queue_max_age_ms / 1000);
+	/* A warning needs only the header (RFC 3461 4.3 leaves it open;
+	   Postfix does the same); RET=FULL is for the failure DSN. */
+	b.headers_only = delayed ||
+			 (e->ret != NULL && strcmp(e->ret, "HDRS") == 0) ||
 			 msg->map.len > QUEUE_BOUNCE_FULL_MAX_BYTES;
 	b.arrival = e->created;
 	b.now = ev_now(q->loop);
@@ -380,7 +412,23 @@ queue_bounce_send(struct queue *q, struct queue_msg *msg)
 	r = queue_bounce_build(&b, &dsn) < 0 ? STORE_ERR :
 					      queue_bounce_store(q, &dsn,
 								 e->sender);
+	if (r == STORE_OK)
+		log_info("queue", NULL, "dsn-sent action=%s queue=%lld "
+			 "to=<%s> rcpts=%zu", delayed ? "delayed" : "failed",
+			 (long long)e->id, e->sender, n);
 	buf_free(&dsn);
 	free(rc);
 	return r;
+}
+
+int
+queue_bounce_send(struct queue *q, struct queue_msg *msg)
+{
+	return queue_bounce_send_kind(q, msg, false);
+}
+
+int
+queue_bounce_send_delay(struct queue *q, struct queue_msg *msg)
+{
+	return queue_bounce_send_kind(q, msg, true);
 }

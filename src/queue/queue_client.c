@@ -9,7 +9,14 @@
    (RET, ENVID, NOTIFY, ORCPT passed on when the server offers DSN) and
    RFC 4954 / RFC 4616 (AUTH PLAIN to a smarthost, only over TLS or to a
    loopback address). The remote server is untrusted: replies go through
-   the bounded parser, and its text is sanitised before logs and DSNs. */
+   the bounded parser, and its text is sanitised before logs and DSNs.
+   Connection reuse (RFC 5321 4.1.4, 4.5.4.1): after a transaction the
+   session stays open for QUEUE_REUSE_IDLE_MS; a new session for the
+   same address, host name and AUTH setting takes it over, says RSET and
+   starts its MAIL without a new connect, greeting, EHLO or TLS
+   handshake. A reused connection that fails before MAIL is reported as
+   QUEUE_CLIENT_STALE: the caller connects afresh. */
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +46,8 @@ enum queue_client_state {
 	QC_DOT,	       /* waiting for the reply to the final "." */
 	QC_DOT_IGNORE, /* "." sent after a 354 with no recipient */
 	QC_QUIT,
+	QC_IDLE, /* transaction done, kept open for the next one */
+	QC_RSET, /* reused: waiting for the reply to RSET */
 };
 
 static const char *const queue_client_stage[] = {
@@ -55,6 +64,8 @@ static const char *const queue_client_stage[] = {
 	[QC_DOT] = "waiting for the end of data reply",
 	[QC_DOT_IGNORE] = "ending an empty DATA",
 	[QC_QUIT] = "sending QUIT",
+	[QC_IDLE] = "idle",
+	[QC_RSET] = "sending RSET",
 };
 
 struct queue_client {
@@ -87,13 +98,22 @@ struct queue_client {
 	/* copies: params go away when done() returns */
 	char log_id[32];
 	char peer_name[QUEUE_DOMAIN_MAX_BYTES + 1];
+	/* reuse: what a new session must match, and how often it was used */
+	struct sockaddr_storage addr;
+	bool has_auth;
+	bool no_reuse;	 /* a 421 or a broken session: QUIT at the end */
+	bool reused;	 /* this transaction runs on a reused connection */
+	uint32_t transactions;
 };
 
 static struct queue_client *queue_clients;
+static size_t queue_clients_idle;
 
 static void
 queue_client_destroy(struct queue_client *c)
 {
+	if (c->state == QC_IDLE)
+		queue_clients_idle--;
 	if (c->next != NULL)
 		c->next->prevp = c->prevp;
 	*c->prevp = c->next;
@@ -182,6 +202,7 @@ queue_client_report(struct queue_client *c)
 	c->reported = true;
 	c->res.tls = c->io != NULL && queue_io_is_tls(c->io);
 	c->res.remote_dsn = c->caps.dsn;
+	c->res.reused = c->reused;
 	c->done(c->ctx, &c->res);
 }
 
@@ -221,12 +242,29 @@ queue_client_finish_reply(struct queue_client *c, enum queue_client_status st,
 			    "%s said (%s): %s", c->peer_name, what, text);
 }
 
+/* Keep a healthy session open for the next transaction to the same
+   place, or QUIT. */
+static void
+queue_client_idle(struct queue_client *c)
+{
+	if (c->io == NULL || c->no_reuse ||
+	    c->transactions >= QUEUE_REUSE_TRANSACTIONS_MAX ||
+	    queue_clients_idle >= QUEUE_REUSE_IDLE_MAX) {
+		queue_client_quit(c);
+		return;
+	}
+	c->state = QC_IDLE;
+	c->p = NULL;
+	queue_clients_idle++;
+	queue_io_set_timeout(c->io, QUEUE_REUSE_IDLE_MS);
+}
+
 static void
 queue_client_done_ok(struct queue_client *c)
 {
 	c->res.status = QUEUE_CLIENT_DONE;
 	queue_client_report(c);
-	queue_client_quit(c);
+	queue_client_idle(c);
 }
 
 /* The connection is gone (error, timeout) in the middle. */
@@ -239,6 +277,13 @@ queue_client_lost(struct queue_client *c, const char *why)
 	queue_io_free(&c->io);
 	if (c->reported || st == QC_QUIT) {
 		queue_client_free(c);
+		return;
+	}
+	if (st == QC_RSET) {
+		c->no_reuse = true;
+		queue_client_finish(c, QUEUE_CLIENT_STALE, 0, "4.4.2",
+				    "reused connection to %s[%s] lost: %s",
+				    c->peer_name, c->peer, why);
 		return;
 	}
 	if (st == QC_TLS) {
@@ -415,6 +460,17 @@ queue_client_on_auth(struct queue_client *c)
 	queue_client_begin_tx(c);
 }
 
+static void
+queue_client_on_rset(struct queue_client *c)
+{
+	if (c->reply.code / 100 != 2) {
+		c->no_reuse = true;
+		queue_client_finish_reply(c, QUEUE_CLIENT_STALE, "RSET");
+		return;
+	}
+	queue_client_begin_tx(c);
+}
+
 /* ---- the transaction ---- */
 
 static bool
@@ -555,6 +611,7 @@ queue_client_begin_tx(struct queue_client *c)
 {
 	if (!queue_client_prepare(c))
 		return;
+	c->transactions++;
 	c->state = QC_TX;
 	c->pipelining = c->caps.pipelining;
 	c->reply_idx = 0;
@@ -696,6 +753,9 @@ queue_client_on_tx(struct queue_client *c)
 static void
 queue_client_on_reply(struct queue_client *c)
 {
+	/* RFC 5321 3.8: 421 means the server closes the session. */
+	if (c->reply.code == 421)
+		c->no_reuse = true;
 	switch (c->state) {
 	case QC_GREETING:
 		queue_client_on_greeting(c);
@@ -721,6 +781,13 @@ queue_client_on_reply(struct queue_client *c)
 		queue_client_done_ok(c);
 		break;
 	case QC_QUIT:
+		queue_client_free(c);
+		break;
+	case QC_RSET:
+		queue_client_on_rset(c);
+		break;
+	case QC_IDLE:
+		/* Only a server that gives up speaks now (421). */
 		queue_client_free(c);
 		break;
 	case QC_CONNECT:
@@ -796,9 +863,92 @@ queue_client_io(struct queue_io *io, enum queue_io_event ev, void *ctx)
 		queue_client_lost(c, queue_io_error(c->io));
 		break;
 	case QUEUE_IO_TIMEOUT:
+		if (c->state == QC_IDLE) {
+			queue_clients_idle--;
+			queue_client_quit(c);
+			break;
+		}
 		queue_client_lost(c, "timeout");
 		break;
 	}
+}
+
+static bool
+queue_client_same_addr(const struct sockaddr_storage *a,
+		       const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a,
+					 *y = (const void *)b;
+		return x->sin_port == y->sin_port &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a,
+					  *y = (const void *)b;
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr,
+			      sizeof(x->sin6_addr)) == 0;
+	}
+	return false;
+}
+
+/* An idle session to the same address, host name and AUTH setting. */
+static struct queue_client *
+queue_client_find_idle(const struct queue_client_params *p)
+{
+	for (struct queue_client *c = queue_clients; c != NULL; c = c->next) {
+		if (c->state == QC_IDLE && c->io != NULL && !c->dead &&
+		    c->has_auth == (p->auth_user != NULL) &&
+		    strcmp(c->peer_name, p->peer_name) == 0 &&
+		    queue_client_same_addr(&c->addr, p->addr))
+			return c;
+	}
+	return NULL;
+}
+
+/* Forget the last transaction; the connection, TLS and caps stay. */
+static void
+queue_client_tx_reset(struct queue_client *c)
+{
+	memset(&c->res, 0, sizeof(c->res));
+	c->reported = false;
+	c->pipelining = c->mail_failed = false;
+	c->reply_idx = c->sent_idx = c->accepted = 0;
+	c->use_8bitmime = c->use_smtputf8 = false;
+	c->body = NULL;
+	c->body_len = c->body_off = 0;
+	buf_free(&c->converted);
+	buf_free(&c->chunk);
+	buf_init(&c->converted, 1);
+	buf_init(&c->chunk, 1);
+	buf_reset(&c->dkim_sig);
+}
+
+/* Take over an idle session: RSET, then the new transaction. */
+static void
+queue_client_reuse(struct queue_client *c,
+		   const struct queue_client_params *params,
+		   queue_client_done_fn *done, void *ctx)
+{
+	queue_clients_idle--;
+	queue_client_tx_reset(c);
+	c->p = params;
+	c->done = done;
+	c->ctx = ctx;
+	c->reused = true;
+	snprintf(c->log_id, sizeof(c->log_id), "%s",
+		 params->log_id != NULL ? params->log_id : "-");
+	for (size_t i = 0; i < params->rcpt_count; i++)
+		memset(&params->results[i], 0, sizeof(params->results[i]));
+	log_info("queue", c->log_id, "reuse host=%s addr=%s transactions=%u",
+		 c->peer_name, c->peer, c->transactions);
+	/* RFC 5321 4.1.1.5: a clean state before the next MAIL. */
+	queue_client_cmd(c, "RSET");
+	c->state = QC_RSET;
+	queue_io_set_timeout(c->io, QUEUE_TIMEOUT_OTHER_MS);
 }
 
 static void
@@ -818,9 +968,15 @@ queue_client_start(struct ev_loop *loop,
 		   const struct queue_client_params *params,
 		   queue_client_done_fn *done, void *ctx)
 {
-	struct queue_client *c = xcalloc(1, sizeof(*c));
+	struct queue_client *c;
 	const char *error = NULL;
 
+	c = params->no_reuse ? NULL : queue_client_find_idle(params);
+	if (c != NULL) {
+		queue_client_reuse(c, params, done, ctx);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
 	c->loop = loop;
 	c->p = params;
 	c->done = done;
@@ -829,6 +985,8 @@ queue_client_start(struct ev_loop *loop,
 	snprintf(c->log_id, sizeof(c->log_id), "%s",
 		 params->log_id != NULL ? params->log_id : "-");
 	snprintf(c->peer_name, sizeof(c->peer_name), "%s", params->peer_name);
+	c->addr = *params->addr;
+	c->has_auth = params->auth_user != NULL;
 	queue_reply_init(&c->reply);
 	buf_init(&c->converted, 1);
 	buf_init(&c->chunk, 1);

@@ -56,6 +56,13 @@ struct tern_env;
 #define QUEUE_TIMEOUT_OTHER_MS (5 * 60 * 1000)     /* EHLO, STARTTLS, AUTH */
 #define QUEUE_TIMEOUT_QUIT_MS (10 * 1000)
 
+/* Connection reuse: how long a finished session waits for the next
+   transaction to the same host, how many wait at most, and how many
+   transactions one connection carries before QUIT. */
+#define QUEUE_REUSE_IDLE_MS (5 * 1000)
+#define QUEUE_REUSE_IDLE_MAX 64
+#define QUEUE_REUSE_TRANSACTIONS_MAX 100
+
 /* ================= queue_reply.c (pure) ================= */
 
 struct queue_reply {
@@ -369,6 +376,8 @@ enum queue_client_status {
 	QUEUE_CLIENT_HOST_FAIL, /* try the next address/host; nothing set */
 	QUEUE_CLIENT_TLS_FAIL,	/* TLS failed: try this host in plaintext */
 	QUEUE_CLIENT_FAIL_ALL,	/* code/status apply to every recipient */
+	QUEUE_CLIENT_STALE,	/* a reused connection failed before MAIL:
+				   connect to the same address afresh */
 };
 
 struct queue_client_result {
@@ -378,6 +387,7 @@ struct queue_client_result {
 	char reply[QUEUE_DIAG_MAX_BYTES];
 	bool tls;	   /* the session used TLS */
 	bool remote_dsn;   /* the remote announced DSN */
+	bool reused;	   /* the session ran on a reused connection */
 };
 
 struct queue_client_params {
@@ -395,15 +405,19 @@ struct queue_client_params {
 	/* out, rcpt_count entries, filled when status is DONE */
 	struct queue_rcpt_result *results;
 	const char *log_id; /* for log lines */
+	bool no_reuse;	    /* open a new connection even if one is idle */
 };
 
 struct queue_client;
 typedef void queue_client_done_fn(void *ctx,
 				  const struct queue_client_result *res);
-/* Start a session. done is called exactly once, from the loop (never
-   from inside queue_client_start), after which the client finishes QUIT
-   on its own and frees itself; params (and what they point to) must stay
-   valid until done is called. */
+/* Start a session: on an idle connection to the same address, host name
+   and AUTH setting when there is one (RSET first; QUEUE_CLIENT_STALE when
+   that fails), else on a new one. done is called exactly once, from the
+   loop (never from inside queue_client_start), after which the client
+   waits idle for another session or finishes QUIT on its own and frees
+   itself; params (and what they point to) must stay valid until done is
+   called. */
 void queue_client_start(struct ev_loop *loop,
 			const struct queue_client_params *params,
 			queue_client_done_fn *done, void *ctx);
@@ -479,6 +493,8 @@ struct queue_bounce {
 	const char *sender;	   /* the original envelope sender */
 	const char *envid;	   /* DSN ENVID (xtext) or NULL */
 	bool headers_only;	   /* RET=HDRS or too large */
+	bool delayed;		   /* a delay warning, not a bounce */
+	int64_t retry_until;	   /* delayed: Will-Retry-Until (unix) */
 	int64_t arrival;	   /* unix time the message was queued */
 	int64_t now;
 	const char *boundary;	/* unique MIME boundary */
@@ -503,6 +519,11 @@ void queue_bounce_xtext_decode(const char *in, char *out, size_t max);
    stored or none is needed; an error means: keep the recipients queued
    and try again later. */
 int queue_bounce_send(struct queue *q, struct queue_msg *msg);
+/* The same for a delay warning (RFC 3464 Action: delayed, with
+   Will-Retry-Until): the recipients still pending (outcome TEMP) whose
+   NOTIFY asks for DELAY (or has no NOTIFY), with the message header
+   only. Never for the null sender. */
+int queue_bounce_send_delay(struct queue *q, struct queue_msg *msg);
 
 /* ================= queue_main.c ================= */
 

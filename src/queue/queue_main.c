@@ -6,9 +6,11 @@
    hammer one destination). When every job of a message is done, the
    outcomes are written back with one store_queue_update: delivered (2),
    failed (5, after the DSN is stored), or retried later with back-off
-   until queue_max_age (RFC 5321 4.5.4.1, 6.1). A message leaves the
-   queue only after the remote 250 or after its bounce is stored, so a
-   crash at any point repeats a delivery at worst and never loses one. */
+   until queue_max_age (RFC 5321 4.5.4.1, 6.1), with one RFC 3464
+   "delayed" warning to the sender after queue_delay_warning. A message
+   leaves the queue only after the remote 250 or after its bounce is
+   stored, so a crash at any point repeats a delivery at worst and never
+   loses one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +229,30 @@ queue_main_record(struct queue_msg *msg, bool bounced)
 	}
 }
 
+/* RFC 3464 Action: delayed: one warning per message once it has waited
+   queue_delay_warning (0: never) and is retried again. Recorded in the
+   entry with the outcomes; a DSN that cannot be stored is tried again
+   after the next attempt. */
+static void
+queue_main_delay_warn(struct queue *q, struct queue_msg *msg, int64_t now)
+{
+	struct store_queue_entry *e = &msg->e;
+	uint64_t after_ms = q->cfg->queue_delay_warning_ms;
+	int r;
+
+	if (after_ms == 0 || e->delay_warned ||
+	    now - e->created < (int64_t)(after_ms / 1000))
+		return;
+	r = queue_bounce_send_delay(q, msg);
+	if (r != STORE_OK) {
+		log_error("queue", NULL, "delay-warning-failed queue=%lld "
+			  "error=%d %s", (long long)e->id, r,
+			  store_last_error(q->store));
+		return;
+	}
+	e->delay_warned = true;
+}
+
 static void
 queue_main_msg_finish(struct queue *q, struct queue_msg *msg)
 {
@@ -243,6 +269,8 @@ queue_main_msg_finish(struct queue *q, struct queue_msg *msg)
 					     q->cfg->queue_max_age_ms, &next);
 		if (!retry)
 			queue_main_expire(msg);
+		else
+			queue_main_delay_warn(q, msg, now);
 	}
 	if (queue_main_any(msg, QUEUE_RCPT_PERM)) {
 		r = queue_bounce_send(q, msg);

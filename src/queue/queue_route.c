@@ -4,7 +4,9 @@
    go on to the next MX when a host cannot be reached or refuses the
    session), RFC 7505 (null MX: bounce at once with 5.1.10), RFC 5321
    4.1.3 address literals ("[192.0.2.1]", "[IPv6:...]") and the
-   configured smarthost instead of MX routing.
+   configured smarthost instead of MX routing. A session may run on an
+   idle connection to the same host (queue_client); when that one turns
+   out to be gone, the same address is tried on a new connection.
    Outcomes per recipient (RFC 5321 4.2.1, 4.5.4.1): 2xx delivered, 5xx
    failed, 4xx and every connection or DNS trouble retried later. */
 #include <arpa/inet.h>
@@ -117,6 +119,18 @@ queue_route_session_done(void *ctx, const struct queue_client_result *res)
 			job->addr_idx--;
 		queue_route_next_addr(job);
 		return;
+	case QUEUE_CLIENT_STALE:
+		/* The idle connection had gone: the same address, a new
+		   connection, and no try counted. */
+		log_info("queue", queue_route_id(job), "reuse-failed host=%s "
+			 "reason=\"%s\"", job->host, res->reply);
+		job->params.no_reuse = true;
+		if (job->addr_idx > 0)
+			job->addr_idx--;
+		if (job->tries > 0)
+			job->tries--;
+		queue_route_next_addr(job);
+		return;
 	case QUEUE_CLIENT_FAIL_ALL:
 		queue_route_fail_all(job, queue_route_class(res->code),
 				     res->status_code, res->reply);
@@ -134,12 +148,13 @@ queue_route_session_done(void *ctx, const struct queue_client_result *res)
 		snprintf(rs->mta, sizeof(rs->mta), "%s", job->host);
 		rs->remote_dsn = res->remote_dsn;
 		log_info("queue", queue_route_id(job), "%s to=<%s> host=%s "
-			 "tls=%s reply=\"%s\"",
+			 "tls=%s reused=%s reply=\"%s\"",
 			 rs->outcome == QUEUE_RCPT_OK	 ? "delivered" :
 			 rs->outcome == QUEUE_RCPT_PERM ? "rejected" :
 							  "deferred",
 			 job->msg->e.rcpts[job->rcpts[i]].address, job->host,
-			 res->tls ? "yes" : "no", r->reply);
+			 res->tls ? "yes" : "no", res->reused ? "yes" : "no",
+			 r->reply);
 	}
 	queue_main_job_done(job);
 }

@@ -419,6 +419,8 @@ struct store_queue_entry {
 			  or NULL when not given (the queue then looks at
 			  the bytes) */
 	bool smtputf8; /* MAIL FROM had SMTPUTF8 (RFC 6531 3.4) */
+	bool delay_warned; /* the "delayed" DSN was sent (once per entry);
+			      written by store_queue_update */
 	struct store_queue_rcpt *rcpts;
 	size_t rcpt_count;
 };
@@ -431,7 +433,8 @@ int store_queue_get(struct store *s, int64_t id,
 		    struct store_queue_entry *entry_r);
 int store_queue_list(struct store *s, struct store_queue_entry **entries_r,
 		     size_t *count_r);
-/* Record per-recipient outcomes and the next attempt; an entry whose
+/* Record per-recipient outcomes, the attempts, the next attempt and
+   delay_warned; an entry whose
    recipients are all final is removed (and its blob reference dropped). */
 int store_queue_update(struct store *s, const struct store_queue_entry *entry);
 int store_queue_delete(struct store *s, int64_t id);

@@ -18,7 +18,8 @@
 
 #define STORE_QUEUE_SELECT \
 	"SELECT q.id, q.sender, q.envid, q.ret, b.hash, q.size, q.created," \
-	" q.next_attempt, q.attempts, q.body, q.smtputf8 FROM queue q" \
+	" q.next_attempt, q.attempts, q.body, q.smtputf8, q.delay_warned" \
+	" FROM queue q" \
 	" JOIN blobs b ON b.id = q.blob_id"
 
 /* ---- freeing ---- */
@@ -82,6 +83,7 @@ store_queue_row(struct store *s, sqlite3_stmt *st,
 	e->attempts = (uint32_t)sqlite3_column_int64(st, 8);
 	e->body = store_col_strdup(st, 9);
 	e->smtputf8 = sqlite3_column_int(st, 10) != 0;
+	e->delay_warned = sqlite3_column_int(st, 11) != 0;
 	return STORE_OK;
 }
 
@@ -404,13 +406,14 @@ store_queue_update_row(struct store *s, const struct store_queue_entry *e)
 	sqlite3_stmt *st;
 	int ret;
 
-	st = store_stmt(s, "UPDATE queue SET attempts = ?, next_attempt = ?"
-			   " WHERE id = ?");
+	st = store_stmt(s, "UPDATE queue SET attempts = ?, next_attempt = ?,"
+			   " delay_warned = ? WHERE id = ?");
 	if (st == NULL)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, (int64_t)e->attempts);
 	sqlite3_bind_int64(st, 2, e->next_attempt);
-	sqlite3_bind_int64(st, 3, e->id);
+	sqlite3_bind_int(st, 3, e->delay_warned ? 1 : 0);
+	sqlite3_bind_int64(st, 4, e->id);
 	ret = store_stmt_exec(s, st);
 	if (ret == STORE_OK && sqlite3_changes(s->db) == 0)
 		return store_fail(s, STORE_NOTFOUND, "no queued message %lld",

@@ -118,6 +118,9 @@ static const char *const store_migrations[] = {
 	"CREATE TRIGGER blobs_fts_gc AFTER DELETE ON blobs WHEN old.fts = 1"
 	" BEGIN DELETE FROM blob_fts WHERE rowid = old.id; END;"
 	"CREATE INDEX blobs_fts_pending ON blobs(id) WHERE fts != 1;",
+	/* 6: the queue sent its one "delayed" DSN for the entry (RFC 3464
+	   Action: delayed, cfg queue_delay_warning) */
+	"ALTER TABLE queue ADD COLUMN delay_warned INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define STORE_MIGRATIONS_COUNT \

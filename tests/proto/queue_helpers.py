@@ -96,11 +96,16 @@ class DNSServer:
 
 
 class Sink:
-    """A small SMTP server; messages are kept in self.messages."""
+    """A small SMTP server; messages are kept in self.messages. It never
+    does TLS; with refuse_starttls it offers STARTTLS and answers 454."""
 
     def __init__(self, host, port, eightbit=True, pipelining=True, dsn=True):
         self.host, self.port = host, port
         self.eightbit, self.pipelining, self.dsn = eightbit, pipelining, dsn
+        self.refuse_starttls = False
+        self.rset_reply = None  # e.g. b"421 ...": sent to RSET, then close
+        self.generation = 0     # see renew()
+        self.connections = 0  # sessions accepted so far
         self.messages = []   # dicts: mail, rcpts, data, ehlo
         self.commands = []   # every command line seen
         self.seen = {}       # rcpt -> times seen
@@ -116,6 +121,13 @@ class Sink:
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
+    def renew(self):
+        """After changing what the sink offers: sessions that said EHLO
+        before answer their next RSET (a reused connection) with 421 and
+        close, so the client says EHLO again on a new connection."""
+        with self.lock:
+            self.generation += 1
+
     def _accept(self):
         while not self.stopping:
             try:
@@ -124,6 +136,8 @@ class Sink:
                 continue
             except OSError:
                 return
+            with self.lock:
+                self.connections += 1
             threading.Thread(target=self._serve, args=(c,),
                              daemon=True).start()
 
@@ -150,6 +164,8 @@ class Sink:
         if self.dsn:
             lines.append("DSN")
         lines.append("ENHANCEDSTATUSCODES")
+        if self.refuse_starttls:
+            lines.append("STARTTLS")
         return b"".join(b"250%s%s\r\n" % (b" " if i == len(lines) - 1
                                             else b"-", l.encode())
                         for i, l in enumerate(lines))
@@ -160,6 +176,7 @@ class Sink:
         c.sendall(b"220 sink.test ESMTP\r\n")
         tx = None
         ehlo = None
+        gen = self.generation
         try:
             for _ in range(10000):
                 line = f.readline(4096)
@@ -170,6 +187,7 @@ class Sink:
                 verb = cmd.split(" ", 1)[0].upper()
                 if verb == "EHLO":
                     ehlo = cmd
+                    gen = self.generation
                     c.sendall(self._ehlo())
                 elif verb == "HELO":
                     c.sendall(b"250 sink.test\r\n")
@@ -198,8 +216,16 @@ class Sink:
                         self.messages.append(tx)
                     tx = None
                     c.sendall(b"250 2.0.0 queued as sink\r\n")
+                elif verb == "STARTTLS":
+                    c.sendall(b"454 4.7.0 TLS not available now\r\n")
                 elif verb == "RSET":
                     tx = None
+                    if self.rset_reply is not None:
+                        c.sendall(self.rset_reply)
+                        return
+                    if gen != self.generation:
+                        c.sendall(b"421 4.3.2 sink changed, reconnect\r\n")
+                        return
                     c.sendall(b"250 ok\r\n")
                 elif verb == "QUIT":
                     c.sendall(b"221 bye\r\n")

@@ -136,6 +136,36 @@ def test_several_recipients_one_transaction_and_dot_stuffing(sender, sink):
     assert got[0]["ehlo"].startswith("EHLO ")
 
 
+def test_remote_without_starttls(sender, sink):
+    # The sink offers no STARTTLS: the queue delivers in plaintext and
+    # never sends the command.
+    submit(sender, ["notls@sink.test"], "no starttls")
+    got = sink.find("Subject: no starttls")
+    assert len(got) == 1, sender.log()[-3000:]
+    assert "STARTTLS" not in sink.commands
+    assert ("delivered to=<notls@sink.test> host=mx.sink.test tls=no"
+            in sender.log())
+
+
+def test_starttls_refused_carries_on_in_plaintext(sender, sink):
+    # Offered but refused with 454 (RFC 3207 4): opportunistic TLS goes
+    # on without it on the same connection.
+    sink.refuse_starttls = True
+    sink.renew()  # a session kept open for reuse has no STARTTLS offer
+    try:
+        submit(sender, ["tlsrefused@sink.test"], "starttls refused")
+        got = sink.find("Subject: starttls refused")
+    finally:
+        sink.refuse_starttls = False
+        sink.renew()
+    assert len(got) == 1, sender.log()[-3000:]
+    assert "STARTTLS" in sink.commands
+    log = sender.log()
+    assert "starttls-refused host=mx.sink.test code=454" in log
+    assert "delivered to=<tlsrefused@sink.test> host=mx.sink.test tls=no" \
+        in log
+
+
 def test_tempfail_is_retried(sender, sink):
     submit(sender, ["tempfail1@sink.test"], "retry me")
     got = sink.find("Subject: retry me", timeout=30)
@@ -278,4 +308,130 @@ def test_smarthost(tmp_path_factory, dns, remote, sink):
         assert got[0]["rcpts"] == ["someone@elsewhere.test"]
         assert wait_for(lambda: queue_empty(t), timeout=10)
     finally:
+        t.stop()
+
+
+def test_delay_warning_once(tmp_path_factory, dns, remote, sink):
+    """queue_delay_warning: one RFC 3464 "delayed" DSN per message still
+    queued after that long; none for NOTIFY without DELAY; none for the
+    null sender (a message forwarded by an alias from MAIL FROM:<>)."""
+    t = Tern(tmp_path_factory.mktemp("delay"), domain="example.test",
+             extra_config=_sender_config(dns, remote,
+                                         queue_delay_warning="2s"))
+    t.start()
+    held = ["holdwarn@sink.test", "holdquiet@sink.test",
+            "holdnull@sink.test"]
+    sink.holding = True
+    try:
+        r = t.ctl("alias", "add", "fwdnull@example.test", held[2])
+        assert r.returncode == 0, r.stdout + r.stderr
+        submit(t, [held[0]], "slow one")
+        with smtplib.SMTP(t.host, t.port("submission"), timeout=30) as s:
+            s.login(t.user, t.password)
+            s.sendmail(t.user, [held[1]],
+                       b"Subject: slow quiet\r\n\r\nx\r\n",
+                       rcpt_options=["NOTIFY=FAILURE"])
+        with smtplib.SMTP(t.host, t.port("smtp"), timeout=30) as s:
+            s.sendmail("", ["fwdnull@example.test"],
+                       b"Subject: slow null\r\n\r\nx\r\n")
+        got = find_in_inbox(t, "Action: delayed", timeout=30)
+        assert len(got) == 1, t.log()[-3000:]
+        msg, parts = dsn_parts(got[0])
+        assert msg["Subject"] == "Delayed Mail (still being retried)"
+        assert msg["To"] == "<%s>" % t.user
+        report = parts[1].as_string()
+        assert "Final-Recipient: rfc822; holdwarn@sink.test" in report
+        assert "Status: 4.3.0" in report
+        assert "Will-Retry-Until: " in report
+        assert "451 4.3.0 held" in report
+        assert "holdquiet" not in report and "holdnull" not in report
+        assert parts[2].get_content_type() == "text/rfc822-headers"
+        assert b"Subject: slow one" in got[0]
+        # Every held message is retried twice more, well past the 2 s:
+        # still only that one warning.
+        seen = {a: sink.seen.get(a, 0) for a in held}
+        assert wait_for(lambda: all(sink.seen.get(a, 0) >= seen[a] + 2
+                                    for a in held), timeout=30), seen
+        dsns = [m for m in inbox(t) if b"delivery-status" in m]
+        assert len(dsns) == 1, [m[:300] for m in dsns]
+        assert t.log().count("dsn-sent action=delayed") == 1
+        # Released: delivered, and no further report to anyone.
+        sink.holding = False
+        for subj in ("slow one", "slow quiet", "slow null"):
+            assert len(sink.find("Subject: " + subj)) == 1, subj
+        assert wait_for(lambda: queue_empty(t), timeout=15)
+        assert len([m for m in inbox(t) if b"delivery-status" in m]) == 1
+        assert "dsn-sent action=failed" not in t.log()
+    finally:
+        sink.holding = False
+        t.stop()
+
+
+def test_delay_warning_off(tmp_path_factory, dns, remote, sink):
+    t = Tern(tmp_path_factory.mktemp("nodelay"), domain="example.test",
+             extra_config=_sender_config(dns, remote,
+                                         queue_delay_warning="0"))
+    t.start()
+    sink.holding = True
+    try:
+        submit(t, ["holdoff@sink.test"], "slow off")
+        assert wait_for(lambda: sink.seen.get("holdoff@sink.test", 0) >= 4,
+                        timeout=30)
+        sink.holding = False
+        assert len(sink.find("Subject: slow off")) == 1
+        assert wait_for(lambda: queue_empty(t), timeout=15)
+        assert "dsn-sent" not in t.log()
+        assert not [m for m in inbox(t) if b"delivery-status" in m]
+    finally:
+        sink.holding = False
+        t.stop()
+
+
+def _reuse_tern(tmp_path_factory, dns, remote, name):
+    # One connection per domain at a time: the next message for the
+    # domain waits for the first session, then takes over its connection.
+    t = Tern(tmp_path_factory.mktemp(name), domain="example.test",
+             extra_config=_sender_config(dns, remote,
+                                         queue_max_per_domain="1"))
+    t.start()
+    return t
+
+
+def test_connection_reuse(tmp_path_factory, dns, remote, sink):
+    t = _reuse_tern(tmp_path_factory, dns, remote, "reuse")
+    try:
+        before = sink.connections
+        rsets = sink.commands.count("RSET")
+        subjects = ["reuse %d" % i for i in range(3)]
+        for i, subj in enumerate(subjects):
+            submit(t, ["reuse%d@sink.test" % i], subj)
+        for subj in subjects:
+            assert len(sink.find("Subject: " + subj)) == 1, t.log()[-3000:]
+        assert wait_for(lambda: queue_empty(t), timeout=10)
+        # Three transactions on one connection, RSET between them.
+        assert sink.connections - before == 1, t.log()[-3000:]
+        assert sink.commands.count("RSET") - rsets == 2
+        assert t.log().count("reused=yes") == 2
+    finally:
+        t.stop()
+
+
+def test_connection_reuse_stale(tmp_path_factory, dns, remote, sink):
+    # The idle connection answers RSET with 421 and closes: the next
+    # message goes on a new connection, nothing is lost or bounced.
+    t = _reuse_tern(tmp_path_factory, dns, remote, "stale")
+    sink.rset_reply = b"421 4.3.2 closing idle connection\r\n"
+    try:
+        before = sink.connections
+        subjects = ["stale %d" % i for i in range(2)]
+        for i, subj in enumerate(subjects):
+            submit(t, ["stale%d@sink.test" % i], subj)
+        for subj in subjects:
+            assert len(sink.find("Subject: " + subj)) == 1, t.log()[-3000:]
+        assert wait_for(lambda: queue_empty(t), timeout=10)
+        assert sink.connections - before == 2
+        assert "reuse-failed host=mx.sink.test" in t.log()
+        assert not [m for m in inbox(t) if b"delivery-status" in m]
+    finally:
+        sink.rset_reply = None
         t.stop()

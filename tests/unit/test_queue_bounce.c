@@ -114,6 +114,43 @@ test_queue_bounce_headers_only(void)
 }
 
 static void
+test_queue_bounce_delayed(void)
+{
+	struct queue_bounce_rcpt rc[2] = {
+		{ "bob@remote.example", NULL, "delayed", "4.4.1",
+		  "mx.remote.example", "451 4.4.1 try later" },
+		{ "c@remote.example", NULL, "delayed", "4.4.1", NULL, "y" },
+	};
+	struct queue_bounce b;
+	struct buf out;
+	const char *s;
+
+	buf_init(&out, 1 << 20);
+	build(&b, rc, &out);
+	buf_reset(&out);
+	b.delayed = true;
+	b.headers_only = true;
+	b.retry_until = 1700432000;
+	test_assert(queue_bounce_build(&b, &out) == 0);
+	s = buf_cstr(&out);
+	test_assert(strstr(s, "Subject: Delayed Mail (still being retried)"
+			      "\r\n") != NULL);
+	test_assert(strstr(s, "Undelivered Mail") == NULL);
+	test_assert(strstr(s, "delivery will be tried again until\r\n"
+			      "Sun, 19 Nov 2023 22:13:20 +0000;") != NULL);
+	test_assert(strstr(s, "Action: delayed\r\nStatus: 4.4.1\r\n"
+			      "Remote-MTA: dns; mx.remote.example\r\n"
+			      "Diagnostic-Code: smtp; 451 4.4.1 try later\r\n"
+			      "Last-Attempt-Date: Tue, 14 Nov 2023 22:23:20 "
+			      "+0000\r\nWill-Retry-Until: Sun, 19 Nov 2023 "
+			      "22:13:20 +0000\r\n") != NULL);
+	test_assert(strstr(s, "Content-Description: Delayed message header\r\n"
+			      "Content-Type: text/rfc822-headers\r\n") != NULL);
+	test_assert(strstr(s, "See you at noon") == NULL);
+	buf_free(&out);
+}
+
+static void
 test_queue_bounce_hostile(void)
 {
 	struct queue_bounce_rcpt rc[2] = {
@@ -150,6 +187,7 @@ test_queue_bounce_xtext(void)
 static const struct test_case tests[] = {
 	{ "queue_bounce_fields", test_queue_bounce_fields },
 	{ "queue_bounce_headers_only", test_queue_bounce_headers_only },
+	{ "queue_bounce_delayed", test_queue_bounce_delayed },
 	{ "queue_bounce_hostile", test_queue_bounce_hostile },
 	{ "queue_bounce_xtext", test_queue_bounce_xtext },
 	{ NULL, NULL },

@@ -134,6 +134,7 @@ test_store_queue_update(void)
 		return;
 	id = test_queue_add(s, hash, 1000);
 	test_assert(store_queue_get(s, id, &e) == 1);
+	test_assert(!e.delay_warned);
 	if (e.rcpt_count != 2) {
 		store_queue_entry_clear(&e);
 		store_close(&s);
@@ -145,11 +146,13 @@ test_store_queue_update(void)
 	e.rcpts[1].last_reply = strdup("451 4.7.1 try later");
 	e.attempts = 1;
 	e.next_attempt = 2000;
+	e.delay_warned = true;
 	test_assert(store_queue_update(s, &e) == STORE_OK);
 	store_queue_entry_clear(&e);
 
 	test_assert(store_queue_get(s, id, &e) == 1);
 	test_assert(e.attempts == 1 && e.next_attempt == 2000);
+	test_assert(e.delay_warned);
 	test_assert(e.rcpt_count == 2);
 	if (e.rcpt_count == 2) {
 		test_assert(e.rcpts[0].status == 2);
