@@ -361,7 +361,7 @@ store_db_open(struct store *s)
 	close(fd);
 	rc = sqlite3_open_v2(path, &s->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-			     NULL);
+			     store_vfs_name());
 	if (rc != SQLITE_OK)
 		return store_sql_err(s, rc);
 	sqlite3_extended_result_codes(s->db, 1);

@@ -61,6 +61,12 @@ struct store_tx {
 	bool nested;
 };
 
+/* ---- store_vfs.c ---- */
+/* Name of the VFS to open the database with: the default one, but a
+   relative name stays relative (see store_vfs.c). NULL when SQLite
+   refused to register it. Not thread-safe on the first call. */
+const char *store_vfs_name(void);
+
 /* ---- store.c ---- */
 /* Record an error text (printf-like) and return err. */
 int store_fail(struct store *s, int err, const char *fmt, ...)

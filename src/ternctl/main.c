@@ -4,8 +4,10 @@
    the data directory, so it is safe to run while ternd runs: SQLite (WAL)
    serialises writers between the processes.
    Security: run as root on a data directory owned by another user (the
-   tern user), ternctl first switches to that user, so that files it
-   creates stay usable by ternd. Passwords never come from argv. */
+   tern user), ternctl first changes into it, then switches to that user,
+   so that files it creates stay usable by ternd and the directories
+   above need not be searchable by that user; the store is then reached
+   as ".". Passwords never come from argv. */
 #include <errno.h>
 #include <grp.h>
 #include <stdio.h>
@@ -147,6 +149,10 @@ ternctl_main_datadir(struct ternctl *t, unsigned int flags)
 	}
 	if (!S_ISDIR(st.st_mode))
 		return ternctl_util_fail("%s is not a directory", t->datadir);
+	/* Before the switch: the owner may not reach it from here. */
+	if (chdir(t->datadir) < 0)
+		return ternctl_util_fail("cannot enter the data directory "
+					 "%s: %s", t->datadir, strerror(errno));
 	return ternctl_main_become_owner(&st);
 }
 
@@ -168,7 +174,7 @@ ternctl_main_open(struct ternctl *t, unsigned int flags)
 	ret = ternctl_main_datadir(t, flags);
 	if (ret != TERNCTL_EXIT_OK)
 		return ret;
-	t->store = store_open(t->datadir, &error);
+	t->store = store_open(".", &error); /* cwd: ternctl_main_datadir */
 	if (t->store == NULL)
 		return ternctl_util_fail("cannot open the store in %s: %s",
 					 t->datadir,

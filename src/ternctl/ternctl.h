@@ -33,7 +33,9 @@ struct store;
 
 /* Everything a handler needs. datadir and store are set before a handler
    flagged TERNCTL_F_STORE runs; cfg before one flagged TERNCTL_F_CONFIG
-   (and whenever the data directory came from the config). */
+   (and whenever the data directory came from the config). Once the
+   store is open the working directory is the data directory: datadir is
+   for messages, files are reached through store_datadir() ("."). */
 struct ternctl {
 	const char *config_path; /* -c, or TERNCTL_CONFIG_DEFAULT */
 	bool config_given;	 /* -c was on the command line */

@@ -1,4 +1,5 @@
 /* ternctl status, config show, config check */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,8 @@ ternctl_status_pid(const char *datadir)
 	line[strcspn(line, "\n")] = '\0';
 	if (parse_u64_cstr(line, 4194304, &pid) < 0 || pid == 0)
 		return 0;
-	return kill((pid_t)pid, 0) == 0 ? (long)pid : 0;
+	/* EPERM: it runs, as root, and we switched to the data's owner. */
+	return kill((pid_t)pid, 0) == 0 || errno == EPERM ? (long)pid : 0;
 }
 
 int
@@ -63,7 +65,7 @@ ternctl_status_show(struct ternctl *t, const struct ternctl_args *a)
 		if (oldest == 0 || qs[i].created < oldest)
 			oldest = qs[i].created;
 	}
-	pid = ternctl_status_pid(t->datadir);
+	pid = ternctl_status_pid(store_datadir(t->store));
 	printf("ternd     %s", pid != 0 ? "running" : "not running");
 	if (pid != 0)
 		printf(" (pid %ld)", pid);

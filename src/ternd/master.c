@@ -6,8 +6,9 @@
    stops everything within 10 seconds.
 
    The master keeps root (when started as root) only to bind ports and read
-   keys on reload; it never parses network input. Children drop to the
-   configured user before they touch a socket.
+   keys on reload; it never parses network input. Children change into
+   the data directory and drop to the configured user before they touch
+   a socket (privs.c).
 
    Connection counts and login failures are server-wide: the master maps
    the shared limits table (lib/shared_limits.h) before the first fork;
@@ -146,12 +147,13 @@ master_bind_all(struct master *m, struct cfg *cfg,
 	return 0;
 }
 
-/* Create or migrate the store and sync the config's plans into it. */
+/* Create or migrate the store and sync the config's plans into it.
+   The working directory is the data directory (ternd_user_begin). */
 static int
 master_sync_store(const struct cfg *cfg)
 {
 	const char *error;
-	struct store *s = store_open(cfg->data_dir, &error);
+	struct store *s = store_open(".", &error);
 
 	if (s == NULL) {
 		log_error("master", NULL, "store-open-failed path=%s error=\"%s\"",
@@ -176,11 +178,13 @@ master_sync_store(const struct cfg *cfg)
 
 /* Open the store once: create and migrate it, sync the plans of the
    config, and make sure the data dir belongs to the run-as user. The
-   directory is handed over first and the store is opened as that user:
-   root never opens paths inside a directory someone else controls. */
+   directory is handed over first and the store is opened as that user,
+   from inside it: root never opens paths inside a directory someone
+   else controls, and that user needs no access to its parents. */
 static int
 master_prepare_store(const struct cfg *cfg)
 {
+	struct ternd_user_saved saved;
 	int ret;
 
 	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) {
@@ -193,32 +197,37 @@ master_prepare_store(const struct cfg *cfg)
 			  cfg->data_dir, strerror(errno));
 		return -1;
 	}
-	if (ternd_user_begin(cfg) < 0)
+	if (ternd_user_begin(cfg, &saved) < 0)
 		return -1;
 	ret = master_sync_store(cfg);
-	if (ternd_user_end(cfg) < 0)
+	if (ternd_user_leave(&saved) < 0)
 		return -1;
 	return ret;
 }
 
+/* run/ belongs to the run-as user: the pid file is written as that
+   user from inside the data directory (ternd_user_begin), never by root
+   through a link planted there. */
 static void
 master_write_pidfile(const struct cfg *cfg)
 {
-	char path[4096], line[32];
+	struct ternd_user_saved saved;
+	char line[32];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/run", cfg->data_dir);
-	mkdir(path, 0700);
-	snprintf(path, sizeof(path), "%s/run/ternd.pid", cfg->data_dir);
-	/* run/ belongs to the run-as user: never follow a planted link. */
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		  0644);
-	if (fd < 0)
+	if (ternd_user_begin(cfg, &saved) < 0)
 		return;
-	snprintf(line, sizeof(line), "%ld\n", (long)getpid());
-	if (write(fd, line, strlen(line)) < 0)
-		log_warn("master", NULL, "pidfile-write-failed");
-	close(fd);
+	mkdir("run", 0700);
+	fd = open("run/ternd.pid",
+		  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd >= 0) {
+		snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+		if (write(fd, line, strlen(line)) < 0)
+			log_warn("master", NULL, "pidfile-write-failed");
+		close(fd);
+	}
+	if (ternd_user_leave(&saved) < 0)
+		fatal("master cannot return to root after the pid file");
 }
 
 static unsigned

@@ -45,13 +45,13 @@ queue_process_main(struct cfg *cfg, struct tls_ctx *tls,
 
 	log_set_process("queue");
 	sfd = ternd_child_signals();
-	if (sfd < 0 || ternd_drop_privileges(cfg) < 0)
+	if (sfd < 0 || ternd_child_enter(cfg) < 0)
 		exit(1);
 	env.loop = ev_loop_new();
 	env.cfg = cfg;
 	env.tls = tls;
 	env.hostname = cfg->hostname;
-	env.store = store_open(cfg->data_dir, &error);
+	env.store = store_open(".", &error); /* cwd: ternd_child_enter */
 	if (env.loop == NULL || env.store == NULL)
 		fatal("queue cannot start: %s", env.store == NULL ? error : "loop");
 	ev_fd_add(env.loop, sfd, EV_READ, queue_process_signal, NULL);

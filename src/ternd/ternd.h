@@ -56,17 +56,41 @@ void queue_process_main(struct cfg *cfg, struct tls_ctx *tls,
 			struct ternd_listener *listeners, size_t listener_count)
 	__attribute__((noreturn));
 
-/* Drop root to the configured user (no-op when not root). 0 or -1. */
-int ternd_drop_privileges(const struct cfg *cfg);
-/* When root with a run-as user: give the data directory, the database
-   files and the first-level folders to that user. 0 or -1. */
+/* Look up the run-as user: 1 with its ids, 0 when there is nothing to
+   switch (not root, or user empty), -1 when unknown (logged). */
+int ternd_user_lookup(const char *user, uid_t *uid_r, gid_t *gid_r);
+/* In a child: chdir into cfg->data_dir (still as root), then drop root
+   to the configured user for good (no-op when not root or user is
+   empty). The store is then reached as ".". 0 or -1 (logged). */
+int ternd_child_enter(const struct cfg *cfg);
+/* When root with a run-as user: give dir (a data directory) to that
+   user: the whole tree when it is still root's, else the directory, the
+   database files and the first-level folders, never following links.
+   0 or -1 (errno set). */
+int ternd_data_handover(const char *user, const char *dir);
+/* ternd_data_handover() of cfg's user and data directory. */
 int ternd_chown_data(const struct cfg *cfg);
-/* Master only, around its own store access: act with the run-as user's
-   effective uid and gid (root's capabilities are gone meanwhile), so a
-   link planted in the data directory cannot make root write elsewhere.
-   No-op when not root or user is empty. 0, or -1 (logged). */
-int ternd_user_begin(const struct cfg *cfg);
-int ternd_user_end(const struct cfg *cfg);
+
+/* What ternd_user_enter() changed, for ternd_user_leave(). */
+struct ternd_user_saved {
+	int cwd_fd;
+	bool switched;
+	gid_t *groups;
+	int group_count;
+};
+/* Around root's own access to a data directory: chdir into dir (as
+   root, so its parents need not be searchable by user), then act with
+   the user's effective uid, gid and only group (root's capabilities are
+   gone meanwhile), so a link planted in the directory cannot make root
+   write elsewhere. Reach the directory as "." until ternd_user_leave(),
+   which restores root's ids, groups and the previous working directory.
+   Without a user to switch to only the directory changes. 0, or -1
+   (logged; nothing left changed). */
+int ternd_user_enter(const char *user, const char *dir,
+		     struct ternd_user_saved *saved_r);
+int ternd_user_leave(struct ternd_user_saved *saved);
+/* ternd_user_enter() of cfg's user and data directory. */
+int ternd_user_begin(const struct cfg *cfg, struct ternd_user_saved *saved_r);
 /* Install signal handling for a child: returns a signalfd for SIGTERM,
    SIGINT, SIGHUP, SIGUSR1, or -1. */
 int ternd_child_signals(void);

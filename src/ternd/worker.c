@@ -152,7 +152,7 @@ worker_setup_env(struct cfg *cfg, struct tls_ctx *tls)
 	worker.env.cfg = cfg;
 	worker.env.tls = tls;
 	worker.env.hostname = cfg->hostname;
-	worker.env.store = store_open(cfg->data_dir, &error);
+	worker.env.store = store_open(".", &error); /* cwd: ternd_child_enter */
 	if (worker.env.loop == NULL || worker.env.store == NULL)
 		fatal("worker cannot start: %s",
 		      worker.env.store == NULL ? error : "event loop");
@@ -171,7 +171,7 @@ worker_main(struct cfg *cfg, struct ternd_listener *listeners,
 	snprintf(name, sizeof(name), "worker%d", index);
 	log_set_process(name);
 	worker.sigfd = ternd_child_signals();
-	if (worker.sigfd < 0 || ternd_drop_privileges(cfg) < 0)
+	if (worker.sigfd < 0 || ternd_child_enter(cfg) < 0)
 		exit(1);
 	worker.listeners = listeners;
 	worker.listener_count = listener_count;

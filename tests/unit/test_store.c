@@ -517,7 +517,38 @@ test_store_sent(void)
 	store_close(&s);
 }
 
+/* ternd's children open the store as "." from inside the data directory
+   (its parents may be closed to them): the database, its WAL and the
+   blobs are the ones an absolute open sees. */
+static void
+test_store_relative_datadir(void)
+{
+	struct store *s = test_store_new("relative");
+	char dir[512], hash[STORE_HASH_HEX_LEN + 1];
+	int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	store_close(&s);
+	snprintf(dir, sizeof(dir), "%s/relative", test_tmpdir());
+	test_assert(cwd >= 0 && chdir(dir) == 0);
+	s = store_open(".", NULL);
+	test_assert(s != NULL);
+	if (s != NULL) {
+		test_assert(store_domain_add(s, "relative.test") == STORE_OK);
+		test_assert(store_blob_write(s, msg1, sizeof(msg1) - 1, hash) ==
+			    STORE_OK);
+		store_close(&s);
+	}
+	test_assert(access("tern.db-wal", F_OK) == 0 ||
+		    access("tern.db", F_OK) == 0);
+	test_assert(fchdir(cwd) == 0);
+	close(cwd);
+	s = test_store_new("relative");
+	test_assert(store_domain_exists(s, "relative.test") == 1);
+	store_close(&s);
+}
+
 static const struct test_case tests[] = {
+	{ "store_relative_datadir", test_store_relative_datadir },
 	{ "store_sent", test_store_sent },
 	{ "store_accounts", test_store_accounts },
 	{ "store_rcpt", test_store_rcpt },
