@@ -257,18 +257,8 @@ int
 store_msg_list(struct store *s, int64_t mailbox_id, uint32_t uid_min,
 	       struct store_msg **msgs_r, size_t *count_r)
 {
-	sqlite3_stmt *st;
-
-	*msgs_r = NULL;
-	*count_r = 0;
-	st = store_stmt(s, STORE_MSG_SELECT
-			" WHERE m.mailbox_id = ? AND m.uid >= ?"
-			" ORDER BY m.uid");
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, uid_min);
-	return store_msg_collect(s, st, store_msg_from_row, msgs_r, count_r);
+	return store_msg_list_range(s, mailbox_id, uid_min, UINT32_MAX,
+				    msgs_r, count_r);
 }
 
 int
