@@ -151,8 +151,11 @@ def test_per_ip_limit_is_server_wide(tern_factory, proto):
         # 4 held, split over both workers: per worker each is below 4, so
         # only a server-wide count refuses the next ones.
         assert max(owners.count(p) for p in pids) < 4
+        # Every attempt is refused (checked inside). Any refusing worker
+        # holds fewer than 4 itself, so one is proof enough; which
+        # worker the kernel hands each connection to is up to it.
         seen = refused_on_both(t, proto, BUSY_IP[proto], pids)
-        assert seen == set(pids), seen
+        assert seen and seen <= set(pids), seen
         # a place freed is usable again, on whichever worker
         socks.pop().close()
         time.sleep(0.3)
