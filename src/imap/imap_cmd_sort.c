@@ -389,36 +389,14 @@ imap_sort_parse_keys(const struct imap_arg *list, struct imap_sort_spec *spec,
 	return reverse ? -1 : 0;
 }
 
-#define IMAP_ESORT_MIN 1u
-#define IMAP_ESORT_MAX 2u
-#define IMAP_ESORT_COUNT 4u
-#define IMAP_ESORT_ALL 8u
-
+/* ESORT (RFC 5267 3.2) takes the ESEARCH return options; SAVE (RFC
+   5182 with SORT) is not supported. */
 static int
 imap_sort_parse_return(const struct imap_arg *list, unsigned *opts_r)
 {
-	size_t i;
-
-	*opts_r = 0;
-	if (list->type != IMAP_ARG_LIST)
+	if (list->type != IMAP_ARG_LIST || imap_search_return(list, opts_r) < 0)
 		return -1;
-	for (i = 0; i < list->count; i++) {
-		const struct imap_arg *o = &list->list[i];
-
-		if (imap_arg_is_atom(o, "MIN"))
-			*opts_r |= IMAP_ESORT_MIN;
-		else if (imap_arg_is_atom(o, "MAX"))
-			*opts_r |= IMAP_ESORT_MAX;
-		else if (imap_arg_is_atom(o, "COUNT"))
-			*opts_r |= IMAP_ESORT_COUNT;
-		else if (imap_arg_is_atom(o, "ALL"))
-			*opts_r |= IMAP_ESORT_ALL;
-		else
-			return -1;
-	}
-	if (*opts_r == 0)
-		*opts_r = IMAP_ESORT_ALL; /* RFC 4731 3.1: RETURN () */
-	return 0;
+	return (*opts_r & IMAP_ESEARCH_SAVE) != 0 ? -1 : 0;
 }
 
 struct imap_search *
@@ -471,13 +449,13 @@ imap_sort_output(struct imap_session *s, struct imap_cmd *cmd,
 		if (cmd->uid)
 			(void)buf_append_str(&b, " UID");
 		/* RFC 5267 3.2: MIN/MAX are the first/last in sort order */
-		if ((opts & IMAP_ESORT_MIN) && n > 0)
+		if ((opts & IMAP_ESEARCH_MIN) && n > 0)
 			(void)buf_printf(&b, " MIN %u", nums[0]);
-		if ((opts & IMAP_ESORT_MAX) && n > 0)
+		if ((opts & IMAP_ESEARCH_MAX) && n > 0)
 			(void)buf_printf(&b, " MAX %u", nums[n - 1]);
-		if (opts & IMAP_ESORT_COUNT)
+		if (opts & IMAP_ESEARCH_COUNT)
 			(void)buf_printf(&b, " COUNT %zu", n);
-		if ((opts & IMAP_ESORT_ALL) && n > 0) {
+		if ((opts & IMAP_ESEARCH_ALL) && n > 0) {
 			(void)buf_append_str(&b, " ALL ");
 			(void)imap_seqset_write(&b, nums, n);
 		}

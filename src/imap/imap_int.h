@@ -415,6 +415,15 @@ void imap_list_write_one(struct imap_session *s, const char *name);
 
 /* ---- search (imap_search.c) ---- */
 struct imap_search;
+/* ESEARCH / ESORT RETURN options (RFC 4731 3.1, RFC 5267 3.2). */
+#define IMAP_ESEARCH_MIN 1u
+#define IMAP_ESEARCH_MAX 2u
+#define IMAP_ESEARCH_COUNT 4u
+#define IMAP_ESEARCH_ALL 8u
+#define IMAP_ESEARCH_SAVE 16u
+/* Parse the RETURN list into *opts_r (an empty list means ALL). 0, or
+   -1 on an unknown option. */
+int imap_search_return(const struct imap_arg *list, unsigned *opts_r);
 /* Parse search keys args[0..count). NULL with *error_r (BAD) or with
    *no_r set (NO, e.g. BADCHARSET). */
 struct imap_search *imap_search_parse(struct imap_session *s,

@@ -907,13 +907,8 @@ imap_search_match(struct imap_session *s, struct imap_search *se,
 	return imap_search_run(s, se, a, idx_r, count_r);
 }
 
-#define IMAP_ESEARCH_MIN 1u
-#define IMAP_ESEARCH_MAX 2u
-#define IMAP_ESEARCH_COUNT 4u
-#define IMAP_ESEARCH_ALL 8u
-#define IMAP_ESEARCH_SAVE 16u
 
-static int
+int
 imap_search_return(const struct imap_arg *list, unsigned *opts_r)
 {
 	size_t i;

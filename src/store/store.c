@@ -129,6 +129,15 @@ store_exec(struct store *s, const char *sql)
 	return rc == SQLITE_OK ? STORE_OK : store_sql_err(s, rc);
 }
 
+void *
+store_grow(void *p, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return p;
+	*cap = *cap == 0 ? 16 : *cap * 2;
+	return xreallocarray(p, *cap, size);
+}
+
 char *
 store_col_strdup(sqlite3_stmt *st, int i)
 {

@@ -48,10 +48,7 @@ store_account_read_strings(struct store *s, sqlite3_stmt *st,
 	int rc = SQLITE_DONE;
 
 	while (n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			v = xreallocarray(v, cap, sizeof(*v));
-		}
+		v = store_grow(v, &cap, n, sizeof(*v));
 		v[n] = store_col_strdup(st, 0);
 		if (v[n] != NULL)
 			n++;
@@ -459,10 +456,7 @@ store_account_purge(struct store *s, int64_t account_id)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, account_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			ids = xreallocarray(ids, cap, sizeof(*ids));
-		}
+		ids = store_grow(ids, &cap, n, sizeof(*ids));
 		ids[n++] = sqlite3_column_int64(st, 0);
 	}
 	sqlite3_reset(st);
@@ -545,10 +539,7 @@ store_account_read_list(struct store *s, sqlite3_stmt *st,
 	int rc;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			v = xreallocarray(v, cap, sizeof(*v));
-		}
+		v = store_grow(v, &cap, n, sizeof(*v));
 		store_account_row(st, &v[n++]);
 	}
 	sqlite3_reset(st);

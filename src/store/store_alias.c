@@ -166,10 +166,7 @@ store_alias_list(struct store *s, struct store_alias **aliases_r,
 	if (st == NULL)
 		return STORE_ERR;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			v = xreallocarray(v, cap, sizeof(*v));
-		}
+		v = store_grow(v, &cap, n, sizeof(*v));
 		v[n].address = store_col_strdup(st, 0);
 		v[n].target = store_col_strdup(st, 1);
 		n++;

@@ -201,10 +201,7 @@ store_dkim_list(struct store *s, const char *domain,
 	sqlite3_bind_text(st, 1, d, -1, SQLITE_TRANSIENT);
 	free(d);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 8 : cap * 2;
-			ks = xreallocarray(ks, cap, sizeof(*ks));
-		}
+		ks = store_grow(ks, &cap, n, sizeof(*ks));
 		memset(&ks[n], 0, sizeof(ks[n]));
 		store_dkim_row(st, &ks[n++]);
 	}

@@ -80,6 +80,9 @@ sqlite3_stmt *store_stmt(struct store *s, const char *sql);
 int store_stmt_exec(struct store *s, sqlite3_stmt *st);
 /* Run sql (no parameters) once. */
 int store_exec(struct store *s, const char *sql);
+/* p with room for element n of size bytes: grows (doubling, from 16)
+   when n == *cap. The array that rows are collected into. */
+void *store_grow(void *p, size_t *cap, size_t n, size_t size);
 /* Copy column i as xmalloc'd string, or NULL when SQL NULL. */
 char *store_col_strdup(sqlite3_stmt *st, int i);
 

@@ -204,15 +204,6 @@ store_mailbox_exec_id(struct store *s, const char *sql, int64_t id)
 	return store_stmt_exec(s, st);
 }
 
-static void *
-store_mailbox_grow(void *p, size_t *cap, size_t n, size_t size)
-{
-	if (n < *cap)
-		return p;
-	*cap = *cap == 0 ? 16 : *cap * 2;
-	return xreallocarray(p, *cap, size);
-}
-
 /* 1 and *id_r when the account has a mailbox of this (normalised)
    name, 0 when not, or an error. */
 static int
@@ -304,7 +295,7 @@ store_mailbox_list(struct store *s, int64_t account_id,
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, account_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		boxes = store_mailbox_grow(boxes, &cap, n, sizeof(*boxes));
+		boxes = store_grow(boxes, &cap, n, sizeof(*boxes));
 		store_mailbox_row(st, &boxes[n++]);
 	}
 	sqlite3_reset(st);
@@ -682,7 +673,7 @@ store_mailbox_moves(struct store *s, int64_t account_id, const char *from,
 	while (ret == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *old = (const char *)sqlite3_column_text(st, 1);
 
-		moves = store_mailbox_grow(moves, &cap, n, sizeof(*moves));
+		moves = store_grow(moves, &cap, n, sizeof(*moves));
 		moves[n].id = sqlite3_column_int64(st, 0);
 		ret = store_mailbox_target(s, old != NULL ? old : from, from,
 					   to, &moves[n].name);
@@ -939,7 +930,7 @@ store_subscription_list(struct store *s, int64_t account_id,
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, account_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		names = store_mailbox_grow(names, &cap, n, sizeof(*names));
+		names = store_grow(names, &cap, n, sizeof(*names));
 		names[n] = store_col_strdup(st, 0);
 		if (names[n] != NULL)
 			n++;

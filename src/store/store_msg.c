@@ -237,10 +237,7 @@ store_msg_collect(struct store *s, sqlite3_stmt *st, store_msg_row_fn *row,
 	int rc;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 64 : cap * 2;
-			msgs = xreallocarray(msgs, cap, sizeof(*msgs));
-		}
+		msgs = store_grow(msgs, &cap, n, sizeof(*msgs));
 		row(st, &msgs[n++]);
 	}
 	sqlite3_reset(st);
@@ -318,10 +315,7 @@ store_msg_expunged_list(struct store *s, int64_t mailbox_id, uint64_t since,
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, (int64_t)since);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 64 : cap * 2;
-			uids = xreallocarray(uids, cap, sizeof(*uids));
-		}
+		uids = store_grow(uids, &cap, n, sizeof(*uids));
 		uids[n++] = (uint32_t)sqlite3_column_int64(st, 0);
 	}
 	sqlite3_reset(st);
@@ -1388,10 +1382,7 @@ store_msg_purge_blobs(struct store *s, int64_t mailbox_id,
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 64 : cap * 2;
-			items = xreallocarray(items, cap, sizeof(*items));
-		}
+		items = store_grow(items, &cap, n, sizeof(*items));
 		items[n].blob_id = sqlite3_column_int64(st, 0);
 		items[n++].refs = sqlite3_column_int64(st, 1);
 	}

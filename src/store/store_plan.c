@@ -118,10 +118,7 @@ store_plan_list(struct store *s, struct store_plan **plans_r,
 	if (st == NULL)
 		return STORE_ERR;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 8 : cap * 2;
-			v = xreallocarray(v, cap, sizeof(*v));
-		}
+		v = store_grow(v, &cap, n, sizeof(*v));
 		store_plan_row(st, &v[n++]);
 	}
 	sqlite3_reset(st);

@@ -97,10 +97,7 @@ store_queue_rows(struct store *s, sqlite3_stmt *st,
 	int rc = SQLITE_DONE, ret = STORE_OK;
 
 	while (ret == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			es = xreallocarray(es, cap, sizeof(*es));
-		}
+		es = store_grow(es, &cap, n, sizeof(*es));
 		ret = store_queue_row(s, st, &es[n]);
 		n++;
 	}
