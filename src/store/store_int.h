@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "store/store.h"
 
@@ -48,6 +49,12 @@ struct store {
 	int notify_fd;
 	int send_fd;
 	char *notify_path;
+	/* the run/ sockets last listed, and the directory's mtime then:
+	   a publish rereads the directory only when it changed */
+	char **peers;
+	size_t peer_count;
+	struct timespec peers_mtime;
+	bool peers_valid;
 
 	/* journal of blob files renamed into place by this process */
 	int journal_fd;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +24,8 @@
 #define STORE_NOTIFY_MAGIC 0x314e4554u /* "TEN1" */
 #define STORE_NOTIFY_PREFIX "notify-"
 #define STORE_NOTIFY_SUFFIX ".sock"
+/* An mtime older than this is taken as settled (see peers_refresh). */
+#define STORE_NOTIFY_SETTLE_SECS 2
 
 struct store_notify_wire {
 	uint32_t magic;
@@ -79,6 +82,17 @@ store_notify_open(struct store *s)
 	return fd;
 }
 
+static void
+store_notify_peers_free(struct store *s)
+{
+	for (size_t i = 0; i < s->peer_count; i++)
+		free(s->peers[i]);
+	free(s->peers);
+	s->peers = NULL;
+	s->peer_count = 0;
+	s->peers_valid = false;
+}
+
 void
 store_notify_close(struct store *s)
 {
@@ -90,6 +104,7 @@ store_notify_close(struct store *s)
 		close(s->send_fd);
 	free(s->notify_path);
 	s->notify_path = NULL;
+	store_notify_peers_free(s);
 	s->notify_fd = s->send_fd = -1;
 }
 
@@ -129,20 +144,32 @@ store_notify_send(struct store *s, const char *path,
 	return true;
 }
 
+/* List the notification sockets again if run/ changed since the last
+   listing (a socket bound or unlinked changes its mtime): a commit
+   costs one stat, not a directory scan. Directory timestamps come from
+   a coarse clock, so two changes close together can leave one mtime:
+   while the mtime is recent the directory is listed every time. */
 static void
-store_notify_send_all(struct store *s, const struct store_notify_event *evs,
-		      size_t count)
+store_notify_peers_refresh(struct store *s)
 {
 	char dir[STORE_PATH_MAX], path[STORE_PATH_MAX];
+	size_t cap = 0;
 	struct dirent *de;
+	struct stat st;
 	DIR *d;
 	int n;
 
-	if (s->send_fd < 0)
-		s->send_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s->send_fd < 0)
-		return;
 	snprintf(dir, sizeof(dir), "%s/run", s->datadir);
+	if (stat(dir, &st) < 0) {
+		store_notify_peers_free(s);
+		return;
+	}
+	if (s->peers_valid &&
+	    st.st_mtim.tv_sec == s->peers_mtime.tv_sec &&
+	    st.st_mtim.tv_nsec == s->peers_mtime.tv_nsec &&
+	    store_now() - (int64_t)st.st_mtim.tv_sec > STORE_NOTIFY_SETTLE_SECS)
+		return;
+	store_notify_peers_free(s);
 	d = opendir(dir);
 	if (d == NULL)
 		return;
@@ -152,10 +179,32 @@ store_notify_send_all(struct store *s, const struct store_notify_event *evs,
 		n = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (n < 0 || (size_t)n >= sizeof(path))
 			continue;
-		if (!store_notify_send(s, path, evs, count))
-			unlink(path);
+		s->peers = store_grow(s->peers, &cap, s->peer_count,
+				      sizeof(*s->peers));
+		s->peers[s->peer_count++] = xstrdup(path);
 	}
 	closedir(d);
+	s->peers_mtime = st.st_mtim;
+	s->peers_valid = true;
+}
+
+static void
+store_notify_send_all(struct store *s, const struct store_notify_event *evs,
+		      size_t count)
+{
+	if (s->send_fd < 0)
+		s->send_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s->send_fd < 0)
+		return;
+	store_notify_peers_refresh(s);
+	for (size_t i = 0; i < s->peer_count; i++) {
+		if (!store_notify_send(s, s->peers[i], evs, count)) {
+			/* its process is gone; the unlink makes the next
+			   publish list the directory again */
+			unlink(s->peers[i]);
+			s->peers_valid = false;
+		}
+	}
 }
 
 void
