@@ -96,8 +96,7 @@ def test_idle_sees_smtp_delivery_and_append(tern):
     m = login(tern, addr, pw)
     m.append("INBOX", None, None, msg("appended"))
     _pushed_exists(idlers, 1, recent)
-    if not _smtp_ready(tern):
-        pytest.skip("SMTP listener not accepting mail")
+    assert _smtp_ready(tern), "SMTP listener not accepting mail"
     s = smtplib.SMTP(tern.host, tern.port("smtp"), timeout=20)
     s.sendmail("someone@remote.example", [addr], msg("by smtp"))
     s.quit()
