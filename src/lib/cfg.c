@@ -74,6 +74,8 @@ static const struct cfg_key cfg_main_keys[] = {
 	  1024, 4ULL << 30, "largest message accepted (SIZE), unless the plan says less"),
 	K("smtp_max_recipients", CFG_T_U32, smtp_max_recipients, "100", 1,
 	  100000, "recipients per message, unless the plan says less"),
+	K("smtp_max_received", CFG_T_U32, smtp_max_received, "100", 1,
+	  100000, "Received: fields over which a message is refused as a loop"),
 	K("smtp_max_errors", CFG_T_U32, smtp_max_errors, "10", 1, 1000,
 	  "client errors before 421 and disconnect"),
 	K("smtp_timeout", CFG_T_DURATION, smtp_timeout_ms, "5m", 1000,

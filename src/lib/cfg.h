@@ -74,6 +74,7 @@ struct cfg {
 	uint64_t smtp_max_message_bytes;
 	uint32_t smtp_max_recipients;
 	uint32_t smtp_max_errors;
+	uint32_t smtp_max_received;
 	uint64_t smtp_timeout_ms;
 	uint64_t smtp_data_timeout_ms;
 	bool smtp_save_sent; /* copy submitted mail to the sender's Sent */

@@ -5,7 +5,10 @@
    Security: the 2023 "SMTP smuggling" family relies on servers that end
    DATA at LF "." LF, CR "." CR or mixtures. Here only CRLF "." CRLF ends
    DATA; a bare CR or LF sets d->bare so the caller rejects the message
-   (550 5.6.0) after reading it to its real end. */
+   (550 5.6.0) after reading it to its real end.
+   The header scan counts Received: fields so the session can refuse a
+   message that went round a mail loop (RFC 5321 6.3). */
+#include <ctype.h>
 #include <string.h>
 
 #include "smtp/smtp_int.h"
@@ -134,4 +137,40 @@ smtp_data_bdat_end(struct smtp_data *d)
 	if (d->last_cr)
 		d->bare = true;
 	d->last_cr = false;
+}
+
+void
+smtp_data_scan_header(struct smtp_data *d, const uint8_t *in, size_t len)
+{
+	static const char name[] = "received:";
+	const size_t name_len = sizeof(name) - 1;
+	size_t i;
+
+	for (i = 0; i < len && !d->in_body; i++) {
+		uint8_t c = in[i];
+
+		if (c == '\n') {
+			/* An empty line (CRLF, or a bare LF) ends the header. */
+			if (d->line_len == 0 ||
+			    (d->line_len == 1 && d->prev == '\r'))
+				d->in_body = true;
+			d->line_len = 0;
+			d->match = 0;
+			d->prev = c;
+			continue;
+		}
+		if (d->match != 0xff && d->match < name_len) {
+			if (tolower(c) == name[d->match]) {
+				if (++d->match == name_len) {
+					d->received++;
+					d->match = 0xff;
+				}
+			} else {
+				d->match = 0xff;
+			}
+		}
+		if (d->line_len < 0xff)
+			d->line_len++;
+		d->prev = c;
+	}
 }

@@ -156,6 +156,12 @@ struct smtp_data {
 	bool too_big;	    /* size exceeded max_bytes: output stopped */
 	bool bare;	    /* a bare CR or LF was seen */
 	bool last_cr;	    /* BDAT: previous byte was CR */
+	/* The header scan, for loop detection (RFC 5321 6.3). */
+	bool in_body;	    /* the empty line after the header was seen */
+	uint8_t line_len;   /* bytes of the current header line, capped */
+	uint8_t match;	    /* chars of "received:" matched; 0xff = none */
+	uint8_t prev;	    /* the byte before, to see CR LF */
+	uint32_t received;  /* Received: fields in the header */
 };
 
 enum smtp_data_res {
@@ -174,6 +180,10 @@ enum smtp_data_res smtp_data_feed(struct smtp_data *d, const uint8_t *in,
 /* Account for len bytes of a BDAT chunk (passed through unchanged):
    size limit and bare CR/LF detection across chunks. */
 void smtp_data_bdat_feed(struct smtp_data *d, const uint8_t *in, size_t len);
+/* Count the Received: fields of the header section in len bytes of
+   unstuffed content (any split); d->received holds the count. */
+void smtp_data_scan_header(struct smtp_data *d, const uint8_t *in,
+			   size_t len);
 /* After the LAST chunk: a trailing CR is bare. */
 void smtp_data_bdat_end(struct smtp_data *d);
 

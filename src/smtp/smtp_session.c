@@ -136,6 +136,12 @@ smtp_session_content_done(struct smtp_session *s)
 		smtp_tx_reset(s);
 		smtp_reply(s, "550 5.6.0 Message contains bare CR or LF "
 			      "(RFC 5321 2.3.8); use CRLF line endings");
+	} else if (d->received > s->env->cfg->smtp_max_received) {
+		log_info("smtp", smtp_session_id(s), "reject-hops received=%u",
+			 d->received);
+		smtp_tx_reset(s);
+		smtp_reply(s, "554 5.4.6 Too many hops (%u Received: fields): "
+			      "mail loop?", d->received);
 	} else if (s->tx.write_failed) {
 		const char *reply = smtp_deliver_store_reply(s);
 
@@ -161,6 +167,7 @@ smtp_session_data_input(struct smtp_session *s)
 	if (avail > SMTP_SCRATCH_BYTES - 2)
 		avail = SMTP_SCRATCH_BYTES - 2;
 	r = smtp_data_feed(&s->tx.data, in, avail, s->scratch, &olen, &used);
+	smtp_data_scan_header(&s->tx.data, s->scratch, olen);
 	if (olen > 0 && !s->tx.data.bare)
 		smtp_deliver_write(s, s->scratch, olen);
 	conn_input_consume(s->c, used);
@@ -218,6 +225,7 @@ smtp_session_bdat_input(struct smtp_session *s)
 			avail = (size_t)s->tx.bdat_left;
 		if (!s->tx.bdat_discard) {
 			smtp_data_bdat_feed(&s->tx.data, in, avail);
+			smtp_data_scan_header(&s->tx.data, in, avail);
 			if (!s->tx.data.too_big && !s->tx.data.bare)
 				smtp_deliver_write(s, in, avail);
 		}

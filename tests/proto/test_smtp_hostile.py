@@ -95,6 +95,35 @@ def test_dot_stuffing_exact(tern):
     body_of(messages(tern, tern.user)[-1], want)
 
 
+def test_mail_loop_refused(tern):
+    """RFC 5321 6.3: more than smtp_max_received (100) Received: fields
+    is a loop: 554 5.4.6 after DATA and after BDAT LAST, nothing stored;
+    exactly 100 is accepted, and the session goes on."""
+    before = len(messages(tern, tern.user))
+    hops = "".join("Received: from h%d by h%d; Tue, 1 Dec 2026 10:00:00 "
+                   "+0000\r\n" % (i, i + 1) for i in range(101))
+    looped = hops + "Subject: loop\r\n\r\nReceived: in the body\r\n"
+    r = connect(tern)
+    rcpt_transaction(r, tern)
+    assert r.cmd("DATA")[0] == 354
+    r.send(looped + ".\r\n")
+    code, text = r.reply()
+    assert code == 554 and text[0].startswith("5.4.6"), text
+    rcpt_transaction(r, tern)
+    data = looped.encode()
+    r.send(b"BDAT %d LAST\r\n" % len(data) + data)
+    code, text = r.reply()
+    assert code == 554 and text[0].startswith("5.4.6"), text
+    ok = hops.split("\r\n", 1)[1] + "Subject: 100 hops\r\n\r\nhi\r\n"
+    rcpt_transaction(r, tern)
+    assert r.cmd("DATA")[0] == 354
+    r.send(ok + ".\r\n")
+    assert r.code() == 250
+    r.close()
+    stored = messages(tern, tern.user)
+    assert len(stored) == before + 1
+
+
 def test_empty_message_and_binary_bytes(tern):
     r = connect(tern)
     rcpt_transaction(r, tern)

@@ -147,7 +147,58 @@ test_smtp_data_bdat(void)
 	test_assert(d.bare);
 }
 
+/* Count Received: fields of the header section fed in pieces of step. */
+static uint32_t
+hops_count(const char *msg, size_t step, bool *in_body_r)
+{
+	struct smtp_data d;
+	size_t len = strlen(msg), pos, n;
+
+	smtp_data_init(&d, 0);
+	for (pos = 0; pos < len; pos += n) {
+		n = len - pos < step ? len - pos : step;
+		smtp_data_scan_header(&d, (const uint8_t *)msg + pos, n);
+	}
+	*in_body_r = d.in_body;
+	return d.received;
+}
+
+static void
+test_smtp_data_hops(void)
+{
+	static const struct {
+		const char *msg;
+		uint32_t received;
+		bool in_body;
+	} cases[] = {
+		{ "Received: a\r\nreceived: b\r\nRECEIVED:c\r\n\r\nhi\r\n",
+		  3, true },
+		/* Folded lines, other fields and look-alikes do not count. */
+		{ "Received: a\r\n\tReceived: b\r\nX-Received: c\r\n"
+		  "Receive: d\r\nReceivedx: e\r\nSubject: Received:\r\n\r\n",
+		  1, true },
+		/* Received: in the body is not a hop. */
+		{ "Subject: x\r\n\r\nReceived: a\r\nReceived: b\r\n", 0, true },
+		{ "Received: a\r\nReceived: b", 2, false },
+		{ "\r\nReceived: a\r\n", 0, true },
+		{ "Received: a\nReceived: b\n\nReceived: c\n", 2, true },
+	};
+	size_t i, step;
+	bool in_body;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (step = 1; step <= strlen(cases[i].msg); step++) {
+			test_assert_idx(hops_count(cases[i].msg, step,
+						   &in_body) ==
+						cases[i].received &&
+					in_body == cases[i].in_body,
+					i * 1000 + step);
+		}
+	}
+}
+
 static const struct test_case tests[] = {
+	{ "smtp_data_hops", test_smtp_data_hops },
 	{ "smtp_data_cases", test_smtp_data_cases },
 	{ "smtp_data_limit", test_smtp_data_limit },
 	{ "smtp_data_bdat", test_smtp_data_bdat },
