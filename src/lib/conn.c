@@ -762,7 +762,11 @@ conn_update_interest(struct conn *c)
 			mask |= EV_READ;
 		if (c->state == CONN_STARTTLS_FLUSH)
 			mask &= ~EV_READ;
-		if (c->out_off < c->out.len)
+		/* A flush due later in this loop pass sends what it can
+		   and asks for EV_WRITE itself if the socket is full;
+		   asking now would cost two epoll_ctl per reply. */
+		if (c->out_off < c->out.len &&
+		    (!c->flush_scheduled || (c->ev_mask & EV_WRITE)))
 			mask |= EV_WRITE;
 	}
 	if (mask != c->ev_mask && ev_fd_mod(c->loop, c->fd, mask) == 0)

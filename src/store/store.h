@@ -177,9 +177,14 @@ int store_blob_write(struct store *s, const void *data, size_t len,
 		     char *hash_r);
 
 /* Read-only mapping of a blob. */
+/* A blob's bytes: read into memory when small (cheaper than setting up
+   and tearing down a mapping for the typical few-KB message), mapped when
+   large. Either way read-only, released with store_blob_unmap. */
+#define STORE_MAP_READ_MAX (128 * 1024)
 struct store_map {
 	const uint8_t *data;
 	size_t len;
+	bool heap; /* data was malloc'd and read, not mmap'd */
 };
 int store_blob_map(struct store *s, const char *hash, struct store_map *map_r);
 void store_blob_unmap(struct store_map *map);

@@ -257,6 +257,37 @@ store_blob_write(struct store *s, const void *data, size_t len,
 	return store_blob_writer_finish(&w, hash_r, NULL);
 }
 
+/* Read a small blob whole; closes fd. Blobs never change once named, so
+   a short read means the file is damaged. */
+static int
+store_blob_read_small(struct store *s, int fd, const char *path, size_t len,
+		      struct store_map *map_r)
+{
+	uint8_t *buf = xmalloc(len);
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = pread(fd, buf + got, len - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int ret = n < 0 ? store_errno(s, "read", path) :
+					  store_fail(s, STORE_ERR,
+						     "short blob %s", path);
+			free(buf);
+			close(fd);
+			return ret;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	map_r->data = buf;
+	map_r->len = len;
+	map_r->heap = true;
+	return STORE_OK;
+}
+
 int
 store_blob_map(struct store *s, const char *hash, struct store_map *map_r)
 {
@@ -267,6 +298,7 @@ store_blob_map(struct store *s, const char *hash, struct store_map *map_r)
 
 	map_r->data = NULL;
 	map_r->len = 0;
+	map_r->heap = false;
 	if (!store_hash_valid(hash))
 		return store_fail(s, STORE_INVALID, "bad blob hash");
 	if (store_blob_path(s, hash, path, sizeof(path)) < 0)
@@ -285,6 +317,9 @@ store_blob_map(struct store *s, const char *hash, struct store_map *map_r)
 		close(fd);
 		return STORE_OK;
 	}
+	if (st.st_size <= STORE_MAP_READ_MAX)
+		return store_blob_read_small(s, fd, path, (size_t)st.st_size,
+					     map_r);
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED)
@@ -297,10 +332,13 @@ store_blob_map(struct store *s, const char *hash, struct store_map *map_r)
 void
 store_blob_unmap(struct store_map *map)
 {
-	if (map->data != NULL)
+	if (map->data != NULL && map->heap)
+		free((void *)map->data);
+	else if (map->data != NULL)
 		munmap((void *)map->data, map->len);
 	map->data = NULL;
 	map->len = 0;
+	map->heap = false;
 }
 
 /* ---- references (inside write transactions) ---- */
