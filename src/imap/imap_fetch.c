@@ -94,6 +94,8 @@ struct imap_fetch_ctx {
 	/* decoded (BINARY) or filtered (HEADER.FIELDS) bytes, streamed
 	   like the mapped ones and freed with the message */
 	struct buf owned;
+	/* a non-BINARY literal with NUL bytes, rewritten (see below) */
+	struct buf nonul;
 };
 
 /* ---- parsing the items ---- */
@@ -613,8 +615,24 @@ imap_fetch_literal(struct imap_fetch_ctx *fc, struct buf *b,
 		   const char *name, const uint8_t *data, size_t len,
 		   bool binary)
 {
-	bool nul = binary && memchr(data, '\0', len) != NULL;
+	bool nul = len > 0 && memchr(data, '\0', len) != NULL;
+	size_t i;
 
+	buf_free(&fc->nonul);
+	if (nul && !binary) {
+		/* RFC 9051 4.3: a literal never contains NUL, and a client
+		   may well stop at one. Outside BINARY (which sends it in a
+		   literal8, "~{n}") each NUL goes out as 0x80: the length,
+		   and so every size and partial range, stays the same. */
+		buf_init(&fc->nonul, len);
+		(void)buf_append(&fc->nonul, data, len);
+		for (i = 0; i < len; i++) {
+			if (fc->nonul.data[i] == '\0')
+				fc->nonul.data[i] = 0x80;
+		}
+		data = fc->nonul.data;
+		nul = false;
+	}
 	imap_fetch_sep(fc, b);
 	(void)buf_printf(b, "%s %s{%zu}\r\n", name, nul ? "~" : "", len);
 	fc->lit = data;
@@ -713,6 +731,7 @@ imap_fetch_msg_end(struct imap_fetch_ctx *fc)
 		store_msg_meta_clear(&fc->meta);
 	fc->have_meta = false;
 	buf_free(&fc->owned);
+	buf_free(&fc->nonul);
 	fc->step = 0;
 	fc->msg = NULL;
 	fc->pos++;
@@ -777,6 +796,7 @@ imap_fetch_cleanup(struct imap_cmd *cmd)
 		store_msg_meta_clear(&fc->meta);
 	fc->have_meta = false;
 	buf_free(&fc->owned);
+	buf_free(&fc->nonul);
 	store_msgs_free(fc->msgs, fc->nmsgs);
 	fc->msgs = NULL;
 	fc->nmsgs = 0;

@@ -439,3 +439,29 @@ def test_fetch_large_body_streams(tern):
     got = unt[0][len(head):len(head) + len(body)]
     assert hashlib.sha256(got).digest() == hashlib.sha256(body).digest()
     r.close()
+
+
+def test_nul_in_message_never_in_a_plain_literal(tern):
+    """RFC 9051 4.3: no NUL inside a literal. A stored message with raw NUL
+    bytes goes out with each NUL as 0x80 in BODY[] / RFC822 (same length,
+    so partial ranges and RFC822.SIZE still agree); BINARY[] sends the
+    exact bytes in a literal8."""
+    addr, pw = new_account(tern)
+    raw = b"Subject: nul\r\n\r\nbefore\x00middle\x00\x00after\r\n"
+    m = login(tern, addr, pw)
+    assert m.append("INBOX", None, None, raw)[0] == "OK"
+    m.logout()
+    r = _session(tern, addr, pw)
+    r.cmd("SELECT INBOX")
+    line, unt = r.cmd("FETCH 1 (RFC822.SIZE BODY.PEEK[])")
+    assert line.endswith(" OK Fetch completed."), line
+    want = raw.replace(b"\x00", b"\x80")
+    assert b"RFC822.SIZE %d" % len(raw) in unt[0], unt
+    assert b"BODY[] {%d}\r\n" % len(raw) + want in unt[0], unt
+    assert b"\x00" not in unt[0]
+    line, unt = r.cmd("FETCH 1 (BODY.PEEK[TEXT]<6.8>)")
+    assert b"BODY[TEXT]<6> {8}\r\n\x80middle\x80" in unt[0], unt
+    line, unt = r.cmd("FETCH 1 (BINARY.PEEK[1])")
+    text = raw.split(b"\r\n\r\n", 1)[1]
+    assert b"BINARY[1] ~{%d}\r\n" % len(text) + text in unt[0], unt
+    r.cmd("LOGOUT")
