@@ -6,7 +6,9 @@
    multipart/report, with the original message (or only its header for
    RET=HDRS, RFC 3461 4.3, or when it is large) attached.
    RFC 3461 4.1 (NOTIFY=NEVER / no FAILURE: no failure DSN; no DELAY:
-   no delay DSN; no NOTIFY at all: both), RFC 5321 6.1 and
+   no delay DSN; no NOTIFY at all: both), RFC 3461 6.2.2 (NOTIFY=SUCCESS
+   handed to a server without DSN: Action: relayed, as no later report
+   will come), RFC 5321 6.1 and
    4.5.5 (a DSN goes to the envelope sender with the null reverse-path,
    never to a null sender: no bounce loops), RFC 3834 5 (Auto-Submitted).
    The builder is pure; queue_bounce_send stores the DSN: into the
@@ -88,6 +90,7 @@ queue_bounce_header(const struct queue_bounce *b, struct buf *out)
 			     "\tboundary=\"%s\"\r\n\r\n"
 			     "This is a MIME-encapsulated message.\r\n\r\n",
 			b->delayed ? "Delayed Mail (still being retried)" :
+			b->relayed ? "Successful Mail Relay Report" :
 				     "Undelivered Mail Returned to Sender",
 			date, b->message_id, b->boundary);
 	return r < 0 ? -1 : 0;
@@ -112,6 +115,14 @@ queue_bounce_text(const struct queue_bounce *b, struct buf *out)
 				     "send it again.\r\nThe reasons are given "
 				     "below; the message header is attached."
 				     "\r\n\r\n", until);
+	} else if (b->relayed) {
+		r |= buf_append_str(out, "Your message was handed to the mail "
+				    "server of one or more recipients, as "
+				    "you asked\r\nto be told. That server "
+				    "does not report delivery itself, so this "
+				    "is\r\nthe last report for them. Its "
+				    "replies are given below; the message\r\n"
+				    "header is attached.\r\n\r\n");
 	} else {
 		r |= buf_append_str(out, "Your message could not be delivered "
 				    "to one or more recipients.\r\nThe "
@@ -223,6 +234,7 @@ queue_bounce_original(const struct queue_bounce *b, struct buf *out)
 			     "Content-Type: %s\r\n%s\r\n",
 			b->boundary,
 			b->delayed	? "Delayed message header" :
+			b->relayed	? "Relayed message header" :
 			b->headers_only ? "Undelivered message header" :
 					  "Undelivered message",
 			b->headers_only ? "text/rfc822-headers" :
@@ -247,13 +259,46 @@ queue_bounce_build(const struct queue_bounce *b, struct buf *out)
 
 /* ---- sending ---- */
 
-/* RFC 3461 4.1: no NOTIFY means FAILURE and DELAY are wanted. */
+/* RFC 3461 4.1: no NOTIFY means FAILURE and DELAY are wanted, never
+   SUCCESS. */
 static bool
-queue_bounce_wanted(const struct store_queue_rcpt *r, bool delayed)
+queue_bounce_wanted(const struct store_queue_rcpt *r,
+		    enum queue_dsn_kind kind)
 {
 	if (r->notify == NULL || r->notify[0] == '\0')
-		return true;
-	return strstr(r->notify, delayed ? "DELAY" : "FAILURE") != NULL;
+		return kind != QUEUE_DSN_RELAYED;
+	return strstr(r->notify, kind == QUEUE_DSN_DELAYED ? "DELAY" :
+				 kind == QUEUE_DSN_RELAYED ? "SUCCESS" :
+							     "FAILURE") != NULL;
+}
+
+static const char *
+queue_bounce_action(enum queue_dsn_kind kind)
+{
+	return kind == QUEUE_DSN_DELAYED ? "delayed" :
+	       kind == QUEUE_DSN_RELAYED ? "relayed" : "failed";
+}
+
+/* Whether recipient i of msg goes into a DSN of this kind. */
+static bool
+queue_bounce_takes(const struct queue_msg *msg, size_t i,
+		   enum queue_dsn_kind kind)
+{
+	const struct queue_rcpt_state *rs = &msg->rs[i];
+
+	if (msg->e.rcpts[i].status != 0 ||
+	    !queue_bounce_wanted(&msg->e.rcpts[i], kind))
+		return false;
+	switch (kind) {
+	case QUEUE_DSN_DELAYED:
+		return rs->outcome == QUEUE_RCPT_TEMP;
+	case QUEUE_DSN_RELAYED:
+		/* A server with DSN got NOTIFY and reports itself. */
+		return rs->outcome == QUEUE_RCPT_OK && !rs->remote_dsn;
+	case QUEUE_DSN_FAILED:
+		break;
+	}
+	return rs->outcome == QUEUE_RCPT_PERM;
 }
 
 static int
@@ -354,14 +399,14 @@ queue_bounce_ids(const struct queue *q, char *boundary, size_t bmax,
 		 rnd[0], rnd[1], q->hostname);
 }
 
-/* The DSN for the recipients whose outcome is PERM (failed) or, for a
-   delay warning, TEMP. */
-static int
-queue_bounce_send_kind(struct queue *q, struct queue_msg *msg, bool delayed)
+/* The DSN for the recipients whose outcome is PERM (failed), TEMP (a
+   delay warning) or OK at a server without DSN (relayed). */
+int
+queue_bounce_send(struct queue *q, struct queue_msg *msg,
+		  enum queue_dsn_kind kind)
 {
 	const struct store_queue_entry *e = &msg->e;
-	enum queue_rcpt_outcome want = delayed ? QUEUE_RCPT_TEMP :
-						 QUEUE_RCPT_PERM;
+	bool delayed = kind == QUEUE_DSN_DELAYED;
 	struct queue_bounce_rcpt *rc;
 	struct queue_bounce b;
 	char boundary[96], msgid[400];
@@ -374,12 +419,11 @@ queue_bounce_send_kind(struct queue *q, struct queue_msg *msg, bool delayed)
 	rc = xcalloc(e->rcpt_count, sizeof(*rc));
 	for (size_t i = 0; i < e->rcpt_count; i++) {
 		const struct queue_rcpt_state *rs = &msg->rs[i];
-		if (e->rcpts[i].status != 0 || rs->outcome != want ||
-		    !queue_bounce_wanted(&e->rcpts[i], delayed))
+		if (!queue_bounce_takes(msg, i, kind))
 			continue;
 		rc[n++] = (struct queue_bounce_rcpt){
 			e->rcpts[i].address, e->rcpts[i].orcpt,
-			delayed ? "delayed" : "failed", rs->status, rs->mta,
+			queue_bounce_action(kind), rs->status, rs->mta,
 			rs->diag
 		};
 	}
@@ -392,10 +436,11 @@ queue_bounce_send_kind(struct queue *q, struct queue_msg *msg, bool delayed)
 	b.sender = e->sender;
 	b.envid = e->envid;
 	b.delayed = delayed;
+	b.relayed = kind == QUEUE_DSN_RELAYED;
 	b.retry_until = e->created + (int64_t)(q->cfg->queue_max_age_ms / 1000);
 	/* A warning needs only the header (RFC 3461 4.3 leaves it open;
 	   Postfix does the same); RET=FULL is for the failure DSN. */
-	b.headers_only = delayed ||
+	b.headers_only = delayed || b.relayed ||
 			 (e->ret != NULL && strcmp(e->ret, "HDRS") == 0) ||
 			 msg->map.len > QUEUE_BOUNCE_FULL_MAX_BYTES;
 	b.arrival = e->created;
@@ -414,21 +459,9 @@ queue_bounce_send_kind(struct queue *q, struct queue_msg *msg, bool delayed)
 								 e->sender);
 	if (r == STORE_OK)
 		log_info("queue", NULL, "dsn-sent action=%s queue=%lld "
-			 "to=<%s> rcpts=%zu", delayed ? "delayed" : "failed",
+			 "to=<%s> rcpts=%zu", queue_bounce_action(kind),
 			 (long long)e->id, e->sender, n);
 	buf_free(&dsn);
 	free(rc);
 	return r;
-}
-
-int
-queue_bounce_send(struct queue *q, struct queue_msg *msg)
-{
-	return queue_bounce_send_kind(q, msg, false);
-}
-
-int
-queue_bounce_send_delay(struct queue *q, struct queue_msg *msg)
-{
-	return queue_bounce_send_kind(q, msg, true);
 }

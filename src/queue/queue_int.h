@@ -494,6 +494,7 @@ struct queue_bounce {
 	const char *envid;	   /* DSN ENVID (xtext) or NULL */
 	bool headers_only;	   /* RET=HDRS or too large */
 	bool delayed;		   /* a delay warning, not a bounce */
+	bool relayed;		   /* a success report: Action: relayed */
 	int64_t retry_until;	   /* delayed: Will-Retry-Until (unix) */
 	int64_t arrival;	   /* unix time the message was queued */
 	int64_t now;
@@ -512,18 +513,21 @@ int queue_bounce_build(const struct queue_bounce *b, struct buf *out);
 /* Decode RFC 3461 4 xtext ("+2B" -> "+") into out, cut at max - 1. */
 void queue_bounce_xtext_decode(const char *in, char *out, size_t max);
 
-/* Send the DSN for the failed recipients (outcome PERM, in msg->rs)
-   whose NOTIFY asks for it, to the envelope sender: delivered to the
+enum queue_dsn_kind {
+	QUEUE_DSN_FAILED,  /* outcome PERM, NOTIFY has FAILURE (or none) */
+	QUEUE_DSN_DELAYED, /* outcome TEMP, NOTIFY has DELAY (or none):
+			      Will-Retry-Until, the header only */
+	QUEUE_DSN_RELAYED, /* outcome OK at a server that did not offer
+			      DSN, NOTIFY has SUCCESS: the header only */
+};
+/* Send the DSN of that kind for the recipients of msg (outcomes in
+   msg->rs) not yet final, to the envelope sender: delivered to the
    sender's INBOX when the sender is local, else queued with the null
    sender. Nothing is sent for the null sender. STORE_OK when the DSN is
    stored or none is needed; an error means: keep the recipients queued
    and try again later. */
-int queue_bounce_send(struct queue *q, struct queue_msg *msg);
-/* The same for a delay warning (RFC 3464 Action: delayed, with
-   Will-Retry-Until): the recipients still pending (outcome TEMP) whose
-   NOTIFY asks for DELAY (or has no NOTIFY), with the message header
-   only. Never for the null sender. */
-int queue_bounce_send_delay(struct queue *q, struct queue_msg *msg);
+int queue_bounce_send(struct queue *q, struct queue_msg *msg,
+		      enum queue_dsn_kind kind);
 
 /* ================= queue_main.c ================= */
 

@@ -243,7 +243,7 @@ queue_main_delay_warn(struct queue *q, struct queue_msg *msg, int64_t now)
 	if (after_ms == 0 || e->delay_warned ||
 	    now - e->created < (int64_t)(after_ms / 1000))
 		return;
-	r = queue_bounce_send_delay(q, msg);
+	r = queue_bounce_send(q, msg, QUEUE_DSN_DELAYED);
 	if (r != STORE_OK) {
 		log_error("queue", NULL, "delay-warning-failed queue=%lld "
 			  "error=%d %s", (long long)e->id, r,
@@ -272,8 +272,14 @@ queue_main_msg_finish(struct queue *q, struct queue_msg *msg)
 		else
 			queue_main_delay_warn(q, msg, now);
 	}
+	if (queue_main_any(msg, QUEUE_RCPT_OK) &&
+	    queue_bounce_send(q, msg, QUEUE_DSN_RELAYED) != STORE_OK)
+		/* Delivered is delivered: a lost success report is only
+		   logged, never a reason to send the message again. */
+		log_error("queue", NULL, "relayed-dsn-failed queue=%lld %s",
+			  (long long)e->id, store_last_error(q->store));
 	if (queue_main_any(msg, QUEUE_RCPT_PERM)) {
-		r = queue_bounce_send(q, msg);
+		r = queue_bounce_send(q, msg, QUEUE_DSN_FAILED);
 		if (r != STORE_OK) {
 			/* Keep them queued: the DSN is tried again. */
 			log_error("queue", NULL, "bounce-failed queue=%lld "

@@ -203,6 +203,43 @@ def test_dsn_notify_never_suppresses_bounce(sender, sink):
     assert not [m for m in inbox(sender) if b"never tell" in m]
 
 
+def _send_notify(t, rcpt, subject, notify):
+    with smtplib.SMTP(t.host, t.port("submission"), timeout=30) as s:
+        s.ehlo("client.test")
+        s.login(t.user, t.password)
+        s.sendmail(t.user, [rcpt], b"Subject: %s\r\n\r\nx\r\n"
+                   % subject.encode(), rcpt_options=["NOTIFY=" + notify])
+
+
+def test_relayed_dsn_only_from_a_server_without_dsn(sender, sink, oldsink):
+    """RFC 3461 6.2.2: NOTIFY=SUCCESS handed to a server that does not
+    offer DSN gets an "Action: relayed" report from us, with the header
+    only; a server that offers DSN got NOTIFY and reports itself; without
+    SUCCESS there is no success report at all."""
+    _send_notify(sender, "r1@old.test", "relay report", "SUCCESS,FAILURE")
+    got = find_in_inbox(sender, "r1@old.test")
+    assert got, sender.log()[-3000:]
+    msg, parts = dsn_parts(got[0])
+    assert msg["Subject"] == "Successful Mail Relay Report"
+    report = parts[1].as_string()
+    assert "Final-Recipient: rfc822; r1@old.test" in report
+    assert "Action: relayed" in report and "Status: 2." in report
+    assert parts[2].get_content_type() == "text/rfc822-headers"
+    assert oldsink.find("Subject: relay report")
+    assert "NOTIFY=" not in " ".join(oldsink.commands)
+
+    _send_notify(sender, "r2@sink.test", "remote reports", "SUCCESS")
+    _send_notify(sender, "r3@old.test", "no success asked", "FAILURE")
+    assert sink.find("Subject: remote reports")
+    assert oldsink.find("Subject: no success asked")
+    assert wait_for(lambda: queue_empty(sender), timeout=10)
+    assert "NOTIFY=SUCCESS" in " ".join(sink.commands)
+    reports = [m for m in inbox(sender) if b"delivery-status" in m]
+    assert not [m for m in reports if b"r2@sink.test" in m or
+                b"r3@old.test" in m]
+    assert sender.log().count("dsn-sent action=relayed") == 1
+
+
 def test_null_mx_bounces(sender):
     submit(sender, ["user@nullmx.test"], "null mx")
     got = find_in_inbox(sender, "user@nullmx.test")

@@ -151,6 +151,40 @@ test_queue_bounce_delayed(void)
 }
 
 static void
+test_queue_bounce_relayed(void)
+{
+	struct queue_bounce_rcpt rc[2] = {
+		{ "bob@old.example", "rfc822;bob@old.example", "relayed",
+		  "2.0.0", "mx.old.example", "250 2.0.0 Ok" },
+		{ "c@old.example", NULL, "relayed", "2.0.0", NULL, "250 ok" },
+	};
+	struct queue_bounce b;
+	struct buf out;
+	const char *s;
+
+	buf_init(&out, 1 << 20);
+	build(&b, rc, &out);
+	buf_reset(&out);
+	b.relayed = true;
+	b.headers_only = true;
+	test_assert(queue_bounce_build(&b, &out) == 0);
+	s = buf_cstr(&out);
+	test_assert(strstr(s, "Subject: Successful Mail Relay Report\r\n") !=
+		    NULL);
+	test_assert(strstr(s, "could not be delivered") == NULL);
+	test_assert(strstr(s, "Action: relayed\r\nStatus: 2.0.0\r\n"
+			      "Remote-MTA: dns; mx.old.example\r\n"
+			      "Diagnostic-Code: smtp; 250 2.0.0 Ok\r\n") !=
+		    NULL);
+	test_assert(strstr(s, "Will-Retry-Until") == NULL);
+	test_assert(strstr(s, "Content-Description: Relayed message header"
+			      "\r\nContent-Type: text/rfc822-headers\r\n") !=
+		    NULL);
+	test_assert(strstr(s, "See you at noon") == NULL);
+	buf_free(&out);
+}
+
+static void
 test_queue_bounce_hostile(void)
 {
 	struct queue_bounce_rcpt rc[2] = {
@@ -188,6 +222,7 @@ static const struct test_case tests[] = {
 	{ "queue_bounce_fields", test_queue_bounce_fields },
 	{ "queue_bounce_headers_only", test_queue_bounce_headers_only },
 	{ "queue_bounce_delayed", test_queue_bounce_delayed },
+	{ "queue_bounce_relayed", test_queue_bounce_relayed },
 	{ "queue_bounce_hostile", test_queue_bounce_hostile },
 	{ "queue_bounce_xtext", test_queue_bounce_xtext },
 	{ NULL, NULL },
