@@ -276,12 +276,21 @@ int store_msg_list(struct store *s, int64_t mailbox_id, uint32_t uid_min,
 int store_msg_list_range(struct store *s, int64_t mailbox_id,
 			 uint32_t uid_min, uint32_t uid_max,
 			 struct store_msg **msgs_r, size_t *count_r);
-/* Like store_msg_list for a session's view of a mailbox: only id, uid,
-   flags, keywords and modseq are filled (blob is "", the rest 0), which
-   is much cheaper on a large mailbox. */
-int store_msg_list_flags(struct store *s, int64_t mailbox_id,
-			 uint32_t uid_min, struct store_msg **msgs_r,
-			 size_t *count_r);
+/* A session's view of a mailbox: fn is called for each message with
+   uid >= uid_min, ascending by UID, with only what a view keeps.
+   m->keywords (space-separated, or NULL) is valid during the call only.
+   fn returning -1 stops the walk (the call then returns STORE_ERR).
+   Cheap on a large mailbox: one pass over a covering index, no
+   allocation per message. */
+struct store_view_msg {
+	uint32_t uid;
+	uint32_t flags; /* enum store_flag bits */
+	uint64_t modseq;
+	const char *keywords;
+};
+typedef int store_msg_view_fn(void *ctx, const struct store_view_msg *m);
+int store_msg_list_view(struct store *s, int64_t mailbox_id,
+			uint32_t uid_min, store_msg_view_fn *fn, void *ctx);
 /* What changed after since_modseq: messages whose modseq is greater
    (new or flag changes), and UIDs expunged after it (ascending). */
 int store_msg_changes(struct store *s, int64_t mailbox_id,

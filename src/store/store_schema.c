@@ -121,6 +121,11 @@ static const char *const store_migrations[] = {
 	/* 6: the queue sent its one "delayed" DSN for the entry (RFC 3464
 	   Action: delayed, cfg queue_delay_warning) */
 	"ALTER TABLE queue ADD COLUMN delay_warned INTEGER NOT NULL DEFAULT 0;",
+	/* 7: a covering index for loading a session's view at SELECT
+	   (store_msg_list_view): uid, flags, modseq and keywords in uid
+	   order without reading the table rows */
+	"CREATE INDEX messages_view ON messages(mailbox_id, uid, flags,"
+	" modseq, keywords);",
 };
 
 #define STORE_MIGRATIONS_COUNT \
