@@ -397,6 +397,8 @@ store_open(const char *datadir, const char **error_r)
 		ret = store_db_open(s);
 	if (ret == STORE_OK)
 		ret = store_schema_migrate(s);
+	if (ret == STORE_OK)
+		ret = store_msg_sort_backfill(s);
 	if (ret != STORE_OK) {
 		/* XXX a static buffer: store_open has no store to own it */
 		snprintf(open_err, sizeof(open_err), "%s", s->errbuf);

@@ -303,6 +303,33 @@ int store_msg_changes(struct store *s, int64_t mailbox_id,
 int store_msg_vanished(struct store *s, int64_t mailbox_id,
 		       uint64_t since_modseq, uint32_t **uids_r,
 		       size_t *count_r);
+/* SORT and THREAD keys of every message of a mailbox, ascending by UID,
+   in one query (store_sort.c). The array and its strings are allocated
+   in a and live as long as it. Address keys are filled only with
+   STORE_SORT_NEED_ADDR, msgid and refs only with STORE_SORT_NEED_REFS;
+   the others are NULL. */
+#define STORE_SORT_NEED_ADDR 1u
+#define STORE_SORT_NEED_REFS 2u
+struct store_sort_msg {
+	uint32_t uid;
+	bool reply;	      /* the base subject dropped a Re:/Fwd: */
+	uint64_t size;
+	int64_t internaldate;
+	int64_t date;	      /* Date: header (UTC), -1 when none */
+	const char *subject;  /* RFC 5256 base subject, never NULL */
+	const char *from, *to, *cc; /* addr-mailbox of the first mailbox */
+	const char *dfrom, *dto;    /* RFC 5957 display forms */
+	const char *msgid;	    /* "<...>" or NULL */
+	const char *refs;	    /* "<a> <b> ...", oldest first, or NULL */
+};
+struct arena;
+int store_msg_sort_keys(struct store *s, int64_t mailbox_id, unsigned need,
+			struct arena *a, struct store_sort_msg **msgs_r,
+			size_t *count_r);
+/* Fill the keys of blobs stored before they were kept (store_open does
+   this; each blob once, bounded transactions). */
+int store_msg_sort_backfill(struct store *s);
+
 /* Parsed structure stored at delivery (see mime.h). */
 struct store_msg_meta {
 	char *envelope, *bodystructure, *body;

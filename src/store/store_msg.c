@@ -490,6 +490,8 @@ store_msg_meta_ensure(struct store *s, const char *hash, int64_t blob_id)
 	store_blob_unmap(&map);
 	if (ret == STORE_OK)
 		ret = store_msg_meta_save(s, blob_id, &info);
+	if (ret == STORE_OK)
+		ret = store_sort_keys_save(s, blob_id, &info.sort);
 	mime_info_free(&info);
 	return ret;
 }
