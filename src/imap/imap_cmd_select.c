@@ -16,8 +16,7 @@
 #include "lib/xalloc.h"
 #include "store/store.h"
 
-/* Add each keyword of kw to the space-separated set *all (xmalloc'd). */
-static void
+void
 imap_keywords_merge(struct buf *all, const char *kw)
 {
 	const char *p = kw;
@@ -48,8 +47,6 @@ imap_keywords_merge(struct buf *all, const char *kw)
 	}
 }
 
-#define IMAP_VIEW_KEYWORDS_MAX_BYTES \
-	(STORE_KEYWORDS_MAX * (STORE_KEYWORD_MAX_BYTES + 1) * 4)
 
 struct imap_view_loader {
 	struct imap_view *v;
@@ -81,18 +78,14 @@ imap_view_load_one(void *ctx, const struct store_view_msg *sm)
 	return 0;
 }
 
+/* The whole view from the store (into v, whose msgs is NULL); a large
+   one is kept in the worker's cache for the next SELECT. */
 static int
-imap_view_load(struct imap_session *s, const struct store_mailbox *box,
-	       bool readonly)
+imap_view_load_store(struct imap_session *s, const struct store_mailbox *box,
+		     struct imap_view *v)
 {
 	struct imap_view_loader l;
-	struct imap_view *v = xcalloc(1, sizeof(*v));
 
-	v->mailbox_id = box->id;
-	v->readonly = readonly;
-	v->uidvalidity = box->uidvalidity;
-	v->uidnext = box->uidnext;
-	v->modseq = box->highestmodseq;
 	v->cap = 16;
 	v->msgs = xreallocarray(NULL, v->cap, sizeof(*v->msgs));
 	l.v = v;
@@ -100,7 +93,6 @@ imap_view_load(struct imap_session *s, const struct store_mailbox *box,
 	if (store_msg_list_view(s->env->store, box->id, 1, imap_view_load_one,
 				&l) < 0) {
 		buf_free(&l.kw);
-		imap_view_free(&v);
 		return -1;
 	}
 	/* Grown by doubling: give back the unused tail, which an idle
@@ -109,8 +101,31 @@ imap_view_load(struct imap_session *s, const struct store_mailbox *box,
 		v->cap = v->count > 0 ? v->count : 16;
 		v->msgs = xreallocarray(v->msgs, v->cap, sizeof(*v->msgs));
 	}
-	v->name = xstrdup(box->name);
 	v->keywords = buf_steal(&l.kw, NULL);
+	imap_view_cache_put(box, v);
+	return 0;
+}
+
+static int
+imap_view_load(struct imap_session *s, const struct store_mailbox *box,
+	       bool readonly)
+{
+	struct imap_view *v = xcalloc(1, sizeof(*v));
+	int r;
+
+	v->mailbox_id = box->id;
+	v->readonly = readonly;
+	v->uidvalidity = box->uidvalidity;
+	v->uidnext = box->uidnext;
+	v->modseq = box->highestmodseq;
+	v->name = xstrdup(box->name);
+	r = imap_view_cache_load(s->env->store, box, v);
+	if (r == 0 && imap_view_load_store(s, box, v) < 0)
+		r = -1;
+	if (r < 0) {
+		imap_view_free(&v);
+		return -1;
+	}
 	s->view = v;
 	s->state = IMAP_STATE_SELECTED;
 	imap_view_take_recent(s, box->recent_uid);
