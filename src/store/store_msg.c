@@ -491,7 +491,7 @@ store_msg_meta_ensure(struct store *s, const char *hash, int64_t blob_id)
 	if (ret == STORE_OK)
 		ret = store_msg_meta_save(s, blob_id, &info);
 	if (ret == STORE_OK)
-		ret = store_sort_keys_save(s, blob_id, &info.sort);
+		ret = store_sort_keys_save(s, blob_id, info.date, &info.sort);
 	mime_info_free(&info);
 	return ret;
 }

@@ -126,20 +126,19 @@ static const char *const store_migrations[] = {
 	   order without reading the table rows */
 	"CREATE INDEX messages_view ON messages(mailbox_id, uid, flags,"
 	" modseq, keywords);",
-	/* 8: the SORT and THREAD keys of each message (mime_sort.c),
-	   computed once per blob (store_msg_meta_save); sort_keys = 1 when
-	   they are filled. Blobs stored before are filled when the store is
-	   opened (store_msg_sort_backfill, through blobs_sort_pending). */
+	/* 8: the SORT and THREAD keys of each blob (mime_sort.c),
+	   computed once per blob (store_msg_meta_ensure) and kept in a
+	   narrow table of their own, so SORT reads them without the wide
+	   blobs rows; blobs.sort_keys = 1 once its row exists. Blobs stored
+	   before are filled when the store is opened
+	   (store_msg_sort_backfill, through blobs_sort_pending). */
 	"ALTER TABLE blobs ADD COLUMN sort_keys INTEGER NOT NULL DEFAULT 0;"
-	"ALTER TABLE blobs ADD COLUMN sort_subject TEXT;"
-	"ALTER TABLE blobs ADD COLUMN sort_reply INTEGER NOT NULL DEFAULT 0;"
-	"ALTER TABLE blobs ADD COLUMN sort_from TEXT;"
-	"ALTER TABLE blobs ADD COLUMN sort_to TEXT;"
-	"ALTER TABLE blobs ADD COLUMN sort_cc TEXT;"
-	"ALTER TABLE blobs ADD COLUMN sort_dfrom TEXT;"
-	"ALTER TABLE blobs ADD COLUMN sort_dto TEXT;"
-	"ALTER TABLE blobs ADD COLUMN sort_msgid TEXT;"
-	"ALTER TABLE blobs ADD COLUMN sort_refs TEXT;"
+	"CREATE TABLE blob_sort(blob_id INTEGER PRIMARY KEY,"
+	" date INTEGER, subject TEXT NOT NULL, reply INTEGER NOT NULL,"
+	" from_mbox TEXT, to_mbox TEXT, cc_mbox TEXT, from_display TEXT,"
+	" to_display TEXT, msgid TEXT, refs TEXT);"
+	"CREATE TRIGGER blobs_sort_gc AFTER DELETE ON blobs"
+	" BEGIN DELETE FROM blob_sort WHERE blob_id = old.id; END;"
 	"CREATE INDEX blobs_sort_pending ON blobs(id)"
 	" WHERE sort_keys = 0 AND has_meta = 1;",
 };
