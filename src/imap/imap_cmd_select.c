@@ -47,7 +47,6 @@ imap_keywords_merge(struct buf *all, const char *kw)
 	}
 }
 
-
 struct imap_view_loader {
 	struct imap_view *v;
 	struct buf kw;

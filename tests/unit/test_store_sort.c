@@ -1,4 +1,5 @@
-/* Tests for the stored SORT/THREAD keys (store_sort.c, mime_sort.c):
+/* Tests for store_msg_list_view (the view loaded at SELECT) and for the
+   stored SORT/THREAD keys (store_sort.c, mime_sort.c):
    for a table of crafted messages the keys store_msg_sort_keys returns
    equal the ones computed from the header (mime_sort_keys_parse), with a
    few known values checked too; blobs without stored keys (as before
@@ -278,7 +279,72 @@ test_store_sort_unfilled(void)
 	store_close(&s);
 }
 
+struct view_walk {
+	uint32_t uids[16];
+	char kw[16][32];
+	uint64_t modseq[16];
+	size_t n, stop_at;
+};
+
+static int
+view_walk_one(void *ctx, const struct store_view_msg *m)
+{
+	struct view_walk *w = ctx;
+
+	if (w->n == w->stop_at || w->n == 16)
+		return -1;
+	w->uids[w->n] = m->uid;
+	w->modseq[w->n] = m->modseq;
+	snprintf(w->kw[w->n], sizeof(w->kw[0]), "%s",
+		 m->keywords != NULL ? m->keywords : "-");
+	w->n++;
+	return 0;
+}
+
+/* store_msg_list_view (the SELECT load through the covering index of
+   schema step 7): every message from uid_min on, in UID order, with its
+   keywords; a callback's -1 stops the walk with an error. */
+static void
+test_store_list_view(void)
+{
+	char dir[512];
+	struct view_walk w;
+	struct store *s;
+	uint32_t uid = 2, *modified = NULL;
+	size_t nmod = 0;
+	uint64_t modseq = 0;
+	int64_t box;
+
+	snprintf(dir, sizeof(dir), "%s/listview", test_tmpdir());
+	s = test_sort_fill(dir, &box);
+	test_assert(store_msg_set_flags(s, box, &uid, 1, STORE_FLAGS_ADD,
+					STORE_FLAG_SEEN, "$Label1", 0, &modseq,
+					&modified, &nmod) == STORE_OK);
+	free(modified);
+	memset(&w, 0, sizeof(w));
+	w.stop_at = 99;
+	test_assert(store_msg_list_view(s, box, 1, view_walk_one, &w) ==
+		    STORE_OK);
+	test_assert(w.n == SORT_MSGS_COUNT);
+	test_assert(w.uids[0] == 1 && w.uids[4] == 5);
+	test_assert_strcmp(w.kw[0], "-");
+	test_assert_strcmp(w.kw[1], "$Label1");
+	test_assert(w.modseq[1] == modseq && w.modseq[0] < modseq);
+	memset(&w, 0, sizeof(w));
+	w.stop_at = 99;
+	test_assert(store_msg_list_view(s, box, 4, view_walk_one, &w) ==
+		    STORE_OK);
+	test_assert(w.n == 2 && w.uids[0] == 4);
+	memset(&w, 0, sizeof(w));
+	w.stop_at = 1;
+	test_assert(store_msg_list_view(s, box, 1, view_walk_one, &w) ==
+		    STORE_ERR);
+	test_assert(w.n == 1);
+	store_close(&s);
+}
+
 static const struct test_case tests[] = {
+	{ "store_list_view", test_store_list_view },
 	{ "store_sort_keys", test_store_sort_keys },
 	{ "store_sort_backfill", test_store_sort_backfill },
 	{ "store_sort_unfilled", test_store_sort_unfilled },
