@@ -16,8 +16,7 @@
 #include "lib/xalloc.h"
 #include "store/store.h"
 
-/* Add each keyword of kw to the space-separated set *all (xmalloc'd). */
-static void
+void
 imap_keywords_merge(struct buf *all, const char *kw)
 {
 	const char *p = kw;
@@ -48,46 +47,84 @@ imap_keywords_merge(struct buf *all, const char *kw)
 	}
 }
 
-#define IMAP_VIEW_KEYWORDS_MAX_BYTES \
-	(STORE_KEYWORDS_MAX * (STORE_KEYWORD_MAX_BYTES + 1) * 4)
+struct imap_view_loader {
+	struct imap_view *v;
+	struct buf kw;
+};
+
+/* One message from the store straight into the view's array. */
+static int
+imap_view_load_one(void *ctx, const struct store_view_msg *sm)
+{
+	struct imap_view_loader *l = ctx;
+	struct imap_view *v = l->v;
+	struct imap_msg *m;
+
+	if (v->count == v->cap) {
+		v->cap *= 2;
+		v->msgs = xreallocarray(v->msgs, v->cap, sizeof(*v->msgs));
+	}
+	m = &v->msgs[v->count++];
+	memset(m, 0, sizeof(*m));
+	m->uid = sm->uid;
+	m->flags = sm->flags;
+	m->modseq = sm->modseq;
+	/* Only messages with keywords cost an allocation. */
+	if (sm->keywords != NULL && *sm->keywords != '\0') {
+		m->keywords = xstrdup(sm->keywords);
+		imap_keywords_merge(&l->kw, m->keywords);
+	}
+	return 0;
+}
+
+/* The whole view from the store (into v, whose msgs is NULL); a large
+   one is kept in the worker's cache for the next SELECT. */
+static int
+imap_view_load_store(struct imap_session *s, const struct store_mailbox *box,
+		     struct imap_view *v)
+{
+	struct imap_view_loader l;
+
+	v->cap = 16;
+	v->msgs = xreallocarray(NULL, v->cap, sizeof(*v->msgs));
+	l.v = v;
+	buf_init(&l.kw, IMAP_VIEW_KEYWORDS_MAX_BYTES);
+	if (store_msg_list_view(s->env->store, box->id, 1, imap_view_load_one,
+				&l) < 0) {
+		buf_free(&l.kw);
+		return -1;
+	}
+	/* Grown by doubling: give back the unused tail, which an idle
+	   session would otherwise keep. */
+	if (v->cap - v->count > v->count / 4 + 16) {
+		v->cap = v->count > 0 ? v->count : 16;
+		v->msgs = xreallocarray(v->msgs, v->cap, sizeof(*v->msgs));
+	}
+	v->keywords = buf_steal(&l.kw, NULL);
+	imap_view_cache_put(box, v);
+	return 0;
+}
 
 static int
 imap_view_load(struct imap_session *s, const struct store_mailbox *box,
 	       bool readonly)
 {
 	struct imap_view *v = xcalloc(1, sizeof(*v));
-	struct store_msg *msgs = NULL;
-	struct buf kw;
-	size_t n = 0, i;
+	int r;
 
-	if (store_msg_list_flags(s->env->store, box->id, 1, &msgs, &n) < 0) {
-		free(v);
-		return -1;
-	}
 	v->mailbox_id = box->id;
-	v->name = xstrdup(box->name);
 	v->readonly = readonly;
 	v->uidvalidity = box->uidvalidity;
 	v->uidnext = box->uidnext;
 	v->modseq = box->highestmodseq;
-	v->cap = n > 0 ? n : 16;
-	v->msgs = xcalloc(v->cap, sizeof(*v->msgs));
-	buf_init(&kw, IMAP_VIEW_KEYWORDS_MAX_BYTES);
-	for (i = 0; i < n; i++) {
-		struct imap_msg *m = &v->msgs[v->count++];
-
-		m->uid = msgs[i].uid;
-		m->flags = msgs[i].flags;
-		m->modseq = msgs[i].modseq;
-		if (msgs[i].keywords != NULL && *msgs[i].keywords != '\0') {
-			/* The view takes the string over. */
-			m->keywords = msgs[i].keywords;
-			msgs[i].keywords = NULL;
-			imap_keywords_merge(&kw, m->keywords);
-		}
+	v->name = xstrdup(box->name);
+	r = imap_view_cache_load(s->env->store, box, v);
+	if (r == 0 && imap_view_load_store(s, box, v) < 0)
+		r = -1;
+	if (r < 0) {
+		imap_view_free(&v);
+		return -1;
 	}
-	store_msgs_free(msgs, n);
-	v->keywords = buf_steal(&kw, NULL);
 	s->view = v;
 	s->state = IMAP_STATE_SELECTED;
 	imap_view_take_recent(s, box->recent_uid);

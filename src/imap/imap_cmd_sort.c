@@ -7,8 +7,10 @@
    compare equal keep mailbox order (RFC 5256 3). The sent date is the
    Date: header in UTC, or INTERNALDATE when it is missing or does not
    parse (RFC 5256 2.2). The address keys use the first mailbox of the
-   field (group markers skipped); a missing field sorts as "". The
-   search criteria are parsed and run by imap_search.c. */
+   field (group markers skipped); a missing field sorts as "". The keys
+   are computed when a message is stored (mime_sort.c) and read for the
+   whole mailbox in one query (store_msg_sort_keys). The search
+   criteria are parsed and run by imap_search.c. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -76,183 +78,34 @@ imap_sort_strcmp(const char *a, const char *b)
 
 /* ---- per-message data ---- */
 
-static char *
-imap_sort_header(struct arena *a, const uint8_t *hdr, size_t hlen,
-		 const char *name)
-{
-	struct buf b;
-	char *r = NULL;
-
-	buf_init(&b, MIME_HEADER_VALUE_MAX_BYTES);
-	if (mime_header_get(hdr, hlen, name, &b) != 0)
-		r = arena_strndup(a, buf_cstr(&b), b.len);
-	buf_free(&b);
-	return r;
-}
-
-static char *
-imap_sort_decode(struct arena *a, const char *s)
-{
-	struct buf b;
-	char *r;
-
-	buf_init(&b, IMAP_SORT_SUBJECT_MAX_BYTES);
-	(void)mime_decode_words(&b, s, strlen(s));
-	r = arena_strndup(a, buf_cstr(&b), b.len);
-	buf_free(&b);
-	return r;
-}
-
-/* First mailbox of an address field: addr-mailbox in *mbox_r, the
-   RFC 5957 display form (decoded display-name, else mailbox@host) in
-   *disp_r. */
+/* Split the stored "<a> <b> ..." into m->refs (arena). */
 static void
-imap_sort_addr(struct arena *a, const char *value, char **mbox_r,
-	       char **disp_r)
+imap_sort_split_refs(struct arena *a, const char *refs,
+		     struct imap_sort_msg *m)
 {
-	struct mime_address_list list;
-	const struct mime_address *ad = NULL;
-	size_t i;
+	const char *p;
+	size_t n = 1, k = 0;
 
-	*mbox_r = *disp_r = NULL;
-	if (value == NULL)
+	if (refs == NULL || *refs == '\0')
 		return;
-	(void)mime_address_parse(value, strlen(value), &list);
-	for (i = 0; i < list.count && ad == NULL; i++) {
-		if (list.addrs[i].kind == MIME_ADDRESS_MAILBOX)
-			ad = &list.addrs[i];
+	for (p = refs; *p != '\0'; p++)
+		n += *p == ' ';
+	m->refs = arena_alloc(a, n * sizeof(char *));
+	for (p = refs; *p != '\0' && k < n;) {
+		const char *e = strchr(p, ' ');
+		size_t len = e == NULL ? strlen(p) : (size_t)(e - p);
+
+		if (len > 0)
+			m->refs[k++] = arena_strndup(a, p, len);
+		p += len;
+		if (*p == ' ')
+			p++;
 	}
-	if (ad != NULL) {
-		*mbox_r = arena_strdup(a, ad->mailbox ? ad->mailbox : "");
-		if (ad->name != NULL && ad->name[0] != '\0')
-			*disp_r = imap_sort_decode(a, ad->name);
-		else
-			*disp_r = arena_printf(a, "%s@%s",
-					       ad->mailbox ? ad->mailbox : "",
-					       ad->domain ? ad->domain : "");
-	}
-	mime_address_list_free(&list);
+	m->nrefs = k;
 }
 
-/* Message-IDs "<...>" in value, in order: the first skip are passed
-   over, then at most max are stored in ids (ids NULL: only counted).
-   Returns how many were seen (skipped included). */
-static size_t
-imap_sort_msgids(struct arena *a, const char *value, char **ids, size_t skip,
-		 size_t max)
-{
-	const char *p = value, *q;
-	size_t seen = 0, len;
-
-	while ((p = strchr(p, '<')) != NULL) {
-		for (q = p + 1; *q != '\0' && *q != '>' && *q != '<' &&
-				*q != ' ' && *q != '\t';
-		     q++)
-			;
-		if (*q == '\0')
-			break;
-		if (*q != '>') {
-			p = q;
-			continue;
-		}
-		len = (size_t)(q - p + 1);
-		if (len > 2 && len <= IMAP_THREAD_MSGID_MAX_BYTES) {
-			if (ids != NULL && seen >= skip && seen - skip < max)
-				ids[seen - skip] = arena_strndup(a, p, len);
-			seen++;
-		}
-		p = q + 1;
-	}
-	return seen;
-}
-
-static void
-imap_sort_refs(struct arena *a, const uint8_t *hdr, size_t hlen,
-	       struct imap_sort_msg *m)
-{
-	char *v, *one[1];
-	size_t n, skip;
-
-	v = imap_sort_header(a, hdr, hlen, "Message-ID");
-	if (v != NULL && imap_sort_msgids(a, v, one, 0, 1) > 0)
-		m->msgid = one[0];
-	v = imap_sort_header(a, hdr, hlen, "References");
-	n = v != NULL ? imap_sort_msgids(a, v, NULL, 0, 0) : 0;
-	if (n > 0) {
-		/* keep the newest ones when there are too many */
-		skip = n > IMAP_THREAD_REFS_MAX ? n - IMAP_THREAD_REFS_MAX : 0;
-		m->refs = arena_alloc(a, (n - skip) * sizeof(char *));
-		(void)imap_sort_msgids(a, v, m->refs, skip, n - skip);
-		m->nrefs = n - skip;
-		return;
-	}
-	/* RFC 5256 5 (1)(B): else the first Message-ID of In-Reply-To */
-	v = imap_sort_header(a, hdr, hlen, "In-Reply-To");
-	if (v != NULL && imap_sort_msgids(a, v, one, 0, 1) > 0) {
-		m->refs = arena_alloc(a, sizeof(char *));
-		m->refs[0] = one[0];
-		m->nrefs = 1;
-	}
-}
-
-static void
-imap_sort_headers(struct arena *a, const uint8_t *hdr, size_t hlen,
-		  unsigned need, struct imap_sort_msg *m)
-{
-	struct buf b;
-	char *v;
-
-	v = imap_sort_header(a, hdr, hlen, "Subject");
-	buf_init(&b, IMAP_SORT_SUBJECT_MAX_BYTES);
-	if (v != NULL && imap_subject_base(v, strlen(v), &b, &m->reply) == 0)
-		m->subject = arena_strndup(a, buf_cstr(&b), b.len);
-	else
-		m->subject = "";
-	buf_free(&b);
-	if (need & IMAP_SORT_NEED_ADDR) {
-		imap_sort_addr(a, imap_sort_header(a, hdr, hlen, "From"),
-			       &m->from, &m->dfrom);
-		imap_sort_addr(a, imap_sort_header(a, hdr, hlen, "To"), &m->to,
-			       &m->dto);
-		imap_sort_addr(a, imap_sort_header(a, hdr, hlen, "Cc"), &m->cc,
-			       &v);
-	}
-	if (need & IMAP_SORT_NEED_REFS)
-		imap_sort_refs(a, hdr, hlen, m);
-}
-
-static int
-imap_sort_load_one(struct imap_session *s, struct arena *a,
-		   const struct store_msg *sm, unsigned need,
-		   struct imap_sort_msg *m)
-{
-	struct store_msg_meta meta;
-	struct store_map map;
-	int r;
-
-	m->size = sm->size;
-	m->arrival = m->date = sm->internaldate;
-	m->subject = "";
-	r = store_msg_meta(s->env->store, sm->blob, &meta);
-	if (r < 0)
-		return -1;
-	if (r == 1 && meta.date >= 0)
-		m->date = meta.date;
-	if (store_blob_map(s->env->store, sm->blob, &map) == STORE_OK) {
-		size_t hlen = r == 1 && meta.header_len <= map.len
-				      ? meta.header_len
-				      : map.len;
-
-		imap_sort_headers(a, map.data, hlen, need, m);
-		store_blob_unmap(&map);
-	}
-	if (r == 1)
-		store_msg_meta_clear(&meta);
-	return 0;
-}
-
-static const struct store_msg *
-imap_sort_find(const struct store_msg *msgs, size_t n, uint32_t uid)
+static const struct store_sort_msg *
+imap_sort_find(const struct store_sort_msg *msgs, size_t n, uint32_t uid)
 {
 	size_t lo = 0, hi = n;
 
@@ -269,33 +122,56 @@ imap_sort_find(const struct store_msg *msgs, size_t n, uint32_t uid)
 	return NULL;
 }
 
+static void
+imap_sort_fill(struct arena *a, const struct store_sort_msg *sm,
+	       struct imap_sort_msg *m)
+{
+	m->size = sm->size;
+	m->arrival = sm->internaldate;
+	/* RFC 5256 2.2: the sent date, else INTERNALDATE */
+	m->date = sm->date >= 0 ? sm->date : sm->internaldate;
+	m->subject = sm->subject;
+	m->reply = sm->reply;
+	m->from = sm->from;
+	m->to = sm->to;
+	m->cc = sm->cc;
+	m->dfrom = sm->dfrom;
+	m->dto = sm->dto;
+	m->msgid = sm->msgid;
+	imap_sort_split_refs(a, sm->refs, m);
+}
+
 int
 imap_sort_load(struct imap_session *s, struct arena *a, const size_t *idx,
 	       size_t n, unsigned need, struct imap_sort_msg **msgs_r)
 {
 	struct imap_view *v = s->view;
-	struct store_msg *sms = NULL;
+	struct store_sort_msg *sms = NULL;
 	struct imap_sort_msg *out;
+	unsigned sneed = 0;
 	size_t nsms = 0, i;
-	int ret = 0;
 
 	out = arena_zalloc(a, (n + 1) * sizeof(*out));
-	if (n > 0 && store_msg_list(s->env->store, v->mailbox_id, 1, &sms,
-				    &nsms) < 0)
+	*msgs_r = out;
+	if (need & IMAP_SORT_NEED_ADDR)
+		sneed |= STORE_SORT_NEED_ADDR;
+	if (need & IMAP_SORT_NEED_REFS)
+		sneed |= STORE_SORT_NEED_REFS;
+	/* The keys were stored with each message: one query for all. */
+	if (n > 0 && store_msg_sort_keys(s->env->store, v->mailbox_id, sneed,
+					 a, &sms, &nsms) < 0)
 		return -1;
-	for (i = 0; i < n && ret == 0; i++) {
-		const struct store_msg *sm;
+	for (i = 0; i < n; i++) {
+		const struct store_sort_msg *sm;
 
 		out[i].idx = idx[i];
 		out[i].uid = v->msgs[idx[i]].uid;
 		out[i].subject = "";
 		sm = imap_sort_find(sms, nsms, out[i].uid);
 		if (sm != NULL)
-			ret = imap_sort_load_one(s, a, sm, need, &out[i]);
+			imap_sort_fill(a, sm, &out[i]);
 	}
-	store_msgs_free(sms, nsms);
-	*msgs_r = out;
-	return ret;
+	return 0;
 }
 
 /* ---- SORT ---- */

@@ -324,6 +324,50 @@ void imap_session_unselect(struct imap_session *s);
 bool imap_session_plaintext_ok(struct imap_session *s);
 /* Send "* BYE text" and close after flushing. */
 void imap_session_bye(struct imap_session *s, const char *text);
+/* Keywords of one view at most (FLAGS / PERMANENTFLAGS). */
+#define IMAP_VIEW_KEYWORDS_MAX_BYTES \
+	(STORE_KEYWORDS_MAX * (STORE_KEYWORD_MAX_BYTES + 1) * 4)
+/* Add each keyword of the space-separated kw (NULL: none) to the set in
+   all, case-insensitively (imap_cmd_select.c). */
+void imap_keywords_merge(struct buf *all, const char *kw);
+
+/* ---- per-worker cache of large views (imap_view_cache.c) ---- */
+struct store;
+struct store_mailbox;
+struct store_msg;
+/* Mailboxes whose view is cached per worker, and the sizes cached. */
+#define IMAP_VIEW_CACHE_ENTRIES 4
+#define IMAP_VIEW_CACHE_MIN_MSGS 1000
+#define IMAP_VIEW_CACHE_MAX_MSGS (2u * 1024u * 1024u)
+/* Fill v->msgs, count, cap and keywords from the cached snapshot of box,
+   brought up to date with the store first. 1 done, 0 not cached (v
+   untouched), -1 store error (v untouched). */
+int imap_view_cache_load(struct store *st, const struct store_mailbox *box,
+			 struct imap_view *v);
+/* Keep a copy of v, just loaded whole from the store for box, when it
+   is large enough to be worth it (the least recently used goes). */
+void imap_view_cache_put(const struct store_mailbox *box,
+			 const struct imap_view *v);
+/* Free every snapshot (tests; a worker's exit). */
+void imap_view_cache_deinit(void);
+/* A cached snapshot (exposed for the unit test of apply). */
+struct imap_view_snap {
+	int64_t mailbox_id; /* 0: free slot */
+	uint32_t uidvalidity;
+	uint64_t modseq;       /* every change up to it is in msgs */
+	struct imap_msg *msgs; /* ascending UIDs; keywords owned here */
+	size_t count, cap;
+	char *keywords; /* the mailbox's keyword set, as in a view */
+	uint64_t used;	/* LRU tick */
+};
+/* Apply store changes (msgs ascending by UID, as store_msg_changes
+   returns them) and expunged UIDs to c; their keywords are merged into
+   keywords. Idempotent. */
+void imap_view_snap_apply(struct imap_view_snap *c,
+			  const struct store_msg *msgs, size_t n,
+			  const uint32_t *expunged, size_t nexp,
+			  struct buf *keywords);
+
 /* Free the view (and keywords). */
 void imap_view_free(struct imap_view **vp);
 /* Index of uid in the view (0-based), or -1. */

@@ -113,4 +113,5 @@ imap_deinit(void)
 		ev_fd_del(imap_notify_env->loop, imap_notify_fd);
 	imap_notify_fd = -1;
 	imap_notify_env = NULL;
+	imap_view_cache_deinit();
 }

@@ -2,36 +2,24 @@
 #define TERN_IMAP_SORT_H
 /* Private to src/imap/ (kept apart from imap_int.h to keep merges of
    parallel work small): SORT, ESORT and THREAD (RFC 5256, RFC 5267,
-   RFC 5957) and the base subject of RFC 5256 2.1. */
+   RFC 5957); the base subject of RFC 5256 2.1 and the stored keys are
+   mime_sort.c's. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "imap/imap_int.h"
+#include "mime/mime.h"
 
-/* Longest subject (after RFC 2047 decoding) used for sorting/threading;
-   longer ones are cut (the base subject of the prefix is used). */
-#define IMAP_SORT_SUBJECT_MAX_BYTES (16 * 1024)
 /* Sort keys in one SORT command (each key name at most once is not
    required by the RFC; this only bounds the list). */
 #define IMAP_SORT_KEYS_MAX 16
-/* References kept per message for THREAD=REFERENCES. */
-#define IMAP_THREAD_REFS_MAX 100
+/* References kept per message for THREAD=REFERENCES (mime_sort.c keeps
+   them). */
+#define IMAP_THREAD_REFS_MAX MIME_SORT_REFS_MAX
 /* Depth of a thread tree (longer reference chains are cut into
    several threads). */
 #define IMAP_THREAD_DEPTH_MAX 1000
-/* Bytes of one Message-ID kept; longer ids are treated as invalid. */
-#define IMAP_THREAD_MSGID_MAX_BYTES 998
-
-/* ---- base subject (imap_subject.c), pure ---- */
-/* The RFC 5256 2.1 base subject of a raw Subject: value (RFC 2047
-   encoded-words are decoded first, tabs and line breaks become spaces,
-   runs of spaces one space). *reply_r: a "Re:"/"Fwd:" leader, a "(fwd)"
-   trailer or a "[fwd: ...]" wrapper was removed (the "reply or forward"
-   of RFC 5256 5, REFERENCES step 5). 0, or -1 when out->max is too
-   small (out then holds nothing useful). */
-int imap_subject_base(const char *in, size_t len, struct buf *out,
-		      bool *reply_r);
 
 /* ---- per-message sort data (imap_cmd_sort.c) ---- */
 struct imap_sort_msg {
@@ -40,13 +28,13 @@ struct imap_sort_msg {
 	uint64_t size;
 	int64_t arrival; /* INTERNALDATE */
 	int64_t date;	 /* sent date: Date:, else INTERNALDATE */
-	char *subject;	 /* base subject (arena) */
+	const char *subject; /* base subject (arena) */
 	bool reply;
-	char *from, *to, *cc;	/* addr-mailbox of the first address */
-	char *dfrom, *dto;	/* RFC 5957 display forms */
-	char *msgid;		/* "<...>" or NULL */
-	char **refs;		/* References (else In-Reply-To), oldest
-				   first */
+	const char *from, *to, *cc; /* addr-mailbox of the first address */
+	const char *dfrom, *dto;    /* RFC 5957 display forms */
+	const char *msgid;	    /* "<...>" or NULL */
+	char **refs;		    /* References (else In-Reply-To), oldest
+				       first */
 	size_t nrefs;
 };
 

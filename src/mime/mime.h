@@ -43,6 +43,43 @@
    releases them. ENVELOPE/BODY/BODYSTRUCTURE are complete IMAP values
    (the parenthesized list), ready to be sent after "ENVELOPE " etc.; they
    may contain IMAP literals ({n}CRLF...) for 8-bit or CR/LF text. */
+/* ---- sort and thread keys (mime_sort.c; RFC 5256, RFC 5957) ---- */
+
+/* Longest subject (after RFC 2047 decoding) used for sorting/threading;
+   longer ones are cut (the base subject of the prefix is used). */
+#define MIME_SORT_SUBJECT_MAX_BYTES (16 * 1024)
+/* References kept per message for THREAD=REFERENCES. */
+#define MIME_SORT_REFS_MAX 100
+/* Bytes of one Message-ID kept; longer ids are treated as invalid. */
+#define MIME_SORT_MSGID_MAX_BYTES 998
+
+/* The RFC 5256 2.1 base subject of a raw Subject: value (RFC 2047
+   encoded-words are decoded first, tabs and line breaks become spaces,
+   runs of spaces one space). *reply_r: a "Re:"/"Fwd:" leader, a "(fwd)"
+   trailer or a "[fwd: ...]" wrapper was removed (the "reply or forward"
+   of RFC 5256 5, REFERENCES step 5). 0, or -1 when out->max is too
+   small (out then holds nothing useful). */
+int mime_subject_base(const char *in, size_t len, struct buf *out,
+		      bool *reply_r);
+
+/* What SORT and THREAD compare, from the top header. Strings are
+   xmalloc'd. */
+struct mime_sort_keys {
+	char *subject;		/* base subject, "" when none */
+	bool reply;		/* see mime_subject_base */
+	char *from, *to, *cc;	/* addr-mailbox of the first mailbox of the
+				   field, NULL when it has none */
+	char *dfrom, *dto;	/* RFC 5957 display form, NULL likewise */
+	char *msgid;		/* first "<...>" of Message-ID, or NULL */
+	char *refs;		/* References ids (else the first of
+				   In-Reply-To), oldest first, separated by
+				   one space; NULL when none */
+};
+void mime_sort_keys_parse(const uint8_t *hdr, size_t hdr_len,
+			  struct mime_sort_keys *keys_r);
+/* Free the strings and zero the struct; safe to call twice. */
+void mime_sort_keys_free(struct mime_sort_keys *keys);
+
 struct mime_info {
 	char *envelope;      /* ("date" "subject" ((from)) ... "message-id") */
 	char *bodystructure; /* BODYSTRUCTURE with extension data */
@@ -54,6 +91,7 @@ struct mime_info {
 	int64_t date;        /* Date: as unix time, -1 missing/unparseable */
 	size_t header_len;   /* top header bytes including the empty line */
 	uint32_t lines;      /* lines of the whole message (see below) */
+	struct mime_sort_keys sort;
 };
 
 /* Parse a whole message (CRLF expected, bare LF tolerated). Line counts

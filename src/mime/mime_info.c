@@ -110,6 +110,7 @@ mime_info_parse(const uint8_t *msg, size_t len, struct mime_info *info_r)
 		info_r->date = mime_info_date(hdr, root->hdr_len);
 		info_r->header_len = root->hdr_len;
 		info_r->lines = mime_part_count_lines(msg, 0, len);
+		mime_sort_keys_parse(hdr, root->hdr_len, &info_r->sort);
 	}
 	buf_free(&env);
 	buf_free(&bs);
@@ -127,6 +128,7 @@ mime_info_free(struct mime_info *info)
 	free(info->message_id);
 	free(info->subject);
 	free(info->from);
+	mime_sort_keys_free(&info->sort);
 	memset(info, 0, sizeof(*info));
 }
 

@@ -397,6 +397,10 @@ store_open(const char *datadir, const char **error_r)
 		ret = store_db_open(s);
 	if (ret == STORE_OK)
 		ret = store_schema_migrate(s);
+	/* Best effort: a blob left unfilled (lock timeout, I/O error) has
+	   its sort keys computed at SORT time instead. */
+	if (ret == STORE_OK)
+		(void)store_msg_sort_backfill(s);
 	if (ret != STORE_OK) {
 		/* XXX a static buffer: store_open has no store to own it */
 		snprintf(open_err, sizeof(open_err), "%s", s->errbuf);

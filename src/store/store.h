@@ -281,12 +281,21 @@ int store_msg_list(struct store *s, int64_t mailbox_id, uint32_t uid_min,
 int store_msg_list_range(struct store *s, int64_t mailbox_id,
 			 uint32_t uid_min, uint32_t uid_max,
 			 struct store_msg **msgs_r, size_t *count_r);
-/* Like store_msg_list for a session's view of a mailbox: only id, uid,
-   flags, keywords and modseq are filled (blob is "", the rest 0), which
-   is much cheaper on a large mailbox. */
-int store_msg_list_flags(struct store *s, int64_t mailbox_id,
-			 uint32_t uid_min, struct store_msg **msgs_r,
-			 size_t *count_r);
+/* A session's view of a mailbox: fn is called for each message with
+   uid >= uid_min, ascending by UID, with only what a view keeps.
+   m->keywords (space-separated, or NULL) is valid during the call only.
+   fn returning -1 stops the walk (the call then returns STORE_ERR).
+   Cheap on a large mailbox: one pass over a covering index, no
+   allocation per message. */
+struct store_view_msg {
+	uint32_t uid;
+	uint32_t flags; /* enum store_flag bits */
+	uint64_t modseq;
+	const char *keywords;
+};
+typedef int store_msg_view_fn(void *ctx, const struct store_view_msg *m);
+int store_msg_list_view(struct store *s, int64_t mailbox_id,
+			uint32_t uid_min, store_msg_view_fn *fn, void *ctx);
 /* What changed after since_modseq: messages whose modseq is greater
    (new or flag changes), and UIDs expunged after it (ascending). */
 int store_msg_changes(struct store *s, int64_t mailbox_id,
@@ -299,6 +308,33 @@ int store_msg_changes(struct store *s, int64_t mailbox_id,
 int store_msg_vanished(struct store *s, int64_t mailbox_id,
 		       uint64_t since_modseq, uint32_t **uids_r,
 		       size_t *count_r);
+/* SORT and THREAD keys of every message of a mailbox, ascending by UID,
+   in one query (store_sort.c). The array and its strings are allocated
+   in a and live as long as it. Address keys are filled only with
+   STORE_SORT_NEED_ADDR, msgid and refs only with STORE_SORT_NEED_REFS;
+   the others are NULL. */
+#define STORE_SORT_NEED_ADDR 1u
+#define STORE_SORT_NEED_REFS 2u
+struct store_sort_msg {
+	uint32_t uid;
+	bool reply;	      /* the base subject dropped a Re:/Fwd: */
+	uint64_t size;
+	int64_t internaldate;
+	int64_t date;	      /* Date: header (UTC), -1 when none */
+	const char *subject;  /* RFC 5256 base subject, never NULL */
+	const char *from, *to, *cc; /* addr-mailbox of the first mailbox */
+	const char *dfrom, *dto;    /* RFC 5957 display forms */
+	const char *msgid;	    /* "<...>" or NULL */
+	const char *refs;	    /* "<a> <b> ...", oldest first, or NULL */
+};
+struct arena;
+int store_msg_sort_keys(struct store *s, int64_t mailbox_id, unsigned need,
+			struct arena *a, struct store_sort_msg **msgs_r,
+			size_t *count_r);
+/* Fill the keys of blobs stored before they were kept (store_open does
+   this; each blob once, bounded transactions). */
+int store_msg_sort_backfill(struct store *s);
+
 /* Parsed structure stored at delivery (see mime.h). */
 struct store_msg_meta {
 	char *envelope, *bodystructure, *body;

@@ -180,6 +180,10 @@ int store_msg_purge_mailbox(struct store *s, int64_t mailbox_id);
 
 /* ---- store_fts.c ---- */
 /* Inside a write transaction: index the text of blob blob_id. */
+struct mime_sort_keys;
+/* Store a blob's sort keys (store_sort.c), inside a write transaction. */
+int store_sort_keys_save(struct store *s, int64_t blob_id, int64_t date,
+			 const struct mime_sort_keys *k);
 int store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
 		  size_t len);
 

@@ -121,6 +121,26 @@ static const char *const store_migrations[] = {
 	/* 6: the queue sent its one "delayed" DSN for the entry (RFC 3464
 	   Action: delayed, cfg queue_delay_warning) */
 	"ALTER TABLE queue ADD COLUMN delay_warned INTEGER NOT NULL DEFAULT 0;",
+	/* 7: a covering index for loading a session's view at SELECT
+	   (store_msg_list_view): uid, flags, modseq and keywords in uid
+	   order without reading the table rows */
+	"CREATE INDEX messages_view ON messages(mailbox_id, uid, flags,"
+	" modseq, keywords);",
+	/* 8: the SORT and THREAD keys of each blob (mime_sort.c),
+	   computed once per blob (store_msg_meta_ensure) and kept in a
+	   narrow table of their own, so SORT reads them without the wide
+	   blobs rows; blobs.sort_keys = 1 once its row exists. Blobs stored
+	   before are filled when the store is opened
+	   (store_msg_sort_backfill, through blobs_sort_pending). */
+	"ALTER TABLE blobs ADD COLUMN sort_keys INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE blob_sort(blob_id INTEGER PRIMARY KEY,"
+	" date INTEGER, subject TEXT NOT NULL, reply INTEGER NOT NULL,"
+	" from_mbox TEXT, to_mbox TEXT, cc_mbox TEXT, from_display TEXT,"
+	" to_display TEXT, msgid TEXT, refs TEXT);"
+	"CREATE TRIGGER blobs_sort_gc AFTER DELETE ON blobs"
+	" BEGIN DELETE FROM blob_sort WHERE blob_id = old.id; END;"
+	"CREATE INDEX blobs_sort_pending ON blobs(id)"
+	" WHERE sort_keys = 0 AND has_meta = 1;",
 };
 
 #define STORE_MIGRATIONS_COUNT \

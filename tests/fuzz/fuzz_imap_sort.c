@@ -1,11 +1,11 @@
-/* libFuzzer target for the RFC 5256 2.1 base subject (imap_subject.c):
+/* libFuzzer target for the RFC 5256 2.1 base subject (mime_sort.c):
    any bytes as a Subject value. The result never starts or ends with a
    space and never grows beyond the output maximum. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "imap/imap_sort.h"
+#include "mime/mime.h"
 #include "lib/buf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -16,8 +16,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct buf out;
 	bool reply;
 
-	buf_init(&out, size < 64 ? 64 : IMAP_SORT_SUBJECT_MAX_BYTES);
-	if (imap_subject_base((const char *)data, size, &out, &reply) < 0)
+	buf_init(&out, size < 64 ? 64 : MIME_SORT_SUBJECT_MAX_BYTES);
+	if (mime_subject_base((const char *)data, size, &out, &reply) < 0)
 		abort();
 	if (out.len > out.max)
 		abort();

@@ -52,10 +52,10 @@ test_imap_subject_table(void)
 	size_t i;
 	bool reply;
 
-	buf_init(&out, IMAP_SORT_SUBJECT_MAX_BYTES);
+	buf_init(&out, MIME_SORT_SUBJECT_MAX_BYTES);
 	for (i = 0; i < sizeof(subject_cases) / sizeof(subject_cases[0]);
 	     i++) {
-		int r = imap_subject_base(subject_cases[i].in,
+		int r = mime_subject_base(subject_cases[i].in,
 					  strlen(subject_cases[i].in), &out,
 					  &reply);
 
@@ -78,16 +78,16 @@ test_imap_subject_limits(void)
 	for (size_t i = 0; i + 4 <= sizeof(big) - 2; i += 4)
 		memcpy(big + i, "Re: ", 4);
 	big[sizeof(big) - 2] = 'x';
-	buf_init(&out, IMAP_SORT_SUBJECT_MAX_BYTES);
-	test_assert(imap_subject_base(big, sizeof(big) - 1, &out, &reply) ==
+	buf_init(&out, MIME_SORT_SUBJECT_MAX_BYTES);
+	test_assert(mime_subject_base(big, sizeof(big) - 1, &out, &reply) ==
 		    0);
 	test_assert(reply);
 	buf_free(&out);
 	buf_init(&out, 4);
 	/* Cut at the maximum: the base subject of the prefix. */
-	test_assert(imap_subject_base("Re: Hello", 9, &out, &reply) == 0);
+	test_assert(mime_subject_base("Re: Hello", 9, &out, &reply) == 0);
 	test_assert_strcmp(buf_cstr(&out), "");
-	test_assert(imap_subject_base("Hello world", 11, &out, &reply) == 0);
+	test_assert(mime_subject_base("Hello world", 11, &out, &reply) == 0);
 	test_assert_strcmp(buf_cstr(&out), "Hell");
 	buf_free(&out);
 }
