@@ -70,6 +70,8 @@ struct cfg {
 	bool plaintext_auth_loopback;
 	uint32_t max_connections;	 /* server-wide */
 	uint32_t max_connections_per_ip; /* server-wide */
+	uint32_t command_rate;		 /* per connection and second, 0: off */
+	uint32_t command_burst;		 /* token bucket size */
 	/* smtp */
 	uint64_t smtp_max_message_bytes;
 	uint32_t smtp_max_recipients;
