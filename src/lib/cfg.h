@@ -98,6 +98,8 @@ struct cfg {
 	char *queue_smarthost; /* "host:port", or NULL for MX routing */
 	char *queue_smarthost_user;
 	char *queue_smarthost_password;
+	bool queue_smarthost_tls_verify; /* TLS with a verified cert or fail */
+	char *queue_tls_ca_file; /* NULL: the system's CA store */
 	char *dns_resolver; /* "127.0.0.1:5353", or NULL for resolv.conf */
 	uint32_t remote_smtp_port;
 

@@ -396,6 +396,12 @@ master_reload(struct master *m)
 		cfg_free(&cfg);
 		return;
 	}
+	if (tls_client_init(cfg->queue_tls_ca_file, &error) < 0) {
+		log_error("master", NULL, "reload-failed error=\"%s\"", error);
+		tls_ctx_free(&tls);
+		cfg_free(&cfg);
+		return;
+	}
 	if (master_prepare_store(cfg) < 0 ||
 	    master_bind_all(m, cfg, &ls, &count) < 0) {
 		log_error("master", NULL, "reload-failed error=\"see above\"");
@@ -453,6 +459,15 @@ master_run(const struct ternd_options *opt, struct cfg *cfg)
 
 	if (cfg->cert_count > 0 && (m.tls = tls_ctx_new(cfg, &error)) == NULL) {
 		log_error("master", NULL, "tls-failed error=\"%s\"", error);
+		return 1;
+	}
+	/* The queue's CA store (queue_tls_ca_file or the system's), read
+	   here like the keys: the file may be readable by root only, and a
+	   bad one fails the start instead of a queue restart loop. The
+	   queue process inherits the context through fork. */
+	if (tls_client_init(cfg->queue_tls_ca_file, &error) < 0) {
+		log_error("master", NULL, "tls-failed error=\"%s\"", error);
+		tls_ctx_free(&m.tls);
 		return 1;
 	}
 	if (master_prepare_store(cfg) < 0 ||
