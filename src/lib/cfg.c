@@ -74,6 +74,8 @@ static const struct cfg_key cfg_main_keys[] = {
 	  "commands per second one connection may send on average (SMTP, IMAP, POP3); a faster client waits; 0: no limit"),
 	K("command_burst", CFG_T_U32, command_burst, "2000", 1, 10000000,
 	  "commands a connection may send at full speed before command_rate applies"),
+	K("seccomp", CFG_T_BOOL, seccomp, "yes", 0, 0,
+	  "filter the system calls of workers and the queue (no exec, fork, ptrace, mount, ...); no: for debugging only"),
 	K("smtp_max_message_size", CFG_T_SIZE, smtp_max_message_bytes, "50M",
 	  1024, 4ULL << 30, "largest message accepted (SIZE), unless the plan says less"),
 	K("smtp_max_recipients", CFG_T_U32, smtp_max_recipients, "100", 1,

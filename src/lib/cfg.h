@@ -70,6 +70,7 @@ struct cfg {
 	bool plaintext_auth_loopback;
 	uint32_t max_connections;	 /* server-wide */
 	uint32_t max_connections_per_ip; /* server-wide */
+	bool seccomp; /* sandbox workers and the queue */
 	uint32_t command_rate;		 /* per connection and second, 0: off */
 	uint32_t command_burst;		 /* token bucket size */
 	/* smtp */
