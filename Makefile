@@ -15,7 +15,10 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wformat=2 \
 	-Wno-unused-parameter -Wmissing-prototypes -Wstrict-prototypes
 OPT ?= -O2 -g
 SAN ?=
-CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) $(SAN) -Isrc -MMD -MP $(EXTRA_CFLAGS)
+# A sanitizer build is told so: the seccomp filter (src/lib/sandbox.c)
+# then lets the sanitizers fork, exec and ptrace for their reports.
+CFLAGS_ALL := $(CSTD) $(WARN) $(OPT) $(SAN) $(if $(SAN),-DTERN_SANITIZER_BUILD=1) \
+	-Isrc -MMD -MP $(EXTRA_CFLAGS)
 LDLIBS := -lssl -lcrypto -lsqlite3 -lsodium -lz -lcrypt -lcares -lpthread -lm
 
 # Each module is one archive; later modules may use earlier ones only.

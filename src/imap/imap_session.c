@@ -704,6 +704,7 @@ imap_session_feed(struct imap_session *s)
 		imap_session_printf(s, "+ OK");
 		return true;
 	case IMAP_PARSE_ERROR:
+		conn_rate_take(s->c);
 		imap_session_parse_error(s);
 		if (s->append != NULL) {
 			imap_append_free(s);
@@ -714,6 +715,7 @@ imap_session_feed(struct imap_session *s)
 		return true;
 	case IMAP_PARSE_STREAM:
 	case IMAP_PARSE_CMD:
+		conn_rate_take(s->c);
 		if (s->append != NULL && s->cmd != NULL) {
 			/* MULTIAPPEND: the next message or the end */
 			s->mode = IMAP_INPUT_BUSY;
@@ -770,6 +772,11 @@ imap_on_input(struct conn *c, void *ctx)
 			imap_append_input(s);
 			break;
 		case IMAP_INPUT_CMD:
+			/* Commands per second: a command is parsed only with
+			   a token at hand (conn.h); it is taken once the
+			   command is complete (imap_session_feed). */
+			if (!conn_rate_ready(c))
+				return;
 			if (!imap_session_feed(s))
 				return;
 			break;
@@ -862,6 +869,7 @@ imap_session_start(struct tern_env *env, const struct cfg_listener *listener,
 	imap_sessions = s;
 	conn_set_handler(c, &imap_handler, s);
 	conn_set_timeout(c, env->cfg->imap_login_timeout_ms);
+	conn_set_rate(c, env->cfg->command_rate, env->cfg->command_burst);
 	log_info("imap", s->id, "connect ip=%s port=%u listener=%s",
 		 conn_peer_addr(c), (unsigned)conn_local_port(c),
 		 listener != NULL ? listener->name : "-");

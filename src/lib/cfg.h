@@ -70,6 +70,9 @@ struct cfg {
 	bool plaintext_auth_loopback;
 	uint32_t max_connections;	 /* server-wide */
 	uint32_t max_connections_per_ip; /* server-wide */
+	bool seccomp; /* sandbox workers and the queue */
+	uint32_t command_rate;		 /* per connection and second, 0: off */
+	uint32_t command_burst;		 /* token bucket size */
 	/* smtp */
 	uint64_t smtp_max_message_bytes;
 	uint32_t smtp_max_recipients;
@@ -97,6 +100,8 @@ struct cfg {
 	char *queue_smarthost; /* "host:port", or NULL for MX routing */
 	char *queue_smarthost_user;
 	char *queue_smarthost_password;
+	bool queue_smarthost_tls_verify; /* TLS with a verified cert or fail */
+	char *queue_tls_ca_file; /* NULL: the system's CA store */
 	char *dns_resolver; /* "127.0.0.1:5353", or NULL for resolv.conf */
 	uint32_t remote_smtp_port;
 

@@ -66,6 +66,13 @@ struct conn {
 	uint64_t timeout_ms, last_input_ms;
 	uint64_t partial_since_ms; /* incomplete input unit since, 0: none */
 	struct ev_timer *timer;
+	/* commands per second: a token bucket in thousandths of a token */
+	uint32_t rate_per_sec; /* 0: no limit */
+	uint64_t rate_cap_milli, rate_tokens_milli, rate_last_ms;
+	uint64_t rate_delayed; /* commands that had to wait */
+	struct ev_timer *rate_timer;
+	bool rate_wait; /* waiting for a token: on_input is held */
+	bool close_eof; /* closing after the peer's EOF: flush, then EOF */
 	/* COMPRESS=DEFLATE */
 	z_stream *zin, *zout;
 	struct buf zraw; /* compressed input not yet inflated */
@@ -99,6 +106,7 @@ conn_server_count(void)
 static void conn_io(struct ev_loop *loop, int fd, unsigned events, void *ctx);
 static void conn_update_interest(struct conn *c);
 static void conn_schedule_input(struct conn *c);
+static void conn_close_after_eof(struct conn *c);
 static void conn_schedule_flush(struct conn *c);
 static void conn_handshake(struct conn *c);
 static int conn_recv(struct conn *c);
@@ -234,6 +242,7 @@ static void
 conn_free(struct conn *c)
 {
 	ev_timer_del(c->loop, &c->timer);
+	ev_timer_del(c->loop, &c->rate_timer);
 	ev_defer_cancel(c->loop, NULL, c);
 	if (c->zin != NULL) {
 		inflateEnd(c->zin);
@@ -272,6 +281,10 @@ conn_abort(struct conn *c, enum conn_close_reason reason)
 	c->reason = reason;
 	ev_fd_del(c->loop, c->fd);
 	ev_timer_del(c->loop, &c->timer);
+	ev_timer_del(c->loop, &c->rate_timer);
+	if (c->rate_delayed > 0)
+		log_info("conn", c->id, "rate-limited-total delayed=%llu",
+			 (unsigned long long)c->rate_delayed);
 	if (c->ssl != NULL) {
 		if (reason == CONN_CLOSE_NORMAL)
 			SSL_shutdown(c->ssl);
@@ -359,24 +372,39 @@ conn_input_call(struct ev_loop *loop, void *ctx)
 	if (!c->input_scheduled)
 		return;
 	c->input_scheduled = false;
-	if (c->state != CONN_OPEN || c->paused || c->h == NULL)
+	if (c->state != CONN_OPEN || c->paused || c->rate_wait || c->h == NULL)
 		return;
 	if (conn_input_len(c) > 0 || c->discarding)
 		c->h->on_input(c, c->ctx);
 	/* TLS may hold decrypted bytes we could not take while the input
 	   buffer was full; the socket will not signal them. */
 	if (c->state == CONN_OPEN && c->ssl != NULL && !c->paused &&
-	    SSL_pending(c->ssl) > 0 && conn_input_len(c) < CONN_INPUT_MAX_BYTES / 2) {
+	    !c->rate_wait && SSL_pending(c->ssl) > 0 && conn_input_len(c) < CONN_INPUT_MAX_BYTES / 2) {
 		if (conn_recv(c) < 0) {
 			conn_abort(c, CONN_CLOSE_ERROR);
 			return;
 		}
 		conn_schedule_input(c);
 	}
-	if (c->state == CONN_OPEN && c->eof && !c->paused)
-		conn_abort(c, CONN_CLOSE_EOF);
+	if (c->state == CONN_OPEN && c->eof && !c->paused && !c->rate_wait)
+		conn_close_after_eof(c);
 	else
 		conn_update_interest(c);
+}
+
+/* The peer half-closed and every command it sent ran: send the replies
+   still queued (a client that pipelines and then shuts down its sending
+   side still reads them), then close with CONN_CLOSE_EOF. */
+static void
+conn_close_after_eof(struct conn *c)
+{
+	if (c->out_off == c->out.len) {
+		conn_abort(c, CONN_CLOSE_EOF);
+		return;
+	}
+	c->state = CONN_CLOSING;
+	c->close_eof = true;
+	conn_schedule_flush(c);
 }
 
 static void
@@ -498,6 +526,105 @@ bool
 conn_input_paused(const struct conn *c)
 {
 	return c->paused;
+}
+
+/* ---- commands per second ---- */
+
+/* A token bucket per connection: rate_per_sec tokens a second, at most
+   the burst saved up, one token per command. A client that runs out is
+   not answered an error: its next command waits (on_input is held, input
+   is buffered as while paused), so a pipelining client is slowed down to
+   the rate and every command still gets its normal reply. Counting in
+   thousandths of a token keeps the refill exact at any rate without
+   floating point. */
+void
+conn_set_rate(struct conn *c, uint32_t per_sec, uint32_t burst)
+{
+	c->rate_per_sec = per_sec;
+	if (burst == 0)
+		burst = 1;
+	c->rate_cap_milli = (uint64_t)burst * 1000;
+	c->rate_tokens_milli = c->rate_cap_milli;
+	c->rate_last_ms = ev_now_ms(c->loop);
+}
+
+static void
+conn_rate_refill(struct conn *c)
+{
+	uint64_t now = ev_now_ms(c->loop), add;
+
+	if (now <= c->rate_last_ms)
+		return;
+	/* ms * tokens/s = thousandths of a token; elapsed is bounded by
+	   the cap check, so the product cannot overflow in practice, but
+	   cap the elapsed time first anyway. */
+	add = now - c->rate_last_ms;
+	if (add > c->rate_cap_milli)
+		add = c->rate_cap_milli;
+	add *= c->rate_per_sec;
+	c->rate_last_ms = now;
+	if (add >= c->rate_cap_milli - c->rate_tokens_milli)
+		c->rate_tokens_milli = c->rate_cap_milli;
+	else
+		c->rate_tokens_milli += add;
+}
+
+static void
+conn_rate_fire(struct ev_loop *loop, void *ctx)
+{
+	struct conn *c = ctx;
+
+	(void)loop;
+	c->rate_timer = NULL;
+	c->rate_wait = false;
+	if (c->state != CONN_OPEN)
+		return;
+	conn_update_interest(c);
+	if (conn_input_len(c) > 0 || c->eof || c->discarding)
+		conn_schedule_input(c);
+}
+
+bool
+conn_rate_ready(struct conn *c)
+{
+	uint64_t missing, ms;
+
+	if (c->rate_per_sec == 0)
+		return true;
+	if (c->rate_wait)
+		return false;
+	/* Nothing buffered: the read finds no command anyway. */
+	if (conn_input_len(c) == 0 && !c->discarding)
+		return true;
+	conn_rate_refill(c);
+	if (c->rate_tokens_milli >= 1000)
+		return true;
+	missing = 1000 - c->rate_tokens_milli;
+	/* round up: waking early would only re-arm the timer */
+	ms = (missing + c->rate_per_sec - 1) / c->rate_per_sec;
+	if (c->rate_delayed++ == 0)
+		log_info("conn", c->id, "rate-limited peer=%s rate=%u burst=%llu",
+			 c->peer, c->rate_per_sec,
+			 (unsigned long long)(c->rate_cap_milli / 1000));
+	c->rate_wait = true;
+	c->rate_timer = ev_timer_add(c->loop, ms, conn_rate_fire, c);
+	return false;
+}
+
+void
+conn_rate_take(struct conn *c)
+{
+	if (c->rate_per_sec == 0)
+		return;
+	conn_rate_refill(c);
+	c->rate_tokens_milli = c->rate_tokens_milli >= 1000 ?
+				       c->rate_tokens_milli - 1000 : 0;
+}
+
+bool
+conn_rate_waiting(const struct conn *c)
+{
+	return c->rate_wait;
 }
 
 /* ---- output ---- */
@@ -703,7 +830,8 @@ conn_flush(struct conn *c)
 	}
 	if (r == 1) {
 		if (c->state == CONN_CLOSING) {
-			conn_abort(c, CONN_CLOSE_NORMAL);
+			conn_abort(c, c->close_eof ? CONN_CLOSE_EOF :
+						     CONN_CLOSE_NORMAL);
 			return;
 		}
 		if (c->state == CONN_STARTTLS_FLUSH) {
@@ -927,7 +1055,8 @@ conn_io(struct ev_loop *loop, int fd, unsigned events, void *ctx)
 			c->last_input_ms = ev_now_ms(c->loop);
 		if (r > 0 || c->eof)
 			conn_schedule_input(c);
-	} else if ((events & EV_READ) && c->state == CONN_CLOSING) {
+	} else if ((events & EV_READ) && c->state == CONN_CLOSING &&
+		   !c->close_eof) {
 		/* Drain and ignore; notice a peer that went away. */
 		char sink[4096];
 		if (c->ssl == NULL && recv(c->fd, sink, sizeof(sink), 0) == 0) {

@@ -95,6 +95,22 @@ void conn_pause_input(struct conn *c);
 void conn_resume_input(struct conn *c);
 bool conn_input_paused(const struct conn *c);
 
+/* ---- commands per second ---- */
+/* A token bucket: per_sec commands a second on average, bursts of up to
+   burst (at least 1) at full speed. per_sec 0 (the default): no limit.
+   The bucket starts full. */
+void conn_set_rate(struct conn *c, uint32_t per_sec, uint32_t burst);
+/* Call before reading the next command. true: go ahead, read it, and
+   call conn_rate_take() once it is complete. false: no token left; the
+   caller returns from on_input without reading, and on_input is called
+   again once a token has refilled (input keeps being buffered meanwhile,
+   up to CONN_INPUT_MAX_BYTES, as while paused; the peer's EOF is acted
+   on only after the buffered commands ran). */
+bool conn_rate_ready(struct conn *c);
+/* Count one command read. */
+void conn_rate_take(struct conn *c);
+bool conn_rate_waiting(const struct conn *c);
+
 /* ---- output ---- */
 void conn_write(struct conn *c, const void *data, size_t len);
 void conn_write_str(struct conn *c, const char *s);

@@ -73,6 +73,12 @@ struct shared_limits {
 	struct shared_limits_fail *fail;
 	size_t size;
 	unsigned slot;
+	/* The geometry and key, copied out of the shared header: every
+	   worker can write the mapping, so a compromised one could change
+	   the header, and the master (root) must not size its writes (slot
+	   clearing) by numbers it wrote. */
+	unsigned slots, buckets, fail_entries;
+	uint64_t key[2];
 };
 
 static struct shared_limits *shared_limits_cur;
@@ -112,7 +118,7 @@ shared_limits_sipmix(uint64_t v[4], uint64_t m)
 static uint64_t
 shared_limits_hash(const struct shared_limits *sl, const char *s)
 {
-	const uint64_t *k = sl->hdr->key;
+	const uint64_t *k = sl->key;
 	uint64_t v[4] = { k[0] ^ 0x736f6d6570736575ULL,
 			  k[1] ^ 0x646f72616e646f6dULL,
 			  k[0] ^ 0x6c7967656e657261ULL,
@@ -176,11 +182,12 @@ shared_limits_new(unsigned slots, unsigned buckets, unsigned fail_entries,
 	sl->hdr = p;
 	sl->size = size;
 	sl->hdr->magic = SHARED_LIMITS_MAGIC;
-	sl->hdr->slots = slots;
-	sl->hdr->buckets = buckets;
-	sl->hdr->fail_entries = fail_entries;
+	sl->hdr->slots = sl->slots = slots;
+	sl->hdr->buckets = sl->buckets = buckets;
+	sl->hdr->fail_entries = sl->fail_entries = fail_entries;
 	atomic_init(&sl->hdr->slots_used, 1);
-	shared_limits_random_key(sl->hdr->key);
+	shared_limits_random_key(sl->key);
+	memcpy(sl->hdr->key, sl->key, sizeof(sl->key));
 	sl->cells = (_Atomic uint32_t *)(sl->hdr + 1);
 	sl->fail = (struct shared_limits_fail *)
 		((char *)p + size -
@@ -230,16 +237,23 @@ shared_limits_current(void)
 	return shared_limits_cur;
 }
 
+void *
+shared_limits_mapping(const struct shared_limits *sl, size_t *size_r)
+{
+	*size_r = sl->size;
+	return sl->hdr;
+}
+
 unsigned
 shared_limits_slots(const struct shared_limits *sl)
 {
-	return sl->hdr->slots;
+	return sl->slots;
 }
 
 void
 shared_limits_attach(struct shared_limits *sl, unsigned slot)
 {
-	if (slot >= sl->hdr->slots)
+	if (slot >= sl->slots)
 		panic("shared limits slot %u out of range", slot);
 	sl->slot = slot;
 	/* raise slots_used to slot + 1 */
@@ -255,7 +269,7 @@ shared_limits_attach(struct shared_limits *sl, unsigned slot)
 static _Atomic uint32_t *
 shared_limits_slot_cells(const struct shared_limits *sl, unsigned slot)
 {
-	return sl->cells + (size_t)slot * (1 + 2 * (size_t)sl->hdr->buckets);
+	return sl->cells + (size_t)slot * (1 + 2 * (size_t)sl->buckets);
 }
 
 static void
@@ -263,7 +277,7 @@ shared_limits_buckets(const struct shared_limits *sl, const char *addr,
 		      size_t b_r[2])
 {
 	uint64_t h = shared_limits_hash(sl, addr);
-	uint32_t n = sl->hdr->buckets;
+	uint32_t n = sl->buckets;
 
 	/* cell 0 of a slot is its total; row 0 follows, then row 1 */
 	b_r[0] = 1 + (uint32_t)h % n;
@@ -276,10 +290,10 @@ shared_limits_slot_clear(struct shared_limits *sl, unsigned slot)
 	_Atomic uint32_t *cells;
 	size_t n;
 
-	if (slot >= sl->hdr->slots)
+	if (slot >= sl->slots)
 		return;
 	cells = shared_limits_slot_cells(sl, slot);
-	n = 1 + 2 * (size_t)sl->hdr->buckets;
+	n = 1 + 2 * (size_t)sl->buckets;
 	for (size_t i = 0; i < n; i++)
 		atomic_store(&cells[i], 0);
 }
@@ -326,8 +340,8 @@ shared_limits_sum(const struct shared_limits *sl, size_t cell)
 	uint32_t used = atomic_load(&sl->hdr->slots_used);
 	uint64_t sum = 0;
 
-	if (used > sl->hdr->slots)
-		used = sl->hdr->slots;
+	if (used > sl->slots)
+		used = sl->slots;
 	for (unsigned s = 0; s < used; s++)
 		sum += atomic_load(&shared_limits_slot_cells(sl, s)[cell]);
 	return sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
@@ -354,7 +368,7 @@ shared_limits_conn_total(const struct shared_limits *sl)
 uint32_t
 shared_limits_conn_slot_total(const struct shared_limits *sl, unsigned slot)
 {
-	if (slot >= sl->hdr->slots)
+	if (slot >= sl->slots)
 		return 0;
 	return atomic_load(&shared_limits_slot_cells(sl, slot)[0]);
 }
@@ -384,7 +398,7 @@ shared_limits_expired(uint64_t st, uint32_t now, unsigned window)
 unsigned
 shared_limits_fail_capacity(const struct shared_limits *sl)
 {
-	return sl->hdr->fail_entries;
+	return sl->fail_entries;
 }
 
 static uint64_t
@@ -399,7 +413,7 @@ static struct shared_limits_fail *
 shared_limits_fail_at(const struct shared_limits *sl, uint64_t tag,
 		      unsigned i)
 {
-	uint32_t n = sl->hdr->fail_entries;
+	uint32_t n = sl->fail_entries;
 
 	return &sl->fail[(size_t)((tag + i) % n)];
 }
@@ -410,10 +424,10 @@ shared_limits_fail_find(const struct shared_limits *sl, uint64_t tag)
 {
 	unsigned probe = SHARED_LIMITS_FAIL_PROBE;
 
-	if (sl->hdr->fail_entries == 0)
+	if (sl->fail_entries == 0)
 		return NULL;
-	if (probe > sl->hdr->fail_entries)
-		probe = sl->hdr->fail_entries;
+	if (probe > sl->fail_entries)
+		probe = sl->fail_entries;
 	for (unsigned i = 0; i < probe; i++) {
 		struct shared_limits_fail *e = shared_limits_fail_at(sl, tag, i);
 		uint64_t t = atomic_load(&e->tag);
@@ -435,8 +449,8 @@ shared_limits_fail_claim(struct shared_limits *sl, uint64_t tag,
 	unsigned probe = SHARED_LIMITS_FAIL_PROBE;
 	struct shared_limits_fail *victim = NULL;
 
-	if (probe > sl->hdr->fail_entries)
-		probe = sl->hdr->fail_entries;
+	if (probe > sl->fail_entries)
+		probe = sl->fail_entries;
 	for (int attempt = 0; attempt < SHARED_LIMITS_EVICT_TRIES; attempt++) {
 		uint64_t victim_tag = 0, victim_last = UINT64_MAX;
 
@@ -476,7 +490,7 @@ shared_limits_fail_add(struct shared_limits *sl, const char *key,
 	struct shared_limits_fail *e;
 	uint64_t st, next;
 
-	if (sl->hdr->fail_entries == 0)
+	if (sl->fail_entries == 0)
 		return;
 	e = shared_limits_fail_claim(sl, shared_limits_tag(sl, key), secs,
 				     window_secs);

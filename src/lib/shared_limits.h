@@ -39,6 +39,9 @@ struct shared_limits *shared_limits_current_if_any(void);
 void shared_limits_attach(struct shared_limits *sl, unsigned slot);
 void shared_limits_slot_clear(struct shared_limits *sl, unsigned slot);
 unsigned shared_limits_slots(const struct shared_limits *sl);
+/* The shared mapping (every attached process can write all of it) and
+   its size: for tests that play a compromised worker. */
+void *shared_limits_mapping(const struct shared_limits *sl, size_t *size_r);
 
 /* Connections. add/remove use the attached slot (slot 0 if none). The
    counts are server-wide and never lower than the true count. */

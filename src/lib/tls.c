@@ -2,6 +2,7 @@
    TLS 1.2 and 1.3 only, no compression, no renegotiation, forward-secret
    AEAD ciphers for 1.2. Several certificates: the first is the default,
    the others are chosen by SNI (RFC 6066 section 3). */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +36,10 @@ static const char *
 tls_error(const char *what, const char *file)
 {
 	unsigned long e = ERR_get_error();
+	const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
+
 	snprintf(tls_err, sizeof(tls_err), "%s %s: %s", what, file,
-		 e != 0 ? ERR_reason_error_string(e) : "unknown error");
+		 why != NULL ? why : e != 0 ? "system error" : "unknown error");
 	ERR_clear_error();
 	return tls_err;
 }
@@ -143,21 +146,101 @@ tls_ctx_ssl_ctx(struct tls_ctx *t)
 	return t->ctxs[0];
 }
 
+/* The client context: made once per process (the queue), by
+   tls_client_init or, failing that, on first use with the system store.
+   SSL_VERIFY_NONE does not skip the chain check: OpenSSL still verifies
+   and keeps the result for SSL_get_verify_result, it only does not abort
+   the handshake, which lets opportunistic TLS (RFC 7435) go on and log. */
+static SSL_CTX *tls_client;
+
+static SSL_CTX *
+tls_client_new(const char *ca_file, const char **error_r)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	int ok;
+
+	if (ctx == NULL) {
+		*error_r = tls_error("cannot create", "client context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+					 SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	if (ca_file != NULL && ca_file[0] != '\0')
+		ok = SSL_CTX_load_verify_locations(ctx, ca_file, NULL);
+	else
+		ok = SSL_CTX_set_default_verify_paths(ctx);
+	if (ok != 1) {
+		*error_r = tls_error("cannot load CA certificates",
+				     ca_file != NULL ? ca_file : "(system)");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+int
+tls_client_init(const char *ca_file, const char **error_r)
+{
+	SSL_CTX *ctx = tls_client_new(ca_file, error_r);
+
+	if (ctx == NULL)
+		return -1;
+	SSL_CTX_free(tls_client);
+	tls_client = ctx;
+	return 0;
+}
+
 void *
 tls_client_ssl_ctx(void)
 {
-	static SSL_CTX *client;
+	const char *error;
 
-	if (client == NULL) {
-		client = SSL_CTX_new(TLS_client_method());
-		if (client == NULL)
-			return NULL;
-		SSL_CTX_set_min_proto_version(client, TLS1_2_VERSION);
-		SSL_CTX_set_options(client, SSL_OP_NO_COMPRESSION |
-						    SSL_OP_NO_RENEGOTIATION);
-		SSL_CTX_set_verify(client, SSL_VERIFY_NONE, NULL);
+	if (tls_client == NULL)
+		tls_client = tls_client_new(NULL, &error);
+	return tls_client;
+}
+
+int
+tls_client_expect_host(void *ssl, const char *host)
+{
+	X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+	unsigned char addr[16];
+
+	if (host == NULL || host[0] == '\0')
+		return -1;
+	/* An address (a smarthost given as one) is matched against the
+	   certificate's IP subjectAltNames, a name against its DNS names
+	   (RFC 6125; no partial wildcards such as "m*.example.com"). */
+	if (inet_pton(AF_INET, host, addr) == 1 ||
+	    inet_pton(AF_INET6, host, addr) == 1)
+		return X509_VERIFY_PARAM_set1_ip_asc(vp, host) == 1 ? 0 : -1;
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	return SSL_set1_host(ssl, host) == 1 ? 0 : -1;
+}
+
+bool
+tls_client_verified(void *ssl, char *reason, size_t size)
+{
+	long r;
+
+	if (SSL_get0_peer_certificate(ssl) == NULL) {
+		snprintf(reason, size, "no-certificate");
+		return false;
 	}
-	return client;
+	r = SSL_get_verify_result(ssl);
+	if (r == X509_V_OK) {
+		snprintf(reason, size, "ok");
+		return true;
+	}
+	/* "self-signed certificate" -> "self-signed-certificate": one
+	   token for key=value log lines */
+	snprintf(reason, size, "%s", X509_verify_cert_error_string(r));
+	for (char *p = reason; *p != '\0'; p++)
+		if (*p == ' ' || *p == '"' || *p == '=')
+			*p = '-';
+	return false;
 }
 
 static int

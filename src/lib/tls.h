@@ -18,9 +18,24 @@ void tls_ctx_free(struct tls_ctx **tp);
    callers need not include OpenSSL headers). */
 void *tls_ctx_ssl_ctx(struct tls_ctx *t);
 
-/* Client side (outbound queue): a context that does not verify (the
-   opportunistic-TLS default of SMTP, RFC 3207). */
+/* Client side (outbound queue): TLS 1.2+, no compression or
+   renegotiation. Peer certificates are checked against ca_file (PEM; NULL
+   or "": the system's default store), but a failed check does not stop
+   the handshake: the caller asks tls_client_verified() afterwards and
+   decides (opportunistic STARTTLS, RFC 7435, goes on; a smarthost that
+   must verify is given up). tls_client_init replaces the process's
+   client context: 0, or -1 with *error_r (static text). */
+int tls_client_init(const char *ca_file, const char **error_r);
+/* The client context (SSL_CTX *); made with the system store when
+   tls_client_init was not called. NULL when OpenSSL fails. */
 void *tls_client_ssl_ctx(void);
+/* Before the handshake of ssl (SSL *): the name (or IP address) the
+   certificate must be for. 0 or -1. */
+int tls_client_expect_host(void *ssl, const char *host);
+/* After the handshake: true when the chain verified and the certificate
+   is for the expected host. reason gets "ok" or a one-word reason
+   ("self-signed-certificate", "hostname-mismatch", "no-certificate"). */
+bool tls_client_verified(void *ssl, char *reason, size_t size);
 
 /* Create a self-signed certificate (RSA 2048, SHA-256, 10 years) for
    hostname with subjectAltName DNS:hostname and DNS:localhost, written

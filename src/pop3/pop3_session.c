@@ -273,10 +273,15 @@ pop3_session_input(struct conn *c, void *ctx)
 		struct strview line;
 		size_t max = s->sasl != NULL ? POP3_SASL_LINE_MAX_BYTES :
 					       POP3_LINE_MAX_BYTES;
-		enum conn_line_res r = conn_read_line(c, max, &line, NULL);
+		enum conn_line_res r;
 
+		/* Commands per second: wait for a token (conn.h). */
+		if (!conn_rate_ready(c))
+			return;
+		r = conn_read_line(c, max, &line, NULL);
 		if (r == CONN_LINE_MORE)
 			return;
+		conn_rate_take(c);
 		if (r == CONN_LINE_TOO_LONG) {
 			if (s->sasl != NULL)
 				pop3_auth_reset(s);
@@ -359,6 +364,7 @@ pop3_session_start(struct tern_env *env, const struct cfg_listener *listener,
 	pop3_sessions = s;
 	conn_set_handler(c, &pop3_handler, s);
 	conn_set_timeout(c, env->cfg->pop3_timeout_ms);
+	conn_set_rate(c, env->cfg->command_rate, env->cfg->command_burst);
 	if (env->draining ||
 	    conn_server_count() > env->cfg->max_connections ||
 	    conn_peer_count(c) > env->cfg->max_connections_per_ip) {

@@ -103,6 +103,8 @@ struct queue_client {
 	bool has_auth;
 	bool no_reuse;	 /* a 421 or a broken session: QUIT at the end */
 	bool reused;	 /* this transaction runs on a reused connection */
+	bool tls_verified;    /* of this connection's TLS session */
+	char tls_reason[64];  /* "ok", or why it is not verified */
 	uint32_t transactions;
 };
 
@@ -201,6 +203,9 @@ queue_client_report(struct queue_client *c)
 		return;
 	c->reported = true;
 	c->res.tls = c->io != NULL && queue_io_is_tls(c->io);
+	c->res.tls_verified = c->res.tls && c->tls_verified;
+	snprintf(c->res.tls_reason, sizeof(c->res.tls_reason), "%s",
+		 c->res.tls ? c->tls_reason : "no-tls");
 	c->res.remote_dsn = c->caps.dsn;
 	c->res.reused = c->reused;
 	c->done(c->ctx, &c->res);
@@ -371,10 +376,19 @@ static void
 queue_client_after_hello(struct queue_client *c)
 {
 	if (c->state != QC_EHLO_TLS && !queue_io_is_tls(c->io) &&
-	    c->p->try_tls && c->caps.starttls) {
+	    (c->p->try_tls || c->p->tls_required) && c->caps.starttls) {
 		queue_client_cmd(c, "STARTTLS");
 		c->state = QC_STARTTLS;
 		queue_io_set_timeout(c->io, QUEUE_TIMEOUT_OTHER_MS);
+		return;
+	}
+	if (c->p->tls_required && !queue_io_is_tls(c->io)) {
+		/* Without TLS an attacker in the path could have removed
+		   STARTTLS from the EHLO reply (RFC 3207 6). */
+		queue_client_finish(c, QUEUE_CLIENT_HOST_FAIL, 0, "4.7.10",
+				    "%s does not offer STARTTLS and "
+				    "queue_smarthost_tls_verify is on",
+				    c->peer_name);
 		return;
 	}
 	queue_client_auth(c);
@@ -422,6 +436,13 @@ queue_client_on_ehlo(struct queue_client *c)
 static void
 queue_client_on_starttls(struct queue_client *c)
 {
+	if (c->reply.code != 220 && c->p->tls_required) {
+		queue_client_finish(c, QUEUE_CLIENT_HOST_FAIL, 0, "4.7.10",
+				    "%s refused STARTTLS (%u) and "
+				    "queue_smarthost_tls_verify is on",
+				    c->peer_name, c->reply.code);
+		return;
+	}
 	if (c->reply.code != 220) {
 		/* Opportunistic: carry on in plaintext (RFC 3207 4). */
 		log_info("queue", c->log_id, "starttls-refused host=%s "
@@ -442,8 +463,20 @@ queue_client_on_starttls(struct queue_client *c)
 static void
 queue_client_on_tls(struct queue_client *c)
 {
-	log_info("queue", c->log_id, "tls-ok host=%s version=%s",
-		 c->peer_name, queue_io_tls_version(c->io));
+	c->tls_verified = queue_io_tls_verified(c->io, c->tls_reason,
+						sizeof(c->tls_reason));
+	log_info("queue", c->log_id, "tls-ok host=%s version=%s tls=%s%s",
+		 c->peer_name, queue_io_tls_version(c->io),
+		 c->tls_verified ? "verified" : "unverified:",
+		 c->tls_verified ? "" : c->tls_reason);
+	if (!c->tls_verified && c->p->tls_required) {
+		/* RFC 3207 4.1: the client decides whether it trusts the
+		   peer enough; for a configured relay it does not. */
+		queue_client_finish(c, QUEUE_CLIENT_HOST_FAIL, 0, "4.7.5",
+				    "certificate of %s not verified (%s)",
+				    c->peer_name, c->tls_reason);
+		return;
+	}
 	/* RFC 3207 4.2: forget what the server said before TLS. */
 	memset(&c->caps, 0, sizeof(c->caps));
 	c->state = QC_EHLO_TLS;

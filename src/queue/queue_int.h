@@ -350,11 +350,17 @@ size_t queue_io_pending(const struct queue_io *io);
 /* Report QUEUE_IO_DRAINED once when output falls low. */
 void queue_io_want_drained(struct queue_io *io);
 /* Client TLS after a 220 to STARTTLS: input buffered so far is dropped
-   (RFC 3207 4.2); QUEUE_IO_TLS_OK or QUEUE_IO_ERROR follows. No
-   certificate verification (opportunistic TLS, RFC 3207 4.1 / RFC 7435).
-   sni may be NULL. 0 or -1. */
-int queue_io_starttls(struct queue_io *io, const char *sni);
+   (RFC 3207 4.2); QUEUE_IO_TLS_OK or QUEUE_IO_ERROR follows. host (may be
+   NULL) is sent as SNI unless it is an address, and is the name the
+   certificate is checked for; a failed check does not fail the
+   handshake: ask queue_io_tls_verified(). 0 or -1. */
+int queue_io_starttls(struct queue_io *io, const char *host);
 bool queue_io_is_tls(const struct queue_io *io);
+/* After QUEUE_IO_TLS_OK: true when the chain verified against the CA
+   store and the certificate is for the host given to starttls; reason
+   gets "ok" or a one-word reason. */
+bool queue_io_tls_verified(const struct queue_io *io, char *reason,
+			   size_t size);
 const char *queue_io_tls_version(const struct queue_io *io);
 /* Text of the last error ("connection refused", "timeout", ...). */
 const char *queue_io_error(const struct queue_io *io);
@@ -386,6 +392,8 @@ struct queue_client_result {
 	char status_code[QUEUE_STATUS_MAX];
 	char reply[QUEUE_DIAG_MAX_BYTES];
 	bool tls;	   /* the session used TLS */
+	bool tls_verified; /* ... with a verified certificate */
+	char tls_reason[64]; /* why not verified ("ok" when it is) */
 	bool remote_dsn;   /* the remote announced DSN */
 	bool reused;	   /* the session ran on a reused connection */
 };
@@ -395,6 +403,9 @@ struct queue_client_params {
 	const char *peer_name; /* MX host name: logs and TLS SNI */
 	const struct sockaddr_storage *addr;
 	bool try_tls;
+	/* TLS with a verified certificate or nothing (a smarthost with
+	   queue_smarthost_tls_verify): no plaintext, no unverified peer */
+	bool tls_required;
 	const char *auth_user, *auth_pass; /* smarthost AUTH PLAIN or NULL */
 	const struct store_queue_entry *entry;
 	const struct queue_dkim_key *dkim; /* sign with it, or NULL */

@@ -5,8 +5,10 @@
    XXX: lib/conn is server-side only (accepted sockets, SSL accept
    state); this is its small client twin. If lib/conn gains a connect
    and a client STARTTLS, the SMTP client can move onto it.
-   Opportunistic TLS does not verify the certificate (RFC 7435, RFC 3207
-   4.1); DANE/MTA-STS would be the place to add verification.
+   The peer's certificate is checked (chain against the CA store, name
+   against the host) but a failure does not end the handshake; the SMTP
+   client decides: opportunistic TLS to an MX goes on (RFC 7435), a
+   smarthost that must verify is given up. DANE/MTA-STS would go here.
    Events are reported only from loop callbacks; the user may free the
    io from inside its callback (a depth counter defers the free). */
 #include <arpa/inet.h>
@@ -360,9 +362,10 @@ queue_io_handshake(struct queue_io *io)
 }
 
 int
-queue_io_starttls(struct queue_io *io, const char *sni)
+queue_io_starttls(struct queue_io *io, const char *host)
 {
 	void *ctx = tls_client_ssl_ctx();
+	unsigned char addr[16];
 
 	if (ctx == NULL || io->ssl != NULL || io->state != QUEUE_IO_S_OPEN)
 		return -1;
@@ -370,8 +373,14 @@ queue_io_starttls(struct queue_io *io, const char *sni)
 	if (io->ssl == NULL || SSL_set_fd(io->ssl, io->fd) != 1)
 		return -1;
 	SSL_set_connect_state(io->ssl);
-	if (sni != NULL && sni[0] != '\0')
-		SSL_set_tlsext_host_name(io->ssl, sni);
+	/* RFC 6066 3: SNI carries names, never addresses. */
+	if (host != NULL && host[0] != '\0' &&
+	    inet_pton(AF_INET, host, addr) != 1 &&
+	    inet_pton(AF_INET6, host, addr) != 1)
+		SSL_set_tlsext_host_name(io->ssl, host);
+	if (host != NULL && host[0] != '\0' &&
+	    tls_client_expect_host(io->ssl, host) < 0)
+		return -1;
 	/* RFC 3207 4.2: nothing read before TLS may count afterwards. */
 	io->in_off = io->in.len;
 	io->discarding = false;
@@ -384,6 +393,16 @@ bool
 queue_io_is_tls(const struct queue_io *io)
 {
 	return io->ssl != NULL;
+}
+
+bool
+queue_io_tls_verified(const struct queue_io *io, char *reason, size_t size)
+{
+	if (io->ssl == NULL) {
+		snprintf(reason, size, "no-tls");
+		return false;
+	}
+	return tls_client_verified(io->ssl, reason, size);
 }
 
 const char *

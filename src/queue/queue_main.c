@@ -529,8 +529,12 @@ queue_main(struct tern_env *env)
 		log_error("queue", NULL, "dns-init-failed error=%s", error);
 		return -1;
 	}
-	log_info("queue", NULL, "started smarthost=%s resolver=%s port=%u",
+	log_info("queue", NULL, "started smarthost=%s smarthost_tls_verify=%s "
+		 "ca=%s resolver=%s port=%u",
 		 q.smart_host[0] != '\0' ? cfg->queue_smarthost : "-",
+		 cfg->queue_smarthost_tls_verify ? "yes" : "no",
+		 cfg->queue_tls_ca_file != NULL ? cfg->queue_tls_ca_file :
+						  "system",
 		 cfg->dns_resolver != NULL ? cfg->dns_resolver : "system",
 		 cfg->remote_smtp_port);
 	q.poll_timer = ev_timer_add(q.loop, 0, queue_main_poll, &q);

@@ -111,6 +111,19 @@ queue_route_session_done(void *ctx, const struct queue_client_result *res)
 		queue_route_next_addr(job);
 		return;
 	case QUEUE_CLIENT_TLS_FAIL:
+		if (job->params.tls_required) {
+			/* never plaintext to a smarthost that must verify */
+			job->last_code = 0;
+			snprintf(job->last_status, sizeof(job->last_status),
+				 "4.7.5");
+			snprintf(job->last_error, sizeof(job->last_error),
+				 "%s", res->reply);
+			log_info("queue", queue_route_id(job), "tls-failed "
+				 "host=%s reason=\"%s\"", job->host,
+				 res->reply);
+			queue_route_next_addr(job);
+			return;
+		}
 		/* Opportunistic TLS: the same address again in plaintext. */
 		log_info("queue", queue_route_id(job), "tls-failed host=%s "
 			 "reason=\"%s\"", job->host, res->reply);
@@ -148,13 +161,16 @@ queue_route_session_done(void *ctx, const struct queue_client_result *res)
 		snprintf(rs->mta, sizeof(rs->mta), "%s", job->host);
 		rs->remote_dsn = res->remote_dsn;
 		log_info("queue", queue_route_id(job), "%s to=<%s> host=%s "
-			 "tls=%s reused=%s reply=\"%s\"",
+			 "tls=%s%s reused=%s reply=\"%s\"",
 			 rs->outcome == QUEUE_RCPT_OK	 ? "delivered" :
 			 rs->outcome == QUEUE_RCPT_PERM ? "rejected" :
 							  "deferred",
 			 job->msg->e.rcpts[job->rcpts[i]].address, job->host,
-			 res->tls ? "yes" : "no", res->reused ? "yes" : "no",
-			 r->reply);
+			 !res->tls	    ? "no" :
+			 res->tls_verified ? "verified" :
+					     "unverified:",
+			 res->tls && !res->tls_verified ? res->tls_reason : "",
+			 res->reused ? "yes" : "no", r->reply);
 	}
 	queue_main_job_done(job);
 }
@@ -177,6 +193,8 @@ queue_route_next_addr(struct queue_job *job)
 	job->params.peer_name = job->host;
 	job->params.addr = &job->addrs[job->addr_idx++];
 	job->params.try_tls = !job->no_tls;
+	job->params.tls_required = q->smart_host[0] != '\0' &&
+				   q->cfg->queue_smarthost_tls_verify;
 	job->params.auth_user = q->smart_host[0] != '\0' ?
 					q->cfg->queue_smarthost_user :
 					NULL;

@@ -246,10 +246,14 @@ smtp_session_line_input(struct smtp_session *s)
 	bool auth = s->state == SMTP_S_AUTH;
 	enum conn_line_res r;
 
+	/* Commands per second: wait for a token, then read (conn.h). */
+	if (!conn_rate_ready(s->c))
+		return false;
 	r = conn_read_line(s->c, auth ? SMTP_AUTH_LINE_MAX : SMTP_LINE_MAX,
 			   &line, NULL);
 	if (r == CONN_LINE_MORE)
 		return false;
+	conn_rate_take(s->c);
 	if (r == CONN_LINE_TOO_LONG) {
 		if (auth) {
 			smtp_auth_clear(s);
@@ -385,6 +389,7 @@ smtp_session_start(struct tern_env *env, const struct cfg_listener *listener,
 	smtp_sessions = s;
 	conn_set_handler(c, &smtp_session_handler, s);
 	conn_set_timeout(c, env->cfg->smtp_timeout_ms);
+	conn_set_rate(c, env->cfg->command_rate, env->cfg->command_burst);
 	log_info("smtp", smtp_session_id(s), "connect ip=%s port=%u "
 		 "listener=%s", conn_peer_addr(c), conn_local_port(c),
 		 listener->name);

@@ -148,7 +148,8 @@ master_bind_all(struct master *m, struct cfg *cfg,
 }
 
 /* Create or migrate the store and sync the config's plans into it.
-   The working directory is the data directory (ternd_user_begin). */
+   Runs in a child that dropped root (master_prepare_store); the working
+   directory is the data directory. */
 static int
 master_sync_store(const struct cfg *cfg)
 {
@@ -176,16 +177,55 @@ master_sync_store(const struct cfg *cfg)
 	return 0;
 }
 
+/* Run the store sync in a child that changes into the data directory
+   and drops root for good, like a worker, and wait for it. The database
+   is written by the workers: a compromised worker could leave a crafted
+   file, and SQLite's parser must then not run with root's real ids in
+   the master (it did, under ternd_user_begin's effective ids, before).
+   0 when the child synced, -1 otherwise (it logged why). */
+static int
+master_sync_store_child(const struct cfg *cfg)
+{
+	pid_t pid = fork();
+	int status = 0;
+
+	if (pid < 0) {
+		log_error("master", NULL, "fork-failed error=\"%s\"",
+			  strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		log_set_process("store-sync");
+		if (ternd_child_enter(cfg) < 0 || master_sync_store(cfg) < 0)
+			_exit(1);
+		log_info("master", NULL, "store-synced uid=%u euid=%u",
+			 (unsigned)getuid(), (unsigned)geteuid());
+		/* _exit: the master's atexit work is not the child's */
+		_exit(0);
+	}
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			log_error("master", NULL, "store-sync-lost error=\"%s\"",
+				  strerror(errno));
+			return -1;
+		}
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		log_error("master", NULL, "store-sync-failed status=%d", status);
+		return -1;
+	}
+	return 0;
+}
+
 /* Open the store once: create and migrate it, sync the plans of the
    config, and make sure the data dir belongs to the run-as user. The
-   directory is handed over first and the store is opened as that user,
-   from inside it: root never opens paths inside a directory someone
-   else controls, and that user needs no access to its parents. */
+   directory is handed over first and the store is opened by a child
+   running as that user, from inside it: root never opens or parses
+   files inside a directory someone else controls, and that user needs
+   no access to its parents. */
 static int
 master_prepare_store(const struct cfg *cfg)
 {
-	struct ternd_user_saved saved;
-	int ret;
 
 	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) {
 		log_error("master", NULL, "data-dir-failed path=%s error=\"%s\"",
@@ -197,12 +237,7 @@ master_prepare_store(const struct cfg *cfg)
 			  cfg->data_dir, strerror(errno));
 		return -1;
 	}
-	if (ternd_user_begin(cfg, &saved) < 0)
-		return -1;
-	ret = master_sync_store(cfg);
-	if (ternd_user_leave(&saved) < 0)
-		return -1;
-	return ret;
+	return master_sync_store_child(cfg);
 }
 
 /* run/ belongs to the run-as user: the pid file is written as that
@@ -396,6 +431,12 @@ master_reload(struct master *m)
 		cfg_free(&cfg);
 		return;
 	}
+	if (tls_client_init(cfg->queue_tls_ca_file, &error) < 0) {
+		log_error("master", NULL, "reload-failed error=\"%s\"", error);
+		tls_ctx_free(&tls);
+		cfg_free(&cfg);
+		return;
+	}
 	if (master_prepare_store(cfg) < 0 ||
 	    master_bind_all(m, cfg, &ls, &count) < 0) {
 		log_error("master", NULL, "reload-failed error=\"see above\"");
@@ -453,6 +494,15 @@ master_run(const struct ternd_options *opt, struct cfg *cfg)
 
 	if (cfg->cert_count > 0 && (m.tls = tls_ctx_new(cfg, &error)) == NULL) {
 		log_error("master", NULL, "tls-failed error=\"%s\"", error);
+		return 1;
+	}
+	/* The queue's CA store (queue_tls_ca_file or the system's), read
+	   here like the keys: the file may be readable by root only, and a
+	   bad one fails the start instead of a queue restart loop. The
+	   queue process inherits the context through fork. */
+	if (tls_client_init(cfg->queue_tls_ca_file, &error) < 0) {
+		log_error("master", NULL, "tls-failed error=\"%s\"", error);
+		tls_ctx_free(&m.tls);
 		return 1;
 	}
 	if (master_prepare_store(cfg) < 0 ||

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/sandbox.h"
 #include "lib/xalloc.h"
 #include "ternd/ternd.h"
 
@@ -74,6 +75,24 @@ ternd_child_enter(const struct cfg *cfg)
 		return -1;
 	}
 	return 0;
+}
+
+void
+ternd_child_sandbox(const struct cfg *cfg)
+{
+	const char *error;
+
+	if (!cfg->seccomp) {
+		log_info("ternd", NULL, "seccomp-off (seccomp = no)");
+		return;
+	}
+	if (sandbox_enter(&error) < 0) {
+		log_error("ternd", NULL, "seccomp-failed error=\"%s\" "
+			  "(set seccomp = no to run without it)", error);
+		exit(1);
+	}
+	log_debug("ternd", NULL, "seccomp-on sanitizer_build=%s",
+		  sandbox_sanitizer_build() ? "yes" : "no");
 }
 
 /* Keep root's supplementary groups to restore them after the switch. */

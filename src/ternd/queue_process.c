@@ -55,6 +55,7 @@ queue_process_main(struct cfg *cfg, struct tls_ctx *tls,
 	if (env.loop == NULL || env.store == NULL)
 		fatal("queue cannot start: %s", env.store == NULL ? error : "loop");
 	ev_fd_add(env.loop, sfd, EV_READ, queue_process_signal, NULL);
+	ternd_child_sandbox(cfg);
 #ifdef TERND_HAVE_QUEUE
 	if (queue_main(&env) < 0)
 		log_error("queue", NULL, "queue-failed");

@@ -244,6 +244,70 @@ qs_choose_user(const char *data, char *user_r, size_t size)
 		"runs as root\n", QS_USER, QS_USER_FALLBACK);
 }
 
+/* qs_seed_store in a child that changed into the data directory and
+   dropped root for good (ternd_child_enter, as a worker does): root never
+   parses a database file that the run-as user can write. The result and
+   a new password come back through a pipe. */
+struct qs_seed_result {
+	int ok;
+	bool created;
+	char password[QS_PASSWORD_LEN + 1];
+};
+
+static int
+qs_seed_store_child(const struct cfg *cfg, const char *domain,
+		    char *password_r, size_t password_size, bool *created_r)
+{
+	struct qs_seed_result res = { 0 };
+	int p[2], status = 0;
+	ssize_t n = 0;
+	bool ok;
+	pid_t pid;
+
+	*created_r = false;
+	if (pipe(p) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		if (ternd_child_enter(cfg) == 0 &&
+		    qs_seed_store(".", domain, res.password,
+				  sizeof(res.password), &res.created) == 0)
+			res.ok = 1;
+		n = write(p[1], &res, sizeof(res));
+		ok = n == (ssize_t)sizeof(res) && res.ok;
+		sodium_memzero(&res, sizeof(res));
+		_exit(ok ? 0 : 1);
+	}
+	close(p[1]);
+	for (size_t got = 0; got < sizeof(res); got += (size_t)n) {
+		n = read(p[0], (char *)&res + got, sizeof(res) - got);
+		if (n < 0 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n <= 0) {
+			res.ok = 0;
+			break;
+		}
+	}
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	ok = res.ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if (ok && res.created) {
+		snprintf(password_r, password_size, "%s", res.password);
+		*created_r = true;
+	}
+	sodium_memzero(&res, sizeof(res));
+	return ok ? 0 : -1;
+}
+
 /* Make the config's data directory, hand it to the run-as user and seed
    it as that user from inside (its parents may be closed to it); the
    password file is written as the caller, next to the config. */
@@ -251,7 +315,6 @@ static int
 qs_prepare_store(const char *conf, const char *dir, const char *domain)
 {
 	char err[1024], password[QS_PASSWORD_LEN + 1], line[QS_PASSWORD_LEN + 2];
-	struct ternd_user_saved saved;
 	struct cfg *cfg = cfg_load(conf, err, sizeof(err));
 	char *pwfile = qs_path(dir, "demo-password");
 	bool created = false;
@@ -271,11 +334,8 @@ qs_prepare_store(const char *conf, const char *dir, const char *domain)
 			cfg->data_dir, cfg->user, strerror(errno));
 		goto out;
 	}
-	if (ternd_user_enter(cfg->user, cfg->data_dir, &saved) < 0)
-		goto out;
-	ret = qs_seed_store(".", domain, password, sizeof(password), &created);
-	if (ternd_user_leave(&saved) < 0)
-		ret = -1;
+	ret = qs_seed_store_child(cfg, domain, password, sizeof(password),
+				  &created);
 	if (ret == 0 && created) {
 		snprintf(line, sizeof(line), "%s\n", password);
 		if (qs_write_file(pwfile, line, 0600) < 0) {

@@ -91,6 +91,11 @@ int ternd_user_enter(const char *user, const char *dir,
 int ternd_user_leave(struct ternd_user_saved *saved);
 /* ternd_user_enter() of cfg's user and data directory. */
 int ternd_user_begin(const struct cfg *cfg, struct ternd_user_saved *saved_r);
+/* Last step of a child's start (sockets inherited, store open, root
+   dropped): the seccomp filter of lib/sandbox.h unless cfg->seccomp is
+   off. Exits the process when the filter cannot be installed: running
+   without the sandbox the operator asked for is not a fallback. */
+void ternd_child_sandbox(const struct cfg *cfg);
 /* Install signal handling for a child: returns a signalfd for SIGTERM,
    SIGINT, SIGHUP, SIGUSR1, or -1. */
 int ternd_child_signals(void);

@@ -187,6 +187,9 @@ worker_main(struct cfg *cfg, struct ternd_listener *listeners,
 		ev_fd_add(worker.env.loop, listeners[i].fd, EV_READ,
 			  worker_accept, &listeners[i]);
 	worker.accepting = true;
+	/* Everything opened that start-up needs: from here on no new
+	   process, no exec, no ptrace (docs/security.md). */
+	ternd_child_sandbox(cfg);
 	ev_run(worker.env.loop);
 	for (int p = 0; p <= CFG_PROTO_POP3; p++) {
 		const struct ternd_protocol *proto = ternd_protocol(p);

@@ -256,6 +256,12 @@ def test_quickstart_as_root_runs_unprivileged(qs_root):
         # and it could not walk to the data directory from /
         assert not can_open_as(user.pw_uid, user.pw_gid,
                                os.path.join(tern.datadir, "tern.db"))
+    # The store is created, migrated and synced by a child that dropped
+    # root for good, never by the root master itself.
+    synced = re.findall(r"store-sync\[\d+\] info master - store-synced "
+                        r"uid=(\d+) euid=(\d+)", tern.log())
+    assert synced, tern.log()[-2000:]
+    assert set(synced) == {(str(user.pw_uid), str(user.pw_uid))}, synced
 
 
 def test_quickstart_as_root_files_and_key(qs_root):

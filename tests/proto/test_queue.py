@@ -331,11 +331,32 @@ def test_unreachable_bounces_at_max_age(tmp_path_factory, dns, remote):
         t.stop()
 
 
+def test_smarthost_without_tls_refused_by_default(tmp_path_factory, dns,
+                                                 remote, sink):
+    """queue_smarthost_tls_verify defaults to yes: the sink offers no
+    STARTTLS, so nothing is sent to it and the mail stays queued."""
+    t = Tern(tmp_path_factory.mktemp("smartv"), domain="example.test",
+             extra_config=_sender_config(
+                 dns, remote,
+                 queue_smarthost="127.0.0.2:%d" % remote.port("smtp")))
+    t.start()
+    try:
+        submit(t, ["someone@elsewhere.test"], "plain smarthost refused")
+        assert wait_for(lambda: "does not offer STARTTLS" in t.log(),
+                        timeout=30), t.log()[-3000:]
+        assert not sink.find("Subject: plain smarthost refused", timeout=1)
+        assert not queue_empty(t)
+        assert "host-failed host=127.0.0.2" in t.log()
+    finally:
+        t.stop()
+
+
 def test_smarthost(tmp_path_factory, dns, remote, sink):
     t = Tern(tmp_path_factory.mktemp("smart"), domain="example.test",
              extra_config=_sender_config(
                  dns, remote,
-                 queue_smarthost="127.0.0.2:%d" % remote.port("smtp")))
+                 queue_smarthost="127.0.0.2:%d" % remote.port("smtp"),
+                 queue_smarthost_tls_verify="no"))
     t.start()
     try:
         # No DNS record for this domain: only the smarthost can take it.

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -52,7 +54,7 @@ struct sess {
 	struct conn *c;
 	char lines[20][64];
 	int nlines, too_long, bare_lf, closed, reason;
-	bool pause_after_first;
+	bool pause_after_first, rate;
 };
 
 static void
@@ -63,9 +65,14 @@ sess_input(struct conn *c, void *ctx)
 	bool bare;
 
 	for (;;) {
-		enum conn_line_res r = conn_read_line(c, 16, &line, &bare);
+		enum conn_line_res r;
+		if (s->rate && !conn_rate_ready(c))
+			return;
+		r = conn_read_line(c, 16, &line, &bare);
 		if (r == CONN_LINE_MORE)
 			return;
+		if (s->rate)
+			conn_rate_take(c);
 		if (r == CONN_LINE_TOO_LONG) {
 			s->too_long++;
 			conn_write_str(c, "TOO LONG\r\n");
@@ -292,7 +299,70 @@ test_conn_partial_line_timeout(void)
 	ev_loop_free(&loop);
 }
 
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Commands per second: 20 a second with a burst of 4. Sixteen lines sent
+   at once: the first four go at once, the other twelve need at least
+   12/20 s; all are answered in order, and the peer's EOF after them is
+   acted on only after the last one ran. A connection without a rate is
+   not held at all. */
+static void
+test_conn_rate(void)
+{
+	struct ev_loop *loop = ev_loop_new();
+	struct sess s, free_s;
+	int peer, peer_free, i;
+	char in[16 * 4 + 1], out[2048], want[2048];
+	uint64_t t0, t_all;
+	size_t wl = 0;
+
+	sess_open(loop, &s, &peer);
+	sess_open(loop, &free_s, &peer_free);
+	s.rate = true;
+	free_s.rate = true; /* asks, but no rate was set: always ready */
+	conn_set_rate(s.c, 20, 4);
+	for (i = 0; i < 16; i++) {
+		snprintf(in + i * 4, 5, "%02d\r\n", i);
+		wl += (size_t)snprintf(want + wl, sizeof(want) - wl,
+				       "ECHO %02d\r\n", i);
+	}
+	t0 = mono_ms();
+	test_assert(write(peer, in, 64) == 64);
+	test_assert(write(peer_free, in, 64) == 64);
+	shutdown(peer, SHUT_WR);
+	spin(loop, 3);
+	test_assert(free_s.nlines == 16);
+	test_assert(s.nlines >= 4 && s.nlines < 16);
+	test_assert(conn_rate_waiting(s.c));
+	for (i = 0; i < 300 && s.nlines < 16; i++)
+		ev_run_once(loop, 10);
+	t_all = mono_ms();
+	test_assert(s.nlines == 16);
+	test_assert(t_all - t0 >= 12 * 1000 / 20 - 20);
+	for (i = 0; i < 16; i++) {
+		char w[4];
+		snprintf(w, sizeof(w), "%02d", i);
+		test_assert_idx(strcmp(s.lines[i], w) == 0, i);
+	}
+	spin(loop, 5);
+	read_all(peer, out, sizeof(out));
+	test_assert_strcmp(out, want);
+	test_assert(s.closed == 1 && s.reason == CONN_CLOSE_EOF);
+	conn_abort(free_s.c, CONN_CLOSE_NORMAL);
+	spin(loop, 2);
+	close(peer);
+	close(peer_free);
+	ev_loop_free(&loop);
+}
+
 static const struct test_case tests[] = {
+	{ "conn_rate", test_conn_rate },
 	{ "ev_timers", test_ev_timers },
 	{ "conn_lines", test_conn_lines },
 	{ "conn_long_line_across_reads", test_conn_long_line_across_reads },

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -194,6 +195,54 @@ test_shared_limits_dead_worker(void)
 	shared_limits_free(&sl);
 }
 
+/* A compromised worker can write the whole mapping, header included.
+   The master (root) clears a dead worker's slot by its own copy of the
+   geometry, not by the header: with slots, buckets and fail_entries
+   overwritten with 0xff bytes, clearing and counting stay inside the
+   mapping and exact (before: a write of 8 G cells, SIGSEGV at best). */
+static void
+test_shared_limits_header_overwritten(void)
+{
+	struct shared_limits *sl = new_table(4, 64, 16);
+	int status;
+	pid_t pid;
+
+	shared_limits_attach(sl, 0);
+	shared_limits_conn_add(sl, "192.0.2.60");
+	pid = fork();
+	if (pid == 0) {
+		size_t size;
+		unsigned char *map = shared_limits_mapping(sl, &size);
+		shared_limits_attach(sl, 2);
+		shared_limits_conn_add(sl, "192.0.2.60");
+		shared_limits_conn_add(sl, "192.0.2.61");
+		/* the header: magic, key[2], slots, buckets, fail_entries,
+		   slots_used (40 bytes; the cells follow) */
+		memset(map, 0xff, 40 < size ? 40 : size);
+		_exit(0);
+	}
+	test_assert(waitpid(pid, &status, 0) == pid &&
+		    WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* the master's part, in a child so a crash fails the test only */
+	pid = fork();
+	if (pid == 0) {
+		bool ok = shared_limits_conn_total(sl) == 3 &&
+			  shared_limits_slots(sl) == 4;
+		shared_limits_slot_clear(sl, 2);
+		shared_limits_slot_clear(sl, 0xffffffffu);
+		ok = ok && shared_limits_conn_total(sl) == 1 &&
+		     shared_limits_conn_peer(sl, "192.0.2.60") == 1 &&
+		     shared_limits_conn_peer(sl, "192.0.2.61") == 0;
+		shared_limits_fail_add(sl, "i:192.0.2.60", 1000, 900);
+		ok = ok && shared_limits_fail_count(sl, "i:192.0.2.60", 1000,
+						    900) == 1;
+		_exit(ok ? 0 : 1);
+	}
+	test_assert(waitpid(pid, &status, 0) == pid);
+	test_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	shared_limits_free(&sl);
+}
+
 static void
 test_shared_limits_fail_concurrent(void)
 {
@@ -286,6 +335,8 @@ static const struct test_case tests[] = {
 	{ "shared_limits_concurrent_limit", test_shared_limits_concurrent_limit },
 	{ "shared_limits_collisions", test_shared_limits_collisions },
 	{ "shared_limits_dead_worker", test_shared_limits_dead_worker },
+	{ "shared_limits_header_overwritten",
+	  test_shared_limits_header_overwritten },
 	{ "shared_limits_fail_concurrent", test_shared_limits_fail_concurrent },
 	{ "shared_limits_fail_expiry_clear", test_shared_limits_fail_expiry_clear },
 	{ "shared_limits_fail_eviction", test_shared_limits_fail_eviction },
