@@ -125,6 +125,18 @@ int store_blob_row(struct store *s, const char *hash, int64_t *id_r,
 /* Adjust the refcount of blob id by delta (may reach 0: collected after
    commit). */
 int store_blob_ref(struct store *s, int64_t blob_id, int64_t delta);
+/* Group finishing (store_commit.c): start writeback of a writer's temp
+   file (a hint, no error). */
+void store_blob_writer_flush_start(struct store_blob_writer *w);
+/* Like store_blob_writer_finish() but without the directory fsync, with
+   errors recorded on s (the caller's store, e.g. the commit thread's):
+   fsync, hash, rename into place. *dir_r: the blob directory (0..255)
+   that still needs store_blob_dir_sync() before the blob is durable, or
+   -1 (nothing was renamed). The writer is freed in every case. */
+int store_blob_writer_seal(struct store *s, struct store_blob_writer **w,
+			   char *hash_r, uint64_t *size_r, int *dir_r);
+/* fsync DATADIR/blobs/<dir as two hex digits>. */
+int store_blob_dir_sync(struct store *s, int dir);
 /* After commit: unlink blob files whose refcount is 0 and delete their
    rows (own small transaction). */
 void store_blob_gc(struct store *s);
