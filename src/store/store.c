@@ -148,6 +148,16 @@ store_col_strdup(sqlite3_stmt *st, int i)
 
 /* ---- transactions ---- */
 
+/* A transaction-control statement run often (savepoints: several per
+   delivery inside a batch), prepared once instead of at every call. */
+static int
+store_exec_cached(struct store *s, const char *sql)
+{
+	sqlite3_stmt *st = store_stmt(s, sql);
+
+	return st == NULL ? STORE_ERR : store_stmt_exec(s, st);
+}
+
 static void
 store_post_commit(struct store *s)
 {
@@ -176,7 +186,7 @@ store_tx_begin(struct store *s, struct store_tx *tx)
 	if (s->batch && s->batch_failed)
 		return store_fail(s, STORE_ERR, "batch already rolled back");
 	if (tx->nested)
-		ret = store_exec(s, "SAVEPOINT t");
+		ret = store_exec_cached(s, "SAVEPOINT t");
 	else
 		ret = store_exec(s, "BEGIN IMMEDIATE");
 	if (ret == STORE_OK)
@@ -190,7 +200,7 @@ store_tx_commit(struct store *s, struct store_tx *tx)
 	int ret;
 
 	if (tx->nested) {
-		ret = store_exec(s, "RELEASE t");
+		ret = store_exec_cached(s, "RELEASE t");
 		if (ret != STORE_OK) {
 			store_tx_rollback(s, tx);
 			return ret;
@@ -224,8 +234,8 @@ store_tx_rollback(struct store *s, struct store_tx *tx)
 		store_post_discard(s);
 		s->tx_depth = 0;
 	} else if (tx->nested) {
-		(void)store_exec(s, "ROLLBACK TO t");
-		(void)store_exec(s, "RELEASE t");
+		(void)store_exec_cached(s, "ROLLBACK TO t");
+		(void)store_exec_cached(s, "RELEASE t");
 		s->event_count = tx->event_mark;
 		s->gc_needed = tx->gc_mark;
 	} else {
