@@ -173,6 +173,7 @@ store_post_discard(struct store *s)
 {
 	s->event_count = 0;
 	s->gc_needed = false;
+	store_fts_discard(s, 0);
 }
 
 int
@@ -181,6 +182,7 @@ store_tx_begin(struct store *s, struct store_tx *tx)
 	int ret;
 
 	tx->event_mark = s->event_count;
+	tx->fts_mark = s->fts_count;
 	tx->gc_mark = s->gc_needed;
 	tx->nested = s->batch || s->tx_depth > 0;
 	if (s->batch && s->batch_failed)
@@ -238,6 +240,7 @@ store_tx_rollback(struct store *s, struct store_tx *tx)
 		(void)store_exec_cached(s, "RELEASE t");
 		s->event_count = tx->event_mark;
 		s->gc_needed = tx->gc_mark;
+		store_fts_discard(s, tx->fts_mark);
 	} else {
 		(void)store_exec(s, "ROLLBACK");
 		store_post_discard(s);
@@ -290,6 +293,13 @@ store_batch_commit(struct store *s)
 	if (s->batch_failed) {
 		store_post_discard(s);
 		return store_fail(s, STORE_ERR, "batch was rolled back");
+	}
+	ret = store_fts_flush(s);
+	if (ret != STORE_OK) {
+		if (!sqlite3_get_autocommit(s->db))
+			(void)store_exec(s, "ROLLBACK");
+		store_post_discard(s);
+		return ret;
 	}
 	ret = store_exec(s, "COMMIT");
 	if (ret != STORE_OK) {

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "lib/buf.h"
 #include "store/store.h"
 
 /* Temp files and unreferenced blobs younger than this survive the
@@ -23,6 +24,14 @@
    publishes a "mailbox list changed" event per account instead. */
 #define STORE_PENDING_EVENTS_MAX 4096
 #define STORE_PATH_MAX 4096
+/* Full-text rows held for the COMMIT of a batch (store_fts.c); past
+   this much text they are written at once. */
+#define STORE_FTS_PENDING_MAX_BYTES (16 * 1024 * 1024)
+
+struct store_fts_pending {
+	int64_t blob_id;
+	struct buf hdr, body;
+};
 
 struct store_stmt_slot {
 	const char *sql;
@@ -44,6 +53,9 @@ struct store {
 	struct store_notify_event *events;
 	size_t event_count, event_cap;
 	bool gc_needed; /* some blob refcount reached 0 */
+	/* full-text rows to write before the batch's COMMIT */
+	struct store_fts_pending *fts_pending;
+	size_t fts_count, fts_cap, fts_bytes;
 
 	/* notification sockets */
 	int notify_fd;
@@ -64,6 +76,7 @@ struct store {
 /* Marks into the post-commit lists, to undo a savepoint's share. */
 struct store_tx {
 	size_t event_mark;
+	size_t fts_mark;
 	bool gc_mark;
 	bool nested;
 };
@@ -191,9 +204,14 @@ int store_mailbox_bump_modseq(struct store *s, int64_t mailbox_id,
 int store_msg_purge_mailbox(struct store *s, int64_t mailbox_id);
 
 /* ---- store_fts.c ---- */
-/* Inside a write transaction: index the text of blob blob_id. */
+/* Inside a write transaction: index the text of blob blob_id (inside a
+   batch the row itself is written by store_fts_flush). */
 int store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
 		  size_t len);
+/* Write the rows held for the batch (before its COMMIT). */
+int store_fts_flush(struct store *s);
+/* Drop held rows from index mark on (a rolled-back savepoint). */
+void store_fts_discard(struct store *s, size_t mark);
 
 /* ---- store_notify.c ---- */
 void store_notify_flush(struct store *s);
