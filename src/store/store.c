@@ -367,6 +367,33 @@ store_mkdir(struct store *s, const char *sub)
 	return STORE_OK;
 }
 
+/* SQLITE_BUSY (another process, or this worker's other connection, holds
+   the write lock): poll in short sleeps for up to STORE_BUSY_TIMEOUT_MS.
+   SQLite's own busy_timeout sleeps 1, 2, 5, 10 ... 100 ms, so a waiter
+   overslept a lock held for 2 ms by up to tens of ms; with two workers
+   (and two connections each) taking turns that was most of a commit's
+   latency, and on the event loop it was time no connection was served. */
+static int
+store_busy_wait(void *ctx, int count)
+{
+	struct store *s = ctx;
+	struct timespec now, ts;
+	int64_t elapsed_ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (count == 0)
+		s->busy_since = now;
+	elapsed_ms = (int64_t)(now.tv_sec - s->busy_since.tv_sec) * 1000 +
+		     (now.tv_nsec - s->busy_since.tv_nsec) / 1000000;
+	if (elapsed_ms >= STORE_BUSY_TIMEOUT_MS)
+		return 0;
+	ts.tv_sec = 0;
+	ts.tv_nsec = (count < 20 ? STORE_BUSY_POLL_FIRST_US :
+				   STORE_BUSY_POLL_US) * 1000L;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 static int
 store_db_open(struct store *s)
 {
@@ -394,7 +421,7 @@ store_db_open(struct store *s)
 	if (rc != SQLITE_OK)
 		return store_sql_err(s, rc);
 	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(s->db, store_busy_wait, s);
 	return store_exec(s, pragmas);
 }
 

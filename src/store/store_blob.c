@@ -225,19 +225,15 @@ store_blob_install(struct store_blob_writer *w, const char *hash, int *dir_r)
 	return STORE_OK;
 }
 
-void
-store_blob_writer_flush_start(struct store_blob_writer *w)
+int
+store_blob_writer_fd(const struct store_blob_writer *w)
 {
-	/* Only a hint (start writeback now, so that the fsyncs that follow
-	   find the data on its way and one journal commit covers them all);
-	   errors show up in the fsync. */
-	if (w->err == STORE_OK && w->fd >= 0)
-		(void)sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	return w->err == STORE_OK ? w->fd : -1;
 }
 
 int
 store_blob_writer_seal(struct store *s, struct store_blob_writer **wp,
-		       char *hash_r, uint64_t *size_r, int *dir_r)
+		       int synced, char *hash_r, uint64_t *size_r, int *dir_r)
 {
 	struct store_blob_writer *w = *wp;
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -249,7 +245,11 @@ store_blob_writer_seal(struct store *s, struct store_blob_writer **wp,
 	if (ret != STORE_OK)
 		/* keep the writer's first error as the store's error */
 		(void)store_fail(s, ret, "blob write failed earlier");
-	if (ret == STORE_OK && fsync(w->fd) < 0)
+	if (ret == STORE_OK && synced > 0) {
+		errno = synced;
+		ret = store_errno(s, "fsync", w->tmp_path);
+	}
+	if (ret == STORE_OK && synced < 0 && fsync(w->fd) < 0)
 		ret = store_errno(s, "fsync", w->tmp_path);
 	if (ret == STORE_OK && close(w->fd) < 0)
 		ret = store_errno(s, "close", w->tmp_path);
@@ -281,13 +281,27 @@ store_blob_dir_sync(struct store *s, int dir)
 }
 
 int
+store_blob_dir_open(struct store *s, int dir)
+{
+	char path[STORE_PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/blobs/%02x", s->datadir,
+		 (unsigned)dir & 0xffu);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		(void)store_errno(s, "open", path);
+	return fd;
+}
+
+int
 store_blob_writer_finish(struct store_blob_writer **wp, char *hash_r,
 			 uint64_t *size_r)
 {
 	struct store *s = (*wp)->s;
 	int dir, ret;
 
-	ret = store_blob_writer_seal(s, wp, hash_r, size_r, &dir);
+	ret = store_blob_writer_seal(s, wp, -1, hash_r, size_r, &dir);
 	if (ret == STORE_OK && dir >= 0)
 		ret = store_blob_dir_sync(s, dir);
 	return ret;

@@ -4,10 +4,10 @@
    thread was busy forms its next batch. For a batch the thread, with its
    own struct store (its own SQLite connection on the same data
    directory):
-     1. finishes every blob of every job: starts writeback of all temp
-        files, then fsyncs, hashes and renames each, then fsyncs each
-        distinct blob directory once (so one journal commit covers most
-        of them instead of two per blob);
+     1. finishes every blob of every job: fsyncs all temp files at once
+        (up to STORE_COMMIT_FSYNC_THREADS helpers, so the device sees them
+        together instead of one round trip each), hashes and renames each,
+        then fsyncs each distinct blob directory once, again all at once;
      2. runs each job's metadata in a SAVEPOINT of one store batch (a job
         that fails is undone alone), and COMMITs once (one fsync);
      3. when the batch as a whole fails (SQLite rolled it back, COMMIT
@@ -35,6 +35,9 @@
 
 /* Blob directories are DATADIR/blobs/00..ff. */
 #define STORE_COMMIT_DIRS 256
+/* Helper threads that fsync the files of a batch alongside the commit
+   thread (started per batch, only as many as there are files). */
+#define STORE_COMMIT_FSYNC_THREADS 7
 
 struct store_commit {
 	struct ev_loop *loop;
@@ -68,56 +71,155 @@ store_commit_job_fail(struct store *st, struct store_commit_job *job, int r)
 			 store_last_error(st));
 }
 
-/* Phase 1: the blobs of every job. A job with a failed blob is not run. */
+/* fsync of many files at once: the calls go to the device together
+   (one fsync after another costs a device round trip each; a few in
+   flight overlap them). */
+struct store_commit_fsyncs {
+	const int *fds;
+	int *errs; /* out: 0 or errno */
+	size_t n;
+	_Atomic size_t next;
+};
+
+static void *
+store_commit_fsync_worker(void *arg)
+{
+	struct store_commit_fsyncs *f = arg;
+	size_t i;
+
+	while ((i = f->next++) < f->n) {
+		f->errs[i] = 0;
+		if (f->fds[i] >= 0 && fsync(f->fds[i]) < 0)
+			f->errs[i] = errno != 0 ? errno : EIO;
+	}
+	return NULL;
+}
+
+static void
+store_commit_fsync_all(const int *fds, int *errs, size_t n)
+{
+	struct store_commit_fsyncs f = { fds, errs, n, 0 };
+	pthread_t th[STORE_COMMIT_FSYNC_THREADS];
+	size_t started = 0, want = n < STORE_COMMIT_FSYNC_THREADS + 1 ?
+					  n - (n > 0) :
+					  STORE_COMMIT_FSYNC_THREADS;
+
+	for (; started < want; started++) {
+		if (pthread_create(&th[started], NULL,
+				   store_commit_fsync_worker, &f) != 0)
+			break; /* fewer helpers: this thread does the rest */
+	}
+	store_commit_fsync_worker(&f);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+}
+
+/* Every blob of the batch in one array. */
+static size_t
+store_commit_blob_list(struct store_commit_job *jobs,
+		       struct store_commit_blob ***list_r,
+		       struct store_commit_job ***owner_r)
+{
+	struct store_commit_job *job;
+	size_t n = 0, i;
+
+	for (job = jobs; job != NULL; job = job->next)
+		n += job->blob_count;
+	*list_r = xreallocarray(NULL, n + 1, sizeof(**list_r));
+	*owner_r = xreallocarray(NULL, n + 1, sizeof(**owner_r));
+	n = 0;
+	for (job = jobs; job != NULL; job = job->next) {
+		for (i = 0; i < job->blob_count; i++) {
+			(*list_r)[n] = &job->blobs[i];
+			(*owner_r)[n++] = job;
+		}
+	}
+	return n;
+}
+
+/* The distinct blob directories renamed into, fsynced together. */
+static void
+store_commit_dirs(struct store *st, struct store_commit_blob **blobs,
+		  struct store_commit_job **owner, size_t n)
+{
+	bool dirty[STORE_COMMIT_DIRS] = { false };
+	int fds[STORE_COMMIT_DIRS] = { 0 }, errs[STORE_COMMIT_DIRS] = { 0 };
+	int dirs[STORE_COMMIT_DIRS] = { 0 };
+	size_t nd = 0, i, k;
+
+	for (i = 0; i < n; i++) {
+		if (blobs[i]->dir >= 0 && !dirty[blobs[i]->dir]) {
+			dirty[blobs[i]->dir] = true;
+			dirs[nd++] = blobs[i]->dir;
+		}
+	}
+	for (k = 0; k < nd; k++)
+		fds[k] = store_blob_dir_open(st, dirs[k]);
+	store_commit_fsync_all(fds, errs, nd);
+	for (k = 0; k < nd; k++) {
+		int r = STORE_OK;
+
+		if (fds[k] < 0) {
+			r = STORE_ERR;
+		} else {
+			close(fds[k]);
+			if (errs[k] != 0)
+				r = store_fail(st, errs[k] == ENOSPC ?
+						       STORE_NOSPACE : STORE_ERR,
+					       "fsync blob directory %02x: %s",
+					       (unsigned)dirs[k],
+					       strerror(errs[k]));
+		}
+		if (r == STORE_OK)
+			continue;
+		for (i = 0; i < n; i++) {
+			if (blobs[i]->dir == dirs[k] &&
+			    owner[i]->result == STORE_OK)
+				store_commit_job_fail(st, owner[i], r);
+		}
+	}
+}
+
+/* Phase 1: the blobs of every job: all files fsynced together, then each
+   renamed into place, then each distinct directory fsynced once, all
+   together. A job with a failed blob is not run. */
 static void
 store_commit_blobs(struct store *st, struct store_commit_job *jobs)
 {
-	bool dirty[STORE_COMMIT_DIRS] = { false };
-	struct store_commit_job *job;
-	size_t i;
-	int dir, r;
+	struct store_commit_blob **blobs;
+	struct store_commit_job **owner;
+	size_t n = store_commit_blob_list(jobs, &blobs, &owner), i;
+	int *fds = xreallocarray(NULL, n + 1, sizeof(*fds));
+	int *errs = xreallocarray(NULL, n + 1, sizeof(*errs));
+	int r;
 
-	for (job = jobs; job != NULL; job = job->next) {
-		for (i = 0; i < job->blob_count; i++) {
-			if (job->blobs[i].w != NULL)
-				store_blob_writer_flush_start(job->blobs[i].w);
-		}
+	for (i = 0; i < n; i++) {
+		blobs[i]->hash[0] = '\0';
+		blobs[i]->size = 0;
+		blobs[i]->dir = -1;
+		fds[i] = blobs[i]->w != NULL ?
+				 store_blob_writer_fd(blobs[i]->w) : -1;
 	}
-	for (job = jobs; job != NULL; job = job->next) {
-		for (i = 0; i < job->blob_count; i++) {
-			struct store_commit_blob *b = &job->blobs[i];
+	store_commit_fsync_all(fds, errs, n);
+	for (i = 0; i < n; i++) {
+		struct store_commit_blob *b = blobs[i];
 
+		if (b->w == NULL)
+			continue;
+		r = store_blob_writer_seal(st, &b->w, fds[i] < 0 ? -1 : errs[i],
+					   b->hash, &b->size, &b->dir);
+		if (r != STORE_OK) {
 			b->hash[0] = '\0';
-			b->size = 0;
 			b->dir = -1;
-			if (b->w == NULL)
-				continue;
-			r = store_blob_writer_seal(st, &b->w, b->hash,
-						   &b->size, &b->dir);
-			if (r != STORE_OK) {
-				b->hash[0] = '\0';
-				if (job->result == STORE_OK)
-					store_commit_job_fail(st, job, r);
-			} else if (b->dir >= 0) {
-				dirty[b->dir] = true;
-			}
+			if (owner[i]->result == STORE_OK)
+				store_commit_job_fail(st, owner[i], r);
 		}
 	}
-	/* After all renames: each directory once. */
-	for (dir = 0; dir < STORE_COMMIT_DIRS; dir++) {
-		if (!dirty[dir])
-			continue;
-		r = store_blob_dir_sync(st, dir);
-		if (r == STORE_OK)
-			continue;
-		for (job = jobs; job != NULL; job = job->next) {
-			for (i = 0; i < job->blob_count; i++) {
-				if (job->blobs[i].dir == dir &&
-				    job->result == STORE_OK)
-					store_commit_job_fail(st, job, r);
-			}
-		}
-	}
+	store_commit_dirs(st, blobs, owner, n);
+	free(errs);
+	free(fds);
+	free(owner);
+	free(blobs);
 }
 
 /* One job inside the open batch, in a savepoint. Returns -1 when the

@@ -19,6 +19,10 @@
    so a journal older than the grace period is never still written to. */
 #define STORE_JOURNAL_ROTATE_SECS 60
 #define STORE_BUSY_TIMEOUT_MS 5000
+/* Sleeps between retries of a locked database (store_busy_wait): short
+   for the first 20 tries, then a little longer. */
+#define STORE_BUSY_POLL_FIRST_US 200
+#define STORE_BUSY_POLL_US 1000
 #define STORE_STMT_SLOTS 512
 /* Pending notifications kept inside one batch; beyond this the batch
    publishes a "mailbox list changed" event per account instead. */
@@ -48,6 +52,7 @@ struct store {
 	bool batch;	    /* store_batch_begin() is active */
 	bool batch_failed;  /* SQLite rolled the batch back on its own */
 	unsigned tx_depth;  /* nested store_tx_begin() calls */
+	struct timespec busy_since; /* first SQLITE_BUSY of this wait */
 
 	/* post-commit work */
 	struct store_notify_event *events;
@@ -138,18 +143,24 @@ int store_blob_row(struct store *s, const char *hash, int64_t *id_r,
 /* Adjust the refcount of blob id by delta (may reach 0: collected after
    commit). */
 int store_blob_ref(struct store *s, int64_t blob_id, int64_t delta);
-/* Group finishing (store_commit.c): start writeback of a writer's temp
-   file (a hint, no error). */
-void store_blob_writer_flush_start(struct store_blob_writer *w);
+/* Group finishing (store_commit.c): the writer's temp file descriptor,
+   for an fsync by the caller; -1 when the writer failed already. */
+int store_blob_writer_fd(const struct store_blob_writer *w);
 /* Like store_blob_writer_finish() but without the directory fsync, with
    errors recorded on s (the caller's store, e.g. the commit thread's):
-   fsync, hash, rename into place. *dir_r: the blob directory (0..255)
-   that still needs store_blob_dir_sync() before the blob is durable, or
-   -1 (nothing was renamed). The writer is freed in every case. */
+   fsync (synced < 0; 0: the caller fsynced the fd already; > 0: that
+   fsync failed with this errno), hash, rename into place. *dir_r: the
+   blob directory (0..255) that still needs an fsync before the blob is
+   durable, or -1 (nothing was renamed). The writer is freed in every
+   case. */
 int store_blob_writer_seal(struct store *s, struct store_blob_writer **w,
-			   char *hash_r, uint64_t *size_r, int *dir_r);
+			   int synced, char *hash_r, uint64_t *size_r,
+			   int *dir_r);
 /* fsync DATADIR/blobs/<dir as two hex digits>. */
 int store_blob_dir_sync(struct store *s, int dir);
+/* Open that directory for an fsync by the caller: fd, or -1 (error
+   recorded). */
+int store_blob_dir_open(struct store *s, int dir);
 /* After commit: unlink blob files whose refcount is 0 and delete their
    rows (own small transaction). */
 void store_blob_gc(struct store *s);
