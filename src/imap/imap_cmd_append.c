@@ -12,6 +12,7 @@
    The session waits (input paused); the loop serves the others.
    A refused synchronising literal is never requested; a refused
    non-synchronising one is skipped by the parser. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -192,7 +193,7 @@ imap_append_msg_add(struct imap_append *a, struct store_blob_writer *w,
 	memset(&a->blobs[a->count], 0, sizeof(a->blobs[a->count]));
 	a->blobs[a->count].w = w;
 	m = &a->msgs[a->count++];
-	memcpy(m->hash, hash, sizeof(m->hash));
+	snprintf(m->hash, sizeof(m->hash), "%s", hash);
 	m->flags = a->flags;
 	m->keywords = a->keywords;
 	m->date = a->date;
