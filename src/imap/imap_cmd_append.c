@@ -3,11 +3,16 @@
    (RFC 4315), and UTF8 (~{n}) data (RFC 6855 4, after ENABLE
    UTF8=ACCEPT). The message literal is never held in memory: the parser
    hands it over (IMAP_PARSE_STREAM) and the bytes go straight from the
-   connection into a store blob writer. The metadata of all messages is
-   committed in one store batch at the end, so a MULTIAPPEND is all or
+   connection into a store blob writer. At the end of the command the
+   writers and the metadata of all its messages go to the worker's commit
+   thread as one job (store_commit.c): the thread fsyncs the blobs and
+   commits the job in one savepoint of its batch, shared with the other
+   sessions' APPENDs and SMTP deliveries, so a MULTIAPPEND is all or
    nothing, and OK [APPENDUID] is sent only after that commit (fsync).
+   The session waits (input paused); the loop serves the others.
    A refused synchronising literal is never requested; a refused
    non-synchronising one is skipped by the parser. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -22,6 +27,7 @@
 
 struct imap_append_msg {
 	char hash[STORE_HASH_HEX_LEN + 1];
+	uint32_t uid; /* out of the commit */
 	uint32_t flags;
 	const char *keywords; /* command arena */
 	int64_t date;
@@ -29,6 +35,12 @@ struct imap_append_msg {
 };
 
 struct imap_append {
+	struct store_commit_job job; /* first: the job is the append */
+	struct imap_session *s;
+	bool pending;	/* on the commit thread */
+	int64_t now;	/* when the command ended (Sent dedup window) */
+	/* blobs[i] is message i's writer until the thread finished it */
+	struct store_commit_blob *blobs;
 	int64_t mailbox_id;
 	uint32_t uidvalidity;
 	uint64_t limit;
@@ -51,6 +63,10 @@ struct imap_append {
 /* How recent a submission's Sent copy must be for APPEND to take it as
    the same message (clients append right after sending). */
 #define IMAP_APPEND_SENT_WINDOW_SECS 600
+/* A MULTIAPPEND keeps at most this many blob files open for the commit
+   thread; the messages after them are finished (fsynced) on the loop
+   when their literal ends. XXX a rare case paid with loop fsyncs. */
+#define IMAP_APPEND_OPEN_BLOBS_MAX 16
 
 void
 imap_append_free(struct imap_session *s)
@@ -61,6 +77,11 @@ imap_append_free(struct imap_session *s)
 		return;
 	if (a->w != NULL)
 		store_blob_writer_abort(&a->w);
+	for (size_t i = 0; i < a->count; i++) {
+		if (a->blobs[i].w != NULL)
+			store_blob_writer_abort(&a->blobs[i].w);
+	}
+	free(a->blobs);
 	free(a->msgs);
 	free(a);
 	s->append = NULL;
@@ -156,17 +177,23 @@ imap_append_message(struct imap_session *s, struct imap_cmd *cmd)
 	return IMAP_CMD_WAIT;
 }
 
+/* The message whose literal ended: its writer goes to the commit
+   thread, or is finished here (hash known now) past the open limit. */
 static void
-imap_append_msg_add(struct imap_append *a, const char *hash)
+imap_append_msg_add(struct imap_append *a, struct store_blob_writer *w,
+		    const char *hash)
 {
 	struct imap_append_msg *m;
 
 	if (a->count == a->cap) {
 		a->cap = a->cap == 0 ? 4 : a->cap * 2;
 		a->msgs = xreallocarray(a->msgs, a->cap, sizeof(*a->msgs));
+		a->blobs = xreallocarray(a->blobs, a->cap, sizeof(*a->blobs));
 	}
+	memset(&a->blobs[a->count], 0, sizeof(a->blobs[a->count]));
+	a->blobs[a->count].w = w;
 	m = &a->msgs[a->count++];
-	memcpy(m->hash, hash, sizeof(m->hash));
+	snprintf(m->hash, sizeof(m->hash), "%s", hash);
 	m->flags = a->flags;
 	m->keywords = a->keywords;
 	m->date = a->date;
@@ -199,11 +226,16 @@ imap_append_input(struct imap_session *s)
 			store_blob_writer_abort(&a->w);
 		return;
 	}
+	if (a->count < IMAP_APPEND_OPEN_BLOBS_MAX) {
+		imap_append_msg_add(a, a->w, "");
+		a->w = NULL;
+		return;
+	}
 	if (store_blob_writer_finish(&a->w, hash, &size) != STORE_OK) {
 		a->write_failed = true;
 		return;
 	}
-	imap_append_msg_add(a, hash);
+	imap_append_msg_add(a, NULL, hash);
 }
 
 /* Does submission save copies into this mailbox (issue 3: per-domain
@@ -223,62 +255,60 @@ imap_append_sent_saved(struct imap_session *s,
 	return value < 0 ? s->env->cfg->smtp_save_sent : value == 1;
 }
 
-/* 1 when submission saved this message a moment ago (*uid_r: its UID). */
+/* 1 when submission saved this message a moment ago (*uid_r: its UID).
+   On the commit thread, with its store. */
 static int
-imap_append_already_sent(struct imap_session *s, const char *hash,
-			 uint32_t *uid_r)
+imap_append_already_sent(struct store *st, struct imap_append *a,
+			 const char *hash, uint32_t *uid_r)
 {
-	struct imap_append *a = s->append;
-	int64_t since = (int64_t)ev_now(s->env->loop) -
-			IMAP_APPEND_SENT_WINDOW_SECS;
+	int64_t since = a->now - IMAP_APPEND_SENT_WINDOW_SECS;
 
 	if (!a->dedup_sent)
 		return 0;
-	return store_sent_find(s->env->store, a->mailbox_id, hash, since,
-			       uid_r) == 1;
+	return store_sent_find(st, a->mailbox_id, hash, since, uid_r) == 1;
 }
 
+/* The metadata of every message (store_commit_run_fn), on the commit
+   thread inside its batch: all or nothing (the job's savepoint). */
 static int
-imap_append_commit(struct imap_session *s, uint32_t *uids)
+imap_append_commit_run(struct store *st, struct store_commit_job *job)
 {
-	struct imap_append *a = s->append;
+	struct imap_append *a = (struct imap_append *)job;
 	size_t i;
 	int r;
 
-	r = store_batch_begin(s->env->store);
-	if (r != STORE_OK)
-		return r;
 	for (i = 0; i < a->count; i++) {
 		struct imap_append_msg *m = &a->msgs[i];
 
-		if (imap_append_already_sent(s, m->hash, &uids[i]))
+		if (a->blobs[i].hash[0] != '\0')
+			memcpy(m->hash, a->blobs[i].hash, sizeof(m->hash));
+		m->uid = 0;
+		if (imap_append_already_sent(st, a, m->hash, &m->uid))
 			continue;
-		r = store_msg_append(s->env->store, a->mailbox_id, m->hash,
-				     m->flags, m->keywords, m->date, &uids[i]);
-		if (r != STORE_OK) {
-			store_batch_rollback(s->env->store);
+		r = store_msg_append(st, a->mailbox_id, m->hash, m->flags,
+				     m->keywords, m->date, &m->uid);
+		if (r != STORE_OK)
 			return r;
-		}
 	}
-	return store_batch_commit(s->env->store);
+	return STORE_OK;
 }
 
+/* The command's reply once the commit thread is done (cmd->cont). */
 static enum imap_cmd_res
-imap_append_finish(struct imap_session *s, struct imap_cmd *cmd)
+imap_append_reply(struct imap_session *s, struct imap_cmd *cmd)
 {
 	struct imap_append *a = s->append;
+	int r = a->job.result;
 	uint32_t *uids;
 	struct buf b;
-	int r;
+	size_t i;
 
-	if (a->write_failed) {
+	if (r != STORE_OK && !a->job.blobs_ok) {
 		log_error("imap", s->id, "append-write-failed error=%s",
-			  store_last_error(s->env->store));
+			  a->job.error);
 		return imap_append_fail(s, cmd, "NO [UNAVAILABLE] Internal "
 						"error, try again later.");
 	}
-	uids = arena_alloc(cmd->arena, a->count * sizeof(*uids));
-	r = imap_append_commit(s, uids);
 	if (r != STORE_OK) {
 		if (r == STORE_OVERQUOTA || r == STORE_NOSPACE)
 			return imap_append_fail(s, cmd, "NO [OVERQUOTA] Quota "
@@ -288,20 +318,65 @@ imap_append_finish(struct imap_session *s, struct imap_cmd *cmd)
 							"Mailbox doesn't "
 							"exist.");
 		log_error("imap", s->id, "append-failed code=%d error=%s", r,
-			  store_last_error(s->env->store));
+			  a->job.error);
 		return imap_append_fail(s, cmd, "NO [UNAVAILABLE] Internal "
 						"error, try again later.");
 	}
 	imap_notify_publish(s, a->mailbox_id);
+	uids = arena_alloc(cmd->arena, a->count * sizeof(*uids));
+	for (i = 0; i < a->count; i++)
+		uids[i] = a->msgs[i].uid;
 	buf_init(&b, IMAP_COMMAND_MAX_BYTES);
 	(void)imap_seqset_write(&b, uids, a->count);
 	imap_cmd_reply(cmd, "OK [APPENDUID %u %s] Append completed.",
 		       a->uidvalidity, buf_cstr(&b));
 	buf_free(&b);
-	log_info("imap", s->id, "append mailbox_id=%lld count=%zu",
-		 (long long)a->mailbox_id, a->count);
+	log_info("imap", s->id, "append mailbox_id=%lld count=%zu batch=%zu",
+		 (long long)a->mailbox_id, a->count, a->job.batch_size);
 	imap_append_free(s);
 	return IMAP_CMD_DONE;
+}
+
+/* Back on the loop (store_commit_done_fn). */
+static void
+imap_append_commit_done(struct store_commit_job *job)
+{
+	struct imap_append *a = (struct imap_append *)job;
+	struct imap_session *s = a->s;
+
+	a->pending = false;
+	if (imap_session_dead(s))
+		return; /* it closed meanwhile: now freed */
+	imap_session_resume(s);
+}
+
+static enum imap_cmd_res
+imap_append_finish(struct imap_session *s, struct imap_cmd *cmd)
+{
+	struct imap_append *a = s->append;
+
+	if (a->write_failed) {
+		log_error("imap", s->id, "append-write-failed error=%s",
+			  store_last_error(s->env->store));
+		return imap_append_fail(s, cmd, "NO [UNAVAILABLE] Internal "
+						"error, try again later.");
+	}
+	a->s = s;
+	a->now = (int64_t)ev_now(s->env->loop);
+	a->job.run = imap_append_commit_run;
+	a->job.done = imap_append_commit_done;
+	a->job.blobs = a->blobs;
+	a->job.blob_count = a->count;
+	a->pending = true;
+	cmd->cont = imap_append_reply;
+	store_commit_submit(s->env->commit, &a->job);
+	return IMAP_CMD_WAIT;
+}
+
+bool
+imap_append_pending(const struct imap_session *s)
+{
+	return s->append != NULL && s->append->pending;
 }
 
 /* Called when the parser has more after a literal: another message

@@ -273,6 +273,7 @@ struct imap_session {
 	struct imap_session *prev, *next;
 	/* APPEND streaming */
 	struct imap_append *append;
+	bool dead; /* connection closed while the APPEND was pending */
 	/* NOTIFY (imap_cmd_notify.c) and COMPRESS (imap_cmd_compress.c) */
 	struct imap_notify *notify;
 	bool compressed;
@@ -437,6 +438,12 @@ void imap_idle_line(struct imap_session *s, struct strview line);
 /* APPEND literal bytes (imap_cmd_append.c): consume from input. */
 void imap_append_input(struct imap_session *s);
 void imap_append_free(struct imap_session *s);
+/* Is the session's APPEND on the commit thread (the session must not be
+   freed before its done)? */
+bool imap_append_pending(const struct imap_session *s);
+/* Called by the APPEND's done: when the connection closed while the job
+   was on the thread, free the session now and return true. */
+bool imap_session_dead(struct imap_session *s);
 /* STATUS items for one mailbox into out: "(MESSAGES 1 ...)".
    items: parsed list. 0, or store error. */
 int imap_status_write(struct imap_session *s, struct buf *out,

@@ -804,8 +804,9 @@ imap_on_timeout(struct conn *c, void *ctx)
 	imap_session_bye(s, "Disconnected for inactivity.");
 }
 
+/* Out of every list that could reach the session (idempotent). */
 static void
-imap_session_free(struct imap_session *s)
+imap_session_detach(struct imap_session *s)
 {
 	if (s->prev != NULL)
 		s->prev->next = s->next;
@@ -813,8 +814,15 @@ imap_session_free(struct imap_session *s)
 		imap_sessions = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
 	imap_notify_idle_remove(s);
 	imap_watch_remove(s);
+}
+
+static void
+imap_session_free(struct imap_session *s)
+{
+	imap_session_detach(s);
 	if (s->cmd != NULL && s->cmd->cleanup != NULL)
 		s->cmd->cleanup(s->cmd);
 	imap_append_free(s);
@@ -836,7 +844,25 @@ imap_on_close(struct conn *c, void *ctx, enum conn_close_reason reason)
 	(void)c;
 	log_info("imap", s->id, "disconnect user=%s reason=%d",
 		 s->user != NULL ? s->user : "-", (int)reason);
+	if (imap_append_pending(s)) {
+		/* The commit thread reads the APPEND: free the session at
+		   its done (imap_session_dead). */
+		imap_session_detach(s);
+		s->c = NULL;
+		s->closing = true;
+		s->dead = true;
+		return;
+	}
 	imap_session_free(s);
+}
+
+bool
+imap_session_dead(struct imap_session *s)
+{
+	if (!s->dead)
+		return false;
+	imap_session_free(s);
+	return true;
 }
 
 static const struct conn_handler imap_handler = {

@@ -10,6 +10,7 @@ struct ev_loop;
 struct cfg;
 struct cfg_listener;
 struct store;
+struct store_commit;
 struct auth_cache;
 struct auth_throttle;
 struct tls_ctx;
@@ -19,6 +20,8 @@ struct tern_env {
 	struct ev_loop *loop;
 	const struct cfg *cfg;
 	struct store *store;
+	/* the worker's commit thread: durable writes of SMTP and APPEND */
+	struct store_commit *commit;
 	struct auth_cache *auth_cache;
 	struct auth_throttle *throttle;
 	struct tls_ctx *tls; /* NULL when no certificate is configured */

@@ -28,12 +28,6 @@
 #include "mime/mime.h"
 #include "smtp/smtp_int.h"
 
-/* Sessions whose message waits for the next group commit. */
-static struct smtp_session *smtp_commit_head, **smtp_commit_tail =
-						       &smtp_commit_head;
-static bool smtp_commit_scheduled;
-static struct ev_loop *smtp_commit_loop;
-
 static void
 smtp_deliver_new_id(char *id)
 {
@@ -127,14 +121,15 @@ smtp_deliver_mail(struct smtp_session *s, const struct smtp_path *path,
 /* "451 4.7.1 ..." for an account past its plan's send_per_hour, with
    the time at which the oldest counted recipient leaves the window. */
 static void
-smtp_deliver_rate_reply(struct smtp_session *s, char *out, size_t size)
+smtp_deliver_rate_reply(struct smtp_session *s, struct store *st, time_t now,
+			char *out, size_t size)
 {
-	time_t now = ev_now(s->env->loop), t;
+	time_t t;
 	int64_t oldest = 0;
 	char when[64];
 	struct tm tm;
 
-	if (store_send_oldest(s->env->store, s->account_id, now - 3600,
+	if (store_send_oldest(st, s->account_id, now - 3600,
 			      &oldest) < 0 || oldest == 0)
 		oldest = now;
 	t = (time_t)oldest + 3600;
@@ -148,14 +143,14 @@ smtp_deliver_rate_reply(struct smtp_session *s, char *out, size_t size)
 /* Would extra more recipients exceed the sending limit (plan
    send_per_hour, sliding hour)? 1 yes, 0 no, -1 error. */
 static int
-smtp_deliver_over_rate(struct smtp_session *s, uint64_t extra)
+smtp_deliver_over_rate(struct smtp_session *s, struct store *st, time_t now,
+		       uint64_t extra)
 {
 	uint64_t count = 0;
 
 	if (!s->authed || s->plan.send_per_hour == 0)
 		return 0;
-	if (store_send_count(s->env->store, s->account_id,
-			     ev_now(s->env->loop) - 3600, &count) < 0)
+	if (store_send_count(st, s->account_id, now - 3600, &count) < 0)
 		return -1;
 	if (count + extra <= s->plan.send_per_hour)
 		return 0;
@@ -169,7 +164,8 @@ static int
 smtp_deliver_check_rate(struct smtp_session *s)
 {
 	char reply[256];
-	int r = smtp_deliver_over_rate(s, (uint64_t)s->tx.rcpt_count + 1);
+	int r = smtp_deliver_over_rate(s, s->env->store, ev_now(s->env->loop),
+				       (uint64_t)s->tx.rcpt_count + 1);
 
 	if (r < 0) {
 		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
@@ -177,7 +173,8 @@ smtp_deliver_check_rate(struct smtp_session *s)
 	}
 	if (r == 0)
 		return 1;
-	smtp_deliver_rate_reply(s, reply, sizeof(reply));
+	smtp_deliver_rate_reply(s, s->env->store, ev_now(s->env->loop), reply,
+				sizeof(reply));
 	smtp_reply(s, "%s", reply);
 	return 0;
 }
@@ -714,59 +711,22 @@ smtp_deliver_abort(struct smtp_session *s)
 	s->tx.started = false;
 }
 
-/* ---- group commit ---- */
+/* ---- group commit (on the worker's commit thread) ---- */
 
+/* Blob order in struct smtp_commit. */
+enum { SMTP_BLOB_LOCAL, SMTP_BLOB_REMOTE, SMTP_BLOB_SENT, SMTP_BLOB_COUNT };
+
+/* One finished message on its way through the commit thread. run()
+   reads the session's transaction, which is frozen meanwhile (input
+   paused, a close only marks the session dead). */
 struct smtp_commit {
+	struct store_commit_job job; /* first: the job is the commit */
+	struct store_commit_blob blobs[SMTP_BLOB_COUNT];
 	struct smtp_session *s;
-	char local[STORE_HASH_HEX_LEN + 1];
-	char remote[STORE_HASH_HEX_LEN + 1];
-	char sent[STORE_HASH_HEX_LEN + 1];
-	uint64_t remote_size;
+	struct store *st; /* the thread's store, during run */
+	time_t now;	  /* when the content ended */
 	char reply[256];
-	bool failed;
 };
-
-static int
-smtp_deliver_finish_one(struct store_blob_writer **w, char *hash,
-			uint64_t *size_r)
-{
-	uint64_t size = 0;
-
-	hash[0] = '\0';
-	if (*w == NULL)
-		return 0;
-	if (store_blob_writer_finish(w, hash, &size) < 0) {
-		*w = NULL;
-		return -1;
-	}
-	*w = NULL;
-	if (size_r != NULL)
-		*size_r = size;
-	return 0;
-}
-
-/* Make the blobs durable (fsync) before any metadata points at them. */
-static void
-smtp_deliver_finish(struct smtp_commit *cm)
-{
-	struct smtp_session *s = cm->s;
-	int r = 0;
-
-	r |= smtp_deliver_finish_one(&s->tx.w_local, cm->local, NULL);
-	r |= smtp_deliver_finish_one(&s->tx.w_remote, cm->remote,
-				     &cm->remote_size);
-	r |= smtp_deliver_finish_one(&s->tx.w_sent, cm->sent, NULL);
-	if (r != 0) {
-		log_error("smtp", smtp_session_id(s), "blob-finish-failed: %s",
-			  store_last_error(s->env->store));
-		cm->failed = true;
-		snprintf(cm->reply, sizeof(cm->reply), "%s",
-			 store_last_code(s->env->store) == STORE_NOSPACE ?
-				 "452 4.3.1 Insufficient system storage" :
-				 "451 4.3.0 Temporary failure storing the "
-				 "message, try again later");
-	}
-}
 
 /* The outcome of one local delivery, for a notification. */
 static void
@@ -807,7 +767,7 @@ smtp_deliver_local(struct smtp_commit *cm, struct smtp_dsn_rcpt *out,
 	d = xcalloc(s->tx.local_count, sizeof(*d));
 	for (i = 0; i < s->tx.local_count; i++)
 		d[i].account_id = s->tx.local[i].id;
-	r = store_deliver(s->env->store, cm->local, ev_now(s->env->loop), d,
+	r = store_deliver(cm->st, cm->blobs[SMTP_BLOB_LOCAL].hash, cm->now, d,
 			  s->tx.local_count);
 	for (i = 0; r == STORE_OK && i < s->tx.local_count; i++) {
 		smtp_deliver_outcome(&out[i], &s->tx.local[i], d[i].result);
@@ -837,7 +797,8 @@ smtp_deliver_notify(struct smtp_commit *cm, struct smtp_dsn_rcpt *out)
 	}
 	if (n == 0)
 		return STORE_OK;
-	return smtp_dsn_send(s, cm->local, out, n);
+	return smtp_dsn_send(s, cm->st, cm->now,
+			     cm->blobs[SMTP_BLOB_LOCAL].hash, out, n);
 }
 
 static int
@@ -859,9 +820,9 @@ smtp_deliver_queue(struct smtp_commit *cm)
 	e.body = s->tx.mp.body == SMTP_BODY_7BIT ? "7BIT" :
 		 s->tx.mp.body == SMTP_BODY_8BITMIME ? "8BITMIME" : NULL;
 	e.smtputf8 = s->tx.mp.smtputf8;
-	memcpy(e.blob, cm->remote, sizeof(e.blob));
-	e.size = cm->remote_size;
-	e.created = e.next_attempt = ev_now(s->env->loop);
+	memcpy(e.blob, cm->blobs[SMTP_BLOB_REMOTE].hash, sizeof(e.blob));
+	e.size = cm->blobs[SMTP_BLOB_REMOTE].size;
+	e.created = e.next_attempt = cm->now;
 	e.rcpts = xcalloc(s->tx.remote_count, sizeof(*e.rcpts));
 	e.rcpt_count = s->tx.remote_count;
 	for (i = 0; i < s->tx.remote_count; i++) {
@@ -869,7 +830,7 @@ smtp_deliver_queue(struct smtp_commit *cm)
 		e.rcpts[i].orcpt = s->tx.remote[i].orcpt;
 		e.rcpts[i].notify = s->tx.remote[i].notify;
 	}
-	r = store_queue_add(s->env->store, &e, &id);
+	r = store_queue_add(cm->st, &e, &id);
 	free(e.rcpts);
 	if (r == STORE_OK)
 		log_info("smtp", smtp_session_id(s), "queued id=%s queue=%lld "
@@ -885,12 +846,13 @@ static void
 smtp_deliver_save_sent(struct smtp_commit *cm)
 {
 	struct smtp_session *s = cm->s;
-	struct store *st = s->env->store;
+	struct store *st = cm->st;
+	const char *sent_blob = cm->blobs[SMTP_BLOB_SENT].hash;
 	struct store_mailbox *boxes = NULL, *sent = NULL;
 	size_t n = 0, i;
 	uint32_t uid;
 
-	if (cm->sent[0] == '\0' ||
+	if (sent_blob[0] == '\0' ||
 	    store_mailbox_list(st, s->account_id, &boxes, &n) < 0)
 		return;
 	for (i = 0; i < n && sent == NULL; i++) {
@@ -899,31 +861,36 @@ smtp_deliver_save_sent(struct smtp_commit *cm)
 			sent = &boxes[i];
 	}
 	if (sent != NULL &&
-	    store_sent_find(st, sent->id, cm->sent, 0, &uid) == 0 &&
-	    store_msg_append(st, sent->id, cm->sent, STORE_FLAG_SEEN, NULL,
-			     ev_now(s->env->loop), &uid) < 0)
+	    store_sent_find(st, sent->id, sent_blob, 0, &uid) == 0 &&
+	    store_msg_append(st, sent->id, sent_blob, STORE_FLAG_SEEN, NULL,
+			     cm->now, &uid) < 0)
 		log_warn("smtp", smtp_session_id(s), "save-sent-failed: %s",
 			 store_last_error(st));
 	store_mailboxes_free(boxes, n);
 }
 
-/* The metadata of one message, inside the caller's batch. Returns a
-   store error that aborts the batch, or STORE_OK with cm->reply set. */
+/* The metadata of one message (store_commit_run_fn), inside the commit
+   thread's batch. Returns a store error that undoes this message, or
+   STORE_OK with cm->reply set. */
 static int
-smtp_deliver_commit_one(struct smtp_commit *cm)
+smtp_deliver_commit_run(struct store *st, struct store_commit_job *job)
 {
+	struct smtp_commit *cm = (struct smtp_commit *)job;
 	struct smtp_session *s = cm->s;
 	struct smtp_dsn_rcpt *out;
 	size_t ok = 0;
 	int r;
 
+	cm->st = st;
+	cm->reply[0] = '\0';
 	/* Again inside the batch: sessions of one account running in
 	   parallel all passed the RCPT check against the same count. */
-	r = smtp_deliver_over_rate(s, s->tx.rcpt_count);
+	r = smtp_deliver_over_rate(s, st, cm->now, s->tx.rcpt_count);
 	if (r < 0)
 		return STORE_ERR;
 	if (r > 0) {
-		smtp_deliver_rate_reply(s, cm->reply, sizeof(cm->reply));
+		smtp_deliver_rate_reply(s, st, cm->now, cm->reply,
+					sizeof(cm->reply));
 		return STORE_OK;
 	}
 	out = xcalloc(s->tx.local_count + 1, sizeof(*out));
@@ -942,8 +909,8 @@ smtp_deliver_commit_one(struct smtp_commit *cm)
 		r = smtp_deliver_notify(cm, out);
 	free(out);
 	if (r == STORE_OK && s->authed && s->tx.rcpt_count > 0)
-		r = store_send_record(s->env->store, s->account_id,
-				      ev_now(s->env->loop), s->tx.rcpt_count);
+		r = store_send_record(st, s->account_id, cm->now,
+				      s->tx.rcpt_count);
 	if (r != STORE_OK)
 		return r;
 	smtp_deliver_save_sent(cm);
@@ -952,141 +919,56 @@ smtp_deliver_commit_one(struct smtp_commit *cm)
 	return STORE_OK;
 }
 
+/* Back on the loop (store_commit_done_fn): the reply, then the session
+   goes on (or is freed, when it closed meanwhile). */
 static void
-smtp_deliver_fail(struct smtp_commit *cm, int r)
+smtp_deliver_commit_done(struct store_commit_job *job)
 {
-	log_error("smtp", smtp_session_id(cm->s), "commit-failed id=%s "
-		  "err=%d: %s", cm->s->tx.id, r,
-		  store_last_error(cm->s->env->store));
-	cm->failed = true;
-	snprintf(cm->reply, sizeof(cm->reply), "%s",
-		 r == STORE_NOSPACE ?
-			 "452 4.3.1 Insufficient system storage" :
-			 "451 4.3.0 Temporary failure, try again later");
-}
+	struct smtp_commit *cm = (struct smtp_commit *)job;
+	struct smtp_session *s = cm->s;
 
-/* One batch for all; 0, or -1 when it failed and nothing is durable. */
-static int
-smtp_deliver_batch(struct smtp_commit *cms, size_t n)
-{
-	struct store *st = cms[0].s->env->store;
-	size_t i;
-
-	if (store_batch_begin(st) != STORE_OK)
-		return -1;
-	for (i = 0; i < n; i++) {
-		if (!cms[i].failed &&
-		    smtp_deliver_commit_one(&cms[i]) != STORE_OK) {
-			store_batch_rollback(st);
-			return -1;
-		}
+	if (job->result != STORE_OK) {
+		if (!job->blobs_ok)
+			log_error("smtp", smtp_session_id(s),
+				  "blob-finish-failed id=%s: %s", s->tx.id,
+				  job->error);
+		else
+			log_error("smtp", smtp_session_id(s),
+				  "commit-failed id=%s err=%d: %s", s->tx.id,
+				  job->result, job->error);
+		snprintf(cm->reply, sizeof(cm->reply), "%s",
+			 job->result == STORE_NOSPACE ?
+				 "452 4.3.1 Insufficient system storage" :
+				 "451 4.3.0 Temporary failure, try again "
+				 "later");
 	}
-	if (store_batch_commit(st) != STORE_OK) {
-		store_batch_rollback(st);
-		return -1;
-	}
-	return 0;
-}
-
-/* After a failed batch: each message alone, so one bad message does not
-   fail the others. */
-static void
-smtp_deliver_singly(struct smtp_commit *cms, size_t n)
-{
-	struct store *st = cms[0].s->env->store;
-	size_t i;
-	int r;
-
-	for (i = 0; i < n; i++) {
-		if (cms[i].failed)
-			continue;
-		r = store_batch_begin(st);
-		if (r == STORE_OK)
-			r = smtp_deliver_commit_one(&cms[i]);
-		if (r == STORE_OK)
-			r = store_batch_commit(st);
-		if (r != STORE_OK) {
-			store_batch_rollback(st);
-			smtp_deliver_fail(&cms[i], r);
-		}
-	}
-}
-
-static void
-smtp_deliver_run(struct ev_loop *loop, void *ctx)
-{
-	struct smtp_session *s, *list = smtp_commit_head;
-	struct smtp_commit *cms;
-	size_t n = 0, i;
-
-	smtp_commit_scheduled = false;
-	smtp_commit_head = NULL;
-	smtp_commit_tail = &smtp_commit_head;
-	for (s = list; s != NULL; s = s->commit_next)
-		n++;
-	if (n == 0)
-		return;
-	cms = xcalloc(n, sizeof(*cms));
-	for (i = 0, s = list; s != NULL; s = s->commit_next, i++) {
-		cms[i].s = s;
-		smtp_deliver_finish(&cms[i]);
-	}
-	if (smtp_deliver_batch(cms, n) < 0)
-		smtp_deliver_singly(cms, n);
-	for (i = 0; i < n; i++) {
-		s = cms[i].s;
-		s->pending = false;
-		s->commit_next = NULL;
-		log_info("smtp", smtp_session_id(s), "message id=%s size=%llu "
-			 "rcpts=%u batch=%zu reply=%.3s", s->tx.id,
-			 (unsigned long long)s->tx.data.size,
-			 s->tx.rcpt_count, n, cms[i].reply);
-		smtp_session_commit_done(s, cms[i].reply);
-	}
-	free(cms);
+	s->pending = false;
+	log_info("smtp", smtp_session_id(s), "message id=%s size=%llu "
+		 "rcpts=%u batch=%zu reply=%.3s", s->tx.id,
+		 (unsigned long long)s->tx.data.size, s->tx.rcpt_count,
+		 job->batch_size, cm->reply);
+	smtp_session_commit_done(s, cm->reply);
+	free(cm);
 }
 
 void
 smtp_deliver_submit(struct smtp_session *s)
 {
+	struct smtp_commit *cm = xcalloc(1, sizeof(*cm));
+
 	s->state = SMTP_S_WAIT;
 	conn_pause_input(s->c);
 	s->pending = true;
-	s->commit_next = NULL;
-	*smtp_commit_tail = s;
-	smtp_commit_tail = &s->commit_next;
-	smtp_commit_loop = s->env->loop;
-	if (!smtp_commit_scheduled) {
-		smtp_commit_scheduled = true;
-		ev_defer(s->env->loop, smtp_deliver_run, NULL);
-	}
-}
-
-void
-smtp_deliver_cancel(struct smtp_session *s)
-{
-	struct smtp_session **pp;
-
-	if (!s->pending)
-		return;
-	for (pp = &smtp_commit_head; *pp != NULL; pp = &(*pp)->commit_next) {
-		if (*pp == s) {
-			*pp = s->commit_next;
-			break;
-		}
-	}
-	smtp_commit_tail = &smtp_commit_head;
-	while (*smtp_commit_tail != NULL)
-		smtp_commit_tail = &(*smtp_commit_tail)->commit_next;
-	s->pending = false;
-}
-
-void
-smtp_deliver_deinit(void)
-{
-	if (smtp_commit_scheduled && smtp_commit_loop != NULL)
-		ev_defer_cancel(smtp_commit_loop, smtp_deliver_run, NULL);
-	smtp_commit_scheduled = false;
-	smtp_commit_head = NULL;
-	smtp_commit_tail = &smtp_commit_head;
+	cm->s = s;
+	cm->now = ev_now(s->env->loop);
+	/* The writers go to the thread, which finishes them (fsync). */
+	cm->blobs[SMTP_BLOB_LOCAL].w = s->tx.w_local;
+	cm->blobs[SMTP_BLOB_REMOTE].w = s->tx.w_remote;
+	cm->blobs[SMTP_BLOB_SENT].w = s->tx.w_sent;
+	s->tx.w_local = s->tx.w_remote = s->tx.w_sent = NULL;
+	cm->job.run = smtp_deliver_commit_run;
+	cm->job.done = smtp_deliver_commit_done;
+	cm->job.blobs = cm->blobs;
+	cm->job.blob_count = SMTP_BLOB_COUNT;
+	store_commit_submit(s->env->commit, &cm->job);
 }

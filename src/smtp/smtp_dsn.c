@@ -83,11 +83,10 @@ smtp_dsn_all_delivered(const struct smtp_dsn_rcpt *r, size_t n)
 }
 
 static void
-smtp_dsn_headers(struct smtp_session *s, struct buf *b, const char *bound,
-		 bool success)
+smtp_dsn_headers(struct smtp_session *s, time_t now, struct buf *b,
+		 const char *bound, bool success)
 {
 	char date[64];
-	time_t now = ev_now(s->env->loop);
 	struct tm tm;
 
 	gmtime_r(&now, &tm);
@@ -157,15 +156,15 @@ smtp_dsn_status(struct smtp_session *s, struct buf *b, const char *bound,
 /* The returned message: whole for RET=FULL on failure, else its header
    (RFC 3461 4.3, RFC 3462 text/rfc822-headers). */
 static int
-smtp_dsn_returned(struct smtp_session *s, struct buf *b, const char *bound,
-		  const char *blob, bool success)
+smtp_dsn_returned(struct smtp_session *s, struct store *st, struct buf *b,
+		  const char *bound, const char *blob, bool success)
 {
 	struct store_map map;
 	const uint8_t *end;
 	size_t len;
 	bool full = !success && s->tx.mp.ret == SMTP_RET_FULL;
 
-	if (store_blob_map(s->env->store, blob, &map) != STORE_OK)
+	if (store_blob_map(st, blob, &map) != STORE_OK)
 		return -1;
 	len = map.len;
 	end = memmem(map.data, map.len, "\r\n\r\n", 4);
@@ -190,10 +189,9 @@ smtp_dsn_returned(struct smtp_session *s, struct buf *b, const char *bound,
 
 /* The report into the INBOX of local accounts, from <>. */
 static int
-smtp_dsn_deliver(struct smtp_session *s, const struct buf *report,
+smtp_dsn_deliver(struct store *st, time_t now, const struct buf *report,
 		 const int64_t *ids, size_t n)
 {
-	struct store *st = s->env->store;
 	char hash[STORE_HASH_HEX_LEN + 1];
 	struct store_delivery *d;
 	struct buf local;
@@ -211,17 +209,16 @@ smtp_dsn_deliver(struct smtp_session *s, const struct buf *report,
 	for (i = 0; i < n; i++)
 		d[i].account_id = ids[i];
 	/* A full mailbox of the sender loses only the report. */
-	r = store_deliver(st, hash, ev_now(s->env->loop), d, n);
+	r = store_deliver(st, hash, now, d, n);
 	free(d);
 	return r;
 }
 
 /* The report into the outbound queue, from <>. */
 static int
-smtp_dsn_queue(struct smtp_session *s, const struct buf *report,
+smtp_dsn_queue(struct store *st, time_t now, const struct buf *report,
 	       char *const *addrs, size_t n)
 {
-	struct store *st = s->env->store;
 	struct store_queue_entry e;
 	struct store_queue_rcpt *qr;
 	int64_t qid;
@@ -234,7 +231,7 @@ smtp_dsn_queue(struct smtp_session *s, const struct buf *report,
 		return r;
 	e.sender = "";
 	e.size = report->len;
-	e.created = e.next_attempt = ev_now(s->env->loop);
+	e.created = e.next_attempt = now;
 	qr = xcalloc(n, sizeof(*qr));
 	for (i = 0; i < n; i++)
 		qr[i].address = addrs[i];
@@ -248,7 +245,8 @@ smtp_dsn_queue(struct smtp_session *s, const struct buf *report,
 /* Deliver the report to the sender's local accounts and queue it for
    the remote ones (an alias may have both). */
 static int
-smtp_dsn_route(struct smtp_session *s, const struct buf *report)
+smtp_dsn_route(struct smtp_session *s, struct store *st, time_t now,
+	       const struct buf *report)
 {
 	char *norm = store_address_normalize(s->tx.sender), **remote = NULL;
 	int64_t *ids = NULL;
@@ -256,15 +254,15 @@ smtp_dsn_route(struct smtp_session *s, const struct buf *report)
 	int kind, r = STORE_OK;
 
 	kind = norm == NULL ? STORE_RCPT_UNKNOWN :
-			      store_rcpt_resolve(s->env->store, norm, &ids,
+			      store_rcpt_resolve(st, norm, &ids,
 						 &n, &remote, &rn);
 	free(norm);
 	if (kind == STORE_RCPT_NOT_LOCAL)
-		r = smtp_dsn_queue(s, report, &s->tx.sender, 1);
+		r = smtp_dsn_queue(st, now, report, &s->tx.sender, 1);
 	if (kind == STORE_RCPT_LOCAL && n > 0)
-		r = smtp_dsn_deliver(s, report, ids, n);
+		r = smtp_dsn_deliver(st, now, report, ids, n);
 	if (kind == STORE_RCPT_LOCAL && r == STORE_OK && rn > 0)
-		r = smtp_dsn_queue(s, report, remote, rn);
+		r = smtp_dsn_queue(st, now, report, remote, rn);
 	if (kind == STORE_RCPT_UNKNOWN)
 		log_warn("smtp", smtp_session_id(s), "dsn-undeliverable id=%s",
 			 s->tx.id);
@@ -275,8 +273,8 @@ smtp_dsn_route(struct smtp_session *s, const struct buf *report)
 }
 
 int
-smtp_dsn_send(struct smtp_session *s, const char *blob,
-	      const struct smtp_dsn_rcpt *r, size_t n)
+smtp_dsn_send(struct smtp_session *s, struct store *st, time_t now,
+	      const char *blob, const struct smtp_dsn_rcpt *r, size_t n)
 {
 	struct buf b;
 	char bound[SMTP_ID_LEN + 16];
@@ -286,10 +284,10 @@ smtp_dsn_send(struct smtp_session *s, const char *blob,
 	snprintf(bound, sizeof(bound), "=_tern_dsn_%s", s->tx.id);
 	buf_init(&b, SMTP_DSN_TEXT_MAX + n * SMTP_DSN_RCPT_MAX +
 			     SMTP_DSN_RETURN_MAX);
-	smtp_dsn_headers(s, &b, bound, success);
+	smtp_dsn_headers(s, now, &b, bound, success);
 	smtp_dsn_text(s, &b, bound, r, n);
 	smtp_dsn_status(s, &b, bound, r, n);
-	if (smtp_dsn_returned(s, &b, bound, blob, success) < 0) {
+	if (smtp_dsn_returned(s, st, &b, bound, blob, success) < 0) {
 		/* Never fail the message for its report: the bounds above
 		   make this a bug or an unreadable blob; log it. */
 		log_error("smtp", smtp_session_id(s), "dsn-build-failed id=%s",
@@ -297,7 +295,7 @@ smtp_dsn_send(struct smtp_session *s, const char *blob,
 		buf_free(&b);
 		return STORE_OK;
 	}
-	ret = smtp_dsn_route(s, &b);
+	ret = smtp_dsn_route(s, st, now, &b);
 	log_info("smtp", smtp_session_id(s), "dsn id=%s action=%s rcpts=%zu "
 		 "result=%d", s->tx.id, success ? "delivered" : "failed", n,
 		 ret);

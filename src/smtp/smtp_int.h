@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "lib/buf.h"
 #include "lib/strview.h"
@@ -281,9 +282,10 @@ struct smtp_session {
 	/* transaction */
 	struct smtp_tx tx;
 	uint8_t *scratch;
-	/* group commit */
+	/* group commit: the message is on the commit thread */
 	bool pending;
-	struct smtp_session *commit_next;
+	bool dead; /* the connection closed while pending: free at done */
+	char id[16]; /* connection id, for logs (valid after close) */
 };
 
 /* Queue a reply line (CRLF added). */
@@ -324,11 +326,10 @@ void smtp_deliver_write(struct smtp_session *s, const void *data,
 			size_t len);
 /* Drop the writers (errors, RSET, close). */
 void smtp_deliver_abort(struct smtp_session *s);
-/* The message is complete: queue it for the next group commit; input is
-   paused until smtp_deliver_done() replies. */
+/* The message is complete: hand it to the worker's commit thread (group
+   commit across sessions); input is paused, and the session's
+   transaction must not change, until smtp_session_commit_done(). */
 void smtp_deliver_submit(struct smtp_session *s);
-/* A closing session leaves the commit list. */
-void smtp_deliver_cancel(struct smtp_session *s);
 /* Resolve a RCPT and add it to the transaction, replying itself. */
 void smtp_deliver_rcpt(struct smtp_session *s, const struct smtp_path *path,
 		       const struct smtp_rcpt_params *rp);
@@ -348,13 +349,14 @@ bool smtp_dsn_wanted(const struct smtp_session *s,
 		     const struct smtp_dsn_rcpt *r);
 /* Write a RFC 3464 report about the n outcomes of the message in blob
    (the local copy) and send it to the envelope sender: delivered at
-   once when local, queued otherwise. Inside the caller's batch.
+   once when local, queued otherwise. On the commit thread, inside its
+   batch: st is the thread's store, now the time the message ended.
    STORE_OK, or a store error. */
-int smtp_dsn_send(struct smtp_session *s, const char *blob,
-		  const struct smtp_dsn_rcpt *r, size_t n);
+int smtp_dsn_send(struct smtp_session *s, struct store *st, time_t now,
+		  const char *blob, const struct smtp_dsn_rcpt *r, size_t n);
 
-/* Called by smtp_deliver after the commit: send the reply and go on. */
+/* Called by smtp_deliver after the commit: send the reply and go on;
+   or, when the connection closed meanwhile, free the session now. */
 void smtp_session_commit_done(struct smtp_session *s, const char *reply);
-void smtp_deliver_deinit(void);
 
 #endif

@@ -28,7 +28,7 @@ static struct smtp_session *smtp_sessions;
 const char *
 smtp_session_id(const struct smtp_session *s)
 {
-	return conn_id(s->c);
+	return s->id;
 }
 
 void
@@ -303,22 +303,35 @@ smtp_session_on_input(struct conn *c, void *ctx)
 /* ---- lifetime ---- */
 
 static void
-smtp_session_free(struct smtp_session *s)
+smtp_session_release(struct smtp_session *s)
 {
-	smtp_deliver_cancel(s);
 	smtp_tx_reset(s);
 	smtp_auth_clear(s);
 	if (s->tx.arena != NULL)
 		arena_free(&s->tx.arena);
+	free(s->account);
+	free(s->scratch);
+	free(s);
+}
+
+static void
+smtp_session_free(struct smtp_session *s)
+{
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
 		smtp_sessions = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
-	free(s->account);
-	free(s->scratch);
-	free(s);
+	s->prev = s->next = NULL;
+	s->c = NULL;
+	if (s->pending) {
+		/* The commit thread reads the transaction: free it when the
+		   job is done (smtp_session_commit_done). */
+		s->dead = true;
+		return;
+	}
+	smtp_session_release(s);
 }
 
 static void
@@ -380,6 +393,7 @@ smtp_session_start(struct tern_env *env, const struct cfg_listener *listener,
 	s->env = env;
 	s->listener = listener;
 	s->c = c;
+	snprintf(s->id, sizeof(s->id), "%s", conn_id(c));
 	s->state = SMTP_S_INIT;
 	s->tx.arena = arena_new("smtp tx", 4096);
 	s->scratch = xmalloc(SMTP_SCRATCH_BYTES);
@@ -405,6 +419,10 @@ smtp_session_start(struct tern_env *env, const struct cfg_listener *listener,
 void
 smtp_session_commit_done(struct smtp_session *s, const char *reply)
 {
+	if (s->dead) {
+		smtp_session_release(s);
+		return;
+	}
 	if (reply[0] == '2')
 		s->junk = 0;
 	smtp_tx_reset(s);
@@ -437,5 +455,4 @@ smtp_drain(void)
 void
 smtp_deinit(void)
 {
-	smtp_deliver_deinit();
 }

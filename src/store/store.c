@@ -148,6 +148,16 @@ store_col_strdup(sqlite3_stmt *st, int i)
 
 /* ---- transactions ---- */
 
+/* A transaction-control statement run often (savepoints: several per
+   delivery inside a batch), prepared once instead of at every call. */
+static int
+store_exec_cached(struct store *s, const char *sql)
+{
+	sqlite3_stmt *st = store_stmt(s, sql);
+
+	return st == NULL ? STORE_ERR : store_stmt_exec(s, st);
+}
+
 static void
 store_post_commit(struct store *s)
 {
@@ -163,6 +173,7 @@ store_post_discard(struct store *s)
 {
 	s->event_count = 0;
 	s->gc_needed = false;
+	store_fts_discard(s, 0);
 }
 
 int
@@ -171,12 +182,13 @@ store_tx_begin(struct store *s, struct store_tx *tx)
 	int ret;
 
 	tx->event_mark = s->event_count;
+	tx->fts_mark = s->fts_count;
 	tx->gc_mark = s->gc_needed;
 	tx->nested = s->batch || s->tx_depth > 0;
 	if (s->batch && s->batch_failed)
 		return store_fail(s, STORE_ERR, "batch already rolled back");
 	if (tx->nested)
-		ret = store_exec(s, "SAVEPOINT t");
+		ret = store_exec_cached(s, "SAVEPOINT t");
 	else
 		ret = store_exec(s, "BEGIN IMMEDIATE");
 	if (ret == STORE_OK)
@@ -190,7 +202,7 @@ store_tx_commit(struct store *s, struct store_tx *tx)
 	int ret;
 
 	if (tx->nested) {
-		ret = store_exec(s, "RELEASE t");
+		ret = store_exec_cached(s, "RELEASE t");
 		if (ret != STORE_OK) {
 			store_tx_rollback(s, tx);
 			return ret;
@@ -224,10 +236,11 @@ store_tx_rollback(struct store *s, struct store_tx *tx)
 		store_post_discard(s);
 		s->tx_depth = 0;
 	} else if (tx->nested) {
-		(void)store_exec(s, "ROLLBACK TO t");
-		(void)store_exec(s, "RELEASE t");
+		(void)store_exec_cached(s, "ROLLBACK TO t");
+		(void)store_exec_cached(s, "RELEASE t");
 		s->event_count = tx->event_mark;
 		s->gc_needed = tx->gc_mark;
+		store_fts_discard(s, tx->fts_mark);
 	} else {
 		(void)store_exec(s, "ROLLBACK");
 		store_post_discard(s);
@@ -280,6 +293,13 @@ store_batch_commit(struct store *s)
 	if (s->batch_failed) {
 		store_post_discard(s);
 		return store_fail(s, STORE_ERR, "batch was rolled back");
+	}
+	ret = store_fts_flush(s);
+	if (ret != STORE_OK) {
+		if (!sqlite3_get_autocommit(s->db))
+			(void)store_exec(s, "ROLLBACK");
+		store_post_discard(s);
+		return ret;
 	}
 	ret = store_exec(s, "COMMIT");
 	if (ret != STORE_OK) {
@@ -347,6 +367,33 @@ store_mkdir(struct store *s, const char *sub)
 	return STORE_OK;
 }
 
+/* SQLITE_BUSY (another process, or this worker's other connection, holds
+   the write lock): poll in short sleeps for up to STORE_BUSY_TIMEOUT_MS.
+   SQLite's own busy_timeout sleeps 1, 2, 5, 10 ... 100 ms, so a waiter
+   overslept a lock held for 2 ms by up to tens of ms; with two workers
+   (and two connections each) taking turns that was most of a commit's
+   latency, and on the event loop it was time no connection was served. */
+static int
+store_busy_wait(void *ctx, int count)
+{
+	struct store *s = ctx;
+	struct timespec now, ts;
+	int64_t elapsed_ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (count == 0)
+		s->busy_since = now;
+	elapsed_ms = (int64_t)(now.tv_sec - s->busy_since.tv_sec) * 1000 +
+		     (now.tv_nsec - s->busy_since.tv_nsec) / 1000000;
+	if (elapsed_ms >= STORE_BUSY_TIMEOUT_MS)
+		return 0;
+	ts.tv_sec = 0;
+	ts.tv_nsec = (count < 20 ? STORE_BUSY_POLL_FIRST_US :
+				   STORE_BUSY_POLL_US) * 1000L;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 static int
 store_db_open(struct store *s)
 {
@@ -374,7 +421,7 @@ store_db_open(struct store *s)
 	if (rc != SQLITE_OK)
 		return store_sql_err(s, rc);
 	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(s->db, store_busy_wait, s);
 	return store_exec(s, pragmas);
 }
 

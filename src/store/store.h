@@ -7,6 +7,8 @@
 
    Every process (worker, queue, ternctl) opens its own struct store; SQLite
    serialises writers between processes. All functions are synchronous.
+   A struct store is used by one thread at a time; a worker has two (one
+   for its event loop, one for its commit thread, see store_commit_new).
 
    Return conventions: operations return STORE_OK (0) or a negative enum
    store_err; lookups return 1 found / 0 not found / STORE_ERR. Strings in
@@ -18,7 +20,10 @@
    when it returns STORE_OK, unless the caller opened a batch with
    store_batch_begin(), in which case everything is durable when
    store_batch_commit() returns STORE_OK (group commit: many SMTP
-   deliveries, one fsync). */
+   deliveries, one fsync). A worker does its durable writes of SMTP
+   DATA/BDAT and IMAP APPEND through the commit thread (store_commit_*),
+   which groups them across sessions and keeps the fsyncs off the event
+   loop. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -529,5 +534,72 @@ int store_dkim_list(struct store *s, const char *domain,
 		    struct store_dkim_key **keys_r, size_t *count_r);
 void store_dkim_key_clear(struct store_dkim_key *key);
 void store_dkim_keys_free(struct store_dkim_key *keys, size_t count);
+
+/* ---- commit thread (store_commit.c) ---- */
+/* A helper thread with its own store that makes jobs durable in groups
+   (see store_commit.c): the loop submits jobs; the thread finishes their
+   blobs (fsync, rename, one fsync per blob directory), runs every job's
+   metadata in a savepoint of one batch, commits once, then the loop calls
+   each job's done. Not thread-safe itself: call it from the loop only. */
+struct ev_loop;
+struct store_commit;
+struct store_commit_job;
+
+/* A blob writer handed to a job: the thread finishes it (w is taken and
+   set to NULL; NULL on entry is allowed and gives an empty hash). */
+struct store_commit_blob {
+	struct store_blob_writer *w;
+	char hash[STORE_HASH_HEX_LEN + 1]; /* out: "" when none or failed */
+	uint64_t size;			   /* out */
+	int dir;			   /* private */
+};
+
+/* On the thread, inside an open batch (in a savepoint of its own), after
+   the job's blobs are durable: the job's metadata changes, with s the
+   thread's store. Returns STORE_OK or an error that undoes this job
+   only. It may run a second time (alone) when the batch failed as a
+   whole, so it must set its outputs afresh each time. It must read only
+   state that the loop does not change while the job is pending. */
+typedef int store_commit_run_fn(struct store *s,
+				struct store_commit_job *job);
+/* On the loop, once the job is durable or failed (job->result). */
+typedef void store_commit_done_fn(struct store_commit_job *job);
+
+struct store_commit_job {
+	store_commit_run_fn *run;
+	store_commit_done_fn *done;
+	struct store_commit_blob *blobs;
+	size_t blob_count;
+	/* out, for done */
+	int result;	   /* STORE_OK: blobs and metadata are durable */
+	char error[256];   /* store_last_error() of the failure */
+	size_t batch_size; /* jobs in the batch that committed this one */
+	/* private */
+	bool blobs_ok;
+	struct store_commit_job *next;
+};
+
+/* Start the thread with its own store on datadir (as store_open: the
+   same path the loop's store was opened with). The thread's wake-up fd
+   is watched on loop. NULL with *error_r (static) on failure. */
+struct store_commit *store_commit_new(struct ev_loop *loop,
+				      const char *datadir,
+				      const char **error_r);
+/* Wait for every submitted job (running done callbacks), stop the
+   thread, close its store. */
+void store_commit_free(struct store_commit **c);
+/* Queue a job (the caller owns it; it must stay valid until done).
+   Jobs submitted in one loop pass go to the thread together. done is
+   always called, from the loop, never from inside submit. */
+void store_commit_submit(struct store_commit *c,
+			 struct store_commit_job *job);
+/* Block until every submitted job is done (their done callbacks run
+   here). For shutdown. */
+void store_commit_drain(struct store_commit *c);
+/* Jobs submitted whose done has not run yet. */
+size_t store_commit_pending(const struct store_commit *c);
+/* Batches committed and jobs in them, since the start. */
+void store_commit_stats(struct store_commit *c, uint64_t *batches_r,
+			uint64_t *jobs_r);
 
 #endif

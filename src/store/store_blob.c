@@ -85,7 +85,8 @@ store_fsync_dir(struct store *s, const char *dir)
 struct store_blob_writer *
 store_blob_writer_new(struct store *s)
 {
-	static unsigned counter;
+	/* the loop and the commit thread both create writers */
+	static _Atomic unsigned counter;
 	struct store_blob_writer *w = xcalloc(1, sizeof(*w));
 	struct timespec ts;
 	int n;
@@ -166,6 +167,13 @@ store_hex(const unsigned char *in, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
+/* A lowercase hex digit (hashes are validated or made by store_hex). */
+static int
+store_hex_digit(char c)
+{
+	return c >= 'a' ? c - 'a' + 10 : c - '0';
+}
+
 /* Make DATADIR/blobs/ab; a new directory entry is made durable too. */
 static int
 store_blob_dir(struct store *s, const char *hash, char *dir, size_t size)
@@ -185,14 +193,17 @@ store_blob_dir(struct store *s, const char *hash, char *dir, size_t size)
 	return STORE_OK;
 }
 
-/* Rename the fsynced temp file to its content name (or drop it). */
+/* Rename the fsynced temp file to its content name (or drop it).
+   *dir_r: the blob directory's index (0..255) when a rename made it
+   need an fsync, else -1 (dedup: the file was there already). */
 static int
-store_blob_install(struct store_blob_writer *w, const char *hash)
+store_blob_install(struct store_blob_writer *w, const char *hash, int *dir_r)
 {
 	struct store *s = w->s;
 	char dir[STORE_PATH_MAX], path[STORE_PATH_MAX];
 	int ret;
 
+	*dir_r = -1;
 	ret = store_blob_dir(s, hash, dir, sizeof(dir));
 	if (ret != STORE_OK)
 		return ret;
@@ -210,36 +221,89 @@ store_blob_install(struct store_blob_writer *w, const char *hash)
 		return ret;
 	if (rename(w->tmp_path, path) < 0)
 		return store_errno(s, "rename", path);
-	return store_fsync_dir(s, dir);
+	*dir_r = store_hex_digit(hash[0]) << 4 | store_hex_digit(hash[1]);
+	return STORE_OK;
 }
 
 int
-store_blob_writer_finish(struct store_blob_writer **wp, char *hash_r,
-			 uint64_t *size_r)
+store_blob_writer_fd(const struct store_blob_writer *w)
+{
+	return w->err == STORE_OK ? w->fd : -1;
+}
+
+int
+store_blob_writer_seal(struct store *s, struct store_blob_writer **wp,
+		       int synced, char *hash_r, uint64_t *size_r, int *dir_r)
 {
 	struct store_blob_writer *w = *wp;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	int ret = w->err;
 
-	if (ret == STORE_OK && fsync(w->fd) < 0)
-		ret = store_errno(w->s, "fsync", w->tmp_path);
+	*dir_r = -1;
+	w->s = s;
+	if (ret != STORE_OK)
+		/* keep the writer's first error as the store's error */
+		(void)store_fail(s, ret, "blob write failed earlier");
+	if (ret == STORE_OK && synced > 0) {
+		errno = synced;
+		ret = store_errno(s, "fsync", w->tmp_path);
+	}
+	if (ret == STORE_OK && synced < 0 && fsync(w->fd) < 0)
+		ret = store_errno(s, "fsync", w->tmp_path);
 	if (ret == STORE_OK && close(w->fd) < 0)
-		ret = store_errno(w->s, "close", w->tmp_path);
+		ret = store_errno(s, "close", w->tmp_path);
 	else if (ret == STORE_OK)
 		w->fd = -1;
 	if (ret == STORE_OK &&
 	    (EVP_DigestFinal_ex(w->md, md, &mdlen) != 1 || mdlen != 32))
-		ret = store_fail(w->s, STORE_ERR, "sha256 failed");
+		ret = store_fail(s, STORE_ERR, "sha256 failed");
 	if (ret == STORE_OK) {
 		store_hex(md, mdlen, hash_r);
-		ret = store_blob_install(w, hash_r);
+		ret = store_blob_install(w, hash_r, dir_r);
 	}
 	if (ret == STORE_OK && size_r != NULL)
 		*size_r = w->size;
 	if (ret != STORE_OK && w->fd < 0)
 		unlink(w->tmp_path);
 	store_blob_writer_abort(wp);
+	return ret;
+}
+
+int
+store_blob_dir_sync(struct store *s, int dir)
+{
+	char path[STORE_PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/blobs/%02x", s->datadir,
+		 (unsigned)dir & 0xffu);
+	return store_fsync_dir(s, path);
+}
+
+int
+store_blob_dir_open(struct store *s, int dir)
+{
+	char path[STORE_PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/blobs/%02x", s->datadir,
+		 (unsigned)dir & 0xffu);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		(void)store_errno(s, "open", path);
+	return fd;
+}
+
+int
+store_blob_writer_finish(struct store_blob_writer **wp, char *hash_r,
+			 uint64_t *size_r)
+{
+	struct store *s = (*wp)->s;
+	int dir, ret;
+
+	ret = store_blob_writer_seal(s, wp, -1, hash_r, size_r, &dir);
+	if (ret == STORE_OK && dir >= 0)
+		ret = store_blob_dir_sync(s, dir);
 	return ret;
 }
 

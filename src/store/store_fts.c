@@ -13,7 +13,7 @@
    only whole words). Needles shorter than 3 characters cannot use it:
    the caller scans. The row is written inside the delivery/APPEND
    transaction (store_msg.c, once per blob, when its structure is
-   parsed) and removed by a trigger when the blob row is collected
+   parsed; inside a batch, all rows at its COMMIT) and removed by a trigger when the blob row is collected
    (store_schema.c step 3). Blobs stored before the index existed have
    blobs.fts = 0 and are always candidates.
 
@@ -83,11 +83,10 @@ store_fts_utf8(const uint8_t *p, size_t len)
 }
 
 static int
-store_fts_insert(struct store *s, int64_t blob_id, const struct buf *hdr,
-		 const struct buf *body)
+store_fts_insert_row(struct store *s, int64_t blob_id, const struct buf *hdr,
+		     const struct buf *body)
 {
 	sqlite3_stmt *st;
-	int ret;
 
 	st = store_stmt(s, "INSERT OR REPLACE INTO blob_fts(rowid, hdr, body)"
 			   " VALUES (?, ?, ?)");
@@ -97,9 +96,83 @@ store_fts_insert(struct store *s, int64_t blob_id, const struct buf *hdr,
 	sqlite3_bind_text(st, 2, buf_cstr(hdr), (int)hdr->len, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, buf_cstr(body), (int)body->len,
 			  SQLITE_STATIC);
-	ret = store_stmt_exec(s, st);
-	if (ret != STORE_OK)
+	return store_stmt_exec(s, st);
+}
+
+static void
+store_fts_pending_free(struct store_fts_pending *p)
+{
+	buf_free(&p->hdr);
+	buf_free(&p->body);
+}
+
+void
+store_fts_discard(struct store *s, size_t mark)
+{
+	while (s->fts_count > mark) {
+		struct store_fts_pending *p = &s->fts_pending[--s->fts_count];
+
+		s->fts_bytes -= p->hdr.len + p->body.len;
+		store_fts_pending_free(p);
+	}
+	if (s->fts_count == 0) {
+		free(s->fts_pending);
+		s->fts_pending = NULL;
+		s->fts_cap = 0;
+		s->fts_bytes = 0;
+	}
+}
+
+int
+store_fts_flush(struct store *s)
+{
+	int ret = STORE_OK;
+
+	for (size_t i = 0; i < s->fts_count && ret == STORE_OK; i++)
+		ret = store_fts_insert_row(s, s->fts_pending[i].blob_id,
+					   &s->fts_pending[i].hdr,
+					   &s->fts_pending[i].body);
+	if (ret == STORE_OK)
+		store_fts_discard(s, 0);
+	return ret;
+}
+
+/* The row now, or, inside a batch, at its COMMIT: FTS5 flushes its
+   pending terms into a new segment at every SAVEPOINT, and a batch has
+   several per message, so writing the rows together at the end makes one
+   segment per batch instead of several per message. (A savepoint rolled
+   back drops its share, see store_tx_rollback.) Takes hdr and body. */
+static int
+store_fts_insert(struct store *s, int64_t blob_id, struct buf *hdr,
+		 struct buf *body)
+{
+	struct store_fts_pending *p;
+	int ret;
+
+	if (!s->batch || s->fts_bytes > STORE_FTS_PENDING_MAX_BYTES) {
+		ret = s->batch ? store_fts_flush(s) : STORE_OK;
+		if (ret == STORE_OK)
+			ret = store_fts_insert_row(s, blob_id, hdr, body);
+		buf_free(hdr);
+		buf_free(body);
 		return ret;
+	}
+	s->fts_pending = store_grow(s->fts_pending, &s->fts_cap, s->fts_count,
+				    sizeof(*s->fts_pending));
+	p = &s->fts_pending[s->fts_count++];
+	p->blob_id = blob_id;
+	p->hdr = *hdr;
+	p->body = *body;
+	s->fts_bytes += hdr->len + body->len;
+	return STORE_OK;
+}
+
+static int
+store_fts_mark(struct store *s, int64_t blob_id, const struct buf *hdr,
+	       const struct buf *body)
+{
+	sqlite3_stmt *st;
+
 	st = store_stmt(s, "UPDATE blobs SET fts = ? WHERE id = ?");
 	if (st == NULL)
 		return STORE_ERR;
@@ -127,10 +200,13 @@ store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
 	buf_init(&body, STORE_FTS_TEXT_MAX_BYTES);
 	(void)mime_decode_words(&hdr, (const char *)msg, hlen);
 	(void)mime_extract_text(msg, len, &body);
-	ret = store_fts_insert(s, blob_id, &hdr, &body);
-	buf_free(&hdr);
-	buf_free(&body);
-	return ret;
+	ret = store_fts_mark(s, blob_id, &hdr, &body);
+	if (ret != STORE_OK) {
+		buf_free(&hdr);
+		buf_free(&body);
+		return ret;
+	}
+	return store_fts_insert(s, blob_id, &hdr, &body);
 }
 
 /* FTS5 query: column filter and the needle as one phrase ("" doubles a

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "lib/buf.h"
 #include "store/store.h"
 
 /* Temp files and unreferenced blobs younger than this survive the
@@ -18,11 +19,23 @@
    so a journal older than the grace period is never still written to. */
 #define STORE_JOURNAL_ROTATE_SECS 60
 #define STORE_BUSY_TIMEOUT_MS 5000
+/* Sleeps between retries of a locked database (store_busy_wait): short
+   for the first 20 tries, then a little longer. */
+#define STORE_BUSY_POLL_FIRST_US 200
+#define STORE_BUSY_POLL_US 1000
 #define STORE_STMT_SLOTS 512
 /* Pending notifications kept inside one batch; beyond this the batch
    publishes a "mailbox list changed" event per account instead. */
 #define STORE_PENDING_EVENTS_MAX 4096
 #define STORE_PATH_MAX 4096
+/* Full-text rows held for the COMMIT of a batch (store_fts.c); past
+   this much text they are written at once. */
+#define STORE_FTS_PENDING_MAX_BYTES (16 * 1024 * 1024)
+
+struct store_fts_pending {
+	int64_t blob_id;
+	struct buf hdr, body;
+};
 
 struct store_stmt_slot {
 	const char *sql;
@@ -39,11 +52,15 @@ struct store {
 	bool batch;	    /* store_batch_begin() is active */
 	bool batch_failed;  /* SQLite rolled the batch back on its own */
 	unsigned tx_depth;  /* nested store_tx_begin() calls */
+	struct timespec busy_since; /* first SQLITE_BUSY of this wait */
 
 	/* post-commit work */
 	struct store_notify_event *events;
 	size_t event_count, event_cap;
 	bool gc_needed; /* some blob refcount reached 0 */
+	/* full-text rows to write before the batch's COMMIT */
+	struct store_fts_pending *fts_pending;
+	size_t fts_count, fts_cap, fts_bytes;
 
 	/* notification sockets */
 	int notify_fd;
@@ -64,6 +81,7 @@ struct store {
 /* Marks into the post-commit lists, to undo a savepoint's share. */
 struct store_tx {
 	size_t event_mark;
+	size_t fts_mark;
 	bool gc_mark;
 	bool nested;
 };
@@ -125,6 +143,24 @@ int store_blob_row(struct store *s, const char *hash, int64_t *id_r,
 /* Adjust the refcount of blob id by delta (may reach 0: collected after
    commit). */
 int store_blob_ref(struct store *s, int64_t blob_id, int64_t delta);
+/* Group finishing (store_commit.c): the writer's temp file descriptor,
+   for an fsync by the caller; -1 when the writer failed already. */
+int store_blob_writer_fd(const struct store_blob_writer *w);
+/* Like store_blob_writer_finish() but without the directory fsync, with
+   errors recorded on s (the caller's store, e.g. the commit thread's):
+   fsync (synced < 0; 0: the caller fsynced the fd already; > 0: that
+   fsync failed with this errno), hash, rename into place. *dir_r: the
+   blob directory (0..255) that still needs an fsync before the blob is
+   durable, or -1 (nothing was renamed). The writer is freed in every
+   case. */
+int store_blob_writer_seal(struct store *s, struct store_blob_writer **w,
+			   int synced, char *hash_r, uint64_t *size_r,
+			   int *dir_r);
+/* fsync DATADIR/blobs/<dir as two hex digits>. */
+int store_blob_dir_sync(struct store *s, int dir);
+/* Open that directory for an fsync by the caller: fd, or -1 (error
+   recorded). */
+int store_blob_dir_open(struct store *s, int dir);
 /* After commit: unlink blob files whose refcount is 0 and delete their
    rows (own small transaction). */
 void store_blob_gc(struct store *s);
@@ -178,14 +214,21 @@ int store_mailbox_bump_modseq(struct store *s, int64_t mailbox_id,
    blob references and quota) without recording expunged UIDs. */
 int store_msg_purge_mailbox(struct store *s, int64_t mailbox_id);
 
-/* ---- store_fts.c ---- */
-/* Inside a write transaction: index the text of blob blob_id. */
+/* ---- store_sort.c ---- */
 struct mime_sort_keys;
-/* Store a blob's sort keys (store_sort.c), inside a write transaction. */
+/* Store a blob's sort keys, inside a write transaction. */
 int store_sort_keys_save(struct store *s, int64_t blob_id, int64_t date,
 			 const struct mime_sort_keys *k);
+
+/* ---- store_fts.c ---- */
+/* Inside a write transaction: index the text of blob blob_id (inside a
+   batch the row itself is written by store_fts_flush). */
 int store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
 		  size_t len);
+/* Write the rows held for the batch (before its COMMIT). */
+int store_fts_flush(struct store *s);
+/* Drop held rows from index mark on (a rolled-back savepoint). */
+void store_fts_discard(struct store *s, size_t mark);
 
 /* ---- store_notify.c ---- */
 void store_notify_flush(struct store *s);

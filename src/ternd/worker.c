@@ -156,6 +156,9 @@ worker_setup_env(struct cfg *cfg, struct tls_ctx *tls)
 	if (worker.env.loop == NULL || worker.env.store == NULL)
 		fatal("worker cannot start: %s",
 		      worker.env.store == NULL ? error : "event loop");
+	worker.env.commit = store_commit_new(worker.env.loop, ".", &error);
+	if (worker.env.commit == NULL)
+		fatal("worker cannot start: %s", error);
 	worker.env.auth_cache = auth_cache_new(
 		cfg->auth_cache_entries > 0 ? cfg->auth_cache_entries : 1,
 		(unsigned)(cfg->auth_cache_ttl_ms / 1000));
@@ -191,6 +194,9 @@ worker_main(struct cfg *cfg, struct ternd_listener *listeners,
 	   process, no exec, no ptrace (docs/security.md). */
 	ternd_child_sandbox(cfg);
 	ev_run(worker.env.loop);
+	/* Whatever is on the commit thread becomes durable (or fails)
+	   before the worker exits: nothing acknowledged is lost. */
+	store_commit_free(&worker.env.commit);
 	for (int p = 0; p <= CFG_PROTO_POP3; p++) {
 		const struct ternd_protocol *proto = ternd_protocol(p);
 		if (proto != NULL && proto->deinit != NULL)

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "store/store.h"
+#include "store/store_int.h"
 
 static struct store *
 fts_store(int64_t *inbox_r, int64_t *other_r)
@@ -128,7 +128,35 @@ test_store_fts_dedup_gc(void)
 	store_close(&s);
 }
 
+/* Inside a batch the rows are written at its COMMIT; a savepoint rolled
+   back drops its rows, a batch rolled back drops them all. */
+static void
+test_store_fts_batch(void)
+{
+	int64_t inbox, other;
+	struct store *s = fts_store(&inbox, &other);
+	struct store_tx tx;
+
+	test_assert(store_batch_begin(s) == STORE_OK);
+	test_assert(fts_append(s, inbox, m1) == 1);
+	test_assert(store_tx_begin(s, &tx) == STORE_OK);
+	test_assert(fts_append(s, other, m2) == 1);
+	store_tx_rollback(s, &tx);
+	test_assert(store_batch_commit(s) == STORE_OK);
+	test_assert_strcmp(fts_cands(s, inbox, "zebras", false), "1");
+	test_assert_strcmp(fts_cands(s, other, "zebras", false), "");
+	test_assert(store_batch_begin(s) == STORE_OK);
+	test_assert(fts_append(s, inbox, m3) == 2);
+	store_batch_rollback(s);
+	test_assert_strcmp(fts_cands(s, inbox, "caf\xc3\xa9", true), "");
+	/* and the same message later, outside a batch, is indexed */
+	test_assert(fts_append(s, inbox, m3) == 2);
+	test_assert_strcmp(fts_cands(s, inbox, "caf\xc3\xa9", true), "2");
+	store_close(&s);
+}
+
 static const struct test_case tests[] = {
+	{ "store_fts_batch", test_store_fts_batch },
 	{ "store_fts_candidates", test_store_fts_candidates },
 	{ "store_fts_dedup_gc", test_store_fts_dedup_gc },
 	{ NULL, NULL },

@@ -1,0 +1,533 @@
+/* The commit thread of a process: durable writes off the event loop, in
+   groups. The loop submits jobs; everything submitted during one loop
+   pass is handed over together, and everything handed over while the
+   thread was busy forms its next batch. For a batch the thread, with its
+   own struct store (its own SQLite connection on the same data
+   directory):
+     1. finishes every blob of every job: fsyncs all temp files at once
+        (up to STORE_COMMIT_FSYNC_THREADS helpers, so the device sees them
+        together instead of one round trip each), hashes and renames each,
+        then fsyncs each distinct blob directory once, again all at once;
+     2. runs each job's metadata in a SAVEPOINT of one store batch (a job
+        that fails is undone alone), and COMMITs once (one fsync);
+     3. when the batch as a whole fails (SQLite rolled it back, COMMIT
+        failed), runs each job again in a batch of its own, so one bad
+        job does not fail the others;
+     4. queues the jobs for the loop and wakes it through an eventfd; the
+        loop calls each job's done (send 250 / OK) in submission order.
+   Post-commit work (change notifications, blob garbage collection) runs
+   from the thread's store, after its COMMIT. While the thread works the
+   loop keeps serving its other connections. The durability rule holds:
+   done sees STORE_OK only after blob fsync, directory fsync and the
+   COMMIT with fsync. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "lib/ev.h"
+#include "lib/xalloc.h"
+#include "store/store_int.h"
+
+/* Blob directories are DATADIR/blobs/00..ff. */
+#define STORE_COMMIT_DIRS 256
+/* Helper threads that fsync the files of a batch alongside the commit
+   thread (started per batch, only as many as there are files). */
+#define STORE_COMMIT_FSYNC_THREADS 7
+
+struct store_commit {
+	struct ev_loop *loop;
+	struct store *st; /* used by the thread only (after start) */
+	int efd;
+	pthread_t thread;
+	bool thread_started;
+
+	pthread_mutex_t mu;
+	pthread_cond_t work_cond; /* queue non-empty or stop */
+	pthread_cond_t done_cond; /* done non-empty (drain) */
+	struct store_commit_job *queue, **queue_tail; /* loop -> thread */
+	struct store_commit_job *done, **done_tail;   /* thread -> loop */
+	bool stop;
+	uint64_t batches, jobs; /* statistics, under mu */
+
+	/* loop side only */
+	struct store_commit_job *local, **local_tail;
+	bool flush_scheduled;
+	size_t inflight; /* submitted, done not yet called */
+};
+
+/* ---- the thread ---- */
+
+static void
+store_commit_job_fail(struct store *st, struct store_commit_job *job, int r)
+{
+	job->result = r;
+	if (job->error[0] == '\0')
+		snprintf(job->error, sizeof(job->error), "%s",
+			 store_last_error(st));
+}
+
+/* fsync of many files at once: the calls go to the device together
+   (one fsync after another costs a device round trip each; a few in
+   flight overlap them). */
+struct store_commit_fsyncs {
+	const int *fds;
+	int *errs; /* out: 0 or errno */
+	size_t n;
+	_Atomic size_t next;
+};
+
+static void *
+store_commit_fsync_worker(void *arg)
+{
+	struct store_commit_fsyncs *f = arg;
+	size_t i;
+
+	while ((i = f->next++) < f->n) {
+		f->errs[i] = 0;
+		if (f->fds[i] >= 0 && fsync(f->fds[i]) < 0)
+			f->errs[i] = errno != 0 ? errno : EIO;
+	}
+	return NULL;
+}
+
+static void
+store_commit_fsync_all(const int *fds, int *errs, size_t n)
+{
+	struct store_commit_fsyncs f = { fds, errs, n, 0 };
+	pthread_t th[STORE_COMMIT_FSYNC_THREADS];
+	size_t started = 0, want = n < STORE_COMMIT_FSYNC_THREADS + 1 ?
+					  n - (n > 0) :
+					  STORE_COMMIT_FSYNC_THREADS;
+
+	for (; started < want; started++) {
+		if (pthread_create(&th[started], NULL,
+				   store_commit_fsync_worker, &f) != 0)
+			break; /* fewer helpers: this thread does the rest */
+	}
+	store_commit_fsync_worker(&f);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+}
+
+/* Every blob of the batch in one array. */
+static size_t
+store_commit_blob_list(struct store_commit_job *jobs,
+		       struct store_commit_blob ***list_r,
+		       struct store_commit_job ***owner_r)
+{
+	struct store_commit_job *job;
+	size_t n = 0, i;
+
+	for (job = jobs; job != NULL; job = job->next)
+		n += job->blob_count;
+	*list_r = xreallocarray(NULL, n + 1, sizeof(**list_r));
+	*owner_r = xreallocarray(NULL, n + 1, sizeof(**owner_r));
+	n = 0;
+	for (job = jobs; job != NULL; job = job->next) {
+		for (i = 0; i < job->blob_count; i++) {
+			(*list_r)[n] = &job->blobs[i];
+			(*owner_r)[n++] = job;
+		}
+	}
+	return n;
+}
+
+/* The distinct blob directories renamed into, fsynced together. */
+static void
+store_commit_dirs(struct store *st, struct store_commit_blob **blobs,
+		  struct store_commit_job **owner, size_t n)
+{
+	bool dirty[STORE_COMMIT_DIRS] = { false };
+	int fds[STORE_COMMIT_DIRS] = { 0 }, errs[STORE_COMMIT_DIRS] = { 0 };
+	int dirs[STORE_COMMIT_DIRS] = { 0 };
+	size_t nd = 0, i, k;
+
+	for (i = 0; i < n; i++) {
+		if (blobs[i]->dir >= 0 && !dirty[blobs[i]->dir]) {
+			dirty[blobs[i]->dir] = true;
+			dirs[nd++] = blobs[i]->dir;
+		}
+	}
+	for (k = 0; k < nd; k++)
+		fds[k] = store_blob_dir_open(st, dirs[k]);
+	store_commit_fsync_all(fds, errs, nd);
+	for (k = 0; k < nd; k++) {
+		int r = STORE_OK;
+
+		if (fds[k] < 0) {
+			r = STORE_ERR;
+		} else {
+			close(fds[k]);
+			if (errs[k] != 0)
+				r = store_fail(st, errs[k] == ENOSPC ?
+						       STORE_NOSPACE : STORE_ERR,
+					       "fsync blob directory %02x: %s",
+					       (unsigned)dirs[k],
+					       strerror(errs[k]));
+		}
+		if (r == STORE_OK)
+			continue;
+		for (i = 0; i < n; i++) {
+			if (blobs[i]->dir == dirs[k] &&
+			    owner[i]->result == STORE_OK)
+				store_commit_job_fail(st, owner[i], r);
+		}
+	}
+}
+
+/* Phase 1: the blobs of every job: all files fsynced together, then each
+   renamed into place, then each distinct directory fsynced once, all
+   together. A job with a failed blob is not run. */
+static void
+store_commit_blobs(struct store *st, struct store_commit_job *jobs)
+{
+	struct store_commit_blob **blobs;
+	struct store_commit_job **owner;
+	size_t n = store_commit_blob_list(jobs, &blobs, &owner), i;
+	int *fds = xreallocarray(NULL, n + 1, sizeof(*fds));
+	int *errs = xreallocarray(NULL, n + 1, sizeof(*errs));
+	int r;
+
+	for (i = 0; i < n; i++) {
+		blobs[i]->hash[0] = '\0';
+		blobs[i]->size = 0;
+		blobs[i]->dir = -1;
+		fds[i] = blobs[i]->w != NULL ?
+				 store_blob_writer_fd(blobs[i]->w) : -1;
+	}
+	store_commit_fsync_all(fds, errs, n);
+	for (i = 0; i < n; i++) {
+		struct store_commit_blob *b = blobs[i];
+
+		if (b->w == NULL)
+			continue;
+		r = store_blob_writer_seal(st, &b->w, fds[i] < 0 ? -1 : errs[i],
+					   b->hash, &b->size, &b->dir);
+		if (r != STORE_OK) {
+			b->hash[0] = '\0';
+			b->dir = -1;
+			if (owner[i]->result == STORE_OK)
+				store_commit_job_fail(st, owner[i], r);
+		}
+	}
+	store_commit_dirs(st, blobs, owner, n);
+	free(errs);
+	free(fds);
+	free(owner);
+	free(blobs);
+}
+
+/* One job inside the open batch, in a savepoint. Returns -1 when the
+   whole batch is lost (SQLite rolled it back). */
+static int
+store_commit_run_one(struct store *st, struct store_commit_job *job)
+{
+	struct store_tx tx;
+	int r;
+
+	r = store_tx_begin(st, &tx);
+	if (r != STORE_OK)
+		return -1;
+	r = job->run(st, job);
+	if (r == STORE_OK)
+		r = store_tx_commit(st, &tx);
+	else
+		store_tx_rollback(st, &tx);
+	if (st->batch_failed)
+		return -1;
+	if (r != STORE_OK)
+		store_commit_job_fail(st, job, r);
+	return 0;
+}
+
+/* Phase 2: one batch for every runnable job. 0, or -1 when nothing of it
+   is durable. */
+static int
+store_commit_together(struct store *st, struct store_commit_job *jobs)
+{
+	struct store_commit_job *job;
+
+	if (store_batch_begin(st) != STORE_OK)
+		return -1;
+	for (job = jobs; job != NULL; job = job->next) {
+		if (!job->blobs_ok)
+			continue;
+		job->result = STORE_OK;
+		job->error[0] = '\0';
+		if (store_commit_run_one(st, job) < 0) {
+			store_batch_rollback(st);
+			return -1;
+		}
+	}
+	if (store_batch_commit(st) != STORE_OK) {
+		store_batch_rollback(st);
+		return -1;
+	}
+	return 0;
+}
+
+/* Phase 3: each job in a batch of its own. */
+static void
+store_commit_singly(struct store *st, struct store_commit_job *jobs)
+{
+	struct store_commit_job *job;
+	int r;
+
+	for (job = jobs; job != NULL; job = job->next) {
+		if (!job->blobs_ok)
+			continue;
+		job->result = STORE_OK;
+		job->error[0] = '\0';
+		r = store_batch_begin(st);
+		if (r == STORE_OK)
+			r = job->run(st, job);
+		if (r == STORE_OK)
+			r = store_batch_commit(st);
+		if (r != STORE_OK) {
+			store_commit_job_fail(st, job, r);
+			store_batch_rollback(st);
+		}
+	}
+}
+
+static void
+store_commit_batch(struct store_commit *c, struct store_commit_job *jobs)
+{
+	struct store_commit_job *job;
+	size_t n = 0;
+
+	for (job = jobs; job != NULL; job = job->next) {
+		job->result = STORE_OK;
+		job->error[0] = '\0';
+		n++;
+	}
+	store_commit_blobs(c->st, jobs);
+	for (job = jobs; job != NULL; job = job->next) {
+		job->blobs_ok = job->result == STORE_OK;
+		job->batch_size = n;
+	}
+	if (store_commit_together(c->st, jobs) < 0) {
+		for (job = jobs; job != NULL; job = job->next)
+			job->batch_size = 1;
+		store_commit_singly(c->st, jobs);
+	}
+}
+
+static void *
+store_commit_main(void *arg)
+{
+	struct store_commit *c = arg;
+	struct store_commit_job *jobs, *last;
+	uint64_t one = 1;
+	size_t n;
+
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		while (c->queue == NULL && !c->stop)
+			pthread_cond_wait(&c->work_cond, &c->mu);
+		if (c->queue == NULL) {
+			pthread_mutex_unlock(&c->mu);
+			break;
+		}
+		jobs = c->queue;
+		c->queue = NULL;
+		c->queue_tail = &c->queue;
+		pthread_mutex_unlock(&c->mu);
+
+		store_commit_batch(c, jobs);
+
+		n = 0;
+		for (last = jobs; last->next != NULL; last = last->next)
+			n++;
+		pthread_mutex_lock(&c->mu);
+		*c->done_tail = jobs;
+		c->done_tail = &last->next;
+		c->batches++;
+		c->jobs += n + 1;
+		pthread_cond_broadcast(&c->done_cond);
+		pthread_mutex_unlock(&c->mu);
+		while (write(c->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
+	}
+	return NULL;
+}
+
+/* ---- the loop ---- */
+
+/* Call done for every finished job (in order). */
+static void
+store_commit_take_done(struct store_commit *c)
+{
+	struct store_commit_job *jobs, *job, *next;
+
+	pthread_mutex_lock(&c->mu);
+	jobs = c->done;
+	c->done = NULL;
+	c->done_tail = &c->done;
+	pthread_mutex_unlock(&c->mu);
+	for (job = jobs; job != NULL; job = next) {
+		next = job->next; /* done may free the job */
+		job->next = NULL;
+		c->inflight--;
+		job->done(job);
+	}
+}
+
+static void
+store_commit_on_wake(struct ev_loop *loop, int fd, unsigned events,
+		     void *ctx)
+{
+	struct store_commit *c = ctx;
+	uint64_t v;
+
+	(void)loop;
+	(void)events;
+	while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	store_commit_take_done(c);
+}
+
+static void
+store_commit_flush(struct ev_loop *loop, void *ctx)
+{
+	struct store_commit *c = ctx;
+
+	(void)loop;
+	c->flush_scheduled = false;
+	if (c->local == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	*c->queue_tail = c->local;
+	c->queue_tail = c->local_tail;
+	pthread_cond_signal(&c->work_cond);
+	pthread_mutex_unlock(&c->mu);
+	c->local = NULL;
+	c->local_tail = &c->local;
+}
+
+void
+store_commit_submit(struct store_commit *c, struct store_commit_job *job)
+{
+	job->next = NULL;
+	job->result = STORE_OK;
+	job->error[0] = '\0';
+	*c->local_tail = job;
+	c->local_tail = &job->next;
+	c->inflight++;
+	if (!c->flush_scheduled) {
+		c->flush_scheduled = true;
+		ev_defer(c->loop, store_commit_flush, c);
+	}
+}
+
+void
+store_commit_drain(struct store_commit *c)
+{
+	while (c->inflight > 0) {
+		store_commit_flush(c->loop, c);
+		pthread_mutex_lock(&c->mu);
+		while (c->done == NULL)
+			pthread_cond_wait(&c->done_cond, &c->mu);
+		pthread_mutex_unlock(&c->mu);
+		store_commit_take_done(c);
+	}
+	if (c->flush_scheduled) {
+		ev_defer_cancel(c->loop, store_commit_flush, c);
+		c->flush_scheduled = false;
+	}
+}
+
+size_t
+store_commit_pending(const struct store_commit *c)
+{
+	return c->inflight;
+}
+
+void
+store_commit_stats(struct store_commit *c, uint64_t *batches_r,
+		   uint64_t *jobs_r)
+{
+	pthread_mutex_lock(&c->mu);
+	*batches_r = c->batches;
+	*jobs_r = c->jobs;
+	pthread_mutex_unlock(&c->mu);
+}
+
+struct store_commit *
+store_commit_new(struct ev_loop *loop, const char *datadir,
+		 const char **error_r)
+{
+	static char err[300];
+	struct store_commit *c = xcalloc(1, sizeof(*c));
+	sigset_t all, old;
+	const char *e = NULL;
+
+	c->loop = loop;
+	c->queue_tail = &c->queue;
+	c->done_tail = &c->done;
+	c->local_tail = &c->local;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->work_cond, NULL);
+	pthread_cond_init(&c->done_cond, NULL);
+	c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	/* Opened here, on the loop's thread: store_open is not thread-safe
+	   on its first call (VFS registration). */
+	c->st = store_open(datadir, &e);
+	if (c->efd < 0 || c->st == NULL ||
+	    ev_fd_add(loop, c->efd, EV_READ, store_commit_on_wake, c) < 0) {
+		/* XXX a static buffer, as for store_open */
+		snprintf(err, sizeof(err), "commit thread: %s",
+			 c->st == NULL ? e : strerror(errno));
+		goto fail;
+	}
+	/* The thread takes no signals (the worker reads them from a
+	   signalfd on the loop). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (pthread_create(&c->thread, NULL, store_commit_main, c) != 0) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		snprintf(err, sizeof(err), "commit thread: pthread_create "
+			 "failed");
+		ev_fd_del(loop, c->efd);
+		goto fail;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	c->thread_started = true;
+	return c;
+fail:
+	if (error_r != NULL)
+		*error_r = err;
+	store_commit_free(&c);
+	return NULL;
+}
+
+void
+store_commit_free(struct store_commit **cp)
+{
+	struct store_commit *c = *cp;
+
+	if (c == NULL)
+		return;
+	*cp = NULL;
+	if (c->thread_started) {
+		store_commit_drain(c);
+		pthread_mutex_lock(&c->mu);
+		c->stop = true;
+		pthread_cond_signal(&c->work_cond);
+		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->thread, NULL);
+		ev_fd_del(c->loop, c->efd);
+	}
+	if (c->efd >= 0)
+		close(c->efd);
+	store_close(&c->st);
+	pthread_cond_destroy(&c->done_cond);
+	pthread_cond_destroy(&c->work_cond);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}

@@ -1,0 +1,319 @@
+/* Tests for the commit thread (store_commit.c): jobs submitted in one
+   loop pass are committed in one batch, done runs on the loop in order
+   and only after the data is durable and visible to another connection,
+   blobs are finished on the thread (content hash, file in place), a job
+   that fails is undone alone, a job with a failed blob is not run, done
+   may submit again, and drain/free wait for everything in flight. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "lib/ev.h"
+#include "store/store.h"
+
+#define TEST_BLOB "hello blob\r\n"
+
+struct test_job {
+	struct store_commit_job job; /* first */
+	struct store_commit_blob blob;
+	int index;
+	bool fail;	/* run returns STORE_INVALID after a change */
+	bool done;
+	int runs;
+	int *order;	/* done order log */
+	size_t *order_len;
+	struct store_commit *resubmit; /* done submits a follow-up */
+	struct test_job *follow;
+};
+
+static int
+test_job_run(struct store *s, struct store_commit_job *job)
+{
+	struct test_job *t = (struct test_job *)job;
+	char name[64];
+	int r;
+
+	t->runs++;
+	snprintf(name, sizeof(name), "d%d.test", t->index);
+	r = store_domain_add(s, name);
+	if (r != STORE_OK)
+		return r;
+	return t->fail ? STORE_INVALID : STORE_OK;
+}
+
+static void
+test_job_done(struct store_commit_job *job)
+{
+	struct test_job *t = (struct test_job *)job;
+
+	t->done = true;
+	if (t->order != NULL)
+		t->order[(*t->order_len)++] = t->index;
+	if (t->resubmit != NULL && t->follow != NULL)
+		store_commit_submit(t->resubmit, &t->follow->job);
+}
+
+static void
+test_job_init(struct test_job *t, int index, struct store *s, bool blob)
+{
+	memset(t, 0, sizeof(*t));
+	t->index = index;
+	t->job.run = test_job_run;
+	t->job.done = test_job_done;
+	if (blob) {
+		t->blob.w = store_blob_writer_new(s);
+		test_assert(store_blob_writer_write(t->blob.w, TEST_BLOB,
+						    strlen(TEST_BLOB)) ==
+			    STORE_OK);
+		t->job.blobs = &t->blob;
+		t->job.blob_count = 1;
+	}
+}
+
+static struct store *
+test_open(const char *sub, char *dir, size_t size)
+{
+	const char *error = NULL;
+	struct store *s;
+
+	snprintf(dir, size, "%s/%s", test_tmpdir(), sub);
+	s = store_open(dir, &error);
+	if (s == NULL) {
+		fprintf(stderr, "store_open: %s\n", error);
+		exit(1);
+	}
+	return s;
+}
+
+/* Run the loop until every job is done (bounded). */
+static void
+test_loop_until_idle(struct ev_loop *loop, struct store_commit *c)
+{
+	for (int i = 0; i < 2000 && store_commit_pending(c) > 0; i++)
+		ev_run_once(loop, 10);
+}
+
+static void
+test_commit_batch(void)
+{
+	enum { N = 20 };
+	struct test_job jobs[N];
+	struct ev_loop *loop = ev_loop_new();
+	struct store_commit *c;
+	struct store *s;
+	char dir[512], name[64], path[10000];
+	int order[N];
+	size_t order_len = 0;
+	uint64_t batches = 0, njobs = 0;
+	struct stat st;
+	const char *error = NULL;
+
+	s = test_open("batch", dir, sizeof(dir));
+	c = store_commit_new(loop, dir, &error);
+	test_assert(c != NULL);
+	for (int i = 0; i < N; i++) {
+		test_job_init(&jobs[i], i, s, true);
+		jobs[i].order = order;
+		jobs[i].order_len = &order_len;
+		store_commit_submit(c, &jobs[i].job);
+	}
+	/* nothing is done from inside submit */
+	test_assert(store_commit_pending(c) == N);
+	test_assert(!jobs[0].done);
+	test_loop_until_idle(loop, c);
+	test_assert(store_commit_pending(c) == 0);
+	store_commit_stats(c, &batches, &njobs);
+	test_assert(njobs == N);
+	test_assert(batches == 1); /* one loop pass, one batch */
+	test_assert(order_len == N);
+	for (int i = 0; i < N; i++) {
+		test_assert_idx(jobs[i].done, i);
+		test_assert_idx(jobs[i].job.result == STORE_OK, i);
+		test_assert_idx(jobs[i].job.batch_size == N, i);
+		test_assert_idx(jobs[i].runs == 1, i);
+		test_assert_idx(order[i] == i, i);
+		test_assert_idx(jobs[i].blob.w == NULL, i);
+		test_assert_idx(jobs[i].blob.size == strlen(TEST_BLOB), i);
+		test_assert_strcmp(jobs[i].blob.hash, jobs[0].blob.hash);
+		snprintf(name, sizeof(name), "d%d.test", i);
+		/* committed: visible through the other connection */
+		test_assert_idx(store_domain_exists(s, name) == 1, i);
+	}
+	test_assert(strlen(jobs[0].blob.hash) == STORE_HASH_HEX_LEN);
+	snprintf(path, sizeof(path), "%s/blobs/%.2s/%s", dir,
+		 jobs[0].blob.hash, jobs[0].blob.hash + 2);
+	test_assert(stat(path, &st) == 0 &&
+		    (size_t)st.st_size == strlen(TEST_BLOB));
+	store_commit_free(&c);
+	test_assert(c == NULL);
+	store_close(&s);
+	ev_loop_free(&loop);
+}
+
+static void
+test_commit_failure_alone(void)
+{
+	struct test_job jobs[3];
+	struct ev_loop *loop = ev_loop_new();
+	struct store_commit *c;
+	struct store *s;
+	char dir[512];
+
+	s = test_open("fail", dir, sizeof(dir));
+	c = store_commit_new(loop, dir, NULL);
+	test_assert(c != NULL);
+	for (int i = 0; i < 3; i++) {
+		test_job_init(&jobs[i], i, s, false);
+		store_commit_submit(c, &jobs[i].job);
+	}
+	jobs[1].fail = true;
+	/* job 2 adds a domain that exists: its own failure */
+	jobs[2].index = 0;
+	test_loop_until_idle(loop, c);
+	test_assert(jobs[0].job.result == STORE_OK);
+	test_assert(jobs[1].job.result == STORE_INVALID);
+	test_assert(jobs[2].job.result == STORE_EXISTS);
+	test_assert(jobs[2].job.error[0] != '\0');
+	test_assert(store_domain_exists(s, "d0.test") == 1);
+	/* the failed job's change was undone, the others kept */
+	test_assert(store_domain_exists(s, "d1.test") == 0);
+	test_assert(jobs[0].job.batch_size == 3);
+	store_commit_free(&c);
+	store_close(&s);
+	ev_loop_free(&loop);
+}
+
+static void
+test_commit_blob_failure(void)
+{
+	struct test_job jobs[2];
+	struct ev_loop *loop = ev_loop_new();
+	struct store_commit *c;
+	struct store *s;
+	char dir[512], blobs[600], away[600];
+	FILE *f;
+
+	s = test_open("blobfail", dir, sizeof(dir));
+	c = store_commit_new(loop, dir, NULL);
+	test_assert(c != NULL);
+	test_job_init(&jobs[0], 0, s, true);
+	test_job_init(&jobs[1], 1, s, false);
+	/* DATADIR/blobs a plain file: the blob cannot be put in place
+	   (ENOTDIR, even for root) */
+	snprintf(blobs, sizeof(blobs), "%s/blobs", dir);
+	snprintf(away, sizeof(away), "%s/blobs-away", dir);
+	test_assert(rename(blobs, away) == 0);
+	f = fopen(blobs, "w");
+	test_assert(f != NULL);
+	fclose(f);
+	store_commit_submit(c, &jobs[0].job);
+	store_commit_submit(c, &jobs[1].job);
+	test_loop_until_idle(loop, c);
+	test_assert(jobs[0].done && jobs[1].done);
+	test_assert(jobs[0].job.result == STORE_ERR);
+	test_assert(!jobs[0].job.blobs_ok);
+	test_assert(jobs[0].job.error[0] != '\0');
+	test_assert(jobs[0].runs == 0);
+	test_assert(jobs[0].blob.w == NULL && jobs[0].blob.hash[0] == '\0');
+	test_assert(store_domain_exists(s, "d0.test") == 0);
+	/* the other job of the batch is not affected */
+	test_assert(jobs[1].job.result == STORE_OK);
+	test_assert(store_domain_exists(s, "d1.test") == 1);
+	test_assert(unlink(blobs) == 0 && rename(away, blobs) == 0);
+	store_commit_free(&c);
+	store_close(&s);
+	ev_loop_free(&loop);
+}
+
+static void
+test_commit_drain(void)
+{
+	enum { N = 8 };
+	struct test_job jobs[N], follow;
+	struct ev_loop *loop = ev_loop_new();
+	struct store_commit *c;
+	struct store *s;
+	char dir[512];
+
+	s = test_open("drain", dir, sizeof(dir));
+	c = store_commit_new(loop, dir, NULL);
+	test_assert(c != NULL);
+	for (int i = 0; i < N; i++) {
+		test_job_init(&jobs[i], i, s, true);
+		store_commit_submit(c, &jobs[i].job);
+	}
+	/* a done that submits again: drain waits for that one too */
+	test_job_init(&follow, 100, s, false);
+	jobs[N - 1].resubmit = c;
+	jobs[N - 1].follow = &follow;
+	/* without running the loop at all */
+	store_commit_drain(c);
+	test_assert(store_commit_pending(c) == 0);
+	for (int i = 0; i < N; i++)
+		test_assert_idx(jobs[i].done &&
+					jobs[i].job.result == STORE_OK, i);
+	test_assert(follow.done && follow.job.result == STORE_OK);
+	test_assert(store_domain_exists(s, "d100.test") == 1);
+	/* free with jobs in flight waits for them as well */
+	test_job_init(&jobs[0], 200, s, true);
+	store_commit_submit(c, &jobs[0].job);
+	store_commit_free(&c);
+	test_assert(jobs[0].done && jobs[0].job.result == STORE_OK);
+	test_assert(store_domain_exists(s, "d200.test") == 1);
+	store_close(&s);
+	ev_loop_free(&loop);
+}
+
+/* While the thread works, later submissions form the next batch. */
+static void
+test_commit_pipeline(void)
+{
+	enum { ROUNDS = 5, PER = 6 };
+	struct test_job jobs[ROUNDS * PER];
+	struct ev_loop *loop = ev_loop_new();
+	struct store_commit *c;
+	struct store *s;
+	char dir[512];
+	uint64_t batches = 0, njobs = 0;
+
+	s = test_open("pipe", dir, sizeof(dir));
+	c = store_commit_new(loop, dir, NULL);
+	test_assert(c != NULL);
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int i = 0; i < PER; i++) {
+			struct test_job *t = &jobs[r * PER + i];
+
+			test_job_init(t, r * PER + i, s, true);
+			store_commit_submit(c, &t->job);
+		}
+		ev_run_once(loop, 0); /* one pass: hand this round over */
+	}
+	test_loop_until_idle(loop, c);
+	store_commit_stats(c, &batches, &njobs);
+	test_assert(njobs == ROUNDS * PER);
+	test_assert(batches >= 1 && batches <= ROUNDS);
+	for (int i = 0; i < ROUNDS * PER; i++)
+		test_assert_idx(jobs[i].done &&
+					jobs[i].job.result == STORE_OK, i);
+	store_commit_free(&c);
+	store_close(&s);
+	ev_loop_free(&loop);
+}
+
+static const struct test_case tests[] = {
+	{ "commit_batch", test_commit_batch },
+	{ "commit_failure_alone", test_commit_failure_alone },
+	{ "commit_blob_failure", test_commit_blob_failure },
+	{ "commit_drain", test_commit_drain },
+	{ "commit_pipeline", test_commit_pipeline },
+	{ NULL, NULL },
+};
+
+int
+main(int argc, char **argv)
+{
+	return test_run(argc, argv, tests);
+}
