@@ -179,6 +179,11 @@ int store_mailbox_bump_modseq(struct store *s, int64_t mailbox_id,
 int store_msg_purge_mailbox(struct store *s, int64_t mailbox_id);
 
 /* ---- store_fts.c ---- */
+/* blobs.fts (store_fts.c says what each promises) */
+#define STORE_FTS_NONE 0  /* not indexed: always a candidate */
+#define STORE_FTS_EXACT 1 /* valid UTF-8, nothing folds to ASCII */
+#define STORE_FTS_RAW 2	  /* not valid UTF-8 */
+#define STORE_FTS_INEXACT 3 /* valid UTF-8 with U+017F, U+212A or NUL */
 /* Inside a write transaction: index the text of blob blob_id. */
 int store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
 		  size_t len);
