@@ -89,8 +89,8 @@ struct imap_search {
 	bool mapped, map_tried;
 	struct store_msg_meta meta;
 	bool have_meta, meta_tried;
-	struct buf text;
-	bool text_done;
+	struct buf text, headers; /* mime_extract_text / _headers */
+	bool text_done, headers_done;
 	bool error; /* a store read failed */
 	struct imap_session *s;
 	uint32_t uid;
@@ -591,8 +591,6 @@ static bool
 imap_search_body(struct imap_session *s, struct imap_search *se,
 		 const struct imap_snode *n)
 {
-	size_t hlen;
-
 	if (!imap_search_map(s, se))
 		return false;
 	if (!se->text_done) {
@@ -605,19 +603,15 @@ imap_search_body(struct imap_session *s, struct imap_search *se,
 		return true;
 	if (n->kind != SK_TEXT)
 		return false;
-	hlen = imap_search_header_len(se);
-	{
-		struct buf dec;
-		bool m;
-
-		buf_init(&dec, hlen * 2 + 64);
-		(void)mime_decode_words(&dec, (const char *)se->map.data,
-					hlen);
-		m = imap_search_contains((const char *)dec.data, dec.len,
-					 n->str);
-		buf_free(&dec);
-		return m;
+	/* TEXT: the top header and the MIME headers of the parts */
+	if (!se->headers_done) {
+		se->headers_done = true;
+		buf_init(&se->headers, IMAP_SEARCH_TEXT_MAX_BYTES);
+		(void)mime_extract_headers(se->map.data, se->map.len,
+					   &se->headers);
 	}
+	return imap_search_contains((const char *)se->headers.data,
+				    se->headers.len, n->str);
 }
 
 static int
@@ -768,8 +762,8 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 	return false;
 }
 
-/* Can the index narrow a header key? Its hdr column is the raw top
-   header decoded (folds kept), the exact check decodes the unfolded
+/* Can the index narrow a header key? Its hdr column starts with the raw
+   top header decoded (folds kept; the part headers follow), the exact check decodes the unfolded
    field: the two agree on every needle without white space, because
    unfolding only removes CRLF before white space (and RFC 2047 drops
    CRLF between encoded-words in both). */
@@ -843,7 +837,9 @@ imap_search_msg_end(struct imap_search *se)
 	se->have_meta = se->meta_tried = false;
 	if (se->text_done)
 		buf_free(&se->text);
-	se->text_done = false;
+	if (se->headers_done)
+		buf_free(&se->headers);
+	se->text_done = se->headers_done = false;
 	if (se->own != NULL)
 		store_msgs_free(se->own, 1);
 	se->own = NULL;

@@ -377,8 +377,9 @@ int store_sent_find(struct store *s, int64_t mailbox_id, const char *blob,
 #define STORE_FTS_NEEDLE_MIN_CHARS 3
 /* What the index says about a needle in one mailbox: uids (ascending)
    are the messages whose indexed text may contain it as a substring,
-   case-insensitively: the decoded text parts, and with with_header the
-   decoded top header too (SEARCH TEXT). A superset. sure (ascending, a
+   case-insensitively: the decoded text parts, and with STORE_FTS_HEADER
+   the decoded headers too (mime_extract_headers: the top header and the
+   MIME headers of the parts, SEARCH TEXT). A superset. sure (ascending, a
    subset of uids) are those that certainly contain it under the exact
    check of IMAP SEARCH (ASCII case-insensitive substring of the same
    decoded text, store_fts.c says when that holds): the caller need not
@@ -387,7 +388,7 @@ struct store_fts_result {
 	uint32_t *uids, *sure;
 	size_t count, nsure;
 };
-#define STORE_FTS_HEADER 0x1u /* with_header: the top header too */
+#define STORE_FTS_HEADER 0x1u /* the headers too (SEARCH TEXT) */
 #define STORE_FTS_SURE 0x2u   /* fill sure (else it stays empty) */
 /* Fills *res. Returns 1 (store_fts_result_free(res) after), 0 when the
    index cannot answer (needle shorter than STORE_FTS_NEEDLE_MIN_CHARS:

@@ -1,8 +1,9 @@
 /* The full-text index behind IMAP SEARCH BODY and TEXT (RFC 9051
    6.4.4): one SQLite FTS5 row per blob (blobs are deduplicated, so one
    row serves every mailbox holding the message), rowid = blobs.id, with
-   two columns: hdr, the top header with RFC 2047 encoded-words decoded
-   (mime_decode_words), and body, the decoded text of the text/ parts
+   two columns: hdr, the top header and the MIME headers of the body
+   parts with RFC 2047 encoded-words decoded (mime_extract_headers), and
+   body, the decoded text of the text/ parts
    (mime_extract_text: base64 and quoted-printable undone, charsets
    converted to UTF-8, HTML markup removed). These are exactly the bytes
    imap_search.c compares, so the index can serve as a candidate filter.
@@ -36,7 +37,9 @@
      ASCII; such blobs are candidates for every non-ASCII needle, so the
      index never drops a match. Candidates only.
    A non-ASCII needle is never sure: the index folds Unicode case, the
-   exact check only ASCII. */
+   exact check only ASCII. Blobs indexed when hdr held only the top
+   header have these values plus STORE_FTS_OLD_HDR (schema step 8): for
+   BODY they are as above, for TEXT always candidates and never sure. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,16 +174,12 @@ int
 store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
 	      size_t len)
 {
-	struct mime_section sec;
 	struct buf hdr, body;
-	size_t hlen = len;
 	int ret;
 
-	if (mime_section_find(msg, len, NULL, 0, &sec) == 1)
-		hlen = sec.header_len;
-	buf_init(&hdr, hlen * 2 + 64);
+	buf_init(&hdr, STORE_FTS_TEXT_MAX_BYTES);
 	buf_init(&body, STORE_FTS_TEXT_MAX_BYTES);
-	(void)mime_decode_words(&hdr, (const char *)msg, hlen);
+	(void)mime_extract_headers(msg, len, &hdr);
 	(void)mime_extract_text(msg, len, &body);
 	ret = store_fts_insert(s, blob_id, &hdr, &body);
 	buf_free(&hdr);
@@ -273,17 +272,19 @@ store_fts_matches(struct store *s, int64_t mailbox_id, const char *query,
 
 /* Messages of the mailbox whose blob is not STORE_FTS_EXACT (few: the
    partial index blobs_fts_pending holds exactly those blobs). Into
-   pending go those the index cannot rule out: not indexed, or (for a
-   non-ASCII needle) indexed from text that is not valid UTF-8. Into
-   inexact go all of them: no match of theirs is sure. */
+   pending go those the index cannot rule out: not indexed, (for a
+   non-ASCII needle) indexed from text that is not valid UTF-8, or (with
+   the header) indexed without the part headers. Into inexact go those
+   whose matches are not sure. */
 static int
 store_fts_not_exact(struct store *s, int64_t mailbox_id, bool ascii,
-		    struct store_fts_uids *pending,
+		    bool with_header, struct store_fts_uids *pending,
 		    struct store_fts_uids *inexact)
 {
 	sqlite3_stmt *st;
 	uint32_t uid;
 	int rc, fts;
+	bool old;
 
 	/* "fts != 1" lets SQLite use the partial index */
 	st = store_stmt(s, "SELECT m.uid, b.fts FROM blobs b"
@@ -295,9 +296,14 @@ store_fts_not_exact(struct store *s, int64_t mailbox_id, bool ascii,
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		uid = store_col_u32(st, 0);
 		fts = sqlite3_column_int(st, 1);
-		if (fts == STORE_FTS_NONE || (!ascii && fts == STORE_FTS_RAW))
+		old = fts >= STORE_FTS_OLD_HDR;
+		if (old)
+			fts -= STORE_FTS_OLD_HDR;
+		if (fts == STORE_FTS_NONE || (!ascii && fts == STORE_FTS_RAW) ||
+		    (old && with_header))
 			store_fts_push(pending, uid);
-		store_fts_push(inexact, uid);
+		if (fts != STORE_FTS_EXACT || (old && with_header))
+			store_fts_push(inexact, uid);
 	}
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? STORE_OK : store_sql_err(s, rc);
@@ -339,8 +345,9 @@ store_fts_candidates(struct store *s, int64_t mailbox_id, const char *needle,
 	if (ret == STORE_OK)
 		ret = store_fts_matches(s, mailbox_id, q, &cand);
 	if (ret == STORE_OK)
-		ret = store_fts_not_exact(s, mailbox_id, ascii, &pending,
-					  &inexact);
+		ret = store_fts_not_exact(s, mailbox_id, ascii,
+					  (flags & STORE_FTS_HEADER) != 0,
+					  &pending, &inexact);
 	store_read_end(s, started);
 	free(q);
 	if (ret == STORE_OK) {

@@ -141,6 +141,11 @@ static const char *const store_migrations[] = {
 	"CREATE TRIGGER blobs_fts_gc AFTER DELETE ON blobs WHEN old.fts != 0"
 	" BEGIN DELETE FROM blob_fts WHERE rowid = old.id; END;"
 	"DELETE FROM blob_fts WHERE rowid NOT IN (SELECT id FROM blobs);",
+	/* 8: the hdr column of the index now also holds the MIME headers
+	   of the body parts (SEARCH TEXT matches them); rows indexed
+	   before hold the top header only and are marked with
+	   STORE_FTS_OLD_HDR (10): TEXT checks those blobs by reading them */
+	"UPDATE blobs SET fts = fts + 10 WHERE fts IN (1, 2, 3);",
 };
 
 #define STORE_MIGRATIONS_COUNT \

@@ -187,6 +187,31 @@ test_store_fts_sure(void)
 	store_close(&s);
 }
 
+/* The hdr column holds the MIME headers of the parts too: TEXT finds
+   an attachment's filename (sure), BODY does not. */
+static const char m7[] =
+	"Subject: with attachment\r\nMIME-Version: 1.0\r\n"
+	"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+	"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+	"--b\r\nContent-Type: application/pdf; name=\"=?utf-8?Q?Bilan?=.pdf\"\r\n"
+	"Content-Transfer-Encoding: base64\r\n\r\nQUJD\r\n--b--\r\n";
+
+static void
+test_store_fts_part_headers(void)
+{
+	int64_t inbox, other;
+	struct store *s = fts_store(&inbox, &other);
+
+	test_assert(fts_append(s, inbox, m7) == 1);
+	test_assert_strcmp(fts_query(s, inbox, "bilan.pdf", true, true),
+			   "1 sure 1");
+	test_assert_strcmp(fts_query(s, inbox, "application/pdf", true, true),
+			   "1 sure 1");
+	test_assert_strcmp(fts_query(s, inbox, "bilan.pdf", false, true),
+			   " sure ");
+	store_close(&s);
+}
+
 /* Every code point from U+0080 to U+1FFFF (all case pairs of Unicode
    lie below) in a trigram table, 4096 per row between "q"s: the rows
    an ASCII trigram "qXq" matches hold a character folding to X. Only
@@ -264,6 +289,7 @@ test_store_fts_ascii_folds(void)
 static const struct test_case tests[] = {
 	{ "store_fts_candidates", test_store_fts_candidates },
 	{ "store_fts_sure", test_store_fts_sure },
+	{ "store_fts_part_headers", test_store_fts_part_headers },
 	{ "store_fts_ascii_folds", test_store_fts_ascii_folds },
 	{ "store_fts_dedup_gc", test_store_fts_dedup_gc },
 	{ NULL, NULL },
