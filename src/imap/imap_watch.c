@@ -261,7 +261,9 @@ imap_watch_flush(struct imap_session *s)
 	xfree(&n->pending);
 }
 
-/* now: part of the running command's own output (NOTIFY SET STATUS) */
+/* now: part of the running command's own output (NOTIFY SET STATUS).
+   HIGHESTMODSEQ once the client enabled CONDSTORE or QRESYNC
+   (RFC 5465 5.2-5.4 with RFC 7162 3.1.3). */
 static void
 imap_watch_send_status(struct imap_session *s, const char *name,
 		       const struct store_mailbox_status *st, bool unseen,
@@ -276,6 +278,9 @@ imap_watch_send_status(struct imap_session *s, const char *name,
 			 st->messages, st->uidnext, st->uidvalidity);
 	if (unseen)
 		(void)buf_printf(&b, " UNSEEN %u", st->unseen);
+	if (s->condstore)
+		(void)buf_printf(&b, " HIGHESTMODSEQ %llu",
+				 (unsigned long long)st->highestmodseq);
 	(void)buf_append_str(&b, ")\r\n");
 	if (now)
 		imap_session_write(s, b.data, b.len);
@@ -334,7 +339,8 @@ imap_watch_status_all(struct imap_session *s)
 
 /* ---- the selected mailbox ---- */
 
-/* MessageNew fetch-att for the messages past last_uid. */
+/* MessageNew fetch-att for the messages past last_uid: parsed items
+   through the FETCH code, or UID/FLAGS here. */
 static void
 imap_watch_send_new(struct imap_session *s, uint32_t last_uid)
 {
@@ -342,6 +348,17 @@ imap_watch_send_new(struct imap_session *s, uint32_t last_uid)
 	unsigned f = s->notify->fetch;
 	struct buf b;
 
+	if (v != NULL && s->notify->fetch_items != NULL) {
+		size_t *idx = xcalloc(v->count + 1, sizeof(*idx)), n = 0;
+
+		for (size_t i = 0; i < v->count; i++) {
+			if (v->msgs[i].uid > last_uid && !v->msgs[i].expunged)
+				idx[n++] = i;
+		}
+		imap_fetch_notify_write(s, s->notify->fetch_items, idx, n);
+		free(idx);
+		return;
+	}
 	if (f == 0 || v == NULL)
 		return;
 	buf_init(&b, 64 * 1024);
@@ -361,6 +378,10 @@ imap_watch_send_new(struct imap_session *s, uint32_t last_uid)
 					       m->keywords);
 			(void)buf_append_byte(&b, ')');
 		}
+		/* RFC 7162 3.1: unsolicited FETCH carries MODSEQ */
+		if (s->condstore)
+			(void)buf_printf(&b, " MODSEQ (%llu)",
+					 (unsigned long long)m->modseq);
 		if (buf_append_str(&b, ")\r\n") == 0)
 			imap_session_write(s, b.data, b.len);
 	}
