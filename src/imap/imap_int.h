@@ -548,6 +548,10 @@ struct imap_notify {
 	unsigned fetch; /* IMAP_NFETCH_* */
 	struct imap_fetch *fetch_items; /* other fetch-att, or NULL */
 	struct arena *fetch_arena;	/* holds fetch_items */
+	/* MessageNew fetch-att sent for UIDs up to new_uid of mailbox
+	   new_box (or they were known before: SELECT, NOTIFY SET) */
+	int64_t new_box;
+	uint32_t new_uid;
 	struct imap_notify_group *groups;
 	size_t ngroups;
 	struct buf *pending; /* while a command runs, or NULL */

@@ -241,6 +241,11 @@ imap_watch_out(struct imap_session *s, const struct buf *b)
 		n->overflow = true;
 }
 
+static void imap_watch_new_send(struct imap_session *s);
+
+/* After each command: the held output, then MessageNew fetch-att for
+   messages the command itself brought into the view (an event that came
+   while it ran, or a NOOP that synced before the event was read). */
 void
 imap_watch_flush(struct imap_session *s)
 {
@@ -254,11 +259,12 @@ imap_watch_flush(struct imap_session *s)
 		imap_watch_remove(s);
 		return;
 	}
-	if (n->pending == NULL)
-		return;
-	imap_session_write(s, n->pending->data, n->pending->len);
-	buf_free(n->pending);
-	xfree(&n->pending);
+	if (n->pending != NULL) {
+		imap_session_write(s, n->pending->data, n->pending->len);
+		buf_free(n->pending);
+		xfree(&n->pending);
+	}
+	imap_watch_new_send(s);
 }
 
 /* now: part of the running command's own output (NOTIFY SET STATUS).
@@ -388,22 +394,57 @@ imap_watch_send_new(struct imap_session *s, uint32_t last_uid)
 	buf_free(&b);
 }
 
+static uint32_t
+imap_watch_last_uid(const struct imap_view *v)
+{
+	return v->count > 0 ? v->msgs[v->count - 1].uid : 0;
+}
+
+/* MessageNew for the view's messages past what was sent or known. A
+   newly selected mailbox only sets the mark: what SELECT showed is not
+   new. */
+static void
+imap_watch_new_send(struct imap_session *s)
+{
+	struct imap_notify *n = s->notify;
+	struct imap_view *v = s->view;
+	uint32_t last;
+	bool delayed;
+
+	if (v == NULL) {
+		n->new_box = 0;
+		return;
+	}
+	last = imap_watch_last_uid(v);
+	if (n->new_box != v->mailbox_id) {
+		n->new_box = v->mailbox_id;
+		n->new_uid = last;
+		return;
+	}
+	if (last <= n->new_uid)
+		return;
+	if (imap_notify_selected_events(n, &delayed) & IMAP_NEV_NEW)
+		imap_watch_send_new(s, n->new_uid);
+	n->new_uid = last;
+}
+
 static void
 imap_watch_selected(struct imap_session *s)
 {
-	struct imap_view *v = s->view;
-	uint32_t last_uid;
+	struct imap_notify *n = s->notify;
 	bool delayed;
-	unsigned ev = imap_notify_selected_events(s->notify, &delayed);
+	unsigned ev = imap_notify_selected_events(n, &delayed);
 
 	if (ev == 0 || imap_watch_busy(s) || s->closing ||
 	    (s->mode != IMAP_INPUT_CMD && s->mode != IMAP_INPUT_IDLE))
 		return;
-	last_uid = v->count > 0 ? v->msgs[v->count - 1].uid : 0;
+	if (n->new_box != s->view->mailbox_id) {
+		n->new_box = s->view->mailbox_id;
+		n->new_uid = imap_watch_last_uid(s->view);
+	}
 	if (imap_session_sync(s, !delayed, false) < 0 || s->closing)
 		return;
-	if (ev & IMAP_NEV_NEW)
-		imap_watch_send_new(s, last_uid);
+	imap_watch_new_send(s);
 }
 
 /* ---- message events of one mailbox ---- */

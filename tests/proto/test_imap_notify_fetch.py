@@ -173,3 +173,39 @@ def test_message_new_fetch_att_checked(tern):
         line, _ = r.cmd("NOTIFY SET " + spec)
         assert line.split()[1] == want, (spec, line)
     r.close()
+
+
+def _fetches_within(r, seconds, tag=None):
+    """Untagged lines (and the tagged one, if tag) within `seconds`."""
+    got = []
+    if tag is not None:
+        line, unt = r.tagged(tag)
+        got += unt + [line.encode()]
+    got += _quiet(r, seconds)
+    return got
+
+
+def test_message_new_once_whatever_comes_first(tern):
+    # The event can be read before or after a command that syncs the
+    # view (NOOP here, an APPEND by the session itself): the FETCH of the
+    # new message comes exactly once either way.
+    addr, pw = new_account(tern)
+    r = _session(tern, addr, pw, "SELECT INBOX")
+    line, _ = r.cmd("NOTIFY SET (selected (MessageNew (UID ENVELOPE) "
+                    "MessageExpunge))")
+    assert line.split()[1] == "OK", line
+    for i in range(1, 4):
+        _smtp(tern, addr, "race %d" % i)
+        r.send("n%d NOOP\r\n" % i)
+        got = _fetches_within(r, 1.0, "n%d" % i)
+        fetches = [g for g in got if g.startswith(b"* %d FETCH (UID %d "
+                                                  b"ENVELOPE" % (i, i))]
+        assert len(fetches) == 1, got
+        assert b'"race %d"' % i in fetches[0]
+    data = msg("own append")
+    r.send("a APPEND INBOX {%d+}\r\n" % len(data))
+    r.send(data + b"\r\n")
+    got = _fetches_within(r, 1.0, "a")
+    assert len([g for g in got if g.startswith(b"* 4 FETCH (UID 4 ")]) == 1, \
+        got
+    r.close()
