@@ -763,10 +763,11 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 }
 
 /* Can the index narrow a header key? Its hdr column starts with the raw
-   top header decoded (folds kept; the part headers follow), the exact check decodes the unfolded
-   field: the two agree on every needle without white space, because
-   unfolding only removes CRLF before white space (and RFC 2047 drops
-   CRLF between encoded-words in both). */
+   top header decoded (folds kept; the part headers follow), the exact
+   check decodes the unfolded field: the two agree on every needle
+   without white space, because unfolding only removes CRLF before
+   white space (and RFC 2047 drops CRLF between encoded-words in
+   both). */
 static bool
 imap_search_fts_header_ok(const struct imap_snode *n)
 {

@@ -161,8 +161,10 @@ test_store_fts_dedup_gc(void)
 /* Kelvin sign and long s: the index matches "kelvin" and "ask" (folded
    to ASCII) where the exact check does not, so those are candidates but
    never sure. Raw 8-bit text is never sure either. */
-static const char m4[] = "Subject: plain\r\n\r\n\xe2\x84\xaa" "elvin a\xc5\xbfk\r\n";
-static const char m5[] = "Subject: kelvin\r\n\r\nkelvin ask caf\xc3\xa9\r\n";
+static const char m4[] = "Subject: plain\r\n\r\n"
+			 "\xe2\x84\xaa" "elvin a\xc5\xbfk\r\n";
+static const char m5[] = "Subject: kelvin\r\n\r\n"
+			 "kelvin ask caf\xc3\xa9\r\n";
 static const char m6[] = "Subject: kelvin \xe9\r\n\r\nkelvin\r\n";
 
 static void
