@@ -788,7 +788,8 @@ imap_search_fts(struct imap_session *s, struct imap_snode *n)
 				      n->str,
 				      STORE_FTS_SURE |
 					      (n->kind == SK_TEXT
-						       ? STORE_FTS_HEADER
+						       ? STORE_FTS_HEADER |
+								 STORE_FTS_PARTS
 						       : 0),
 				      &n->fts) == 1;
 	} else if (imap_search_fts_header_ok(n)) {

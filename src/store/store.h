@@ -390,6 +390,9 @@ struct store_fts_result {
 };
 #define STORE_FTS_HEADER 0x1u /* the headers too (SEARCH TEXT) */
 #define STORE_FTS_SURE 0x2u   /* fill sure (else it stays empty) */
+/* with STORE_FTS_HEADER: the needle may be in part headers too (TEXT);
+   without, only the top header matters (header keys) */
+#define STORE_FTS_PARTS 0x4u
 /* Fills *res. Returns 1 (store_fts_result_free(res) after), 0 when the
    index cannot answer (needle shorter than STORE_FTS_NEEDLE_MIN_CHARS:
    check every message), or an error. */

@@ -38,8 +38,8 @@
      index never drops a match. Candidates only.
    A non-ASCII needle is never sure: the index folds Unicode case, the
    exact check only ASCII. Blobs indexed when hdr held only the top
-   header have these values plus STORE_FTS_OLD_HDR (schema step 8): for
-   BODY they are as above, for TEXT always candidates and never sure. */
+   header (ids up to fts_layout.old_max, schema step 8) are for BODY as
+   above, for TEXT always candidates and never sure. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -272,19 +272,17 @@ store_fts_matches(struct store *s, int64_t mailbox_id, const char *query,
 
 /* Messages of the mailbox whose blob is not STORE_FTS_EXACT (few: the
    partial index blobs_fts_pending holds exactly those blobs). Into
-   pending go those the index cannot rule out: not indexed, (for a
-   non-ASCII needle) indexed from text that is not valid UTF-8, or (with
-   the header) indexed without the part headers. Into inexact go those
-   whose matches are not sure. */
+   pending go those the index cannot rule out: not indexed, or (for a
+   non-ASCII needle) indexed from text that is not valid UTF-8. Into
+   inexact go all of them: their matches are not sure. */
 static int
 store_fts_not_exact(struct store *s, int64_t mailbox_id, bool ascii,
-		    bool with_header, struct store_fts_uids *pending,
+		    struct store_fts_uids *pending,
 		    struct store_fts_uids *inexact)
 {
 	sqlite3_stmt *st;
 	uint32_t uid;
 	int rc, fts;
-	bool old;
 
 	/* "fts != 1" lets SQLite use the partial index */
 	st = store_stmt(s, "SELECT m.uid, b.fts FROM blobs b"
@@ -296,14 +294,48 @@ store_fts_not_exact(struct store *s, int64_t mailbox_id, bool ascii,
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		uid = store_col_u32(st, 0);
 		fts = sqlite3_column_int(st, 1);
-		old = fts >= STORE_FTS_OLD_HDR;
-		if (old)
-			fts -= STORE_FTS_OLD_HDR;
-		if (fts == STORE_FTS_NONE || (!ascii && fts == STORE_FTS_RAW) ||
-		    (old && with_header))
+		if (fts == STORE_FTS_NONE || (!ascii && fts == STORE_FTS_RAW))
 			store_fts_push(pending, uid);
-		if (fts != STORE_FTS_EXACT || (old && with_header))
-			store_fts_push(inexact, uid);
+		store_fts_push(inexact, uid);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? STORE_OK : store_sql_err(s, rc);
+}
+
+/* For TEXT: messages of the mailbox whose blob was indexed without the
+   part headers (schema step 8) are pending and inexact. Nothing to do
+   (one tiny read) on a store that never had such blobs. */
+static int
+store_fts_old_headers(struct store *s, int64_t mailbox_id,
+		      struct store_fts_uids *pending,
+		      struct store_fts_uids *inexact)
+{
+	sqlite3_stmt *st;
+	int64_t old_max = 0;
+	uint32_t uid;
+	int rc;
+
+	st = store_stmt(s, "SELECT old_max FROM fts_layout");
+	if (st == NULL)
+		return STORE_ERR;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		old_max = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_sql_err(s, rc);
+	if (old_max <= 0)
+		return STORE_OK;
+	st = store_stmt(s, "SELECT uid FROM messages"
+			   " WHERE mailbox_id = ?1 AND blob_id <= ?2");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, old_max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uid = store_col_u32(st, 0);
+		store_fts_push(pending, uid);
+		store_fts_push(inexact, uid);
 	}
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? STORE_OK : store_sql_err(s, rc);
@@ -345,9 +377,11 @@ store_fts_candidates(struct store *s, int64_t mailbox_id, const char *needle,
 	if (ret == STORE_OK)
 		ret = store_fts_matches(s, mailbox_id, q, &cand);
 	if (ret == STORE_OK)
-		ret = store_fts_not_exact(s, mailbox_id, ascii,
-					  (flags & STORE_FTS_HEADER) != 0,
-					  &pending, &inexact);
+		ret = store_fts_not_exact(s, mailbox_id, ascii, &pending,
+					  &inexact);
+	if (ret == STORE_OK && (flags & STORE_FTS_HEADER) &&
+	    (flags & STORE_FTS_PARTS))
+		ret = store_fts_old_headers(s, mailbox_id, &pending, &inexact);
 	store_read_end(s, started);
 	free(q);
 	if (ret == STORE_OK) {

@@ -184,8 +184,6 @@ int store_msg_purge_mailbox(struct store *s, int64_t mailbox_id);
 #define STORE_FTS_EXACT 1 /* valid UTF-8, nothing folds to ASCII */
 #define STORE_FTS_RAW 2	  /* not valid UTF-8 */
 #define STORE_FTS_INEXACT 3 /* valid UTF-8 with U+017F, U+212A or NUL */
-/* added to 1-3: hdr holds the top header only (indexed before step 8) */
-#define STORE_FTS_OLD_HDR 10
 /* Inside a write transaction: index the text of blob blob_id. */
 int store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
 		  size_t len);

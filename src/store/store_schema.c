@@ -142,10 +142,14 @@ static const char *const store_migrations[] = {
 	" BEGIN DELETE FROM blob_fts WHERE rowid = old.id; END;"
 	"DELETE FROM blob_fts WHERE rowid NOT IN (SELECT id FROM blobs);",
 	/* 8: the hdr column of the index now also holds the MIME headers
-	   of the body parts (SEARCH TEXT matches them); rows indexed
-	   before hold the top header only and are marked with
-	   STORE_FTS_OLD_HDR (10): TEXT checks those blobs by reading them */
-	"UPDATE blobs SET fts = fts + 10 WHERE fts IN (1, 2, 3);",
+	   of the body parts (SEARCH TEXT matches them). Rows indexed
+	   before hold the top header only: fts_layout.old_max is the
+	   highest id of such a blob, and TEXT reads the blobs up to it
+	   (a new blob that reuses an id below is read too: only slower).
+	   BODY trusts them as before. */
+	"CREATE TABLE fts_layout(old_max INTEGER NOT NULL);"
+	"INSERT INTO fts_layout SELECT coalesce(max(id), 0) FROM blobs"
+	" WHERE fts != 0;",
 };
 
 #define STORE_MIGRATIONS_COUNT \

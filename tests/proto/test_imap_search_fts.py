@@ -277,8 +277,8 @@ def test_text_matches_part_headers(tern, crit, expect):
 
 def test_text_reads_blobs_indexed_without_part_headers(fresh_tern):
     # A blob indexed before the part headers were in the index (schema
-    # step 8 marks it fts + 10): the index cannot answer TEXT for it, so
-    # it is read; BODY still trusts its index row.
+    # step 8 records the highest such blob id): the index cannot answer
+    # TEXT for it, so it is read; BODY still trusts its index row.
     addr, pw = new_account(fresh_tern)
     r = Raw(fresh_tern)
     r.login(addr, pw)
@@ -292,7 +292,7 @@ def test_text_reads_blobs_indexed_without_part_headers(fresh_tern):
         (bid,) = c.execute("SELECT id FROM blobs WHERE fts = 1").fetchone()
         c.execute("UPDATE blob_fts SET hdr = 'Subject: report' WHERE rowid = ?",
                   (bid,))
-        c.execute("UPDATE blobs SET fts = 11 WHERE id = ?", (bid,))
+        c.execute("UPDATE fts_layout SET old_max = ?", (bid,))
         c.commit()
     finally:
         c.close()
