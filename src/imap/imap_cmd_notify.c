@@ -6,7 +6,9 @@
    SubscriptionChange (5.6). Unsupported events (AnnotationChange,
    MailboxMetadataChange, ServerMetadataChange) answer
    NO [BADEVENT (supported...)] (3.1). MessageNew fetch-att is valid with
-   selected filters only; tern serves UID and FLAGS there. A mailbox
+   selected filters only: UID and FLAGS alone are two bits; other items
+   (ENVELOPE, BODY.PEEK[HEADER.FIELDS (...)], ...) are parsed by the
+   FETCH parser into a small arena of the session's NOTIFY state. A mailbox
    that several groups name gets the events of the first. This file
    only parses and matches; imap_watch.c delivers. */
 #include <stdlib.h>
@@ -23,6 +25,7 @@
 /* Parse result: the reply to give when not OK. */
 struct imap_notify_parse {
 	struct imap_session *s;
+	struct arena *a; /* the command's */
 	struct imap_notify *n;
 	const char *reply; /* NULL: fine */
 	bool bad;
@@ -51,6 +54,7 @@ imap_notify_free(struct imap_notify **np)
 		free(n->groups[i].names);
 	}
 	free(n->groups);
+	arena_free(&n->fetch_arena);
 	if (n->pending != NULL) {
 		buf_free(n->pending);
 		free(n->pending);
@@ -120,16 +124,28 @@ static void
 imap_notify_parse_fetch(struct imap_notify_parse *p,
 			const struct imap_arg *a)
 {
-	for (size_t i = 0; i < a->count; i++) {
+	const char *error = NULL;
+	unsigned bits = 0;
+	size_t i;
+
+	for (i = 0; i < a->count; i++) {
 		if (imap_arg_is_atom(&a->list[i], "UID"))
-			p->n->fetch |= IMAP_NFETCH_UID;
+			bits |= IMAP_NFETCH_UID;
 		else if (imap_arg_is_atom(&a->list[i], "FLAGS"))
-			p->n->fetch |= IMAP_NFETCH_FLAGS;
+			bits |= IMAP_NFETCH_FLAGS;
 		else
-			imap_notify_fail(p, "NO MessageNew fetch-att other "
-					    "than UID and FLAGS is not "
-					    "supported.", false);
+			break;
 	}
+	if (a->count > 0 && i == a->count) {
+		p->n->fetch = bits;
+		return;
+	}
+	arena_free(&p->n->fetch_arena);
+	p->n->fetch_arena = arena_new("notify-fetch", 512);
+	p->n->fetch_items = imap_fetch_parse_notify(p->a, p->n->fetch_arena,
+						    a, &error);
+	if (p->n->fetch_items == NULL)
+		imap_notify_fail(p, error, error[0] == 'B');
 }
 
 static unsigned
@@ -271,7 +287,7 @@ imap_notify_check_selected_once(struct imap_notify_parse *p)
 static enum imap_cmd_res
 imap_cmd_notify_set(struct imap_session *s, struct imap_cmd *cmd)
 {
-	struct imap_notify_parse p = { .s = s };
+	struct imap_notify_parse p = { .s = s, .a = cmd->arena };
 	size_t i = 1;
 
 	p.n = xcalloc(1, sizeof(*p.n));

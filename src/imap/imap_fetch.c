@@ -802,18 +802,21 @@ imap_fetch_cleanup(struct imap_cmd *cmd)
 	fc->nmsgs = 0;
 }
 
-static enum imap_cmd_res
-imap_fetch_cont(struct imap_session *s, struct imap_cmd *cmd)
+/* Write the responses of fc from where it stopped. sliced (a command):
+   return false when the output queue is full, to go on once it
+   drained. Not sliced (a notification): write everything now. */
+static bool
+imap_fetch_write(struct imap_session *s, struct imap_fetch_ctx *fc, bool uid,
+		 bool sliced)
 {
-	struct imap_fetch_ctx *fc = cmd->ctx;
 	struct buf b;
 
 	buf_init(&b, CONN_OUTPUT_MAX_BYTES / 2);
 	while (fc->pos < fc->n && !s->closing) {
-		if (conn_output_pending(s->c) >= CONN_OUTPUT_LOW_BYTES) {
+		if (sliced &&
+		    conn_output_pending(s->c) >= CONN_OUTPUT_LOW_BYTES) {
 			buf_free(&b);
-			cmd->cont = imap_fetch_cont;
-			return IMAP_CMD_AGAIN;
+			return false;
 		}
 		if (fc->lit != NULL) {
 			size_t n = fc->lit_len - fc->lit_off;
@@ -832,8 +835,7 @@ imap_fetch_cont(struct imap_session *s, struct imap_cmd *cmd)
 				imap_fetch_msg_end(fc);
 				continue;
 			}
-			imap_fetch_msg_begin(s, fc, &b, fc->idx[fc->pos],
-					     cmd->uid);
+			imap_fetch_msg_begin(s, fc, &b, fc->idx[fc->pos], uid);
 		} else if (fc->step <= fc->f->nbodies) {
 			imap_fetch_body_item(s, fc, &b,
 					     &fc->f->bodies[fc->step - 1]);
@@ -846,6 +848,18 @@ imap_fetch_cont(struct imap_session *s, struct imap_cmd *cmd)
 		imap_session_write(s, b.data, b.len);
 	}
 	buf_free(&b);
+	return true;
+}
+
+static enum imap_cmd_res
+imap_fetch_cont(struct imap_session *s, struct imap_cmd *cmd)
+{
+	struct imap_fetch_ctx *fc = cmd->ctx;
+
+	if (!imap_fetch_write(s, fc, cmd->uid, true)) {
+		cmd->cont = imap_fetch_cont;
+		return IMAP_CMD_AGAIN;
+	}
 	imap_fetch_cleanup(cmd);
 	cmd->cleanup = NULL;
 	if (fc->failed)
@@ -964,4 +978,98 @@ imap_cmd_fetch(struct imap_session *s, struct imap_cmd *cmd)
 		return IMAP_CMD_DONE;
 	}
 	return imap_fetch_cont(s, cmd);
+}
+
+/* ---- MessageNew fetch-att (RFC 5465 5.2) ---- */
+
+/* Body sections a notification may carry: headers (bounded by the MIME
+   parser's header limits), or any section with a partial of at most
+   IMAP_NOTIFY_FETCH_PARTIAL_MAX bytes. A whole body could be larger
+   than the output queue takes at once (and is not sliced here). */
+static bool
+imap_fetch_notify_bounded(const struct imap_fetch_body *b)
+{
+	if (b->size_only)
+		return true;
+	if (b->partial && b->p_len <= IMAP_NOTIFY_FETCH_PARTIAL_MAX)
+		return true;
+	return !b->binary &&
+	       (b->kind == IMAP_SEC_HEADER || b->kind == IMAP_SEC_FIELDS ||
+		b->kind == IMAP_SEC_FIELDS_NOT || b->kind == IMAP_SEC_MIME);
+}
+
+struct imap_fetch *
+imap_fetch_parse_notify(struct arena *tmp, struct arena *dst,
+			const struct imap_arg *list, const char **error_r)
+{
+	struct imap_fetch *f, *c;
+	size_t i, k;
+
+	f = imap_fetch_parse(tmp, list);
+	if (f == NULL) {
+		*error_r = "BAD Invalid MessageNew fetch attributes.";
+		return NULL;
+	}
+	if (f->set_seen) {
+		/* a notification must not change the mailbox */
+		*error_r = "BAD MessageNew fetch-att must not set \\Seen "
+			   "(use BODY.PEEK).";
+		return NULL;
+	}
+	for (i = 0; i < f->nbodies; i++) {
+		if (!imap_fetch_notify_bounded(&f->bodies[i])) {
+			*error_r = "NO [CANNOT] MessageNew body sections must "
+				   "be headers or partial (<0.n>, n at most "
+				   "65536).";
+			return NULL;
+		}
+	}
+	/* a compact copy: the parse reserves room for the most bodies */
+	c = arena_zalloc(dst, sizeof(*c));
+	*c = *f;
+	c->bodies = arena_alloc(dst, (f->nbodies + 1) * sizeof(*c->bodies));
+	for (i = 0; i < f->nbodies; i++) {
+		struct imap_fetch_body *b = &c->bodies[i];
+
+		*b = f->bodies[i];
+		b->resp = arena_strdup(dst, f->bodies[i].resp);
+		if (b->nfields == 0)
+			continue;
+		b->fields = arena_alloc(dst, b->nfields * sizeof(*b->fields));
+		for (k = 0; k < b->nfields; k++)
+			b->fields[k] = arena_strdup(dst,
+						    f->bodies[i].fields[k]);
+	}
+	return c;
+}
+
+void
+imap_fetch_notify_write(struct imap_session *s, const struct imap_fetch *f,
+			const size_t *idx, size_t n)
+{
+	struct imap_fetch_ctx fc;
+	struct imap_fetch copy = *f;
+
+	if (n == 0)
+		return;
+	/* RFC 7162 3.1: unsolicited FETCH carries MODSEQ once enabled */
+	if (s->condstore)
+		copy.items |= IMAP_FETCH_MODSEQ;
+	memset(&fc, 0, sizeof(fc));
+	fc.f = &copy;
+	fc.idx = (size_t *)idx;
+	fc.n = n;
+	fc.with_flags = xcalloc(n + 1, sizeof(bool));
+	if (!copy.need_msg || imap_fetch_load_msgs(s, &fc) == 0)
+		(void)imap_fetch_write(s, &fc, false, false);
+	else
+		log_error("imap", s->id, "notify-fetch-failed error=%s",
+			  store_last_error(s->env->store));
+	if (fc.mapped)
+		store_blob_unmap(&fc.map);
+	if (fc.have_meta)
+		store_msg_meta_clear(&fc.meta);
+	buf_free(&fc.owned);
+	store_msgs_free(fc.msgs, fc.nmsgs);
+	free(fc.with_flags);
 }

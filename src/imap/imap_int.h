@@ -563,9 +563,12 @@ int imap_preview_write(struct buf *out, const uint8_t *msg, size_t len);
 #define IMAP_NEV_NAME 8u
 #define IMAP_NEV_SUBS 16u
 #define IMAP_NEV_MESSAGE (IMAP_NEV_NEW | IMAP_NEV_EXPUNGE | IMAP_NEV_FLAGS)
-/* MessageNew fetch-att served for the selected mailbox */
+/* MessageNew fetch-att served for the selected mailbox: UID and FLAGS
+   as bits; anything else as parsed fetch items (imap_fetch.c) */
 #define IMAP_NFETCH_UID 1u
 #define IMAP_NFETCH_FLAGS 2u
+/* the longest partial body section a MessageNew fetch-att may ask */
+#define IMAP_NOTIFY_FETCH_PARTIAL_MAX (64 * 1024)
 
 enum imap_notify_filter {
 	IMAP_NF_SELECTED,
@@ -594,6 +597,12 @@ struct imap_notify {
 	bool status;			 /* NOTIFY SET STATUS */
 	bool overflow;
 	unsigned fetch; /* IMAP_NFETCH_* */
+	struct imap_fetch *fetch_items; /* other fetch-att, or NULL */
+	struct arena *fetch_arena;	/* holds fetch_items */
+	/* MessageNew fetch-att sent for UIDs up to new_uid of mailbox
+	   new_box (or they were known before: SELECT, NOTIFY SET) */
+	int64_t new_box;
+	uint32_t new_uid;
 	struct imap_notify_group *groups;
 	size_t ngroups;
 	struct buf *pending; /* while a command runs, or NULL */
@@ -608,6 +617,20 @@ unsigned imap_notify_events(const struct imap_notify *n, const char *name,
 unsigned imap_notify_selected_events(const struct imap_notify *n,
 				     bool *delayed_r);
 void imap_notify_free(struct imap_notify **np);
+struct imap_fetch;
+/* MessageNew's fetch-att list, parsed in tmp and copied compactly into
+   dst; NULL with the reply in *error_r when invalid, when it would set
+   \Seen, or when a body section is neither a header nor a partial of
+   at most IMAP_NOTIFY_FETCH_PARTIAL_MAX bytes. */
+struct imap_fetch *imap_fetch_parse_notify(struct arena *tmp,
+					   struct arena *dst,
+					   const struct imap_arg *list,
+					   const char **error_r);
+/* "* n FETCH (...)" for view messages idx[0..n) (ascending), written
+   at once; MODSEQ added when CONDSTORE is enabled. */
+void imap_fetch_notify_write(struct imap_session *s,
+			     const struct imap_fetch *f, const size_t *idx,
+			     size_t n);
 
 /* Attach n to s (replacing any) and load the account's snapshot. */
 int imap_watch_add(struct imap_session *s, struct imap_notify *n);

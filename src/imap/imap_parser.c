@@ -793,9 +793,11 @@ imap_parser_feed(struct imap_parser *p, const uint8_t *data, size_t len,
 {
 	enum imap_parse_res res = IMAP_PARSE_MORE;
 	size_t pos = 0, before;
+	bool lit_done;
 
 	for (;;) {
 		before = pos;
+		lit_done = false; /* a literal of 0 bytes ends consuming none */
 		switch (p->state) {
 		case PS_DISCARD_LIT:
 		case PS_DISCARD_LINE:
@@ -806,7 +808,7 @@ imap_parser_feed(struct imap_parser *p, const uint8_t *data, size_t len,
 			res = imap_parser_line(p, data, len, &pos);
 			break;
 		case PS_LITERAL:
-			imap_parser_literal_read(p, data, len, &pos);
+			lit_done = imap_parser_literal_read(p, data, len, &pos);
 			res = IMAP_PARSE_MORE;
 			break;
 		case PS_STREAM:
@@ -816,7 +818,8 @@ imap_parser_feed(struct imap_parser *p, const uint8_t *data, size_t len,
 			res = IMAP_PARSE_CMD;
 			goto out;
 		}
-		if (res != IMAP_PARSE_MORE || pos == before || pos == len)
+		if (res != IMAP_PARSE_MORE || (pos == before && !lit_done) ||
+		    pos == len)
 			break;
 	}
 out:

@@ -13,7 +13,9 @@
    "(MODSEQ n)" / " MODSEQ n" with the highest of the matches.
    BODY and TEXT first ask the store's full-text index (store_fts.c) for
    the candidate messages and check only those exactly, so the result is
-   the same as a scan of every message. */
+   the same as a scan of every message; the candidates the index calls
+   sure (an ASCII needle on text where its match is exact) are not read
+   again. A message's store row is read only when a key needs it. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -67,8 +69,7 @@ struct imap_snode {
 	uint64_t num;
 	int64_t date;
 	struct imap_seqset set;
-	uint32_t *cand; /* BODY/TEXT: full-text candidates (xmalloc'd) */
-	size_t ncand;
+	struct store_fts_result fts; /* BODY/TEXT/header: candidates */
 	bool use_cand;
 	struct imap_snode **kids;
 	size_t nkids;
@@ -77,18 +78,22 @@ struct imap_snode {
 struct imap_search {
 	struct imap_snode *root;
 	bool need_msg, need_meta, need_map;
+	bool preload; /* msgs holds every row; else rows are read one by one */
 	bool modseq; /* a MODSEQ key: report the highest (RFC 7162 3.1.5) */
 	/* per message, lazily */
 	struct store_msg *msgs;
 	size_t nmsgs;
-	struct store_msg *msg;
+	struct store_msg *msg, *own; /* own: read for this message alone */
+	bool msg_tried, gone;	     /* gone: the row was not found */
 	struct store_map map;
 	bool mapped, map_tried;
 	struct store_msg_meta meta;
 	bool have_meta, meta_tried;
-	struct buf text;
-	bool text_done;
-	bool error;
+	struct buf text, headers; /* mime_extract_text / _headers */
+	bool text_done, headers_done;
+	bool error; /* a store read failed */
+	struct imap_session *s;
+	uint32_t uid;
 };
 
 struct imap_sparse {
@@ -504,14 +509,46 @@ imap_search_keyword(const char *keywords, const char *k)
 	return false;
 }
 
+static struct store_msg *imap_search_find(struct imap_search *se,
+					   uint32_t uid);
+
+/* The store row of the message being matched, NULL when it is gone
+   (expunged meanwhile: then the message does not match at all). */
+static const struct store_msg *
+imap_search_row(struct imap_search *se)
+{
+	size_t n = 0;
+
+	if (se->msg_tried)
+		return se->msg;
+	se->msg_tried = true;
+	if (se->preload) {
+		se->msg = imap_search_find(se, se->uid);
+	} else if (store_msg_list_range(se->s->env->store,
+					se->s->view->mailbox_id, se->uid,
+					se->uid, &se->own, &n) < 0) {
+		se->error = true;
+	} else if (n == 1) {
+		se->msg = se->own;
+	} else {
+		store_msgs_free(se->own, n);
+		se->own = NULL;
+	}
+	se->gone = se->msg == NULL;
+	return se->msg;
+}
+
 static bool
 imap_search_map(struct imap_session *s, struct imap_search *se)
 {
+	const struct store_msg *m;
+
 	if (!se->map_tried) {
 		se->map_tried = true;
-		se->mapped = se->msg != NULL &&
-			     store_blob_map(s->env->store, se->msg->blob,
-					    &se->map) == STORE_OK;
+		m = imap_search_row(se);
+		se->mapped = m != NULL &&
+			     store_blob_map(s->env->store, m->blob, &se->map) ==
+				     STORE_OK;
 	}
 	return se->mapped;
 }
@@ -554,8 +591,6 @@ static bool
 imap_search_body(struct imap_session *s, struct imap_search *se,
 		 const struct imap_snode *n)
 {
-	size_t hlen;
-
 	if (!imap_search_map(s, se))
 		return false;
 	if (!se->text_done) {
@@ -568,19 +603,15 @@ imap_search_body(struct imap_session *s, struct imap_search *se,
 		return true;
 	if (n->kind != SK_TEXT)
 		return false;
-	hlen = imap_search_header_len(se);
-	{
-		struct buf dec;
-		bool m;
-
-		buf_init(&dec, hlen * 2 + 64);
-		(void)mime_decode_words(&dec, (const char *)se->map.data,
-					hlen);
-		m = imap_search_contains((const char *)dec.data, dec.len,
-					 n->str);
-		buf_free(&dec);
-		return m;
+	/* TEXT: the top header and the MIME headers of the parts */
+	if (!se->headers_done) {
+		se->headers_done = true;
+		buf_init(&se->headers, IMAP_SEARCH_TEXT_MAX_BYTES);
+		(void)mime_extract_headers(se->map.data, se->map.len,
+					   &se->headers);
 	}
+	return imap_search_contains((const char *)se->headers.data,
+				    se->headers.len, n->str);
 }
 
 static int
@@ -613,10 +644,13 @@ static bool
 imap_search_sent(struct imap_session *s, struct imap_search *se,
 		 int64_t *date_r)
 {
+	const struct store_msg *row;
+
 	if (!se->meta_tried) {
 		se->meta_tried = true;
-		se->have_meta = se->msg != NULL &&
-				store_msg_meta(s->env->store, se->msg->blob,
+		row = imap_search_row(se);
+		se->have_meta = row != NULL &&
+				store_msg_meta(s->env->store, row->blob,
 					       &se->meta) == 1;
 	}
 	if (!se->have_meta || se->meta.date < 0)
@@ -630,8 +664,25 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 		 const struct imap_snode *n, size_t idx)
 {
 	const struct imap_msg *m = &s->view->msgs[idx];
+	const struct store_msg *row = NULL;
 	int64_t day;
 	size_t i;
+
+	switch (n->kind) {
+	case SK_LARGER:
+	case SK_SMALLER:
+	case SK_BEFORE:
+	case SK_ON:
+	case SK_SINCE:
+	case SK_SAVEDBEFORE:
+	case SK_SAVEDON:
+	case SK_SAVEDSINCE:
+		if ((row = imap_search_row(se)) == NULL)
+			return false;
+		break;
+	default:
+		break;
+	}
 
 	switch (n->kind) {
 	case SK_ALL:
@@ -670,18 +721,15 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 		       bsearch(&m->uid, s->saved_uids, s->saved_count,
 			       sizeof(uint32_t), imap_u32_cmp) != NULL;
 	case SK_LARGER:
-		return se->msg != NULL && se->msg->size > n->num;
+		return row->size > n->num;
 	case SK_SMALLER:
-		return se->msg != NULL && se->msg->size < n->num;
+		return row->size < n->num;
 	case SK_BEFORE:
-		return se->msg != NULL &&
-		       imap_search_day(se->msg->internaldate) < n->date;
+		return imap_search_day(row->internaldate) < n->date;
 	case SK_ON:
-		return se->msg != NULL &&
-		       imap_search_day(se->msg->internaldate) == n->date;
+		return imap_search_day(row->internaldate) == n->date;
 	case SK_SINCE:
-		return se->msg != NULL &&
-		       imap_search_day(se->msg->internaldate) >= n->date;
+		return imap_search_day(row->internaldate) >= n->date;
 	case SK_SENTBEFORE:
 		return imap_search_sent(s, se, &day) && day < n->date;
 	case SK_SENTON:
@@ -689,36 +737,37 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 	case SK_SENTSINCE:
 		return imap_search_sent(s, se, &day) && day >= n->date;
 	case SK_SAVEDBEFORE:
-		return se->msg != NULL &&
-		       imap_search_day(se->msg->savedate) < n->date;
+		return imap_search_day(row->savedate) < n->date;
 	case SK_SAVEDON:
-		return se->msg != NULL &&
-		       imap_search_day(se->msg->savedate) == n->date;
+		return imap_search_day(row->savedate) == n->date;
 	case SK_SAVEDSINCE:
-		return se->msg != NULL &&
-		       imap_search_day(se->msg->savedate) >= n->date;
+		return imap_search_day(row->savedate) >= n->date;
 	case SK_MODSEQ:
 		return m->modseq >= n->num;
 	case SK_HEADER:
 		if (n->use_cand &&
-		    !imap_search_in(n->cand, n->ncand, m->uid))
+		    !imap_search_in(n->fts.uids, n->fts.count, m->uid))
 			return false;
 		return imap_search_header(s, se, n);
 	case SK_BODY:
 	case SK_TEXT:
-		if (n->use_cand &&
-		    !imap_search_in(n->cand, n->ncand, m->uid))
-			return false;
+		if (n->use_cand) {
+			if (!imap_search_in(n->fts.uids, n->fts.count, m->uid))
+				return false;
+			if (imap_search_in(n->fts.sure, n->fts.nsure, m->uid))
+				return true;
+		}
 		return imap_search_body(s, se, n);
 	}
 	return false;
 }
 
-/* Can the index narrow a header key? Its hdr column is the raw top
-   header decoded (folds kept), the exact check decodes the unfolded
-   field: the two agree on every needle without white space, because
-   unfolding only removes CRLF before white space (and RFC 2047 drops
-   CRLF between encoded-words in both). */
+/* Can the index narrow a header key? Its hdr column starts with the raw
+   top header decoded (folds kept; the part headers follow), the exact
+   check decodes the unfolded field: the two agree on every needle
+   without white space, because unfolding only removes CRLF before
+   white space (and RFC 2047 drops CRLF between encoded-words in
+   both). */
 static bool
 imap_search_fts_header_ok(const struct imap_snode *n)
 {
@@ -733,12 +782,23 @@ imap_search_fts(struct imap_session *s, struct imap_snode *n)
 {
 	size_t i;
 
-	if (n->kind == SK_BODY || n->kind == SK_TEXT ||
-	    imap_search_fts_header_ok(n)) {
+	if (n->kind == SK_BODY || n->kind == SK_TEXT) {
+		n->use_cand = store_fts_candidates(
+				      s->env->store, s->view->mailbox_id,
+				      n->str,
+				      STORE_FTS_SURE |
+					      (n->kind == SK_TEXT
+						       ? STORE_FTS_HEADER |
+								 STORE_FTS_PARTS
+						       : 0),
+				      &n->fts) == 1;
+	} else if (imap_search_fts_header_ok(n)) {
+		/* the hdr column is the whole header, the key one field:
+		   never sure */
 		n->use_cand = store_fts_candidates(s->env->store,
 						   s->view->mailbox_id, n->str,
-						   n->kind != SK_BODY, &n->cand,
-						   &n->ncand) == 1;
+						   STORE_FTS_HEADER,
+						   &n->fts) == 1;
 	}
 	for (i = 0; i < n->nkids; i++)
 		imap_search_fts(s, n->kids[i]);
@@ -749,8 +809,7 @@ imap_search_fts_free(struct imap_snode *n)
 {
 	size_t i;
 
-	xfree(&n->cand);
-	n->ncand = 0;
+	store_fts_result_free(&n->fts);
 	n->use_cand = false;
 	for (i = 0; i < n->nkids; i++)
 		imap_search_fts_free(n->kids[i]);
@@ -780,8 +839,14 @@ imap_search_msg_end(struct imap_search *se)
 	se->have_meta = se->meta_tried = false;
 	if (se->text_done)
 		buf_free(&se->text);
-	se->text_done = false;
+	if (se->headers_done)
+		buf_free(&se->headers);
+	se->text_done = se->headers_done = false;
+	if (se->own != NULL)
+		store_msgs_free(se->own, 1);
+	se->own = NULL;
 	se->msg = NULL;
+	se->msg_tried = se->gone = false;
 }
 
 static struct store_msg *
@@ -813,43 +878,61 @@ imap_search_restrict(const struct imap_snode *root)
 	for (i = 0; root->kind == SK_AND && i < root->nkids; i++) {
 		const struct imap_snode *k = root->kids[i];
 
-		if (k->use_cand && (best == NULL || k->ncand < best->ncand))
+		if (k->use_cand &&
+		    (best == NULL || k->fts.count < best->fts.count))
 			best = k;
 	}
 	return best;
 }
 
-/* The store rows of only the candidate UIDs (few of them: one lookup
-   each instead of listing the whole mailbox). */
-static int
-imap_search_load_cand(struct imap_session *s, struct imap_search *se,
-		      const struct imap_snode *r)
+/* Does evaluating n read store rows of messages other than the sure
+   candidates of the index? */
+static bool
+imap_search_reads_rows(const struct imap_snode *n)
 {
-	struct store_msg *one;
-	size_t i, n;
+	size_t i;
 
-	se->msgs = xcalloc(r->ncand + 1, sizeof(*se->msgs));
-	se->nmsgs = 0;
-	for (i = 0; i < r->ncand; i++) {
-		if (store_msg_list_range(s->env->store, s->view->mailbox_id,
-					 r->cand[i], r->cand[i], &one, &n) < 0)
-			return -1;
-		if (n == 1)
-			se->msgs[se->nmsgs++] = one[0];
-		else
-			store_msgs_free(one, n);
-		if (n == 1)
-			free(one);
+	switch (n->kind) {
+	case SK_BODY:
+	case SK_TEXT:
+		if (n->use_cand && n->fts.nsure == n->fts.count)
+			return false;
+		return true;
+	case SK_LARGER:
+	case SK_SMALLER:
+	case SK_BEFORE:
+	case SK_ON:
+	case SK_SINCE:
+	case SK_SENTBEFORE:
+	case SK_SENTON:
+	case SK_SENTSINCE:
+	case SK_SAVEDBEFORE:
+	case SK_SAVEDON:
+	case SK_SAVEDSINCE:
+	case SK_HEADER:
+		return true;
+	default:
+		break;
 	}
-	return 0;
+	for (i = 0; i < n->nkids; i++) {
+		if (imap_search_reads_rows(n->kids[i]))
+			return true;
+	}
+	return false;
 }
 
+/* Read every row at once when many messages may need theirs; with a
+   restricting key of few candidates, read rows one by one when a key
+   asks (at most one lookup per candidate). */
 static int
 imap_search_load(struct imap_session *s, struct imap_search *se,
 		 const struct imap_snode *r)
 {
-	if (r != NULL && r->ncand < s->view->count / 8)
-		return imap_search_load_cand(s, se, r);
+	if (!se->need_msg || !imap_search_reads_rows(se->root))
+		return 0;
+	if (r != NULL && r->fts.count < s->view->count / 8)
+		return 0;
+	se->preload = true;
 	return store_msg_list(s->env->store, s->view->mailbox_id, 1, &se->msgs,
 			      &se->nmsgs);
 }
@@ -870,25 +953,19 @@ imap_search_run(struct imap_session *s, struct imap_search *se,
 		imap_search_fts(s, se->root);
 		r = imap_search_restrict(se->root);
 	}
-	if (se->need_msg && v->count > 0 && imap_search_load(s, se, r) < 0) {
-		imap_search_fts_free(se->root);
-		store_msgs_free(se->msgs, se->nmsgs);
-		se->msgs = NULL;
-		se->nmsgs = 0;
-		return -1;
-	}
-	for (i = 0; i < v->count; i++) {
+	se->s = s;
+	se->preload = false;
+	se->error = false;
+	if (v->count > 0 && imap_search_load(s, se, r) < 0)
+		se->error = true;
+	for (i = 0; i < v->count && !se->error; i++) {
 		if (v->msgs[i].expunged)
 			continue;
-		if (r != NULL && !imap_search_in(r->cand, r->ncand,
-						 v->msgs[i].uid))
+		if (r != NULL &&
+		    !imap_search_in(r->fts.uids, r->fts.count, v->msgs[i].uid))
 			continue;
-		if (se->need_msg) {
-			se->msg = imap_search_find(se, v->msgs[i].uid);
-			if (se->msg == NULL)
-				continue;
-		}
-		if (imap_search_eval(s, se, se->root, i))
+		se->uid = v->msgs[i].uid;
+		if (imap_search_eval(s, se, se->root, i) && !se->gone)
 			(*idx_r)[n++] = i;
 		imap_search_msg_end(se);
 	}
@@ -896,8 +973,8 @@ imap_search_run(struct imap_session *s, struct imap_search *se,
 	se->msgs = NULL;
 	se->nmsgs = 0;
 	imap_search_fts_free(se->root);
-	*count_r = n;
-	return 0;
+	*count_r = se->error ? 0 : n;
+	return se->error ? -1 : 0;
 }
 
 int

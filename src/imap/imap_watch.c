@@ -241,6 +241,11 @@ imap_watch_out(struct imap_session *s, const struct buf *b)
 		n->overflow = true;
 }
 
+static void imap_watch_new_send(struct imap_session *s);
+
+/* After each command: the held output, then MessageNew fetch-att for
+   messages the command itself brought into the view (an event that came
+   while it ran, or a NOOP that synced before the event was read). */
 void
 imap_watch_flush(struct imap_session *s)
 {
@@ -254,14 +259,17 @@ imap_watch_flush(struct imap_session *s)
 		imap_watch_remove(s);
 		return;
 	}
-	if (n->pending == NULL)
-		return;
-	imap_session_write(s, n->pending->data, n->pending->len);
-	buf_free(n->pending);
-	xfree(&n->pending);
+	if (n->pending != NULL) {
+		imap_session_write(s, n->pending->data, n->pending->len);
+		buf_free(n->pending);
+		xfree(&n->pending);
+	}
+	imap_watch_new_send(s);
 }
 
-/* now: part of the running command's own output (NOTIFY SET STATUS) */
+/* now: part of the running command's own output (NOTIFY SET STATUS).
+   HIGHESTMODSEQ once the client enabled CONDSTORE or QRESYNC
+   (RFC 5465 5.2-5.4 with RFC 7162 3.1.3). */
 static void
 imap_watch_send_status(struct imap_session *s, const char *name,
 		       const struct store_mailbox_status *st, bool unseen,
@@ -276,6 +284,9 @@ imap_watch_send_status(struct imap_session *s, const char *name,
 			 st->messages, st->uidnext, st->uidvalidity);
 	if (unseen)
 		(void)buf_printf(&b, " UNSEEN %u", st->unseen);
+	if (s->condstore)
+		(void)buf_printf(&b, " HIGHESTMODSEQ %llu",
+				 (unsigned long long)st->highestmodseq);
 	(void)buf_append_str(&b, ")\r\n");
 	if (now)
 		imap_session_write(s, b.data, b.len);
@@ -334,7 +345,8 @@ imap_watch_status_all(struct imap_session *s)
 
 /* ---- the selected mailbox ---- */
 
-/* MessageNew fetch-att for the messages past last_uid. */
+/* MessageNew fetch-att for the messages past last_uid: parsed items
+   through the FETCH code, or UID/FLAGS here. */
 static void
 imap_watch_send_new(struct imap_session *s, uint32_t last_uid)
 {
@@ -342,6 +354,17 @@ imap_watch_send_new(struct imap_session *s, uint32_t last_uid)
 	unsigned f = s->notify->fetch;
 	struct buf b;
 
+	if (v != NULL && s->notify->fetch_items != NULL) {
+		size_t *idx = xcalloc(v->count + 1, sizeof(*idx)), n = 0;
+
+		for (size_t i = 0; i < v->count; i++) {
+			if (v->msgs[i].uid > last_uid && !v->msgs[i].expunged)
+				idx[n++] = i;
+		}
+		imap_fetch_notify_write(s, s->notify->fetch_items, idx, n);
+		free(idx);
+		return;
+	}
 	if (f == 0 || v == NULL)
 		return;
 	buf_init(&b, 64 * 1024);
@@ -361,28 +384,67 @@ imap_watch_send_new(struct imap_session *s, uint32_t last_uid)
 					       m->keywords);
 			(void)buf_append_byte(&b, ')');
 		}
+		/* RFC 7162 3.1: unsolicited FETCH carries MODSEQ */
+		if (s->condstore)
+			(void)buf_printf(&b, " MODSEQ (%llu)",
+					 (unsigned long long)m->modseq);
 		if (buf_append_str(&b, ")\r\n") == 0)
 			imap_session_write(s, b.data, b.len);
 	}
 	buf_free(&b);
 }
 
+static uint32_t
+imap_watch_last_uid(const struct imap_view *v)
+{
+	return v->count > 0 ? v->msgs[v->count - 1].uid : 0;
+}
+
+/* MessageNew for the view's messages past what was sent or known. A
+   newly selected mailbox only sets the mark: what SELECT showed is not
+   new. */
+static void
+imap_watch_new_send(struct imap_session *s)
+{
+	struct imap_notify *n = s->notify;
+	struct imap_view *v = s->view;
+	uint32_t last;
+	bool delayed;
+
+	if (v == NULL) {
+		n->new_box = 0;
+		return;
+	}
+	last = imap_watch_last_uid(v);
+	if (n->new_box != v->mailbox_id) {
+		n->new_box = v->mailbox_id;
+		n->new_uid = last;
+		return;
+	}
+	if (last <= n->new_uid)
+		return;
+	if (imap_notify_selected_events(n, &delayed) & IMAP_NEV_NEW)
+		imap_watch_send_new(s, n->new_uid);
+	n->new_uid = last;
+}
+
 static void
 imap_watch_selected(struct imap_session *s)
 {
-	struct imap_view *v = s->view;
-	uint32_t last_uid;
+	struct imap_notify *n = s->notify;
 	bool delayed;
-	unsigned ev = imap_notify_selected_events(s->notify, &delayed);
+	unsigned ev = imap_notify_selected_events(n, &delayed);
 
 	if (ev == 0 || imap_watch_busy(s) || s->closing ||
 	    (s->mode != IMAP_INPUT_CMD && s->mode != IMAP_INPUT_IDLE))
 		return;
-	last_uid = v->count > 0 ? v->msgs[v->count - 1].uid : 0;
+	if (n->new_box != s->view->mailbox_id) {
+		n->new_box = s->view->mailbox_id;
+		n->new_uid = imap_watch_last_uid(s->view);
+	}
 	if (imap_session_sync(s, !delayed, false) < 0 || s->closing)
 		return;
-	if (ev & IMAP_NEV_NEW)
-		imap_watch_send_new(s, last_uid);
+	imap_watch_new_send(s);
 }
 
 /* ---- message events of one mailbox ---- */

@@ -52,16 +52,28 @@ tls_ssl_ctx_base(void)
 	if (ctx == NULL)
 		return NULL;
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* Session tickets are on (no SSL_OP_NO_TICKET): with TLS 1.3,
+	   OpenSSL 3.0 then keeps no server-side state for resumption (the
+	   ticket carries it, encrypted with the context's ticket keys),
+	   where stateful tickets put two SSL_SESSION copies per connection
+	   in the cache for 5 minutes (about 1 KB of the memory of every
+	   idle connection, docs/performance.md). The contexts are made in
+	   the master before it forks, so every worker holds the same keys
+	   and a reconnect resumes on any worker. Trade-off: the keys are
+	   random per context, in memory only, and live until the next
+	   reload; whoever steals them can decrypt tickets, which for
+	   TLS 1.2 (no DHE on resumption) exposes those sessions' traffic;
+	   TLS 1.3 resumes with psk_dhe_ke, so its traffic stays forward
+	   secret. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
 					 SSL_OP_NO_RENEGOTIATION |
-					 SSL_OP_CIPHER_SERVER_PREFERENCE |
-					 SSL_OP_NO_TICKET);
+					 SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS_12);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
-	/* Sessions are per worker process; a cache still helps reconnects
-	   that land on the same worker. */
+	/* The cache (per worker process) serves TLS 1.2 clients that resume
+	   by session ID instead of tickets. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"tern", 4);
 	return ctx;

@@ -168,6 +168,13 @@ int mime_decode_words(struct buf *out, const char *in, size_t len);
    removed), separated by "\n", for SEARCH BODY/TEXT and the FTS index.
    Stops quietly at out->max: returns 0 with as much text as fits. */
 int mime_extract_text(const uint8_t *msg, size_t len, struct buf *out);
+/* The headers SEARCH TEXT looks at (RFC 3501 6.4.4 "header or body"),
+   for it and the FTS index: the top header, then the MIME header of
+   every body part (multipart children, the header of an encapsulated
+   message/rfc822 and its parts, in part order), each with RFC 2047
+   encoded-words decoded (mime_decode_words) and followed by "\n".
+   Stops quietly at out->max (never inside a UTF-8 sequence). */
+int mime_extract_headers(const uint8_t *msg, size_t len, struct buf *out);
 /* Decode a part body for IMAP BINARY[] (RFC 3516): cte "base64" (lenient,
    lib/base64.h base64_decode_mime), "quoted-printable", "7bit", "8bit",
    "binary" or "" (pass-through); case-insensitive. Returns 0, -1 for an

@@ -316,6 +316,41 @@ mime_extract_walk(const struct mime_tree *tree, const struct mime_part *p,
 	return 0;
 }
 
+/* The decoded header of p, then "\n", appended to out; then those of
+   the parts below it, in part order. */
+static int
+mime_extract_headers_walk(const struct mime_tree *tree,
+			  const struct mime_part *p, struct buf *out)
+{
+	struct buf dec;
+	int r;
+
+	for (; p != NULL; p = p->next) {
+		buf_init(&dec, p->hdr_len * 2 + 64);
+		(void)mime_decode_words(&dec, (const char *)tree->msg + p->hdr_off,
+					p->hdr_len);
+		r = mime_charset_append_cut(out, dec.data, dec.len);
+		buf_free(&dec);
+		if (r < 0 || mime_charset_append_cut(out, "\n", 1) < 0)
+			return -1;
+		if (p->children != NULL &&
+		    mime_extract_headers_walk(tree, p->children, out) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+mime_extract_headers(const uint8_t *msg, size_t len, struct buf *out)
+{
+	struct mime_tree tree;
+
+	mime_tree_parse(&tree, msg, len);
+	(void)mime_extract_headers_walk(&tree, tree.root, out);
+	mime_tree_free(&tree);
+	return 0;
+}
+
 int
 mime_extract_text(const uint8_t *msg, size_t len, struct buf *out)
 {

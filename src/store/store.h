@@ -421,16 +421,31 @@ int store_sent_find(struct store *s, int64_t mailbox_id, const char *blob,
 /* The index answers substring queries of at least this many
    characters (trigrams). */
 #define STORE_FTS_NEEDLE_MIN_CHARS 3
-/* UIDs (ascending) of the mailbox's messages whose indexed text may
-   contain needle (UTF-8) as a substring, case-insensitively: the decoded
-   text parts, and with with_header the decoded top header too (SEARCH
-   TEXT). A superset: the caller still checks each candidate exactly.
-   Returns 1 (free(*uids_r)), 0 when the index cannot answer (needle
-   shorter than STORE_FTS_NEEDLE_MIN_CHARS: check every message), or an
-   error. */
+/* What the index says about a needle in one mailbox: uids (ascending)
+   are the messages whose indexed text may contain it as a substring,
+   case-insensitively: the decoded text parts, and with STORE_FTS_HEADER
+   the decoded headers too (mime_extract_headers: the top header and the
+   MIME headers of the parts, SEARCH TEXT). A superset. sure (ascending, a
+   subset of uids) are those that certainly contain it under the exact
+   check of IMAP SEARCH (ASCII case-insensitive substring of the same
+   decoded text, store_fts.c says when that holds): the caller need not
+   check them again. */
+struct store_fts_result {
+	uint32_t *uids, *sure;
+	size_t count, nsure;
+};
+#define STORE_FTS_HEADER 0x1u /* the headers too (SEARCH TEXT) */
+#define STORE_FTS_SURE 0x2u   /* fill sure (else it stays empty) */
+/* with STORE_FTS_HEADER: the needle may be in part headers too (TEXT);
+   without, only the top header matters (header keys) */
+#define STORE_FTS_PARTS 0x4u
+/* Fills *res. Returns 1 (store_fts_result_free(res) after), 0 when the
+   index cannot answer (needle shorter than STORE_FTS_NEEDLE_MIN_CHARS:
+   check every message), or an error. */
 int store_fts_candidates(struct store *s, int64_t mailbox_id,
-			 const char *needle, bool with_header,
-			 uint32_t **uids_r, size_t *count_r);
+			 const char *needle, unsigned flags,
+			 struct store_fts_result *res);
+void store_fts_result_free(struct store_fts_result *res);
 
 /* ---- sending limits ---- */
 /* Recipients sent by the account since a unix time, and recording n more

@@ -1,8 +1,9 @@
 /* The full-text index behind IMAP SEARCH BODY and TEXT (RFC 9051
    6.4.4): one SQLite FTS5 row per blob (blobs are deduplicated, so one
    row serves every mailbox holding the message), rowid = blobs.id, with
-   two columns: hdr, the top header with RFC 2047 encoded-words decoded
-   (mime_decode_words), and body, the decoded text of the text/ parts
+   two columns: hdr, the top header and the MIME headers of the body
+   parts with RFC 2047 encoded-words decoded (mime_extract_headers), and
+   body, the decoded text of the text/ parts
    (mime_extract_text: base64 and quoted-printable undone, charsets
    converted to UTF-8, HTML markup removed). These are exactly the bytes
    imap_search.c compares, so the index can serve as a candidate filter.
@@ -13,14 +14,33 @@
    only whole words). Needles shorter than 3 characters cannot use it:
    the caller scans. The row is written inside the delivery/APPEND
    transaction (store_msg.c, once per blob, when its structure is
-   parsed; inside a batch, all rows at its COMMIT) and removed by a trigger when the blob row is collected
-   (store_schema.c step 3). Blobs stored before the index existed have
-   blobs.fts = 0 and are always candidates.
+   parsed; inside a batch, all rows together before its COMMIT) and
+   removed by a trigger when the blob row is collected (store_schema.c
+   steps 5 and 9). Blobs stored before the index existed have blobs.fts
+   = 0 and are always candidates.
 
-   Text that is not valid UTF-8 (raw 8-bit headers) is tokenized with
-   character boundaries that can differ from the needle's when the
-   needle is not ASCII; such blobs get blobs.fts = 2 and are candidates
-   for every non-ASCII needle, so the index never drops a match. */
+   blobs.fts says how far the index can be trusted (STORE_FTS_*):
+   - 1: the text is valid UTF-8 and holds no character that the
+     tokenizer folds to ASCII. Then, for an ASCII needle, a phrase match
+     is exactly "the text contains the needle, ASCII case-insensitively"
+     (the exact check of imap_search.c): each matched character of the
+     text folds to an ASCII character of the needle, and only ASCII
+     characters do. Such matches are returned as sure.
+   - 3: valid UTF-8 with such a character (U+017F LONG S folds to "s",
+     U+212A KELVIN SIGN to "k"; tests/unit/test_store_fts.c checks the
+     linked SQLite for every other code point): "<U+212A>elvin"
+     matches "kelvin" in the index but not in the exact check. Or with
+     NUL bytes: the tokenizer stops at the first NUL, so they are
+     indexed as spaces, and "a b" matches "a<NUL>b" in the index only.
+     Such matches are candidates only.
+   - 2: not valid UTF-8 (raw 8-bit headers): tokenized with character
+     boundaries that can differ from the needle's when the needle is not
+     ASCII; such blobs are candidates for every non-ASCII needle, so the
+     index never drops a match. Candidates only.
+   A non-ASCII needle is never sure: the index folds Unicode case, the
+   exact check only ASCII. Blobs indexed when hdr held only the top
+   header (ids up to fts_layout.old_max, schema step 10) are for BODY as
+   above, for TEXT always candidates and never sure. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +100,50 @@ store_fts_utf8(const uint8_t *p, size_t len)
 		i += n + 1;
 	}
 	return true;
+}
+
+/* Does valid UTF-8 text p hold a character the trigram tokenizer folds
+   to ASCII (U+017F, U+212A)? */
+static bool
+store_fts_ascii_folds(const uint8_t *p, size_t len)
+{
+	if (len == 0)
+		return false;
+	return memmem(p, len, "\xc5\xbf", 2) != NULL ||
+	       memmem(p, len, "\xe2\x84\xaa", 3) != NULL;
+}
+
+/* NUL bytes to spaces (the tokenizer would stop at the first):
+   true if there were any. */
+static bool
+store_fts_unnul(struct buf *b)
+{
+	bool any = false;
+	uint8_t *p = b->data, *end = b->data + b->len;
+
+	while (p != NULL && p < end &&
+	       (p = memchr(p, '\0', (size_t)(end - p))) != NULL) {
+		*p++ = ' ';
+		any = true;
+	}
+	return any;
+}
+
+/* The blobs.fts value for this text (STORE_FTS_*). Call it before the
+   text is indexed: it turns NULs into spaces. */
+static int
+store_fts_state(struct buf *hdr, struct buf *body)
+{
+	bool nul = store_fts_unnul(hdr);
+
+	nul = store_fts_unnul(body) || nul;
+	if (!store_fts_utf8(hdr->data, hdr->len) ||
+	    !store_fts_utf8(body->data, body->len))
+		return STORE_FTS_RAW;
+	if (nul || store_fts_ascii_folds(hdr->data, hdr->len) ||
+	    store_fts_ascii_folds(body->data, body->len))
+		return STORE_FTS_INEXACT;
+	return STORE_FTS_EXACT;
 }
 
 static int
@@ -168,19 +232,14 @@ store_fts_insert(struct store *s, int64_t blob_id, struct buf *hdr,
 }
 
 static int
-store_fts_mark(struct store *s, int64_t blob_id, const struct buf *hdr,
-	       const struct buf *body)
+store_fts_mark(struct store *s, int64_t blob_id, int state)
 {
 	sqlite3_stmt *st;
 
 	st = store_stmt(s, "UPDATE blobs SET fts = ? WHERE id = ?");
 	if (st == NULL)
 		return STORE_ERR;
-	sqlite3_bind_int(st, 1,
-			 store_fts_utf8(hdr->data, hdr->len) &&
-					 store_fts_utf8(body->data, body->len)
-				 ? 1
-				 : 2);
+	sqlite3_bind_int(st, 1, state);
 	sqlite3_bind_int64(st, 2, blob_id);
 	return store_stmt_exec(s, st);
 }
@@ -189,18 +248,14 @@ int
 store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
 	      size_t len)
 {
-	struct mime_section sec;
 	struct buf hdr, body;
-	size_t hlen = len;
 	int ret;
 
-	if (mime_section_find(msg, len, NULL, 0, &sec) == 1)
-		hlen = sec.header_len;
-	buf_init(&hdr, hlen * 2 + 64);
+	buf_init(&hdr, STORE_FTS_TEXT_MAX_BYTES);
 	buf_init(&body, STORE_FTS_TEXT_MAX_BYTES);
-	(void)mime_decode_words(&hdr, (const char *)msg, hlen);
+	(void)mime_extract_headers(msg, len, &hdr);
 	(void)mime_extract_text(msg, len, &body);
-	ret = store_fts_mark(s, blob_id, &hdr, &body);
+	ret = store_fts_mark(s, blob_id, store_fts_state(&hdr, &body));
 	if (ret != STORE_OK) {
 		buf_free(&hdr);
 		buf_free(&body);
@@ -227,22 +282,20 @@ store_fts_query(const char *needle, bool with_header)
 	return buf_steal(&q, NULL);
 }
 
-static int
-store_fts_collect(struct store *s, sqlite3_stmt *st, uint32_t **uids_r,
-		  size_t *count_r)
-{
-	size_t cap = *count_r; /* appends: the array holds at least that */
-	int rc;
+/* A growing UID array. */
+struct store_fts_uids {
+	uint32_t *uids;
+	size_t count, cap;
+};
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*count_r == cap) {
-			cap = cap < 128 ? 256 : cap * 2;
-			*uids_r = xreallocarray(*uids_r, cap, sizeof(**uids_r));
-		}
-		(*uids_r)[(*count_r)++] = store_col_u32(st, 0);
+static void
+store_fts_push(struct store_fts_uids *u, uint32_t uid)
+{
+	if (u->count == u->cap) {
+		u->cap = u->cap < 128 ? 256 : u->cap * 2;
+		u->uids = xreallocarray(u->uids, u->cap, sizeof(*u->uids));
 	}
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? STORE_OK : store_sql_err(s, rc);
+	u->uids[u->count++] = uid;
 }
 
 static int
@@ -273,10 +326,10 @@ store_fts_uniq(uint32_t *uids, size_t *count)
    the matches (FTS doclists, then messages_blob), not the mailbox. */
 static int
 store_fts_matches(struct store *s, int64_t mailbox_id, const char *query,
-		  uint32_t **uids_r, size_t *count_r)
+		  struct store_fts_uids *cand)
 {
 	sqlite3_stmt *st;
-	int ret;
+	int rc;
 
 	/* CROSS JOIN keeps the FTS scan outside: otherwise SQLite runs
 	   the MATCH once per message of the mailbox */
@@ -287,57 +340,154 @@ store_fts_matches(struct store *s, int64_t mailbox_id, const char *query,
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_text(st, 2, query, -1, SQLITE_STATIC);
-	ret = store_fts_collect(s, st, uids_r, count_r);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		store_fts_push(cand, store_col_u32(st, 0));
+	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	return ret;
+	return rc == SQLITE_DONE ? STORE_OK : store_sql_err(s, rc);
 }
 
-/* Messages whose blob the index cannot rule out: not indexed, or (for a
-   non-ASCII needle) indexed from text that is not valid UTF-8. Uses the
-   partial index blobs_fts_pending. */
+/* Messages of the mailbox whose blob is not STORE_FTS_EXACT (few: the
+   partial index blobs_fts_pending holds exactly those blobs). Into
+   pending go those the index cannot rule out: not indexed, or (for a
+   non-ASCII needle) indexed from text that is not valid UTF-8. Into
+   inexact go all of them: their matches are not sure. */
 static int
-store_fts_pending(struct store *s, int64_t mailbox_id, bool ascii,
-		  uint32_t **uids_r, size_t *count_r)
+store_fts_not_exact(struct store *s, int64_t mailbox_id, bool ascii,
+		    struct store_fts_uids *pending,
+		    struct store_fts_uids *inexact)
 {
 	sqlite3_stmt *st;
+	uint32_t uid;
+	int rc, fts;
 
-	st = store_stmt(s, "SELECT m.uid FROM blobs b"
+	/* "fts != 1" lets SQLite use the partial index */
+	st = store_stmt(s, "SELECT m.uid, b.fts FROM blobs b"
 			   " CROSS JOIN messages m ON m.blob_id = b.id"
-			   " WHERE b.fts != 1 AND (b.fts = 0 OR ?2)"
-			   " AND m.mailbox_id = ?1");
+			   " WHERE b.fts != 1 AND m.mailbox_id = ?1");
 	if (st == NULL)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int(st, 2, !ascii);
-	return store_fts_collect(s, st, uids_r, count_r);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uid = store_col_u32(st, 0);
+		fts = sqlite3_column_int(st, 1);
+		if (fts == STORE_FTS_NONE || (!ascii && fts == STORE_FTS_RAW))
+			store_fts_push(pending, uid);
+		store_fts_push(inexact, uid);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? STORE_OK : store_sql_err(s, rc);
+}
+
+/* For TEXT: messages of the mailbox whose blob was indexed without the
+   part headers (schema step 10) are pending and inexact. Nothing to do
+   (one tiny read) on a store that never had such blobs. */
+static int
+store_fts_old_headers(struct store *s, int64_t mailbox_id,
+		      struct store_fts_uids *pending,
+		      struct store_fts_uids *inexact)
+{
+	sqlite3_stmt *st;
+	int64_t old_max = 0;
+	uint32_t uid;
+	int rc;
+
+	st = store_stmt(s, "SELECT old_max FROM fts_layout");
+	if (st == NULL)
+		return STORE_ERR;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		old_max = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_sql_err(s, rc);
+	if (old_max <= 0)
+		return STORE_OK;
+	st = store_stmt(s, "SELECT uid FROM messages"
+			   " WHERE mailbox_id = ?1 AND blob_id <= ?2");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, old_max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uid = store_col_u32(st, 0);
+		store_fts_push(pending, uid);
+		store_fts_push(inexact, uid);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? STORE_OK : store_sql_err(s, rc);
+}
+
+/* sure = the matches (sorted) that are not inexact (sorted). */
+static void
+store_fts_sure(const struct store_fts_uids *match,
+	       const struct store_fts_uids *inexact, struct store_fts_uids *sure)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < match->count; i++) {
+		while (k < inexact->count && inexact->uids[k] < match->uids[i])
+			k++;
+		if (k < inexact->count && inexact->uids[k] == match->uids[i])
+			continue;
+		store_fts_push(sure, match->uids[i]);
+	}
 }
 
 int
 store_fts_candidates(struct store *s, int64_t mailbox_id, const char *needle,
-		     bool with_header, uint32_t **uids_r, size_t *count_r)
+		     unsigned flags, struct store_fts_result *res)
 {
-	bool started;
+	struct store_fts_uids cand = { 0 }, sure = { 0 }, pending = { 0 },
+			      inexact = { 0 };
+	bool started, ascii;
 	char *q;
+	size_t i;
 	int ret;
 
-	*uids_r = NULL;
-	*count_r = 0;
+	memset(res, 0, sizeof(*res));
 	if (store_fts_chars(needle) < STORE_FTS_NEEDLE_MIN_CHARS)
 		return 0;
-	q = store_fts_query(needle, with_header);
+	ascii = store_fts_ascii(needle);
+	q = store_fts_query(needle, (flags & STORE_FTS_HEADER) != 0);
 	ret = store_read_begin(s, &started);
 	if (ret == STORE_OK)
-		ret = store_fts_matches(s, mailbox_id, q, uids_r, count_r);
+		ret = store_fts_matches(s, mailbox_id, q, &cand);
 	if (ret == STORE_OK)
-		ret = store_fts_pending(s, mailbox_id, store_fts_ascii(needle),
-					uids_r, count_r);
+		ret = store_fts_not_exact(s, mailbox_id, ascii, &pending,
+					  &inexact);
+	if (ret == STORE_OK && (flags & STORE_FTS_HEADER) &&
+	    (flags & STORE_FTS_PARTS))
+		ret = store_fts_old_headers(s, mailbox_id, &pending, &inexact);
 	store_read_end(s, started);
 	free(q);
+	if (ret == STORE_OK) {
+		store_fts_uniq(cand.uids, &cand.count);
+		store_fts_uniq(inexact.uids, &inexact.count);
+		if (ascii && (flags & STORE_FTS_SURE))
+			store_fts_sure(&cand, &inexact, &sure);
+		for (i = 0; i < pending.count; i++)
+			store_fts_push(&cand, pending.uids[i]);
+		store_fts_uniq(cand.uids, &cand.count);
+	}
+	free(pending.uids);
+	free(inexact.uids);
 	if (ret != STORE_OK) {
-		xfree(uids_r);
-		*count_r = 0;
+		free(cand.uids);
+		free(sure.uids);
 		return ret;
 	}
-	store_fts_uniq(*uids_r, count_r);
+	res->uids = cand.uids;
+	res->count = cand.count;
+	res->sure = sure.uids;
+	res->nsure = sure.count;
 	return 1;
+}
+
+void
+store_fts_result_free(struct store_fts_result *res)
+{
+	xfree(&res->uids);
+	xfree(&res->sure);
+	res->count = res->nsure = 0;
 }

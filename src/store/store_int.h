@@ -221,6 +221,11 @@ int store_sort_keys_save(struct store *s, int64_t blob_id, int64_t date,
 			 const struct mime_sort_keys *k);
 
 /* ---- store_fts.c ---- */
+/* blobs.fts (store_fts.c says what each promises) */
+#define STORE_FTS_NONE 0  /* not indexed: always a candidate */
+#define STORE_FTS_EXACT 1 /* valid UTF-8, nothing folds to ASCII */
+#define STORE_FTS_RAW 2	  /* not valid UTF-8 */
+#define STORE_FTS_INEXACT 3 /* valid UTF-8 with U+017F, U+212A or NUL */
 /* Inside a write transaction: index the text of blob blob_id (inside a
    batch the row itself is written by store_fts_flush). */
 int store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,

@@ -141,6 +141,35 @@ static const char *const store_migrations[] = {
 	" BEGIN DELETE FROM blob_sort WHERE blob_id = old.id; END;"
 	"CREATE INDEX blobs_sort_pending ON blobs(id)"
 	" WHERE sort_keys = 0 AND has_meta = 1;",
+	/* 9: blobs.fts = 1 now also promises that the indexed text holds
+	   no character the trigram tokenizer folds to ASCII (U+017F,
+	   U+212A) and no NUL, so ASCII needles need no exact check
+	   (store_fts.c); rows with one become 3. Text with NUL was indexed
+	   only up to the first NUL: such blobs become unindexed (0, always
+	   checked). The trigger now also drops the index rows of blobs
+	   with fts 2 and 3 (it missed those of 2). */
+	"UPDATE blobs SET fts = 0 WHERE fts != 0 AND id IN"
+	" (SELECT rowid FROM blob_fts WHERE instr(hdr, char(0))"
+	" OR instr(body, char(0)));"
+	"DELETE FROM blob_fts WHERE rowid IN"
+	" (SELECT id FROM blobs WHERE fts = 0);"
+	"UPDATE blobs SET fts = 3 WHERE fts = 1 AND id IN"
+	" (SELECT rowid FROM blob_fts WHERE instr(hdr, char(383))"
+	" OR instr(body, char(383)) OR instr(hdr, char(8490))"
+	" OR instr(body, char(8490)));"
+	"DROP TRIGGER blobs_fts_gc;"
+	"CREATE TRIGGER blobs_fts_gc AFTER DELETE ON blobs WHEN old.fts != 0"
+	" BEGIN DELETE FROM blob_fts WHERE rowid = old.id; END;"
+	"DELETE FROM blob_fts WHERE rowid NOT IN (SELECT id FROM blobs);",
+	/* 10: the hdr column of the index now also holds the MIME headers
+	   of the body parts (SEARCH TEXT matches them). Rows indexed
+	   before hold the top header only: fts_layout.old_max is the
+	   highest id of such a blob, and TEXT reads the blobs up to it
+	   (a new blob that reuses an id below is read too: only slower).
+	   BODY trusts them as before. */
+	"CREATE TABLE fts_layout(old_max INTEGER NOT NULL);"
+	"INSERT INTO fts_layout SELECT coalesce(max(id), 0) FROM blobs"
+	" WHERE fts != 0;",
 };
 
 #define STORE_MIGRATIONS_COUNT \

@@ -150,6 +150,10 @@ static const struct {
 	{ "a7 X () (a (b c)) d\r\n", "CMD a7 X () (a (b c)) d|" },
 	{ "a8 SELECT INBOX \r\n", "CMD a8 SELECT INBOX|" },
 	{ "a9 X ~{3+}\r\na\0b\r\n", "CMD a9 X ~{3}a\0b|" },
+	/* empty literals, also as the last argument */
+	{ "a0 SEARCH BODY {0+}\r\n\r\nb0 NOOP\r\n",
+	  "CMD a0 SEARCH BODY {0}|CMD b0 NOOP |" },
+	{ "a0 X {0}\r\n {0+}\r\n\r\n", "CONT|CMD a0 X {0} {0}|" },
 	/* errors, then the connection goes on */
 	{ "b1 FOO (\r\nb2 NOOP\r\n", "ERR b1 1|CMD b2 NOOP |" },
 	{ "* NOOP\r\nb2 NOOP\r\n", "ERR * 1|CMD b2 NOOP |" },

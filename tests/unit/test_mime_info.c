@@ -142,6 +142,44 @@ test_mime_extract_text(void)
 	buf_free(&t);
 }
 
+/* The headers SEARCH TEXT looks at: the top header decoded, then each
+   part's MIME header in part order, the encapsulated message's header
+   too, each followed by "\n"; bounded. */
+static void
+test_mime_extract_headers(void)
+{
+	static const char single[] = "Subject: =?utf-8?Q?caf=C3=A9?=\r\n"
+				     "\r\nbody\r\n";
+	struct buf t;
+	const char *h;
+
+	buf_init(&t, 1 << 16);
+	test_assert(mime_extract_headers((const uint8_t *)msg1,
+					 sizeof(msg1) - 1, &t) == 0);
+	h = buf_cstr(&t);
+	test_assert(strncmp(h, "From: \"Al Ice\" <", 16) == 0);
+	test_assert(strstr(h, "Subject: H\xc3\xa9llo world\r\n") != NULL);
+	test_assert(strstr(h, "\r\n\r\n\nContent-Type: text/plain; "
+			      "charset=utf-8\r\n\r\n\nContent-Type: "
+			      "text/html\r\n") != NULL);
+	test_assert(strstr(h, "Content-Type: message/rfc822\r\n\r\n\n"
+			      "Subject: inner\r\n\r\n\n") != NULL);
+	test_assert(strstr(h, "inner body") == NULL);
+	test_assert(strstr(h, "hello there") == NULL);
+	buf_free(&t);
+	/* a single part: only its header, once */
+	buf_init(&t, 1 << 16);
+	test_assert(mime_extract_headers((const uint8_t *)single,
+					 sizeof(single) - 1, &t) == 0);
+	test_assert_strcmp(buf_cstr(&t), "Subject: caf\xc3\xa9\r\n\r\n\n");
+	buf_free(&t);
+	buf_init(&t, 9);
+	test_assert(mime_extract_headers((const uint8_t *)msg1,
+					 sizeof(msg1) - 1, &t) == 0);
+	test_assert(t.len <= 9);
+	buf_free(&t);
+}
+
 static void
 test_mime_info_truncated(void)
 {
@@ -160,6 +198,9 @@ test_mime_info_truncated(void)
 		(void)mime_section_find(copy, n, path, 2, &sec);
 		buf_init(&t, 4096);
 		mime_extract_text(copy, n, &t);
+		buf_free(&t);
+		buf_init(&t, 4096);
+		mime_extract_headers(copy, n, &t);
 		buf_free(&t);
 		free(copy);
 	}
@@ -197,6 +238,7 @@ static const struct test_case tests[] = {
 	{ "mime_info_summary", test_mime_info_summary },
 	{ "mime_section", test_mime_section },
 	{ "mime_extract_text", test_mime_extract_text },
+	{ "mime_extract_headers", test_mime_extract_headers },
 	{ "mime_info_truncated", test_mime_info_truncated },
 	{ NULL, NULL },
 };

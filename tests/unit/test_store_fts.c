@@ -1,10 +1,14 @@
 /* Tests for the full-text index (store_fts.c): candidates per mailbox
    for substrings of decoded text and header, short needles, quotes in
    the needle, one row per deduplicated blob, rows gone with the blob,
-   and text that is not valid UTF-8. */
+   text that is not valid UTF-8, the "sure" candidates whose match needs
+   no exact check, and (against the SQLite linked in) that only U+017F
+   and U+212A fold to ASCII in the trigram tokenizer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sqlite3.h>
 
 #include "harness.h"
 #include "store/store_int.h"
@@ -48,24 +52,50 @@ fts_append(struct store *s, int64_t box, const char *msg)
 	return uid;
 }
 
-/* The candidates as "1,3" (or "-" when the index cannot answer). */
-static const char *
-fts_cands(struct store *s, int64_t box, const char *needle, bool hdr)
+static void
+fts_list(char *out, size_t cap, const uint32_t *uids, size_t n)
 {
-	static char out[256];
-	uint32_t *uids;
-	size_t n, i, o = 0;
-	int r = store_fts_candidates(s, box, needle, hdr, &uids, &n);
+	size_t i, o = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < n && o < cap - 12; i++)
+		o += (size_t)snprintf(out + o, cap - o, "%s%u",
+				      i > 0 ? "," : "", uids[i]);
+}
+
+/* The candidates as "1,3" (or "-" when the index cannot answer); with
+   sure, "1,3 sure 1" lists the sure ones too. */
+static const char *
+fts_query(struct store *s, int64_t box, const char *needle, bool hdr,
+	  bool sure)
+{
+	static char out[512];
+	char sl[256];
+	struct store_fts_result res;
+	int r = store_fts_candidates(
+		s, box, needle,
+		(hdr ? STORE_FTS_HEADER : 0) | (sure ? STORE_FTS_SURE : 0),
+		&res);
 
 	test_assert(r >= 0);
 	if (r == 0)
 		return "-";
-	out[0] = '\0';
-	for (i = 0; i < n && o < sizeof(out) - 12; i++)
-		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%u",
-				      i > 0 ? "," : "", uids[i]);
-	free(uids);
+	fts_list(out, 256, res.uids, res.count);
+	if (sure) {
+		fts_list(sl, sizeof(sl), res.sure, res.nsure);
+		snprintf(out + strlen(out), sizeof(out) - strlen(out),
+			 " sure %s", sl);
+	} else {
+		test_assert(res.nsure == 0);
+	}
+	store_fts_result_free(&res);
 	return out;
+}
+
+static const char *
+fts_cands(struct store *s, int64_t box, const char *needle, bool hdr)
+{
+	return fts_query(s, box, needle, hdr, false);
 }
 
 static const char m1[] =
@@ -155,9 +185,142 @@ test_store_fts_batch(void)
 	store_close(&s);
 }
 
+/* Kelvin sign and long s: the index matches "kelvin" and "ask" (folded
+   to ASCII) where the exact check does not, so those are candidates but
+   never sure. Raw 8-bit text is never sure either. */
+static const char m4[] = "Subject: plain\r\n\r\n"
+			 "\xe2\x84\xaa" "elvin a\xc5\xbfk\r\n";
+static const char m5[] = "Subject: kelvin\r\n\r\n"
+			 "kelvin ask caf\xc3\xa9\r\n";
+static const char m6[] = "Subject: kelvin \xe9\r\n\r\nkelvin\r\n";
+
+static void
+test_store_fts_sure(void)
+{
+	int64_t inbox, other;
+	struct store *s = fts_store(&inbox, &other);
+
+	test_assert(fts_append(s, inbox, m4) == 1);
+	test_assert(fts_append(s, inbox, m5) == 2);
+	test_assert(fts_append(s, inbox, m6) == 3);
+	test_assert_strcmp(fts_query(s, inbox, "kelvin", false, true),
+			   "1,2,3 sure 2");
+	test_assert_strcmp(fts_query(s, inbox, "KELVIN", true, true),
+			   "1,2,3 sure 2");
+	test_assert_strcmp(fts_query(s, inbox, "ASK", false, true),
+			   "1,2 sure 2");
+	test_assert_strcmp(fts_query(s, inbox, "Caf\xc3\xa9", false, true),
+			   "2,3 sure ");
+	test_assert_strcmp(fts_query(s, inbox, "kelvin", true, false),
+			   "1,2,3");
+	store_close(&s);
+}
+
+/* The hdr column holds the MIME headers of the parts too: TEXT finds
+   an attachment's filename (sure), BODY does not. */
+static const char m7[] =
+	"Subject: with attachment\r\nMIME-Version: 1.0\r\n"
+	"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+	"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+	"--b\r\nContent-Type: application/pdf; name=\"=?utf-8?Q?Bilan?=.pdf\"\r\n"
+	"Content-Transfer-Encoding: base64\r\n\r\nQUJD\r\n--b--\r\n";
+
+static void
+test_store_fts_part_headers(void)
+{
+	int64_t inbox, other;
+	struct store *s = fts_store(&inbox, &other);
+
+	test_assert(fts_append(s, inbox, m7) == 1);
+	test_assert_strcmp(fts_query(s, inbox, "bilan.pdf", true, true),
+			   "1 sure 1");
+	test_assert_strcmp(fts_query(s, inbox, "application/pdf", true, true),
+			   "1 sure 1");
+	test_assert_strcmp(fts_query(s, inbox, "bilan.pdf", false, true),
+			   " sure ");
+	store_close(&s);
+}
+
+/* Every code point from U+0080 to U+1FFFF (all case pairs of Unicode
+   lie below) in a trigram table, 4096 per row between "q"s: the rows
+   an ASCII trigram "qXq" matches hold a character folding to X. Only
+   U+017F ("s") and U+212A ("k") may, as store_fts.c assumes. */
+static void
+test_store_fts_ascii_folds(void)
+{
+	sqlite3 *db;
+	sqlite3_stmt *ins, *q;
+	char text[4096 * 6 + 8], query[8];
+	uint32_t c, row, first;
+	size_t o;
+	int x, rc;
+
+	test_assert(sqlite3_open(":memory:", &db) == SQLITE_OK);
+	test_assert(sqlite3_exec(db, "CREATE VIRTUAL TABLE t USING fts5(x,"
+				     " tokenize = 'trigram')",
+				 NULL, NULL, NULL) == SQLITE_OK);
+	test_assert(sqlite3_prepare_v2(db, "INSERT INTO t(rowid, x)"
+					   " VALUES (?, ?)",
+				       -1, &ins, NULL) == SQLITE_OK);
+	for (first = 0x80, row = 0; first < 0x20000; first += 4096, row++) {
+		o = 0;
+		text[o++] = 'q';
+		for (c = first; c < first + 4096; c++) {
+			if (c >= 0xd800 && c <= 0xdfff)
+				continue;
+			if (c < 0x800) {
+				text[o++] = (char)(0xc0 | (c >> 6));
+			} else if (c < 0x10000) {
+				text[o++] = (char)(0xe0 | (c >> 12));
+				text[o++] = (char)(0x80 | ((c >> 6) & 0x3f));
+			} else {
+				text[o++] = (char)(0xf0 | (c >> 18));
+				text[o++] = (char)(0x80 | ((c >> 12) & 0x3f));
+				text[o++] = (char)(0x80 | ((c >> 6) & 0x3f));
+			}
+			text[o++] = (char)(0x80 | (c & 0x3f));
+			text[o++] = 'q';
+		}
+		sqlite3_bind_int64(ins, 1, row);
+		sqlite3_bind_text(ins, 2, text, (int)o, SQLITE_STATIC);
+		test_assert(sqlite3_step(ins) == SQLITE_DONE);
+		sqlite3_reset(ins);
+	}
+	sqlite3_finalize(ins);
+	test_assert(sqlite3_prepare_v2(db, "SELECT rowid FROM t WHERE t MATCH ?",
+				       -1, &q, NULL) == SQLITE_OK);
+	for (x = 0x21; x < 0x7f; x++) {
+		if (x == '"')
+			continue;
+		snprintf(query, sizeof(query), "\"q%cq\"", x);
+		sqlite3_bind_text(q, 1, query, -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+			int64_t r = sqlite3_column_int64(q, 0);
+
+			/* U+017F is in row 0, U+212A in row 2 */
+			test_assert((r == 0 && (x == 's' || x == 'S')) ||
+				    (r == 2 && (x == 'k' || x == 'K')));
+		}
+		test_assert(rc == SQLITE_DONE);
+		sqlite3_reset(q);
+	}
+	/* both do fold (else store_fts.c is only more careful than needed) */
+	sqlite3_bind_text(q, 1, "\"qsq\"", -1, SQLITE_STATIC);
+	test_assert(sqlite3_step(q) == SQLITE_ROW);
+	sqlite3_reset(q);
+	sqlite3_bind_text(q, 1, "\"qKq\"", -1, SQLITE_STATIC);
+	test_assert(sqlite3_step(q) == SQLITE_ROW);
+	sqlite3_reset(q);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+}
+
 static const struct test_case tests[] = {
 	{ "store_fts_batch", test_store_fts_batch },
 	{ "store_fts_candidates", test_store_fts_candidates },
+	{ "store_fts_sure", test_store_fts_sure },
+	{ "store_fts_part_headers", test_store_fts_part_headers },
+	{ "store_fts_ascii_folds", test_store_fts_ascii_folds },
 	{ "store_fts_dedup_gc", test_store_fts_dedup_gc },
 	{ NULL, NULL },
 };
