@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -34,42 +33,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "proto"))
 from conftest import Tern  # noqa: E402
+from rawimap import Imap, fill  # noqa: E402
 
 NAMES = ["Alice Martin", "bob", "=?UTF-8?Q?J=C3=B6rg_M=C3=BCller?=",
          "\"Smith, Carol\"", "", "Dave O'Neil", "Eve", "zed"]
 SUBJECTS = ["quarterly report", "lunch on friday?", "=?UTF-8?B?"
             "w6RyZ2VyIG1pdCBkZXIgQmFobg==?=", "[list] release 1.%d",
             "meeting notes %d", "Invoice #%d", "build failed", "hello"]
-
-
-class Imap:
-    def __init__(self, t, user, pw):
-        self.s = socket.create_connection((t.host, t.port("imap")),
-                                          timeout=600)
-        self.f = self.s.makefile("rb")
-        self.f.readline()
-        self.n = 0
-        self.cmd('LOGIN "%s" "%s"' % (user, pw))
-
-    def cmd(self, text):
-        """Send one command: (its untagged lines, bytes received)."""
-        self.n += 1
-        tag = b"t%d" % self.n
-        self.s.sendall(tag + b" " + text.encode() + b"\r\n")
-        lines, size = [], 0
-        while True:
-            line = self.f.readline()
-            if not line:
-                raise EOFError(text)
-            size += len(line)
-            if line.startswith(tag + b" "):
-                assert b" OK" in line, line
-                return lines, size
-            lines.append(line)
-
-    def close(self):
-        self.cmd("LOGOUT")
-        self.s.close()
 
 
 def message(i):
@@ -95,32 +65,13 @@ def message(i):
     return (hdr + "\r\nbody %d\r\n" % i).encode()
 
 
-def fill(c, m):
-    done = 0
-    while done < m:
-        k = min(1000, m - done)
-        c.n += 1
-        tag = b"t%d" % c.n
-        parts = [tag + b" APPEND INBOX"]
-        for j in range(k):
-            body = message(done + j)
-            parts.append(b" {%d+}\r\n" % len(body) + body)
-        c.s.sendall(b"".join(parts) + b"\r\n")
-        while True:
-            line = c.f.readline()
-            if line.startswith(tag + b" "):
-                assert b" OK" in line, line
-                break
-        done += k
-
-
 def prepare(t, m, state_file):
     if os.path.exists(state_file):
         with open(state_file) as f:
             return json.load(f)
     t0 = time.time()
-    c = Imap(t, t.user, t.password)
-    fill(c, m)
+    c = Imap(t, t.user, t.password, timeout=600)
+    fill(c, m, message)
     print("filled %d messages in %.0f s" % (m, time.time() - t0))
     c.cmd("ENABLE QRESYNC")
     lines, _ = c.cmd("SELECT INBOX")
@@ -129,7 +80,7 @@ def prepare(t, m, state_file):
           "modseq": int(re.search(r"HIGHESTMODSEQ (\d+)", text).group(1)),
           "m": m}
     c.close()
-    other = Imap(t, t.user, t.password)
+    other = Imap(t, t.user, t.password, timeout=600)
     other.cmd("SELECT INBOX")
     other.cmd("UID STORE 10,20,30,40,50 +FLAGS (\\Seen)")
     other.cmd("UID STORE 60,70,80,90,100 +FLAGS (\\Deleted)")
@@ -163,7 +114,7 @@ def main():
     t.start()
     try:
         st = prepare(t, a.m, os.path.join(d, "bench-state.json"))
-        c = Imap(t, t.user, t.password)
+        c = Imap(t, t.user, t.password, timeout=600)
         c.cmd("ENABLE QRESYNC")
         if "select" in only:
             times = []
@@ -184,7 +135,7 @@ def main():
             times, size, lines = [], 0, []
             for _ in range(a.r):
                 # a fresh connection each time, as a reconnecting client
-                r = Imap(t, t.user, t.password)
+                r = Imap(t, t.user, t.password, timeout=600)
                 r.cmd("ENABLE QRESYNC")
                 med, best, size, lines = timed(r, q, 1)
                 times.append(med)

@@ -13,7 +13,6 @@ docs/performance.md."""
 import argparse
 import os
 import re
-import socket
 import sys
 import tempfile
 import time
@@ -21,56 +20,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "proto"))
 from conftest import Tern  # noqa: E402
+from rawimap import Imap, fill  # noqa: E402
 
 
-class Imap:
-    def __init__(self, t, user, pw):
-        self.s = socket.create_connection((t.host, t.port("imap")),
-                                          timeout=120)
-        self.f = self.s.makefile("rb")
-        self.f.readline()
-        self.n = 0
-        self.cmd('LOGIN "%s" "%s"' % (user, pw))
-
-    def cmd(self, text):
-        """Send one command: (its untagged lines, bytes received)."""
-        self.n += 1
-        tag = b"t%d" % self.n
-        self.s.sendall(tag + b" " + text.encode() + b"\r\n")
-        lines, size = [], 0
-        while True:
-            line = self.f.readline()
-            if not line:
-                raise EOFError(text)
-            size += len(line)
-            if line.startswith(tag + b" "):
-                assert b" OK" in line, line
-                return lines, size
-            lines.append(line)
-
-    def close(self):
-        self.cmd("LOGOUT")
-        self.s.close()
-
-
-def fill(c, m):
-    msg = b"From: x@example.org\r\nSubject: m\r\n\r\nbody\r\n"
-    done = 0
-    while done < m:
-        k = min(1000, m - done)
-        c.n += 1
-        tag = b"t%d" % c.n
-        parts = [tag + b" APPEND INBOX"]
-        for j in range(k):
-            body = msg.replace(b"body", b"body %d" % (done + j))
-            parts.append(b" {%d+}\r\n" % len(body) + body)
-        c.s.sendall(b"".join(parts) + b"\r\n")
-        while True:
-            line = c.f.readline()
-            if line.startswith(tag + b" "):
-                assert b" OK" in line, line
-                break
-        done += k
+def message(i):
+    return b"From: x@example.org\r\nSubject: m\r\n\r\nbody %d\r\n" % i
 
 
 def main():
@@ -83,7 +37,7 @@ def main():
     try:
         t0 = time.time()
         c = Imap(t, t.user, t.password)
-        fill(c, a.m)
+        fill(c, a.m, message)
         print("filled %d messages in %.0f s" % (a.m, time.time() - t0))
         c.cmd("ENABLE QRESYNC")
         lines, _ = c.cmd("SELECT INBOX")
