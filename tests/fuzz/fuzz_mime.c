@@ -1,8 +1,8 @@
 /* libFuzzer target for the message parser: mime_info_parse (headers,
    envelope, body structure), section lookup for a path taken from the
    input's first bytes, body decoding of that section, header lookup and
-   filtering, and text extraction for SEARCH. The input is one whole
-   stored message; every byte is hostile. */
+   filtering, text and part-header extraction for SEARCH, and the SORT
+   keys. The input is one whole stored message; every byte is hostile. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +40,7 @@ static void
 fuzz_headers(const uint8_t *data, size_t size, size_t header_len)
 {
 	static const char *const names[] = { "subject", "from", "to" };
+	struct mime_sort_keys keys;
 	struct buf out;
 
 	buf_init(&out, 1 << 20);
@@ -50,7 +51,14 @@ fuzz_headers(const uint8_t *data, size_t size, size_t header_len)
 	(void)mime_header_filter(data, header_len, names, 3, true, &out);
 	buf_reset(&out);
 	(void)mime_extract_text(data, size, &out);
+	buf_reset(&out);
+	(void)mime_extract_headers(data, size, &out);
 	buf_free(&out);
+	mime_sort_keys_parse(data, header_len, &keys);
+	if (keys.subject == NULL)
+		abort();
+	mime_sort_keys_free(&keys);
+	mime_sort_keys_free(&keys);
 }
 
 int
