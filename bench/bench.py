@@ -203,7 +203,11 @@ class Tern:
         conf = os.path.join(self.dir, "tern.conf")
         with open(conf) as f:
             text = f.read().split("\n", 1)[1]  # keep our edits
+        # One load generator on one address drives thousands of commands
+        # a second per connection: lift the per-IP and per-connection
+        # abuse limits (Postfix and Dovecot have neither by default).
         text += ("\nmax_connections_per_ip = 20000\n"
+                 "command_rate = 0\n"
                  "plan bench {\n\tsend_per_hour = 0\n}\n")
         with open(conf, "w") as f:
             f.write(text)
