@@ -255,6 +255,11 @@ store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
 	buf_init(&body, STORE_FTS_TEXT_MAX_BYTES);
 	(void)mime_extract_headers(msg, len, &hdr);
 	(void)mime_extract_text(msg, len, &body);
+	if (hdr.len + body.len > STORE_FTS_INDEX_MAX_BYTES) {
+		buf_free(&hdr);
+		buf_free(&body);
+		return store_fts_mark(s, blob_id, STORE_FTS_NONE);
+	}
 	ret = store_fts_mark(s, blob_id, store_fts_state(&hdr, &body));
 	if (ret != STORE_OK) {
 		buf_free(&hdr);

@@ -315,7 +315,34 @@ test_store_fts_ascii_folds(void)
 	sqlite3_close(db);
 }
 
+/* Text over STORE_FTS_INDEX_MAX_BYTES is not indexed: the blob is a
+   candidate for every needle, never a sure match. */
+static void
+test_store_fts_too_long(void)
+{
+	int64_t inbox, other;
+	struct store *s = fts_store(&inbox, &other);
+	size_t n = STORE_FTS_INDEX_MAX_BYTES + 100, hl;
+	char *big = malloc(n + 64);
+
+	test_assert(big != NULL);
+	hl = (size_t)snprintf(big, 64, "Subject: long\r\n\r\n");
+	memset(big + hl, 'a', n);
+	memcpy(big + hl + n / 2, " zebras ", 8);
+	big[hl + n] = '\0';
+	test_assert(fts_append(s, inbox, "Subject: short\r\n\r\nzebras\r\n")
+		    == 1);
+	test_assert(fts_append(s, inbox, big) == 2);
+	test_assert_strcmp(fts_query(s, inbox, "zebras", false, true),
+			   "1,2 sure 1");
+	test_assert_strcmp(fts_query(s, inbox, "okapis", false, true),
+			   "2 sure ");
+	free(big);
+	store_close(&s);
+}
+
 static const struct test_case tests[] = {
+	{ "store_fts_too_long", test_store_fts_too_long },
 	{ "store_fts_batch", test_store_fts_batch },
 	{ "store_fts_candidates", test_store_fts_candidates },
 	{ "store_fts_sure", test_store_fts_sure },
