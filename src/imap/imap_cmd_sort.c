@@ -319,22 +319,9 @@ imap_sort_output(struct imap_session *s, struct imap_cmd *cmd,
 		for (i = 0; i < n; i++)
 			(void)buf_printf(&b, " %u", nums[i]);
 	} else {
-		(void)buf_append_str(&b, "* ESEARCH (TAG ");
-		(void)imap_write_string(&b, cmd->tag, strlen(cmd->tag));
-		(void)buf_append_byte(&b, ')');
-		if (cmd->uid)
-			(void)buf_append_str(&b, " UID");
-		/* RFC 5267 3.2: MIN/MAX are the first/last in sort order */
-		if ((opts & IMAP_ESEARCH_MIN) && n > 0)
-			(void)buf_printf(&b, " MIN %u", nums[0]);
-		if ((opts & IMAP_ESEARCH_MAX) && n > 0)
-			(void)buf_printf(&b, " MAX %u", nums[n - 1]);
-		if (opts & IMAP_ESEARCH_COUNT)
-			(void)buf_printf(&b, " COUNT %zu", n);
-		if ((opts & IMAP_ESEARCH_ALL) && n > 0) {
-			(void)buf_append_str(&b, " ALL ");
-			(void)imap_seqset_write(&b, nums, n);
-		}
+		/* RFC 5267 3.2: MIN/MAX are the first/last in sort order,
+		   which is how the writer reads nums */
+		imap_esearch_write(&b, cmd, opts, nums, n);
 	}
 	(void)buf_append_str(&b, "\r\n");
 	imap_session_write(s, b.data, b.len);

@@ -475,6 +475,11 @@ struct imap_search;
 /* Parse the RETURN list into *opts_r (an empty list means ALL). 0, or
    -1 on an unknown option. */
 int imap_search_return(const struct imap_arg *list, unsigned *opts_r);
+/* "* ESEARCH (TAG ...)[ UID]" and the RETURN items opts asks for, of
+   nums[0..n) in the order given (MIN is nums[0], MAX nums[n - 1]); no
+   CRLF. For SEARCH (ascending) and ESORT (sort order). */
+void imap_esearch_write(struct buf *b, const struct imap_cmd *cmd,
+			unsigned opts, const uint32_t *nums, size_t n);
 /* Parse search keys args[0..count). NULL with *error_r (BAD) or with
    *no_r set (NO, e.g. BADCHARSET). */
 struct imap_search *imap_search_parse(struct imap_session *s,

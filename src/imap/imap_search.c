@@ -1037,6 +1037,27 @@ imap_search_save(struct imap_session *s, const size_t *idx, size_t n,
 		s->saved_uids[s->saved_count++] = v->msgs[idx[i]].uid;
 }
 
+void
+imap_esearch_write(struct buf *b, const struct imap_cmd *cmd, unsigned opts,
+		   const uint32_t *nums, size_t n)
+{
+	(void)buf_append_str(b, "* ESEARCH (TAG ");
+	(void)imap_write_string(b, cmd->tag, strlen(cmd->tag));
+	(void)buf_append_byte(b, ')');
+	if (cmd->uid)
+		(void)buf_append_str(b, " UID");
+	if ((opts & IMAP_ESEARCH_MIN) && n > 0)
+		(void)buf_printf(b, " MIN %u", nums[0]);
+	if ((opts & IMAP_ESEARCH_MAX) && n > 0)
+		(void)buf_printf(b, " MAX %u", nums[n - 1]);
+	if (opts & IMAP_ESEARCH_COUNT)
+		(void)buf_printf(b, " COUNT %zu", n);
+	if ((opts & IMAP_ESEARCH_ALL) && n > 0) {
+		(void)buf_append_str(b, " ALL ");
+		(void)imap_seqset_write(b, nums, n);
+	}
+}
+
 static void
 imap_search_output(struct imap_session *s, struct imap_cmd *cmd,
 		   const size_t *idx, size_t n, unsigned opts, bool esearch,
@@ -1063,21 +1084,7 @@ imap_search_output(struct imap_session *s, struct imap_cmd *cmd,
 			(void)buf_printf(&b, " (MODSEQ %llu)",
 					 (unsigned long long)highest);
 	} else {
-		(void)buf_append_str(&b, "* ESEARCH (TAG ");
-		(void)imap_write_string(&b, cmd->tag, strlen(cmd->tag));
-		(void)buf_append_byte(&b, ')');
-		if (cmd->uid)
-			(void)buf_append_str(&b, " UID");
-		if ((opts & IMAP_ESEARCH_MIN) && n > 0)
-			(void)buf_printf(&b, " MIN %u", nums[0]);
-		if ((opts & IMAP_ESEARCH_MAX) && n > 0)
-			(void)buf_printf(&b, " MAX %u", nums[n - 1]);
-		if (opts & IMAP_ESEARCH_COUNT)
-			(void)buf_printf(&b, " COUNT %zu", n);
-		if ((opts & IMAP_ESEARCH_ALL) && n > 0) {
-			(void)buf_append_str(&b, " ALL ");
-			(void)imap_seqset_write(&b, nums, n);
-		}
+		imap_esearch_write(&b, cmd, opts, nums, n);
 		if (highest > 0)
 			(void)buf_printf(&b, " MODSEQ %llu",
 					 (unsigned long long)highest);
