@@ -28,6 +28,9 @@
 
 #define IMAP_FETCH_FIELDS_MAX 200
 #define IMAP_FETCH_BODIES_MAX 100
+/* FETCHes of at most this many messages try the worker's message cache
+   first; longer ones read one range from the store anyway. */
+#define IMAP_FETCH_CACHED_MAX 64
 
 enum imap_fetch_item {
 	IMAP_FETCH_UID = 1u << 0,
@@ -78,6 +81,7 @@ struct imap_fetch_ctx {
 	bool *with_flags; /* \Seen was set implicitly */
 	struct store_msg *msgs;
 	size_t nmsgs;
+	bool from_cache; /* msgs came from imap_msg_cache, not the store */
 	/* the current message */
 	size_t step;
 	struct store_msg *msg;
@@ -775,8 +779,15 @@ imap_fetch_msg_prepare(struct imap_session *s, struct imap_fetch_ctx *fc)
 		}
 	}
 	if (fc->f->need_map || fc->f->need_meta) {
-		fc->mapped = store_blob_map(s->env->store, fc->msg->blob,
-					    &fc->map) == STORE_OK;
+		fc->mapped = store_blob_map_cached(s->env->store,
+						   fc->msg->blob,
+						   &fc->map) == STORE_OK;
+		if (!fc->mapped && fc->from_cache &&
+		    store_last_code(s->env->store) == STORE_NOTFOUND) {
+			/* a cached message expunged everywhere since */
+			fc->skipped_expunged = true;
+			return false;
+		}
 		if (!fc->mapped && fc->f->need_map)
 			log_error("imap", s->id, "blob-map-failed uid=%u",
 				  m->uid);
@@ -913,6 +924,31 @@ imap_fetch_set_seen(struct imap_session *s, struct imap_fetch_ctx *fc,
 	return 0;
 }
 
+/* The messages of a short FETCH from the worker's cache, when every one
+   is there: no store query (imap_msg_cache.c). */
+static bool
+imap_fetch_cached_msgs(struct imap_session *s, struct imap_fetch_ctx *fc)
+{
+	const struct imap_view *v = s->view;
+	struct store_msg *msgs;
+	size_t i;
+
+	if (fc->n > IMAP_FETCH_CACHED_MAX)
+		return false;
+	msgs = xcalloc(fc->n, sizeof(*msgs));
+	for (i = 0; i < fc->n; i++) {
+		if (!imap_msg_cache_get(v->mailbox_id, v->uidvalidity,
+					v->msgs[fc->idx[i]].uid, &msgs[i])) {
+			free(msgs);
+			return false;
+		}
+	}
+	fc->msgs = msgs;
+	fc->nmsgs = fc->n;
+	fc->from_cache = true;
+	return true;
+}
+
 static int
 imap_fetch_load_msgs(struct imap_session *s, struct imap_fetch_ctx *fc)
 {
@@ -922,10 +958,18 @@ imap_fetch_load_msgs(struct imap_session *s, struct imap_fetch_ctx *fc)
 		return 0;
 	/* fc->idx is ascending, and so are the view's UIDs: one indexed
 	   range, so "UID FETCH n" reads one row, not the mailbox's tail */
+	if (imap_fetch_cached_msgs(s, fc))
+		return 0;
 	min = s->view->msgs[fc->idx[0]].uid;
 	max = s->view->msgs[fc->idx[fc->n - 1]].uid;
-	return store_msg_list_range(s->env->store, s->view->mailbox_id, min,
-				    max, &fc->msgs, &fc->nmsgs) < 0 ? -1 : 0;
+	if (store_msg_list_range(s->env->store, s->view->mailbox_id, min, max,
+				 &fc->msgs, &fc->nmsgs) < 0)
+		return -1;
+	for (size_t i = 0; i < fc->nmsgs; i++)
+		imap_msg_cache_put(s->view->mailbox_id, s->view->uidvalidity,
+				   &fc->msgs[i]);
+	fc->from_cache = false;
+	return 0;
 }
 
 enum imap_cmd_res

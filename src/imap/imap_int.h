@@ -369,6 +369,15 @@ void imap_view_snap_apply(struct imap_view_snap *c,
 			  const uint32_t *expunged, size_t nexp,
 			  struct buf *keywords);
 
+/* ---- per-worker cache of immutable message data (imap_msg_cache.c) */
+/* Fill m (id, uid, size, dates, blob; no flags or keywords) for the
+   message uid of the mailbox, if cached. */
+bool imap_msg_cache_get(int64_t mailbox_id, uint32_t uidvalidity, uint32_t uid,
+			struct store_msg *m);
+void imap_msg_cache_put(int64_t mailbox_id, uint32_t uidvalidity,
+			const struct store_msg *m);
+void imap_msg_cache_deinit(void);
+
 /* Free the view (and keywords). */
 void imap_view_free(struct imap_view **vp);
 /* Index of uid in the view (0-based), or -1. */

@@ -114,4 +114,5 @@ imap_deinit(void)
 	imap_notify_fd = -1;
 	imap_notify_env = NULL;
 	imap_view_cache_deinit();
+	imap_msg_cache_deinit();
 }

@@ -480,6 +480,7 @@ store_close(struct store **sp)
 	if (s->journal_fd >= 0)
 		close(s->journal_fd);
 	free(s->events);
+	store_blob_cache_free(s);
 	free(s->datadir);
 	free(s);
 }

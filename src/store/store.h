@@ -192,6 +192,14 @@ struct store_map {
 	bool heap; /* data was malloc'd and read, not mmap'd */
 };
 int store_blob_map(struct store *s, const char *hash, struct store_map *map_r);
+/* store_blob_map through a small per-store cache of recently read small
+   blobs (a client that reads the same message again, several devices
+   of one account). Blobs are named by their content and never change,
+   so the cache needs no invalidation; a blob removed meanwhile may
+   still be returned, which is what a reader of a message expunged
+   elsewhere may see (RFC 9051 7.5.1). */
+int store_blob_map_cached(struct store *s, const char *hash,
+			  struct store_map *map_r);
 void store_blob_unmap(struct store_map *map);
 
 /* ---- mailboxes ---- */

@@ -393,6 +393,102 @@ store_blob_map(struct store *s, const char *hash, struct store_map *map_r)
 	return STORE_OK;
 }
 
+/* ---- the read cache ---- */
+
+/* Direct-mapped: a new blob replaces the one in its slot. Both bounds
+   keep a worker's cache under STORE_BLOB_CACHE_MAX_BYTES of data. */
+#define STORE_BLOB_CACHE_SLOTS 1024
+#define STORE_BLOB_CACHE_MAX_BLOB (32 * 1024)
+#define STORE_BLOB_CACHE_MAX_BYTES (2 * 1024 * 1024)
+
+struct store_blob_cache_ent {
+	char hash[STORE_HASH_HEX_LEN + 1]; /* "": empty */
+	uint8_t *data;
+	size_t len;
+};
+
+struct store_blob_cache {
+	struct store_blob_cache_ent ent[STORE_BLOB_CACHE_SLOTS];
+	size_t bytes;
+};
+
+void
+store_blob_cache_free(struct store *s)
+{
+	struct store_blob_cache *c = s->blob_cache;
+
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < STORE_BLOB_CACHE_SLOTS; i++)
+		free(c->ent[i].data);
+	free(c);
+	s->blob_cache = NULL;
+}
+
+static struct store_blob_cache_ent *
+store_blob_cache_slot(struct store_blob_cache *c, const char *hash)
+{
+	unsigned v = 0;
+
+	/* the hash is hex of a cryptographic digest: its first digits
+	   are as good an index as any */
+	for (int i = 0; i < 5; i++)
+		v = v << 4 | (unsigned)(hash[i] <= '9' ? hash[i] - '0'
+						       : (hash[i] | 0x20) - 'a' + 10);
+	return &c->ent[v % STORE_BLOB_CACHE_SLOTS];
+}
+
+static void
+store_blob_cache_put(struct store *s, const char *hash,
+		     const struct store_map *map)
+{
+	struct store_blob_cache_ent *e;
+	struct store_blob_cache *c;
+
+	if (map->len == 0 || map->len > STORE_BLOB_CACHE_MAX_BLOB)
+		return;
+	if (s->blob_cache == NULL)
+		s->blob_cache = xcalloc(1, sizeof(*s->blob_cache));
+	c = s->blob_cache;
+	e = store_blob_cache_slot(c, hash);
+	if (c->bytes - e->len + map->len > STORE_BLOB_CACHE_MAX_BYTES)
+		return;
+	c->bytes -= e->len;
+	free(e->data);
+	e->data = xmalloc(map->len);
+	memcpy(e->data, map->data, map->len);
+	e->len = map->len;
+	c->bytes += map->len;
+	memcpy(e->hash, hash, sizeof(e->hash));
+}
+
+int
+store_blob_map_cached(struct store *s, const char *hash,
+		      struct store_map *map_r)
+{
+	const struct store_blob_cache_ent *e;
+	uint8_t *copy;
+	int ret;
+
+	if (s->blob_cache != NULL && store_hash_valid(hash)) {
+		e = store_blob_cache_slot(s->blob_cache, hash);
+		if (e->len > 0 && memcmp(e->hash, hash, sizeof(e->hash)) == 0) {
+			/* a copy: the caller owns and frees it, and the
+			   slot may be replaced while it is in use */
+			copy = xmalloc(e->len);
+			memcpy(copy, e->data, e->len);
+			map_r->data = copy;
+			map_r->len = e->len;
+			map_r->heap = true;
+			return STORE_OK;
+		}
+	}
+	ret = store_blob_map(s, hash, map_r);
+	if (ret == STORE_OK)
+		store_blob_cache_put(s, hash, map_r);
+	return ret;
+}
+
 void
 store_blob_unmap(struct store_map *map)
 {

@@ -76,6 +76,9 @@ struct store {
 	/* journal of blob files renamed into place by this process */
 	int journal_fd;
 	int64_t journal_opened;
+
+	/* small blobs read lately (store_blob_map_cached), or NULL */
+	struct store_blob_cache *blob_cache;
 };
 
 /* Marks into the post-commit lists, to undo a savepoint's share. */
@@ -91,6 +94,9 @@ struct store_tx {
    relative name stays relative (see store_vfs.c). NULL when SQLite
    refused to register it. Not thread-safe on the first call. */
 const char *store_vfs_name(void);
+
+/* ---- store_blob.c ---- */
+void store_blob_cache_free(struct store *s);
 
 /* ---- store.c ---- */
 /* Record an error text (printf-like) and return err. */

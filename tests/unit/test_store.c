@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "lib/xalloc.h"
 #include "store/store.h"
 
 static const char msg1[] =
@@ -547,12 +548,59 @@ test_store_relative_datadir(void)
 	store_close(&s);
 }
 
+/* store_blob_map_cached: the same bytes as store_blob_map, served from
+   the cache once read (even with the file gone: blobs never change, and
+   a removed one is a message expunged elsewhere); a blob over the
+   cache's size limit is read from the file each time. */
+static void
+test_store_blob_cache(void)
+{
+	struct store *s = test_store_new("blobcache");
+	static const char small[] = "Subject: x\r\n\r\nsmall body\r\n";
+	char hash[STORE_HASH_HEX_LEN + 1], big_hash[STORE_HASH_HEX_LEN + 1];
+	char path[1024];
+	size_t big_len = 40 * 1024;
+	uint8_t *big = xmalloc(big_len);
+	struct store_map map;
+
+	memset(big, 'b', big_len);
+	test_assert(store_blob_write(s, small, sizeof(small) - 1, hash) ==
+		    STORE_OK);
+	test_assert(store_blob_write(s, big, big_len, big_hash) == STORE_OK);
+	for (int round = 0; round < 2; round++) {
+		test_assert(store_blob_map_cached(s, hash, &map) == STORE_OK);
+		test_assert_memeq(map.data, map.len, small, sizeof(small) - 1);
+		store_blob_unmap(&map);
+		test_assert(store_blob_map_cached(s, big_hash, &map) ==
+			    STORE_OK);
+		test_assert_memeq(map.data, map.len, big, big_len);
+		store_blob_unmap(&map);
+	}
+	snprintf(path, sizeof(path), "%s/blobcache/blobs/%.2s/%s",
+		 test_tmpdir(), hash, hash + 2);
+	test_assert(unlink(path) == 0);
+	snprintf(path, sizeof(path), "%s/blobcache/blobs/%.2s/%s",
+		 test_tmpdir(), big_hash, big_hash + 2);
+	test_assert(unlink(path) == 0);
+	/* the small one is cached, the big one never was */
+	test_assert(store_blob_map_cached(s, hash, &map) == STORE_OK);
+	test_assert_memeq(map.data, map.len, small, sizeof(small) - 1);
+	store_blob_unmap(&map);
+	test_assert(store_blob_map(s, hash, &map) == STORE_NOTFOUND);
+	test_assert(store_blob_map_cached(s, big_hash, &map) ==
+		    STORE_NOTFOUND);
+	test_assert(store_blob_map_cached(s, "zz", &map) == STORE_INVALID);
+	free(big);
+	store_close(&s);
+}
+
 static const struct test_case tests[] = {
 	{ "store_relative_datadir", test_store_relative_datadir },
 	{ "store_sent", test_store_sent },
 	{ "store_accounts", test_store_accounts },
 	{ "store_rcpt", test_store_rcpt },
 	{ "store_delivery", test_store_delivery },
+	{ "store_blob_cache", test_store_blob_cache },
 	{ "store_flags_expunge", test_store_flags_expunge },
 	{ "store_copy_rename", test_store_copy_rename },
 	{ "store_crash_orphan", test_store_crash_orphan },
