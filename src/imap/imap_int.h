@@ -11,6 +11,7 @@
 #include "lib/buf.h"
 #include "lib/env.h"
 #include "lib/strview.h"
+#include "store/store.h"
 
 struct conn;
 struct auth_sasl;
@@ -46,6 +47,10 @@ struct store_blob_writer;
 #define IMAP_APPEND_LIMIT_DEFAULT ((uint64_t)50 * 1024 * 1024)
 #define IMAP_SASL_LINE_MAX_BYTES 8192
 #define IMAP_ID_PARAMS_MAX 30
+/* A selected session reads its mailbox row after a command only when a
+   commit changed it (store_changes_read), or when the last read is
+   older than this. */
+#define IMAP_SYNC_QUERY_MS 1000
 
 /* ---- parser (imap_parser.c) ---- */
 enum imap_arg_type {
@@ -197,6 +202,11 @@ struct imap_view {
 	char *keywords;
 	/* lowest UID taken as \Recent by this view, 0 for none */
 	uint32_t recent_from;
+	/* the store's change generations at the last sync that read the
+	   mailbox (imap_session_sync), and when (ev_now_ms) */
+	struct store_changes_gen gen;
+	bool gen_valid;
+	uint64_t synced_ms;
 };
 
 struct imap_session;

@@ -473,10 +473,28 @@ imap_view_apply(struct imap_session *s, struct store_msg *msgs, size_t n,
 				    imap_view_recent_count(v));
 }
 
+/* True when no commit changed the selected mailbox since the last sync
+   read it (store_changes_read, read now, before any query), so that
+   sync needs no query. A query at least every IMAP_SYNC_QUERY_MS
+   anyway bounds what a writer outside tern could hide. */
+static bool
+imap_session_sync_unchanged(struct imap_session *s,
+			    struct store_changes_gen *gen_r, bool *have_r)
+{
+	const struct imap_view *v = s->view;
+
+	*have_r = store_changes_read(s->env->store, v->mailbox_id, gen_r);
+	return *have_r && v->gen_valid && gen_r->global == v->gen.global &&
+	       gen_r->slot == v->gen.slot &&
+	       ev_now_ms(s->env->loop) - v->synced_ms < IMAP_SYNC_QUERY_MS;
+}
+
 int
 imap_session_sync(struct imap_session *s, bool allow_expunge, bool uid)
 {
 	struct imap_view *v = s->view;
+	struct store_changes_gen gen;
+	bool have_gen;
 	struct store_mailbox box;
 	struct store_msg *msgs = NULL;
 	uint32_t *expunged = NULL;
@@ -485,6 +503,12 @@ imap_session_sync(struct imap_session *s, bool allow_expunge, bool uid)
 
 	if (v == NULL)
 		return 0;
+	if (imap_session_sync_unchanged(s, &gen, &have_gen)) {
+		if (allow_expunge)
+			imap_view_flush_expunges(s);
+		return 0;
+	}
+	v->gen_valid = false;
 	r = store_mailbox_get_by_id(s->env->store, v->mailbox_id, &box);
 	if (r < 0)
 		return -1;
@@ -511,6 +535,9 @@ imap_session_sync(struct imap_session *s, bool allow_expunge, bool uid)
 		free(expunged);
 	}
 	store_mailbox_clear(&box);
+	v->gen = gen;
+	v->gen_valid = have_gen;
+	v->synced_ms = ev_now_ms(s->env->loop);
 	if (allow_expunge)
 		imap_view_flush_expunges(s);
 	return 0;

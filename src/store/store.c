@@ -444,6 +444,8 @@ store_open(const char *datadir, const char **error_r)
 		ret = store_db_open(s);
 	if (ret == STORE_OK)
 		ret = store_schema_migrate(s);
+	if (ret == STORE_OK)
+		store_changes_open(s);
 	/* Best effort: a blob left unfilled (lock timeout, I/O error) has
 	   its sort keys computed at SORT time instead. */
 	if (ret == STORE_OK)
@@ -481,6 +483,7 @@ store_close(struct store **sp)
 		close(s->journal_fd);
 	free(s->events);
 	store_blob_cache_free(s);
+	store_changes_close(s);
 	free(s->datadir);
 	free(s);
 }

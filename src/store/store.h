@@ -192,6 +192,16 @@ struct store_map {
 	bool heap; /* data was malloc'd and read, not mmap'd */
 };
 int store_blob_map(struct store *s, const char *hash, struct store_map *map_r);
+/* The change generations of a mailbox, shared by every process of the
+   data directory (store_changes.c): read before a query of the mailbox;
+   if a later read gives the same values, no commit changed the mailbox
+   row since (a new message, a flag change or expunge, which raise its
+   HIGHESTMODSEQ, its deletion). false when unavailable: query. */
+struct store_changes_gen {
+	uint64_t global, slot;
+};
+bool store_changes_read(struct store *s, int64_t mailbox_id,
+			struct store_changes_gen *gen_r);
 /* store_blob_map through a small per-store cache of recently read small
    blobs (a client that reads the same message again, several devices
    of one account). Blobs are named by their content and never change,

@@ -42,6 +42,10 @@ struct store_stmt_slot {
 	sqlite3_stmt *stmt;
 };
 
+/* Mailboxes one transaction remembers as changed (store_changes.c);
+   more bump the global generation. */
+#define STORE_CHANGED_MAX 32
+
 struct store {
 	char *datadir;
 	sqlite3 *db;
@@ -79,6 +83,13 @@ struct store {
 
 	/* small blobs read lately (store_blob_map_cached), or NULL */
 	struct store_blob_cache *blob_cache;
+
+	/* shared change generations (store_changes.c), or NULL */
+	struct store_changes_map *changes;
+	bool changes_traced; /* the mailbox triggers are in place */
+	int64_t changed[STORE_CHANGED_MAX]; /* this transaction's mailboxes */
+	size_t changed_count;
+	bool changed_all; /* more than STORE_CHANGED_MAX */
 };
 
 /* Marks into the post-commit lists, to undo a savepoint's share. */
@@ -94,6 +105,12 @@ struct store_tx {
    relative name stays relative (see store_vfs.c). NULL when SQLite
    refused to register it. Not thread-safe on the first call. */
 const char *store_vfs_name(void);
+
+/* ---- store_changes.c ---- */
+/* Map run/changes and install the trigger and hooks (after the schema
+   is migrated). Best effort: without it readers always query. */
+void store_changes_open(struct store *s);
+void store_changes_close(struct store *s);
 
 /* ---- store_blob.c ---- */
 void store_blob_cache_free(struct store *s);

@@ -594,6 +594,72 @@ test_store_blob_cache(void)
 	store_close(&s);
 }
 
+static bool
+test_gen_same(const struct store_changes_gen *a,
+	      const struct store_changes_gen *b)
+{
+	return a->global == b->global && a->slot == b->slot;
+}
+
+/* store_changes_read: a commit from another connection that changes a
+   mailbox (APPEND, flags, expunge, delete) changes its generations,
+   after the commit; a rolled-back batch and a change to another mailbox
+   do not. */
+static void
+test_store_changes(void)
+{
+	struct store *s = test_store_new("changes");
+	struct store *w;
+	int64_t bob = test_account(s, "bob@example.test", "standard");
+	int64_t inbox = test_mailbox_id(s, bob, "inbox");
+	int64_t junk = test_mailbox_id(s, bob, "Junk");
+	static const char m[] = "Subject: c\r\n\r\nbody\r\n";
+	char hash[STORE_HASH_HEX_LEN + 1], path[512];
+	struct store_changes_gen g0, g1, j0, j1;
+	uint32_t uid, uid2;
+	uint64_t modseq;
+
+	snprintf(path, sizeof(path), "%s/changes", test_tmpdir());
+	w = store_open(path, NULL);
+	test_assert(w != NULL);
+	test_assert(store_blob_write(w, m, sizeof(m) - 1, hash) == STORE_OK);
+	test_assert(store_changes_read(s, inbox, &g0));
+	test_assert(store_changes_read(s, junk, &j0));
+	test_assert(store_changes_read(s, inbox, &g1) &&
+		    test_gen_same(&g0, &g1));
+
+	test_assert(store_msg_append(w, inbox, hash, 0, NULL, 1764572400,
+				     &uid) == STORE_OK);
+	test_assert(store_changes_read(s, inbox, &g1) &&
+		    !test_gen_same(&g0, &g1));
+	/* the trigger names the mailbox: the global count stays */
+	test_assert(g1.global == g0.global);
+	test_assert(store_changes_read(s, junk, &j1) && test_gen_same(&j0, &j1));
+
+	g0 = g1;
+	test_assert(store_batch_begin(w) == STORE_OK);
+	test_assert(store_msg_append(w, inbox, hash, 0, NULL, 1764572400,
+				     &uid2) == STORE_OK);
+	store_batch_rollback(w);
+	test_assert(store_changes_read(s, inbox, &g1) && test_gen_same(&g0, &g1));
+
+	test_assert(store_msg_set_flags(w, inbox, &uid, 1, STORE_FLAGS_ADD,
+					STORE_FLAG_FLAGGED, NULL, 0, &modseq,
+					NULL, NULL) == STORE_OK);
+	test_assert(store_changes_read(s, inbox, &g1) &&
+		    !test_gen_same(&g0, &g1));
+	g0 = g1;
+	test_assert(store_msg_expunge(w, inbox, &uid, 1, &modseq) == STORE_OK);
+	test_assert(store_changes_read(s, inbox, &g1) &&
+		    !test_gen_same(&g0, &g1));
+	test_assert(store_changes_read(s, junk, &j1) && test_gen_same(&j0, &j1));
+	test_assert(store_mailbox_delete(w, bob, "Junk") == STORE_OK);
+	test_assert(store_changes_read(s, junk, &j1) &&
+		    !test_gen_same(&j0, &j1));
+	store_close(&w);
+	store_close(&s);
+}
+
 static const struct test_case tests[] = {
 	{ "store_relative_datadir", test_store_relative_datadir },
 	{ "store_sent", test_store_sent },
@@ -601,6 +667,7 @@ static const struct test_case tests[] = {
 	{ "store_rcpt", test_store_rcpt },
 	{ "store_delivery", test_store_delivery },
 	{ "store_blob_cache", test_store_blob_cache },
+	{ "store_changes", test_store_changes },
 	{ "store_flags_expunge", test_store_flags_expunge },
 	{ "store_copy_rename", test_store_copy_rename },
 	{ "store_crash_orphan", test_store_crash_orphan },
