@@ -956,10 +956,10 @@ imap_fetch_load_msgs(struct imap_session *s, struct imap_fetch_ctx *fc)
 
 	if (fc->n == 0)
 		return 0;
-	/* fc->idx is ascending, and so are the view's UIDs: one indexed
-	   range, so "UID FETCH n" reads one row, not the mailbox's tail */
 	if (imap_fetch_cached_msgs(s, fc))
 		return 0;
+	/* fc->idx is ascending, and so are the view's UIDs: one indexed
+	   range, so "UID FETCH n" reads one row, not the mailbox's tail */
 	min = s->view->msgs[fc->idx[0]].uid;
 	max = s->view->msgs[fc->idx[fc->n - 1]].uid;
 	if (store_msg_list_range(s->env->store, s->view->mailbox_id, min, max,
