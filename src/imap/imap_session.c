@@ -552,17 +552,36 @@ imap_session_error(struct imap_session *s)
 		imap_session_bye(s, "Too many invalid IMAP commands.");
 }
 
+/* The parser, made again if the session dropped it while idle (it is
+   mostly a stack of argument lists: about 600 bytes of every idle
+   connection), begun on the command arena. */
+static void
+imap_session_parser_begin(struct imap_session *s)
+{
+	if (s->parser == NULL) {
+		size_t line_max = s->env->cfg->imap_max_line_bytes;
+
+		if (line_max == 0 || line_max > IMAP_LINE_MAX_BYTES_CAP)
+			line_max = IMAP_LINE_MAX_BYTES_CAP;
+		s->parser = imap_parser_new(line_max, IMAP_LITERAL_MAX_BYTES,
+					    IMAP_COMMAND_MAX_BYTES);
+	}
+	imap_parser_begin(s->parser, s->arena);
+}
+
 static void
 imap_session_cmd_end(struct imap_session *s)
 {
 	s->cmd = NULL;
 	if (s->arena != NULL) {
 		if (conn_input_len(s->c) == 0) {
-			/* idle: no arena; the next input makes one */
+			/* idle: no arena and no parser; the next input
+			   makes them */
 			arena_free(&s->arena);
+			imap_parser_free(&s->parser);
 		} else {
 			arena_reset(s->arena);
-			imap_parser_begin(s->parser, s->arena);
+			imap_session_parser_begin(s);
 		}
 	}
 	if (s->mode == IMAP_INPUT_BUSY)
@@ -719,7 +738,9 @@ imap_session_feed(struct imap_session *s)
 		return false;
 	if (s->arena == NULL) {
 		s->arena = arena_new("imap-cmd", 4096);
-		imap_parser_begin(s->parser, s->arena);
+		imap_session_parser_begin(s);
+	} else if (s->parser == NULL) {
+		imap_session_parser_begin(s);
 	}
 	res = imap_parser_feed(s->parser, data, len, &used);
 	conn_input_consume(s->c, used);
@@ -738,7 +759,7 @@ imap_session_feed(struct imap_session *s)
 			s->cmd = NULL;
 		}
 		arena_reset(s->arena);
-		imap_parser_begin(s->parser, s->arena);
+		imap_session_parser_begin(s);
 		return true;
 	case IMAP_PARSE_STREAM:
 	case IMAP_PARSE_CMD:
@@ -752,7 +773,7 @@ imap_session_feed(struct imap_session *s)
 		}
 		if (s->cmd == NULL && s->arena != NULL) {
 			arena_reset(s->arena);
-			imap_parser_begin(s->parser, s->arena);
+			imap_session_parser_begin(s);
 		}
 		return true;
 	}
@@ -904,18 +925,13 @@ imap_session_start(struct tern_env *env, const struct cfg_listener *listener,
 		   struct conn *c)
 {
 	struct imap_session *s = xcalloc(1, sizeof(*s));
-	size_t line_max = env->cfg->imap_max_line_bytes;
 
-	if (line_max == 0 || line_max > IMAP_LINE_MAX_BYTES_CAP)
-		line_max = IMAP_LINE_MAX_BYTES_CAP;
 	s->env = env;
 	s->listener = listener;
 	s->c = c;
 	snprintf(s->id, sizeof(s->id), "%s", conn_id(c));
 	s->state = IMAP_STATE_NOAUTH;
 	s->mode = IMAP_INPUT_CMD;
-	s->parser = imap_parser_new(line_max, IMAP_LITERAL_MAX_BYTES,
-				    IMAP_COMMAND_MAX_BYTES);
 	s->next = imap_sessions;
 	if (imap_sessions != NULL)
 		imap_sessions->prev = s;
