@@ -15,7 +15,11 @@
    the candidate messages and check only those exactly, so the result is
    the same as a scan of every message; the candidates the index calls
    sure (an ASCII needle on text where its match is exact) are not read
-   again. A message's store row is read only when a key needs it. */
+   again. SUBJECT, FROM, TO, CC, BCC (and HEADER with those names) do
+   the same through the store's field index, also for needles with
+   white space; other HEADER fields use the text index's header column
+   as a filter for needles without. A message's store row is read only
+   when a key needs it. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -553,37 +557,20 @@ imap_search_map(struct imap_session *s, struct imap_search *se)
 	return se->mapped;
 }
 
-static size_t
-imap_search_header_len(struct imap_search *se)
-{
-	struct mime_section sec;
-
-	if (mime_section_find(se->map.data, se->map.len, NULL, 0, &sec) == 1)
-		return sec.header_len;
-	return se->map.len;
-}
-
 static bool
 imap_search_header(struct imap_session *s, struct imap_search *se,
 		   const struct imap_snode *n)
 {
-	struct buf raw, dec;
+	struct buf dec;
 	bool match = false;
-	int r;
 
 	if (!imap_search_map(s, se))
 		return false;
-	buf_init(&raw, 256 * 1024);
-	r = mime_header_get(se->map.data, imap_search_header_len(se), n->field,
-			    &raw);
-	if (r != 0) {
-		buf_init(&dec, 512 * 1024);
-		(void)mime_decode_words(&dec, (const char *)raw.data, raw.len);
+	buf_init(&dec, MIME_SEARCH_FIELD_MAX_BYTES);
+	if (mime_search_field(se->map.data, se->map.len, n->field, &dec) == 1)
 		match = imap_search_contains((const char *)dec.data, dec.len,
 					     n->str);
-		buf_free(&dec);
-	}
-	buf_free(&raw);
+	buf_free(&dec);
 	return match;
 }
 
@@ -745,10 +732,6 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 	case SK_MODSEQ:
 		return m->modseq >= n->num;
 	case SK_HEADER:
-		if (n->use_cand &&
-		    !imap_search_in(n->fts.uids, n->fts.count, m->uid))
-			return false;
-		return imap_search_header(s, se, n);
 	case SK_BODY:
 	case SK_TEXT:
 		if (n->use_cand) {
@@ -757,12 +740,15 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 			if (imap_search_in(n->fts.sure, n->fts.nsure, m->uid))
 				return true;
 		}
+		if (n->kind == SK_HEADER)
+			return imap_search_header(s, se, n);
 		return imap_search_body(s, se, n);
 	}
 	return false;
 }
 
-/* Can the index narrow a header key? Its hdr column starts with the raw
+/* Can the text index narrow a header key whose field is not in the
+   field index? Its hdr column starts with the raw
    top header decoded (folds kept; the part headers follow), the exact
    check decodes the unfolded field: the two agree on every needle
    without white space, because unfolding only removes CRLF before
@@ -792,13 +778,20 @@ imap_search_fts(struct imap_session *s, struct imap_snode *n)
 								 STORE_FTS_PARTS
 						       : 0),
 				      &n->fts) == 1;
-	} else if (imap_search_fts_header_ok(n)) {
-		/* the hdr column is the whole header, the key one field:
-		   never sure */
-		n->use_cand = store_fts_candidates(s->env->store,
-						   s->view->mailbox_id, n->str,
-						   STORE_FTS_HEADER,
-						   &n->fts) == 1;
+	} else if (n->kind == SK_HEADER) {
+		/* Subject, From, To, Cc, Bcc: the field index holds the
+		   very text the exact check compares */
+		n->use_cand = store_fts_field_candidates(
+				      s->env->store, s->view->mailbox_id,
+				      n->field, n->str, STORE_FTS_SURE,
+				      &n->fts) == 1;
+		/* other fields: the hdr column is the whole header, the
+		   key one field: never sure */
+		if (!n->use_cand && imap_search_fts_header_ok(n))
+			n->use_cand = store_fts_candidates(
+					      s->env->store,
+					      s->view->mailbox_id, n->str,
+					      STORE_FTS_HEADER, &n->fts) == 1;
 	}
 	for (i = 0; i < n->nkids; i++)
 		imap_search_fts(s, n->kids[i]);
@@ -895,6 +888,7 @@ imap_search_reads_rows(const struct imap_snode *n)
 	switch (n->kind) {
 	case SK_BODY:
 	case SK_TEXT:
+	case SK_HEADER:
 		if (n->use_cand && n->fts.nsure == n->fts.count)
 			return false;
 		return true;
@@ -909,7 +903,6 @@ imap_search_reads_rows(const struct imap_snode *n)
 	case SK_SAVEDBEFORE:
 	case SK_SAVEDON:
 	case SK_SAVEDSINCE:
-	case SK_HEADER:
 		return true;
 	default:
 		break;

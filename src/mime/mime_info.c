@@ -352,6 +352,25 @@ mime_extract_headers(const uint8_t *msg, size_t len, struct buf *out)
 }
 
 int
+mime_search_field(const uint8_t *msg, size_t len, const char *name,
+		  struct buf *out)
+{
+	struct mime_section sec;
+	struct buf raw;
+	size_t hlen = len;
+	int r;
+
+	if (mime_section_find(msg, len, NULL, 0, &sec) == 1)
+		hlen = sec.header_len;
+	buf_init(&raw, MIME_SEARCH_FIELD_RAW_MAX_BYTES);
+	r = mime_header_get(msg, hlen, name, &raw);
+	if (r != 0)
+		(void)mime_decode_words(out, (const char *)raw.data, raw.len);
+	buf_free(&raw);
+	return r != 0;
+}
+
+int
 mime_extract_text(const uint8_t *msg, size_t len, struct buf *out)
 {
 	struct mime_tree tree;

@@ -452,6 +452,14 @@ struct store_fts_result {
 int store_fts_candidates(struct store *s, int64_t mailbox_id,
 			 const char *needle, unsigned flags,
 			 struct store_fts_result *res);
+/* The same for a header key (SEARCH SUBJECT, FROM, TO, CC, BCC, and
+   HEADER with one of those names, case-insensitively): candidates whose
+   field, as mime_search_field gives it, may contain needle; sure ones
+   (with STORE_FTS_SURE) certainly do under the exact check. Returns 0
+   also for any other field name. The needle may hold white space. */
+int store_fts_field_candidates(struct store *s, int64_t mailbox_id,
+			       const char *field, const char *needle,
+			       unsigned flags, struct store_fts_result *res);
 void store_fts_result_free(struct store_fts_result *res);
 
 /* ---- sending limits ---- */
