@@ -74,6 +74,7 @@ struct imap_snode {
 	int64_t date;
 	struct imap_seqset set;
 	struct store_fts_result fts; /* BODY/TEXT/header: candidates */
+	size_t cur, scur; /* into fts.uids, fts.sure (UIDs only grow) */
 	bool use_cand;
 	struct imap_snode **kids;
 	size_t nkids;
@@ -609,12 +610,15 @@ imap_u32_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* uid in the ascending array (which may be NULL when empty)? */
+/* uid in the ascending array uids[0..n)? For ascending uids from one
+   call to the next: *cur moves on past the smaller ones, so a search
+   over the mailbox costs one pass over the array. */
 static bool
-imap_search_in(const uint32_t *uids, size_t n, uint32_t uid)
+imap_search_at(const uint32_t *uids, size_t n, size_t *cur, uint32_t uid)
 {
-	return n > 0 && bsearch(&uid, uids, n, sizeof(uint32_t),
-				imap_u32_cmp) != NULL;
+	while (*cur < n && uids[*cur] < uid)
+		(*cur)++;
+	return *cur < n && uids[*cur] == uid;
 }
 
 static int64_t
@@ -648,7 +652,7 @@ imap_search_sent(struct imap_session *s, struct imap_search *se,
 
 static bool
 imap_search_eval(struct imap_session *s, struct imap_search *se,
-		 const struct imap_snode *n, size_t idx)
+		 struct imap_snode *n, size_t idx)
 {
 	const struct imap_msg *m = &s->view->msgs[idx];
 	const struct store_msg *row = NULL;
@@ -735,9 +739,11 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 	case SK_BODY:
 	case SK_TEXT:
 		if (n->use_cand) {
-			if (!imap_search_in(n->fts.uids, n->fts.count, m->uid))
+			if (!imap_search_at(n->fts.uids, n->fts.count, &n->cur,
+					    m->uid))
 				return false;
-			if (imap_search_in(n->fts.sure, n->fts.nsure, m->uid))
+			if (imap_search_at(n->fts.sure, n->fts.nsure,
+					   &n->scur, m->uid))
 				return true;
 		}
 		if (n->kind == SK_HEADER)
@@ -768,6 +774,7 @@ imap_search_fts(struct imap_session *s, struct imap_snode *n)
 {
 	size_t i;
 
+	n->cur = n->scur = 0;
 	if (n->kind == SK_BODY || n->kind == SK_TEXT) {
 		n->use_cand = store_fts_candidates(
 				      s->env->store, s->view->mailbox_id,
@@ -937,7 +944,7 @@ imap_search_run(struct imap_session *s, struct imap_search *se,
 {
 	struct imap_view *v = s->view;
 	const struct imap_snode *r = NULL;
-	size_t i, n = 0;
+	size_t i, n = 0, rcur = 0;
 
 	*idx_r = arena_alloc(a, (v->count + 1) * sizeof(size_t));
 	imap_search_resolve(se->root, (uint32_t)v->count,
@@ -954,8 +961,8 @@ imap_search_run(struct imap_session *s, struct imap_search *se,
 	for (i = 0; i < v->count && !se->error; i++) {
 		if (v->msgs[i].expunged)
 			continue;
-		if (r != NULL &&
-		    !imap_search_in(r->fts.uids, r->fts.count, v->msgs[i].uid))
+		if (r != NULL && !imap_search_at(r->fts.uids, r->fts.count,
+						 &rcur, v->msgs[i].uid))
 			continue;
 		se->uid = v->msgs[i].uid;
 		if (imap_search_eval(s, se, se->root, i) && !se->gone)
@@ -1051,6 +1058,22 @@ imap_esearch_write(struct buf *b, const struct imap_cmd *cmd, unsigned opts,
 	}
 }
 
+/* " <n>": a printf per number was a tenth of a SEARCH that matched
+   100,000 messages. */
+static int
+imap_search_append_num(struct buf *b, uint32_t v)
+{
+	char tmp[11];
+	size_t i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	tmp[--i] = ' ';
+	return buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
 static void
 imap_search_output(struct imap_session *s, struct imap_cmd *cmd,
 		   const size_t *idx, size_t n, unsigned opts, bool esearch,
@@ -1072,7 +1095,7 @@ imap_search_output(struct imap_session *s, struct imap_cmd *cmd,
 	if (!esearch) {
 		(void)buf_append_str(&b, "* SEARCH");
 		for (i = 0; i < n; i++)
-			(void)buf_printf(&b, " %u", nums[i]);
+			(void)imap_search_append_num(&b, nums[i]);
 		if (highest > 0)
 			(void)buf_printf(&b, " (MODSEQ %llu)",
 					 (unsigned long long)highest);

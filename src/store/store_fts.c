@@ -456,16 +456,19 @@ store_fts_field_backfill(struct store *s)
 	return ret;
 }
 
-/* FTS5 query: column filter and the needle as one phrase ("" doubles a
-   quote inside it). */
+/* FTS5 query: column filter (NULL: every column) and the needle as
+   one phrase ("" doubles a quote inside it). */
 static char *
 store_fts_query(const char *needle, const char *columns)
 {
 	struct buf q;
 
 	buf_init(&q, strlen(needle) * 2 + 32);
-	(void)buf_append_str(&q, columns);
-	(void)buf_append_str(&q, " : \"");
+	if (columns != NULL) {
+		(void)buf_append_str(&q, columns);
+		(void)buf_append_str(&q, " : ");
+	}
+	(void)buf_append_byte(&q, '"');
 	for (const char *p = needle; *p != '\0'; p++) {
 		if (*p == '"')
 			(void)buf_append_byte(&q, '"');
@@ -499,7 +502,9 @@ store_fts_u32_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Sort and drop duplicates (a UID can come from both queries). */
+/* Sort (unless sorted already: the usual case, as UIDs and blob ids
+   both grow with delivery) and drop duplicates (a UID can come from
+   both queries). */
 static void
 store_fts_uniq(uint32_t *uids, size_t *count)
 {
@@ -507,7 +512,10 @@ store_fts_uniq(uint32_t *uids, size_t *count)
 
 	if (*count == 0)
 		return;
-	qsort(uids, *count, sizeof(*uids), store_fts_u32_cmp);
+	for (i = 1; i < *count && uids[i - 1] <= uids[i]; i++)
+		;
+	if (i < *count)
+		qsort(uids, *count, sizeof(*uids), store_fts_u32_cmp);
 	for (i = 0; i < *count; i++) {
 		if (o == 0 || uids[o - 1] != uids[i])
 			uids[o++] = uids[i];
@@ -515,36 +523,144 @@ store_fts_uniq(uint32_t *uids, size_t *count)
 	*count = o;
 }
 
-/* Messages of the mailbox whose blob the index matches: cost follows
-   the matches (FTS doclists, then messages_blob), not the mailbox. */
+/* A growing array of blob ids (FTS rowids, ascending). */
+struct store_fts_ids {
+	int64_t *ids;
+	size_t count, cap;
+};
+
+static void
+store_fts_push_id(struct store_fts_ids *u, int64_t id)
+{
+	if (u->count == u->cap) {
+		u->cap = u->cap < 128 ? 256 : u->cap * 2;
+		u->ids = xreallocarray(u->ids, u->cap, sizeof(*u->ids));
+	}
+	u->ids[u->count++] = id;
+}
+
+/* The blob ids the index matches, over every mailbox (rowid order). */
 static int
-store_fts_matches(struct store *s, int64_t mailbox_id, bool fields,
-		  const char *query, struct store_fts_uids *cand)
+store_fts_rowids(struct store *s, bool fields, const char *query,
+		 struct store_fts_ids *ids)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	/* CROSS JOIN keeps the FTS scan outside: otherwise SQLite runs
-	   the MATCH once per message of the mailbox */
-	st = store_stmt(s, fields ? "SELECT m.uid FROM blob_hfts f"
-				    " CROSS JOIN messages m"
-				    " ON m.blob_id = f.rowid"
-				    " WHERE blob_hfts MATCH ?2"
-				    " AND m.mailbox_id = ?1"
-				  : "SELECT m.uid FROM blob_fts f"
-				    " CROSS JOIN messages m"
-				    " ON m.blob_id = f.rowid"
-				    " WHERE blob_fts MATCH ?2"
-				    " AND m.mailbox_id = ?1");
+	st = store_stmt(s, fields ? "SELECT rowid FROM blob_hfts"
+				    " WHERE blob_hfts MATCH ?"
+				  : "SELECT rowid FROM blob_fts"
+				    " WHERE blob_fts MATCH ?");
 	if (st == NULL)
 		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_text(st, 2, query, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, query, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		store_fts_push(cand, store_col_u32(st, 0));
+		store_fts_push_id(ids, sqlite3_column_int64(st, 0));
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	return rc == SQLITE_DONE ? STORE_OK : store_sql_err(s, rc);
+}
+
+/* An upper bound of the messages in the mailbox (uidnext - 1). */
+static int
+store_fts_box_size(struct store *s, int64_t mailbox_id, int64_t *size_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*size_r = 0;
+	st = store_stmt(s, "SELECT uidnext FROM mailboxes WHERE id = ?");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*size_r = sqlite3_column_int64(st, 0) - 1;
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK
+						     : store_sql_err(s, rc);
+}
+
+/* The UIDs of the mailbox's messages on blobs ids[0..): one lookup per
+   blob in messages_box_blob. */
+static int
+store_fts_lookup(struct store *s, int64_t mailbox_id,
+		 const struct store_fts_ids *ids, struct store_fts_uids *cand)
+{
+	sqlite3_stmt *st;
+	int rc = SQLITE_DONE;
+
+	st = store_stmt(s, "SELECT uid FROM messages"
+			   " WHERE mailbox_id = ? AND blob_id = ?");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	for (size_t i = 0; i < ids->count; i++) {
+		sqlite3_bind_int64(st, 2, ids->ids[i]);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			store_fts_push(cand, store_col_u32(st, 0));
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			break;
+	}
+	return rc == SQLITE_DONE ? STORE_OK : store_sql_err(s, rc);
+}
+
+/* The same by one pass over the mailbox in blob order (the covering
+   index messages_box_blob), merged with the ascending ids. */
+static int
+store_fts_merge(struct store *s, int64_t mailbox_id,
+		const struct store_fts_ids *ids, struct store_fts_uids *cand)
+{
+	sqlite3_stmt *st;
+	size_t k = 0;
+	int64_t blob;
+	int rc;
+
+	st = store_stmt(s, "SELECT blob_id, uid FROM messages"
+			   " INDEXED BY messages_box_blob"
+			   " WHERE mailbox_id = ? ORDER BY blob_id");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		blob = sqlite3_column_int64(st, 0);
+		while (k < ids->count && ids->ids[k] < blob)
+			k++;
+		if (k == ids->count)
+			break;
+		if (ids->ids[k] == blob)
+			store_fts_push(cand, store_col_u32(st, 1));
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK
+						     : store_sql_err(s, rc);
+}
+
+/* Messages of the mailbox whose blob the index matches. The index is
+   asked first (its rows serve every mailbox); few matches are then
+   looked up one by one, many (as a needle in every message gives) are
+   found in one pass over the mailbox, which costs a twentieth of a
+   lookup per message. */
+static int
+store_fts_matches(struct store *s, int64_t mailbox_id, bool fields,
+		  const char *query, struct store_fts_uids *cand)
+{
+	struct store_fts_ids ids = { 0 };
+	int64_t size = 0;
+	int ret;
+
+	ret = store_fts_rowids(s, fields, query, &ids);
+	if (ret == STORE_OK && ids.count > 0)
+		ret = store_fts_box_size(s, mailbox_id, &size);
+	if (ret == STORE_OK && ids.count > 0) {
+		if ((int64_t)ids.count * STORE_FTS_LOOKUP_RATIO < size)
+			ret = store_fts_lookup(s, mailbox_id, &ids, cand);
+		else
+			ret = store_fts_merge(s, mailbox_id, &ids, cand);
+	}
+	free(ids.ids);
+	return ret;
 }
 
 /* Messages of the mailbox whose blob is not STORE_FTS_EXACT in the
@@ -699,7 +815,11 @@ store_fts_candidates(struct store *s, int64_t mailbox_id, const char *needle,
 		     unsigned flags, struct store_fts_result *res)
 {
 	return store_fts_run(s, mailbox_id, needle, false,
-			     (flags & STORE_FTS_HEADER) ? "{hdr body}" : "body",
+			     /* hdr and body are every column: without a
+				filter FTS5 skips the column checks (a
+				fifth of a phrase query over 100,000
+				rows) */
+			     (flags & STORE_FTS_HEADER) ? NULL : "body",
 			     flags, res);
 }
 

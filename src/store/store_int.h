@@ -243,6 +243,9 @@ int store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
    (schema step 11), in transactions of STORE_FTS_BACKFILL_BATCH blobs;
    called when the store is opened. */
 #define STORE_FTS_BACKFILL_BATCH 500
+/* Index matches below a twentieth of the mailbox are mapped to UIDs one
+   lookup each; more, by one pass over the mailbox (store_fts.c). */
+#define STORE_FTS_LOOKUP_RATIO 20
 int store_fts_field_backfill(struct store *s);
 /* Write the rows held for the batch (before its COMMIT). */
 int store_fts_flush(struct store *s);

@@ -184,7 +184,11 @@ static const char *const store_migrations[] = {
 	"CREATE TRIGGER blobs_hfts_gc AFTER DELETE ON blobs"
 	" WHEN old.hfts != 0"
 	" BEGIN DELETE FROM blob_hfts WHERE rowid = old.id; END;"
-	"CREATE INDEX blobs_hfts_pending ON blobs(id) WHERE hfts != 1;",
+	"CREATE INDEX blobs_hfts_pending ON blobs(id) WHERE hfts != 1;"
+	/* and the blob -> UID map of a mailbox for the index matches:
+	   one covering lookup each, or one pass in blob order */
+	"CREATE INDEX messages_box_blob ON messages(mailbox_id,"
+	" blob_id, uid);",
 };
 
 #define STORE_MIGRATIONS_COUNT \
