@@ -410,7 +410,49 @@ test_store_fts_fields(void)
 	store_close(&s);
 }
 
+/* Matches are mapped to UIDs by a lookup each when they are few
+   against the mailbox, by a merge pass when many: both give the same
+   UIDs, also for one blob held twice by the mailbox. */
+static void
+test_store_fts_lookup_merge(void)
+{
+	int64_t inbox, other;
+	struct store *s = fts_store(&inbox, &other);
+	const char *dup = "Subject: n7\r\n\r\nwordz7q filler\r\n";
+	char msg[128], want[512];
+	size_t o = 0;
+	int i;
+
+	for (i = 1; i <= 3 * STORE_FTS_LOOKUP_RATIO; i++) {
+		snprintf(msg, sizeof(msg),
+			 "Subject: n%d\r\n\r\nwordz%dq filler\r\n", i, i);
+		test_assert(fts_append(s, inbox, msg) == (uint32_t)i);
+	}
+	/* the same blob again: uid 61 */
+	test_assert(fts_append(s, inbox, dup) == (uint32_t)i);
+	test_assert(fts_append(s, other, dup) == 1);
+	/* 1 match against 61: lookups */
+	test_assert_strcmp(fts_query(s, inbox, "wordz7q", false, true),
+			   "7,61 sure 7,61");
+	/* 3 of 61 (3 * 20 >= 61): the merge */
+	test_assert_strcmp(fts_query(s, inbox, "z1", false, true), "-");
+	test_assert_strcmp(fts_query(s, inbox, "rdz1", false, true),
+			   "1,10,11,12,13,14,15,16,17,18,19 sure "
+			   "1,10,11,12,13,14,15,16,17,18,19");
+	test_assert_strcmp(fts_query(s, inbox, "wordz5", false, true),
+			   "5,50,51,52,53,54,55,56,57,58,59 sure "
+			   "5,50,51,52,53,54,55,56,57,58,59");
+	for (i = 1; i <= 3 * STORE_FTS_LOOKUP_RATIO + 1; i++)
+		o += (size_t)snprintf(want + o, sizeof(want) - o, "%s%d",
+				      i > 1 ? "," : "", i);
+	test_assert_strcmp(fts_cands(s, inbox, "filler", false), want);
+	test_assert_strcmp(fts_cands(s, other, "filler", false), "1");
+	test_assert_strcmp(fts_cands(s, other, "wordz7q", false), "1");
+	store_close(&s);
+}
+
 static const struct test_case tests[] = {
+	{ "store_fts_lookup_merge", test_store_fts_lookup_merge },
 	{ "store_fts_fields", test_store_fts_fields },
 	{ "store_fts_too_long", test_store_fts_too_long },
 	{ "store_fts_batch", test_store_fts_batch },
