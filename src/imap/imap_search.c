@@ -18,7 +18,8 @@
    again. SUBJECT, FROM, TO, CC, BCC (and HEADER with those names) do
    the same through the store's field index, also for needles with
    white space; other HEADER fields use the text index's header column
-   as a filter for needles without. A message's store row is read only
+   as a filter (each piece of the needle between white space must be
+   in it). A message's store row is read only
    when a key needs it. */
 #include <stdlib.h>
 #include <string.h>
@@ -753,19 +754,6 @@ imap_search_eval(struct imap_session *s, struct imap_search *se,
 	return false;
 }
 
-/* Can the text index narrow a header key whose field is not in the
-   field index? Its hdr column starts with the raw
-   top header decoded (folds kept; the part headers follow), the exact
-   check decodes the unfolded field: the two agree on every needle
-   without white space, because unfolding only removes CRLF before
-   white space (and RFC 2047 drops CRLF between encoded-words in
-   both). */
-static bool
-imap_search_fts_header_ok(const struct imap_snode *n)
-{
-	return n->kind == SK_HEADER && strpbrk(n->str, " \t\r\n") == NULL;
-}
-
 /* Ask the full-text index for the candidates of each BODY/TEXT (and
    header) key; a key it cannot answer (short needle, index error) is
    checked on every message. */
@@ -792,13 +780,18 @@ imap_search_fts(struct imap_session *s, struct imap_snode *n)
 				      s->env->store, s->view->mailbox_id,
 				      n->field, n->str, STORE_FTS_SURE,
 				      &n->fts) == 1;
-		/* other fields: the hdr column is the whole header, the
-		   key one field: never sure */
-		if (!n->use_cand && imap_search_fts_header_ok(n))
+		/* other fields: the text index's hdr column starts with
+		   the raw top header decoded (folds kept), the exact check
+		   decodes the unfolded field: they agree on every piece of
+		   the needle without white space, because unfolding only
+		   removes CRLF before white space (and RFC 2047 drops CRLF
+		   between encoded-words in both). So each piece must be in
+		   hdr: a filter, never sure. */
+		if (!n->use_cand)
 			n->use_cand = store_fts_candidates(
 					      s->env->store,
 					      s->view->mailbox_id, n->str,
-					      STORE_FTS_HEADER, &n->fts) == 1;
+					      STORE_FTS_WORDS, &n->fts) == 1;
 	}
 	for (i = 0; i < n->nkids; i++)
 		imap_search_fts(s, n->kids[i]);

@@ -456,25 +456,57 @@ store_fts_field_backfill(struct store *s)
 	return ret;
 }
 
-/* FTS5 query: column filter (NULL: every column) and the needle as
-   one phrase ("" doubles a quote inside it). */
+/* needle[0..len) as an FTS5 phrase ("" doubles a quote inside it). */
+static void
+store_fts_phrase(struct buf *q, const char *needle, size_t len)
+{
+	(void)buf_append_byte(q, '"');
+	for (size_t i = 0; i < len; i++) {
+		if (needle[i] == '"')
+			(void)buf_append_byte(q, '"');
+		(void)buf_append_byte(q, (uint8_t)needle[i]);
+	}
+	(void)buf_append_byte(q, '"');
+}
+
+/* FTS5 query: column filter (NULL: every column) and the needle as one
+   phrase; with words, every piece of the needle between white space
+   that the index can answer (STORE_FTS_NEEDLE_MIN_CHARS) as a phrase
+   of its own, all required. NULL when no piece is long enough. */
 static char *
-store_fts_query(const char *needle, const char *columns)
+store_fts_query(const char *needle, const char *columns, bool words)
 {
 	struct buf q;
+	size_t n, pieces = 0;
+	char *piece;
 
 	buf_init(&q, strlen(needle) * 2 + 32);
 	if (columns != NULL) {
 		(void)buf_append_str(&q, columns);
-		(void)buf_append_str(&q, " : ");
+		(void)buf_append_str(&q, words ? " : (" : " : ");
 	}
-	(void)buf_append_byte(&q, '"');
-	for (const char *p = needle; *p != '\0'; p++) {
-		if (*p == '"')
-			(void)buf_append_byte(&q, '"');
-		(void)buf_append_byte(&q, (uint8_t)*p);
+	if (!words) {
+		store_fts_phrase(&q, needle, strlen(needle));
+		return buf_steal(&q, NULL);
 	}
-	(void)buf_append_byte(&q, '"');
+	for (const char *p = needle; *p != '\0'; p += n) {
+		p += strspn(p, STORE_FTS_SPACE);
+		n = strcspn(p, STORE_FTS_SPACE);
+		if (n == 0)
+			continue;
+		piece = xstrndup(p, n);
+		if (store_fts_chars(piece) >= STORE_FTS_NEEDLE_MIN_CHARS) {
+			(void)buf_append_byte(&q, ' ');
+			store_fts_phrase(&q, p, n);
+			pieces++;
+		}
+		free(piece);
+	}
+	(void)buf_append_byte(&q, ')');
+	if (pieces == 0) {
+		buf_free(&q);
+		return NULL;
+	}
 	return buf_steal(&q, NULL);
 }
 
@@ -775,7 +807,9 @@ store_fts_run(struct store *s, int64_t mailbox_id, const char *needle,
 	if (store_fts_chars(needle) < STORE_FTS_NEEDLE_MIN_CHARS)
 		return 0;
 	ascii = store_fts_ascii(needle);
-	q = store_fts_query(needle, columns);
+	q = store_fts_query(needle, columns, (flags & STORE_FTS_WORDS) != 0);
+	if (q == NULL)
+		return 0;
 	ret = store_read_begin(s, &started);
 	if (ret == STORE_OK)
 		ret = store_fts_matches(s, mailbox_id, fields, q, &cand);
@@ -814,13 +848,17 @@ int
 store_fts_candidates(struct store *s, int64_t mailbox_id, const char *needle,
 		     unsigned flags, struct store_fts_result *res)
 {
-	return store_fts_run(s, mailbox_id, needle, false,
-			     /* hdr and body are every column: without a
-				filter FTS5 skips the column checks (a
-				fifth of a phrase query over 100,000
-				rows) */
-			     (flags & STORE_FTS_HEADER) ? NULL : "body",
-			     flags, res);
+	const char *cols = "body";
+
+	/* hdr and body are every column: without a filter FTS5 skips the
+	   column checks (a fifth of a phrase query over 100,000 rows) */
+	if (flags & STORE_FTS_HEADER)
+		cols = NULL;
+	if (flags & STORE_FTS_WORDS) {
+		cols = "hdr";
+		flags &= ~(unsigned)STORE_FTS_SURE;
+	}
+	return store_fts_run(s, mailbox_id, needle, false, cols, flags, res);
 }
 
 int

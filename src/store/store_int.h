@@ -246,6 +246,8 @@ int store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
 /* Index matches below a twentieth of the mailbox are mapped to UIDs one
    lookup each; more, by one pass over the mailbox (store_fts.c). */
 #define STORE_FTS_LOOKUP_RATIO 20
+/* what separates the pieces of a needle for STORE_FTS_WORDS */
+#define STORE_FTS_SPACE " \t\r\n"
 int store_fts_field_backfill(struct store *s);
 /* Write the rows held for the batch (before its COMMIT). */
 int store_fts_flush(struct store *s);

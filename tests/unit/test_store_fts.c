@@ -398,6 +398,22 @@ test_store_fts_fields(void)
 	test_assert_strcmp(fts_field(s, inbox, "Subject", "no"), "-");
 	test_assert_strcmp(fts_field(s, inbox, "X-Other", "subject"), "-");
 	test_assert_strcmp(fts_field(s, other, "Subject", "such"), " sure ");
+	/* other fields: each piece of 3 or more characters in hdr */
+	{
+		struct store_fts_result res;
+
+		test_assert(store_fts_candidates(s, inbox, "no such subject",
+						 STORE_FTS_WORDS, &res) == 1);
+		test_assert(res.count == 2 && res.uids[0] == 1 &&
+			    res.uids[1] == 3 && res.nsure == 0);
+		store_fts_result_free(&res);
+		test_assert(store_fts_candidates(s, inbox, "body", STORE_FTS_WORDS,
+						 &res) == 1);
+		test_assert(res.count == 0);
+		store_fts_result_free(&res);
+		test_assert(store_fts_candidates(s, inbox, "no a\tsu",
+						 STORE_FTS_WORDS, &res) == 0);
+	}
 	/* a blob from before the field index is a candidate until the
 	   backfill has indexed it */
 	test_assert(store_exec(s, "UPDATE blobs SET hfts = 0;"
