@@ -407,8 +407,8 @@ test_store_fts_fields(void)
 		test_assert(res.count == 2 && res.uids[0] == 1 &&
 			    res.uids[1] == 3 && res.nsure == 0);
 		store_fts_result_free(&res);
-		test_assert(store_fts_candidates(s, inbox, "body", STORE_FTS_WORDS,
-						 &res) == 1);
+		test_assert(store_fts_candidates(s, inbox, "body",
+						 STORE_FTS_WORDS, &res) == 1);
 		test_assert(res.count == 0);
 		store_fts_result_free(&res);
 		test_assert(store_fts_candidates(s, inbox, "no a\tsu",
