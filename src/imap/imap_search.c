@@ -569,7 +569,9 @@ imap_search_header(struct imap_session *s, struct imap_search *se,
 	if (!imap_search_map(s, se))
 		return false;
 	buf_init(&dec, MIME_SEARCH_FIELD_MAX_BYTES);
-	if (mime_search_field(se->map.data, se->map.len, n->field, &dec) == 1)
+	if (mime_search_field(se->map.data,
+			      mime_search_header_len(se->map.data, se->map.len),
+			      n->field, &dec) == 1)
 		match = imap_search_contains((const char *)dec.data, dec.len,
 					     n->str);
 	buf_free(&dec);

@@ -327,12 +327,12 @@ static int
 store_fts_fields(struct store *s, int64_t blob_id, const uint8_t *msg,
 		 size_t len, struct store_fts_pending *p)
 {
-	size_t total = 0;
+	size_t total = 0, hlen = mime_search_header_len(msg, len);
 	int i;
 
 	for (i = 0; i < STORE_HFTS_FIELDS; i++) {
 		buf_init(&p->fld[i], MIME_SEARCH_FIELD_MAX_BYTES);
-		(void)mime_search_field(msg, len, store_fts_field_names[i],
+		(void)mime_search_field(msg, hlen, store_fts_field_names[i],
 					&p->fld[i]);
 		total += p->fld[i].len;
 	}
