@@ -1053,8 +1053,8 @@ imap_esearch_write(struct buf *b, const struct imap_cmd *cmd, unsigned opts,
 	}
 }
 
-/* " <n>": a printf per number was a tenth of a SEARCH that matched
-   100,000 messages. */
+/* " <n>": a printf per number was about 6 % of the samples of a SEARCH
+   that matched 100,000 messages (perf). */
 static int
 imap_search_append_num(struct buf *b, uint32_t v)
 {
