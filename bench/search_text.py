@@ -100,9 +100,15 @@ def main():
         for crit in ("TEXT raremarker", "BODY raremarker",
                      "TEXT commonmarker", "BODY commonmarker",
                      "TEXT absentword", "TEXT example.org",
-                     "TEXT user17@example.org", "BODY rm"):
+                     "TEXT user17@example.org", "BODY rm",
+                     'SUBJECT "no such subject"',
+                     'SUBJECT "message 99999"',
+                     'SUBJECT "message 7"',
+                     'FROM "user17@example.org"',
+                     'TEXT "no such phrase"',
+                     'BODY "raremarker no"'):
             med, low, hits = timed(r, crit)
-            print("SEARCH %-26s %6d hits  median %7.1f ms  best %7.1f ms"
+            print("SEARCH %-28s %6d hits  median %7.1f ms  best %7.1f ms"
                   % (crit, hits, med, low))
         for cmd, crit in (("SORT ", "(DATE) UTF-8 ALL"),
                           ("SORT ", "(SUBJECT) UTF-8 ALL"),

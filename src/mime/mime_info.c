@@ -351,6 +351,31 @@ mime_extract_headers(const uint8_t *msg, size_t len, struct buf *out)
 	return 0;
 }
 
+size_t
+mime_search_header_len(const uint8_t *msg, size_t len)
+{
+	struct mime_section sec;
+
+	if (mime_section_find(msg, len, NULL, 0, &sec) == 1)
+		return sec.header_len;
+	return len;
+}
+
+int
+mime_search_field(const uint8_t *hdr, size_t hdr_len, const char *name,
+		  struct buf *out)
+{
+	struct buf raw;
+	int r;
+
+	buf_init(&raw, MIME_SEARCH_FIELD_RAW_MAX_BYTES);
+	r = mime_header_get(hdr, hdr_len, name, &raw);
+	if (r != 0)
+		(void)mime_decode_words(out, (const char *)raw.data, raw.len);
+	buf_free(&raw);
+	return r != 0;
+}
+
 int
 mime_extract_text(const uint8_t *msg, size_t len, struct buf *out)
 {

@@ -450,6 +450,10 @@ store_open(const char *datadir, const char **error_r)
 	   its sort keys computed at SORT time instead. */
 	if (ret == STORE_OK)
 		(void)store_msg_sort_backfill(s);
+	/* the same for the header-field index (a blob left out is read
+	   by SEARCH instead) */
+	if (ret == STORE_OK)
+		(void)store_fts_field_backfill(s);
 	if (ret != STORE_OK) {
 		/* XXX a static buffer: store_open has no store to own it */
 		snprintf(open_err, sizeof(open_err), "%s", s->errbuf);

@@ -464,12 +464,26 @@ struct store_fts_result {
 /* with STORE_FTS_HEADER: the needle may be in part headers too (TEXT);
    without, only the top header matters (header keys) */
 #define STORE_FTS_PARTS 0x4u
+/* for a header key: the needle's pieces between white space (" \t\r\n")
+   of at least STORE_FTS_NEEDLE_MIN_CHARS characters must each be in the
+   top header (a necessary condition, never sure; 0 when no piece is
+   that long). The header column keeps folds and the field is compared
+   unfolded, so a needle with white space cannot be one phrase. */
+#define STORE_FTS_WORDS 0x8u
 /* Fills *res. Returns 1 (store_fts_result_free(res) after), 0 when the
    index cannot answer (needle shorter than STORE_FTS_NEEDLE_MIN_CHARS:
    check every message), or an error. */
 int store_fts_candidates(struct store *s, int64_t mailbox_id,
 			 const char *needle, unsigned flags,
 			 struct store_fts_result *res);
+/* The same for a header key (SEARCH SUBJECT, FROM, TO, CC, BCC, and
+   HEADER with one of those names, case-insensitively): candidates whose
+   field, as mime_search_field gives it, may contain needle; sure ones
+   (with STORE_FTS_SURE) certainly do under the exact check. Returns 0
+   also for any other field name. The needle may hold white space. */
+int store_fts_field_candidates(struct store *s, int64_t mailbox_id,
+			       const char *field, const char *needle,
+			       unsigned flags, struct store_fts_result *res);
 void store_fts_result_free(struct store_fts_result *res);
 
 /* ---- sending limits ---- */

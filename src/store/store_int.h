@@ -32,9 +32,15 @@
    this much text they are written at once. */
 #define STORE_FTS_PENDING_MAX_BYTES (16 * 1024 * 1024)
 
+/* The header fields of the second index (blob_hfts, schema step 11). */
+#define STORE_HFTS_FIELDS 5
+
 struct store_fts_pending {
 	int64_t blob_id;
 	struct buf hdr, body;
+	bool text;	/* hdr and body go into blob_fts */
+	bool fields;	/* fld into blob_hfts */
+	struct buf fld[STORE_HFTS_FIELDS];
 };
 
 struct store_stmt_slot {
@@ -249,10 +255,23 @@ int store_sort_keys_save(struct store *s, int64_t blob_id, int64_t date,
 #define STORE_FTS_EXACT 1 /* valid UTF-8, nothing folds to ASCII */
 #define STORE_FTS_RAW 2	  /* not valid UTF-8 */
 #define STORE_FTS_INEXACT 3 /* valid UTF-8 with U+017F, U+212A or NUL */
+/* blobs.hfts only: looked at, too long to index: always a candidate
+   (unlike 0, the backfill does not try it again) */
+#define STORE_FTS_SKIPPED 4
 /* Inside a write transaction: index the text of blob blob_id (inside a
    batch the row itself is written by store_fts_flush). */
 int store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
 		  size_t len);
+/* Index the header fields of the blobs stored before blob_hfts existed
+   (schema step 11), in transactions of STORE_FTS_BACKFILL_BATCH blobs;
+   called when the store is opened. */
+#define STORE_FTS_BACKFILL_BATCH 500
+/* Index matches below a twentieth of the mailbox are mapped to UIDs one
+   lookup each; more, by one pass over the mailbox (store_fts.c). */
+#define STORE_FTS_LOOKUP_RATIO 20
+/* what separates the pieces of a needle for STORE_FTS_WORDS */
+#define STORE_FTS_SPACE " \t\r\n"
+int store_fts_field_backfill(struct store *s);
 /* Write the rows held for the batch (before its COMMIT). */
 int store_fts_flush(struct store *s);
 /* Drop held rows from index mark on (a rolled-back savepoint). */

@@ -170,6 +170,25 @@ static const char *const store_migrations[] = {
 	"CREATE TABLE fts_layout(old_max INTEGER NOT NULL);"
 	"INSERT INTO fts_layout SELECT coalesce(max(id), 0) FROM blobs"
 	" WHERE fts != 0;",
+	/* 11: the header fields SEARCH SUBJECT, FROM, TO, CC and BCC
+	   compare with (mime_search_field: unfolded, decoded), one column
+	   each in a second trigram index, so those keys are answered from
+	   it, needles with white space too; blobs.hfts says how far it can
+	   be trusted, as blobs.fts does for blob_fts (store_fts.c). Blobs
+	   stored before have hfts = 0 (always candidates) until the store
+	   is opened by this version (store_fts_field_backfill, through
+	   blobs_hfts_pending). */
+	"CREATE VIRTUAL TABLE blob_hfts USING fts5(f_subject, f_from, f_to,"
+	" f_cc, f_bcc, tokenize = 'trigram');"
+	"ALTER TABLE blobs ADD COLUMN hfts INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TRIGGER blobs_hfts_gc AFTER DELETE ON blobs"
+	" WHEN old.hfts != 0"
+	" BEGIN DELETE FROM blob_hfts WHERE rowid = old.id; END;"
+	"CREATE INDEX blobs_hfts_pending ON blobs(id) WHERE hfts != 1;"
+	/* and the blob -> UID map of a mailbox for the index matches:
+	   one covering lookup each, or one pass in blob order */
+	"CREATE INDEX messages_box_blob ON messages(mailbox_id,"
+	" blob_id, uid);",
 };
 
 #define STORE_MIGRATIONS_COUNT \

@@ -305,3 +305,146 @@ def test_text_reads_blobs_indexed_without_part_headers(fresh_tern):
                for x in l.split()[2:]]
         assert got == expect, crit
     r.cmd("LOGOUT")
+
+
+# Header keys: SUBJECT, FROM, TO, CC and BCC are answered from the field
+# index (blob_hfts: the decoded, unfolded fields, schema step 11), with
+# white space in the needle too; other HEADER fields from the hdr column.
+HEADER_CORPUS = CORPUS + [
+    # 10: a fold between the words of the needle, tabs, two Subject fields
+    mk(["Subject: no such\r\n subject here", "Subject: second one",
+        "From: \"Smith, Carol\" <carol@example.net>",
+        "To: a@example.org,\r\n\tb@example.org",
+        "Cc: =?utf-8?Q?J=C3=B6rg_M=C3=BCller?= <jm@example.de>",
+        "Bcc: hidden@example.com", "X-Mailer: tern\r\n test"]),
+    # 11: the needle inside longer words ("xfoo barx"), a Kelvin sign in
+    # From, a NUL-free encoded space
+    mk(["Subject: xfoo barx Re: [list] quarterly report",
+        "From: =?utf-8?Q?=E2=84=AAarl?= <karl@example.net>",
+        "To: Team 7 <t7@example.test>"]),
+]
+
+HEADER_NEEDLES = [
+    "no such subject", "such subject", "no such", "ch subj", "subject",
+    "second one", "Smith, Carol", "smith, carol", "carol@example.net",
+    "a@example.org, b@example.org", "org,\tb", "org, b", "J\u00f6rg M",
+    "M\u00fcller", "hidden@", "tern test", "tern", "foo bar", "xfoo barx",
+    "oo ba", "quarterly report", "[list]", "Re: [list]", "karl", "KARL",
+    "\u212aarl", "Team 7", "t7@example.test", "no such thing",
+    "caf\u00e9 au", "au lait Kelvin", "Platypus caf\u00e9 and echidna",
+    "echidna Zebra", "and echid", "Andr\u00e9", "andr\u00e9 <andre",
+]
+
+HEADER_KEYS = ("SUBJECT", "FROM", "TO", "CC", "BCC", "HEADER Subject",
+               "HEADER x-mailer", "HEADER BCC")
+
+
+def unindex_fields(db):
+    c = sqlite3.connect(db, timeout=30)
+    try:
+        c.execute("UPDATE blobs SET hfts = 0")
+        c.execute("DELETE FROM blob_hfts")
+        c.commit()
+    finally:
+        c.close()
+
+
+def hfts_states(db):
+    c = sqlite3.connect(db, timeout=30)
+    try:
+        return dict(c.execute("SELECT hfts, count(*) FROM blobs"
+                              " GROUP BY hfts").fetchall())
+    finally:
+        c.close()
+
+
+def header_answers(r, words):
+    return {(key, w): search(r, key, w) for key in HEADER_KEYS
+            for w in words}
+
+
+def test_header_keys_equal_scan(fresh_tern):
+    addr, pw = new_account(fresh_tern)
+    r = Raw(fresh_tern)
+    r.login(addr, pw)
+    for i, m in enumerate(HEADER_CORPUS):
+        r.send("a%d APPEND INBOX {%d+}\r\n" % (i, len(m)))
+        r.send(m + b"\r\n")
+        tag, _ = r.tagged("a%d" % i)
+        assert " OK " in tag, tag
+    assert " OK " in r.cmd("SELECT INBOX")[0]
+    db = os.path.join(fresh_tern.datadir, "tern.db")
+    states = hfts_states(db)
+    # 6: raw 8-bit header; 5, 9 (Subject) and 11 (From): Kelvin sign
+    assert states == {1: 7, 2: 1, 3: 3}, states
+    words = sorted(set(HEADER_NEEDLES) | set(needles()))
+    indexed = header_answers(r, words)
+    unindex_fields(db)
+    unindex(db)     # HEADER x-mailer: the text index's hdr column
+    assert set(hfts_states(db)) == {0}
+    scanned = header_answers(r, words)
+    diff = {k: (indexed[k], scanned[k]) for k in indexed
+            if indexed[k] != scanned[k]}
+    assert diff == {}
+    assert scanned[("SUBJECT", "no such subject")] == [10]   # folded
+    assert scanned[("SUBJECT", "second one")] == []          # first only
+    assert scanned[("SUBJECT", "foo bar")] == [11]           # in words
+    assert scanned[("SUBJECT", "subject")] == [10]
+    assert scanned[("TO", "org, b")] == []                   # a tab
+    assert scanned[("TO", "org,\tb")] == [10]
+    assert scanned[("CC", "J\u00f6rg M")] == [10]             # decoded
+    assert scanned[("FROM", "karl")] == [11]                 # in address
+    assert scanned[("FROM", "\u212aarl")] == [11]
+    assert scanned[("BCC", "hidden@")] == [10]
+    assert scanned[("HEADER x-mailer", "tern test")] == [10]
+    assert scanned[("SUBJECT", "echidna Zebra")] == [1]
+    r.cmd("LOGOUT")
+    # a store from before the field index: filled when it is opened
+    fresh_tern.restart()
+    assert set(hfts_states(db)) == set(states)
+    r = Raw(fresh_tern)
+    r.login(addr, pw)
+    assert " OK " in r.cmd("SELECT INBOX")[0]
+    again = header_answers(r, HEADER_NEEDLES)
+    assert {k: v for k, v in again.items() if v != scanned[k]} == {}
+    r.cmd("LOGOUT")
+
+
+def test_header_keys_come_from_field_index(fresh_tern):
+    # A planted field index row shows which answers come from the index:
+    # an exact ASCII match on an exact row is trusted (sure), one on an
+    # inexact row is checked against the message, and a message whose
+    # row lacks the needle is not read at all.
+    addr, pw = new_account(fresh_tern)
+    r = Raw(fresh_tern)
+    r.login(addr, pw)
+    for i, m in enumerate(HEADER_CORPUS[:3]):
+        r.send("a%d APPEND INBOX {%d+}\r\n" % (i, len(m)))
+        r.send(m + b"\r\n")
+        assert " OK " in r.tagged("a%d" % i)[0]
+    assert " OK " in r.cmd("SELECT INBOX")[0]
+    db = os.path.join(fresh_tern.datadir, "tern.db")
+    c = sqlite3.connect(db, timeout=30)
+    try:
+        ids = [b for (b,) in c.execute(
+            "SELECT b.id FROM messages m JOIN blobs b ON b.id = m.blob_id"
+            " ORDER BY m.uid")]
+        c.execute("UPDATE blob_hfts SET f_subject = 'planted words here'"
+                  " WHERE rowid IN (?, ?)", (ids[0], ids[1]))
+        c.execute("UPDATE blobs SET hfts = 3 WHERE id = ?", (ids[1],))
+        # other fields: each piece of the needle must be in hdr
+        c.execute("UPDATE blob_fts SET hdr = 'Subject: b64' WHERE rowid = ?",
+                  (ids[2],))
+        c.commit()
+    finally:
+        c.close()
+    assert search(r, "SUBJECT", "planted words") == [1]
+    assert search(r, "HEADER SUBJECT", "words here") == [1]
+    assert search(r, "SUBJECT", "qp") == [2]       # short: every message
+    assert search(r, "SUBJECT", "b64") == [3]
+    assert search(r, "SUBJECT", "Platypus") == []  # its row lost it
+    assert search(r, "HEADER Content-Type", "text/plain; charset") == [2]
+    assert search(r, "HEADER MIME-Version", "1.0") == [2]
+    assert search(r, "HEADER MIME-Version", " 1.0 ") == []  # trimmed
+    assert search(r, "HEADER MIME-Version", "1.") == [2, 3]  # short: read
+    r.cmd("LOGOUT")

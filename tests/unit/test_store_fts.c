@@ -341,7 +341,135 @@ test_store_fts_too_long(void)
 	store_close(&s);
 }
 
+/* Header-field candidates (blob_hfts) as "1,3 sure 1", "-" when the
+   field index cannot answer. */
+static const char *
+fts_field(struct store *s, int64_t box, const char *field,
+	  const char *needle)
+{
+	static char out[512];
+	char sl[256];
+	struct store_fts_result res;
+	int r = store_fts_field_candidates(s, box, field, needle,
+					   STORE_FTS_SURE, &res);
+
+	test_assert(r >= 0);
+	if (r == 0)
+		return "-";
+	fts_list(out, 256, res.uids, res.count);
+	fts_list(sl, sizeof(sl), res.sure, res.nsure);
+	snprintf(out + strlen(out), sizeof(out) - strlen(out), " sure %s", sl);
+	store_fts_result_free(&res);
+	return out;
+}
+
+static void
+test_store_fts_fields(void)
+{
+	int64_t inbox, other;
+	struct store *s = fts_store(&inbox, &other);
+
+	test_assert(fts_append(s, inbox,
+			       "Subject: no such\r\n subject\r\n"
+			       "From: =?utf-8?Q?J=C3=B6rg_M?="
+			       " <j@example.de>\r\n"
+			       "To: x@example.org\r\n\r\nsubject body\r\n")
+		    == 1);
+	test_assert(fts_append(s, inbox, m3) == 2);
+	test_assert(fts_append(s, inbox,
+			       "Subject: xno suchx\r\nCc: such subject\r\n"
+			       "\r\nno such subject\r\n") == 3);
+	/* unfolded and decoded, so a needle with spaces is exact */
+	test_assert_strcmp(fts_field(s, inbox, "Subject", "no such subject"),
+			   "1 sure 1");
+	test_assert_strcmp(fts_field(s, inbox, "SUBJECT", "NO SUCH"),
+			   "1,3 sure 1,3");
+	test_assert_strcmp(fts_field(s, inbox, "cc", "such subject"),
+			   "3 sure 3");
+	/* not ASCII: never sure, and 2 (not UTF-8) is a candidate */
+	test_assert_strcmp(fts_field(s, inbox, "From", "j\xc3\xb6rg m"),
+			   "1,2 sure ");
+	test_assert_strcmp(fts_field(s, inbox, "To", "subject"), " sure ");
+	/* 2: its header is not UTF-8, a candidate for non-ASCII needles */
+	test_assert_strcmp(fts_field(s, inbox, "Subject", "af\xc3\xa9"),
+			   "2 sure ");
+	test_assert_strcmp(fts_field(s, inbox, "Subject", "caf"),
+			   "2 sure ");
+	test_assert_strcmp(fts_field(s, inbox, "Subject", "no"), "-");
+	test_assert_strcmp(fts_field(s, inbox, "X-Other", "subject"), "-");
+	test_assert_strcmp(fts_field(s, other, "Subject", "such"), " sure ");
+	/* other fields: each piece of 3 or more characters in hdr */
+	{
+		struct store_fts_result res;
+
+		test_assert(store_fts_candidates(s, inbox, "no such subject",
+						 STORE_FTS_WORDS, &res) == 1);
+		test_assert(res.count == 2 && res.uids[0] == 1 &&
+			    res.uids[1] == 3 && res.nsure == 0);
+		store_fts_result_free(&res);
+		test_assert(store_fts_candidates(s, inbox, "body",
+						 STORE_FTS_WORDS, &res) == 1);
+		test_assert(res.count == 0);
+		store_fts_result_free(&res);
+		test_assert(store_fts_candidates(s, inbox, "no a\tsu",
+						 STORE_FTS_WORDS, &res) == 0);
+	}
+	/* a blob from before the field index is a candidate until the
+	   backfill has indexed it */
+	test_assert(store_exec(s, "UPDATE blobs SET hfts = 0;"
+				  "DELETE FROM blob_hfts") == STORE_OK);
+	test_assert_strcmp(fts_field(s, inbox, "Subject", "no such subject"),
+			   "1,2,3 sure ");
+	test_assert(store_fts_field_backfill(s) == STORE_OK);
+	test_assert_strcmp(fts_field(s, inbox, "Subject", "no such subject"),
+			   "1 sure 1");
+	store_close(&s);
+}
+
+/* Matches are mapped to UIDs by a lookup each when they are few
+   against the mailbox, by a merge pass when many: both give the same
+   UIDs, also for one blob held twice by the mailbox. */
+static void
+test_store_fts_lookup_merge(void)
+{
+	int64_t inbox, other;
+	struct store *s = fts_store(&inbox, &other);
+	const char *dup = "Subject: n7\r\n\r\nwordz7q filler\r\n";
+	char msg[128], want[512];
+	size_t o = 0;
+	int i;
+
+	for (i = 1; i <= 3 * STORE_FTS_LOOKUP_RATIO; i++) {
+		snprintf(msg, sizeof(msg),
+			 "Subject: n%d\r\n\r\nwordz%dq filler\r\n", i, i);
+		test_assert(fts_append(s, inbox, msg) == (uint32_t)i);
+	}
+	/* the same blob again: uid 61 */
+	test_assert(fts_append(s, inbox, dup) == (uint32_t)i);
+	test_assert(fts_append(s, other, dup) == 1);
+	/* 1 match against 61: lookups */
+	test_assert_strcmp(fts_query(s, inbox, "wordz7q", false, true),
+			   "7,61 sure 7,61");
+	/* 3 of 61 (3 * 20 >= 61): the merge */
+	test_assert_strcmp(fts_query(s, inbox, "z1", false, true), "-");
+	test_assert_strcmp(fts_query(s, inbox, "rdz1", false, true),
+			   "1,10,11,12,13,14,15,16,17,18,19 sure "
+			   "1,10,11,12,13,14,15,16,17,18,19");
+	test_assert_strcmp(fts_query(s, inbox, "wordz5", false, true),
+			   "5,50,51,52,53,54,55,56,57,58,59 sure "
+			   "5,50,51,52,53,54,55,56,57,58,59");
+	for (i = 1; i <= 3 * STORE_FTS_LOOKUP_RATIO + 1; i++)
+		o += (size_t)snprintf(want + o, sizeof(want) - o, "%s%d",
+				      i > 1 ? "," : "", i);
+	test_assert_strcmp(fts_cands(s, inbox, "filler", false), want);
+	test_assert_strcmp(fts_cands(s, other, "filler", false), "1");
+	test_assert_strcmp(fts_cands(s, other, "wordz7q", false), "1");
+	store_close(&s);
+}
+
 static const struct test_case tests[] = {
+	{ "store_fts_lookup_merge", test_store_fts_lookup_merge },
+	{ "store_fts_fields", test_store_fts_fields },
 	{ "store_fts_too_long", test_store_fts_too_long },
 	{ "store_fts_batch", test_store_fts_batch },
 	{ "store_fts_candidates", test_store_fts_candidates },
