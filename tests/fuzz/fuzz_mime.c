@@ -36,6 +36,26 @@ fuzz_section(const uint8_t *data, size_t size)
 	buf_free(&out);
 }
 
+/* The decoded fields SEARCH SUBJECT/FROM/TO/CC/BCC compare and index. */
+static void
+fuzz_search_fields(const uint8_t *data, size_t size)
+{
+	static const char *const fields[] = { "subject", "from", "to", "cc",
+					      "bcc" };
+	size_t hlen = mime_search_header_len(data, size);
+	struct buf out;
+
+	if (hlen > size)
+		abort();
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		buf_init(&out, MIME_SEARCH_FIELD_MAX_BYTES);
+		if (mime_search_field(data, hlen, fields[i], &out) == 1 &&
+		    out.len > MIME_SEARCH_FIELD_MAX_BYTES)
+			abort();
+		buf_free(&out);
+	}
+}
+
 static void
 fuzz_headers(const uint8_t *data, size_t size, size_t header_len)
 {
@@ -54,6 +74,7 @@ fuzz_headers(const uint8_t *data, size_t size, size_t header_len)
 	buf_reset(&out);
 	(void)mime_extract_headers(data, size, &out);
 	buf_free(&out);
+	fuzz_search_fields(data, size);
 	mime_sort_keys_parse(data, header_len, &keys);
 	if (keys.subject == NULL)
 		abort();
