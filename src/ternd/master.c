@@ -1,6 +1,8 @@
-/* The master process: binds every listener, loads the TLS keys, opens the
-   store once (migrations, plan sync), forks the workers and the queue
-   process, and supervises them: a child that dies is logged and
+/* The master process: binds every listener, loads the certificate
+   chains (never a private key: the keys process it forks holds them,
+   keys_process.c, and every worker signs through its own channel to
+   it), has the store opened once (migrations, plan sync), forks the
+   workers and the queue process, and supervises them: a child that dies is logged and
    restarted; SIGHUP re-reads the config and certificates and replaces
    the workers gracefully (old workers finish their connections); SIGTERM
    stops everything within 10 seconds.
