@@ -572,7 +572,16 @@ master_stop(struct master *m)
 	time_t deadline = time(NULL) + MASTER_STOP_SECS;
 
 	m->stopping = true;
-	master_signal_children(m, SIGTERM, false);
+	/* The keys processes are not signalled: a draining worker may still
+	   finish a handshake. With the control socket closed, each exits
+	   once its workers have (or is killed at the deadline below). */
+	if (m->keys_ctl >= 0)
+		close(m->keys_ctl);
+	m->keys_ctl = -1;
+	for (size_t i = 0; i < m->child_count; i++) {
+		if (m->children[i].kind != CHILD_KEYS)
+			kill(m->children[i].pid, SIGTERM);
+	}
 	while (m->child_count > 0 && time(NULL) < deadline) {
 		struct timespec ts = { 0, 50 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
@@ -669,8 +678,6 @@ master_run(const struct ternd_options *opt, struct cfg *cfg)
 		}
 	}
 	master_stop(&m);
-	if (m.keys_ctl >= 0)
-		close(m.keys_ctl);
 	close(sfd);
 	for (size_t i = 0; i < m.listener_count; i++)
 		close(m.listeners[i].fd);
