@@ -163,9 +163,12 @@ tls_keys_holder_new(const struct cfg *cfg, const char **error_r)
 	h->keys = xcalloc(cfg->cert_count + 1, sizeof(*h->keys));
 	for (size_t i = 0; i < cfg->cert_count; i++) {
 		const struct cfg_cert *cc = &cfg->certs[i];
-		EVP_PKEY *k = tls_keys_read_key(cc->key_file);
-		int type = k != NULL ? EVP_PKEY_get_base_id(k) : 0;
+		EVP_PKEY *k;
+		int type;
 
+		errno = 0;
+		k = tls_keys_read_key(cc->key_file);
+		type = k != NULL ? EVP_PKEY_get_base_id(k) : 0;
 		if (k == NULL) {
 			snprintf(err, sizeof(err), "loading key %s: %s",
 				 cc->key_file, errno != 0 && ERR_peek_error() == 0 ?
