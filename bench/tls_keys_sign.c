@@ -47,17 +47,17 @@ sign_once(EVP_PKEY *k, int pss)
 }
 
 static void
-time_it(const char *what, EVP_PKEY *k, int pss, int n)
+time_it(const char *what, EVP_PKEY *k, int pss, long n)
 {
 	double t0 = now_s();
 
-	for (int i = 0; i < n; i++) {
+	for (long i = 0; i < n; i++) {
 		if (!sign_once(k, pss)) {
 			fprintf(stderr, "%s: signing failed\n", what);
 			exit(1);
 		}
 	}
-	printf("%-28s %6d signatures  %7.1f us each\n", what, n,
+	printf("%-28s %6ld signatures  %7.1f us each\n", what, n,
 	       (now_s() - t0) * 1e6 / n);
 }
 
@@ -73,7 +73,7 @@ cert_of(EVP_PKEY *k)
 int
 main(int argc, char **argv)
 {
-	int n = argc > 1 ? atoi(argv[1]) : 2000;
+	long n = argc > 1 ? strtol(argv[1], NULL, 10) : 2000;
 	EVP_PKEY *keys[2] = { EVP_RSA_gen(2048), EVP_EC_gen("P-256") };
 	X509 *xr = cert_of(keys[0]), *xe = cert_of(keys[1]);
 	struct tls_keys_holder *h = tls_keys_holder_from((void *const *)keys, 2);
@@ -81,6 +81,8 @@ main(int argc, char **argv)
 	int sv[2];
 	pid_t pid;
 
+	if (n < 1 || n > 10000000)
+		return 2;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) < 0)
 		return 1;
 	pid = fork();
