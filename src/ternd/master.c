@@ -2,8 +2,8 @@
    chains (never a private key: the keys process it forks holds them,
    keys_process.c, and every worker signs through its own channel to
    it), has the store opened once (migrations, plan sync), forks the
-   workers and the queue process, and supervises them: a child that dies is logged and
-   restarted; SIGHUP re-reads the config and certificates and replaces
+   workers and the queue process, and supervises them: a child that
+   dies is logged and restarted; SIGHUP re-reads the config and certificates and replaces
    the workers gracefully (old workers finish their connections); SIGTERM
    stops everything within 10 seconds.
 
