@@ -15,6 +15,14 @@
    refuses or the architecture is not supported (x86_64 and aarch64 are). */
 int sandbox_enter(const char **error_r);
 
+/* The keys process's filter (src/ternd/keys_process.c): an allow list
+   of the calls that answering on sockets it already holds needs (read,
+   write, recvmsg, sendmsg, poll, close, memory, getrandom, clock, exit);
+   everything else fails with EPERM, a foreign architecture kills. In
+   sanitizer builds it is sandbox_enter's filter instead. 0 or -1 with
+   *error_r. */
+int sandbox_enter_keys(const char **error_r);
+
 /* True in sanitizer builds, where execve, ptrace and fork stay allowed:
    AddressSanitizer starts llvm-symbolizer (fork + exec) to print a
    report, and LeakSanitizer stops the threads at exit from a helper task

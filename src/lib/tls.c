@@ -1,7 +1,8 @@
 /* Server TLS contexts and the quickstart's self-signed certificate.
    TLS 1.2 and 1.3 only, no compression, no renegotiation, forward-secret
    AEAD ciphers for 1.2. Several certificates: the first is the default,
-   the others are chosen by SNI (RFC 6066 section 3). */
+   the others are chosen by SNI (RFC 6066 section 3). The contexts hold
+   no private key: signatures come from the keys process (tls_keys.h). */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 
 #include "lib/cfg.h"
 #include "lib/tls.h"
+#include "lib/tls_keys.h"
 #include "lib/xalloc.h"
 
 #define TLS_CIPHERS_12 \
@@ -113,6 +115,9 @@ tls_ctx_new(const struct cfg *cfg, const char **error_r)
 	for (size_t i = 0; i < cfg->cert_count; i++) {
 		const struct cfg_cert *cc = &cfg->certs[i];
 		SSL_CTX *ctx = tls_ssl_ctx_base();
+		const char *error;
+		EVP_PKEY *stub;
+		int ok;
 
 		if (ctx == NULL) {
 			*error_r = tls_error("creating context for", cc->name);
@@ -123,10 +128,22 @@ tls_ctx_new(const struct cfg *cfg, const char **error_r)
 			*error_r = tls_error("loading certificate", cc->cert_file);
 			goto fail;
 		}
-		if (SSL_CTX_use_PrivateKey_file(ctx, cc->key_file,
-						SSL_FILETYPE_PEM) != 1 ||
-		    SSL_CTX_check_private_key(ctx) != 1) {
-			*error_r = tls_error("loading key", cc->key_file);
+		/* The private key stays in the keys process (tls_keys.h):
+		   this context gets a stub with the certificate's public
+		   key that asks it for each signature. That the key file
+		   matches the certificate is checked there. */
+		stub = tls_keys_stub_new(SSL_CTX_get0_certificate(ctx),
+					 (unsigned)i, &error);
+		if (stub == NULL) {
+			snprintf(tls_err, sizeof(tls_err), "certificate %s: %s",
+				 cc->cert_file, error);
+			*error_r = tls_err;
+			goto fail;
+		}
+		ok = SSL_CTX_use_PrivateKey(ctx, stub);
+		EVP_PKEY_free(stub);
+		if (ok != 1) {
+			*error_r = tls_error("using the key of", cc->cert_file);
 			goto fail;
 		}
 	}

@@ -10,8 +10,11 @@
 struct tls_ctx;
 struct cfg;
 
-/* Load every certificate of the config. NULL with *error_r set (static or
-   thread-local text) on failure. */
+/* Load every certificate chain of the config, each with a stub key
+   (tls_keys_stub_new, key index = the certificate block's index) whose
+   signatures come from the keys process: the key files are not read
+   here. NULL with *error_r set (static or thread-local text) on
+   failure. */
 struct tls_ctx *tls_ctx_new(const struct cfg *cfg, const char **error_r);
 void tls_ctx_free(struct tls_ctx **tp);
 /* The OpenSSL SSL_CTX for the default certificate (void * so that

@@ -1,7 +1,9 @@
-/* The master process: binds every listener, loads the TLS keys, opens the
-   store once (migrations, plan sync), forks the workers and the queue
-   process, and supervises them: a child that dies is logged and
-   restarted; SIGHUP re-reads the config and certificates and replaces
+/* The master process: binds every listener, loads the certificate
+   chains (never a private key: the keys process it forks holds them,
+   keys_process.c, and every worker signs through its own channel to
+   it), has the store opened once (migrations, plan sync), forks the
+   workers and the queue process, and supervises them: a child that
+   dies is logged and restarted; SIGHUP re-reads the config and certificates and replaces
    the workers gracefully (old workers finish their connections); SIGTERM
    stops everything within 10 seconds.
 
@@ -34,14 +36,18 @@
 #include "lib/log.h"
 #include "lib/shared_limits.h"
 #include "lib/tls.h"
+#include "lib/tls_keys.h"
 #include "lib/xalloc.h"
 #include "store/store.h"
 #include "ternd/ternd.h"
 
 #define MASTER_STOP_SECS 10
-#define MASTER_CHILDREN_MAX 257
+/* workers and the queue, plus the keys processes of the generations
+   still alive */
+#define MASTER_CHILDREN_MAX 320
+#define MASTER_WORKERS_MAX 256
 
-enum child_kind { CHILD_WORKER, CHILD_QUEUE };
+enum child_kind { CHILD_WORKER, CHILD_QUEUE, CHILD_KEYS };
 
 struct child {
 	pid_t pid;
@@ -59,6 +65,9 @@ struct master {
 	struct ternd_listener *listeners;
 	size_t listener_count;
 	struct shared_limits *limits;
+	/* control socket of the current generation's keys process (-1:
+	   none, no certificate configured) */
+	int keys_ctl;
 	struct child children[MASTER_CHILDREN_MAX];
 	size_t child_count;
 	unsigned generation;
@@ -274,8 +283,8 @@ master_worker_count(const struct cfg *cfg)
 		n = sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < 1)
 		n = 1;
-	if (n > MASTER_CHILDREN_MAX - 1)
-		n = MASTER_CHILDREN_MAX - 1;
+	if (n > MASTER_WORKERS_MAX)
+		n = MASTER_WORKERS_MAX;
 	return (unsigned)n;
 }
 
@@ -293,11 +302,52 @@ master_free_slot(const struct master *m)
 	return -1;
 }
 
+static const char *
+master_kind_name(enum child_kind kind)
+{
+	return kind == CHILD_WORKER ? "worker" :
+	       kind == CHILD_QUEUE  ? "queue" : "keys";
+}
+
+static void
+master_add_child(struct master *m, enum child_kind kind, int index,
+		 int slot, pid_t pid, unsigned generation)
+{
+	struct child *c = &m->children[m->child_count++];
+
+	c->pid = pid;
+	c->kind = kind;
+	c->index = index;
+	c->slot = slot;
+	c->generation = generation;
+	c->started = time(NULL);
+	log_info("master", NULL, "child-started kind=%s index=%d pid=%ld",
+		 master_kind_name(kind), index, (long)pid);
+}
+
+/* Start the keys process for cfg (none without certificates): 0 with
+   *ctl_r and *pid_r (-1 when there is none), or -1 (logged). Not yet in
+   the children table: master_add_child once it is kept. */
+static int
+master_keys_start(struct master *m, const struct cfg *cfg, int *ctl_r,
+		  pid_t *pid_r)
+{
+	*ctl_r = -1;
+	*pid_r = -1;
+	if (cfg->cert_count == 0)
+		return 0;
+	if (m->child_count >= MASTER_CHILDREN_MAX) {
+		log_error("master", NULL, "keys-start-failed error=\"too many children\"");
+		return -1;
+	}
+	*pid_r = keys_process_start(cfg, ctl_r);
+	return *pid_r < 0 ? -1 : 0;
+}
+
 static void
 master_spawn(struct master *m, enum child_kind kind, int index)
 {
-	struct child *c;
-	int slot = -1;
+	int slot = -1, chan = -1;
 	pid_t pid;
 
 	if (m->child_count >= MASTER_CHILDREN_MAX)
@@ -308,12 +358,24 @@ master_spawn(struct master *m, enum child_kind kind, int index)
 	}
 	if (slot >= 0)
 		shared_limits_slot_clear(m->limits, (unsigned)slot);
+	/* A worker signs its TLS handshakes through its own channel to
+	   the keys process; the queue serves no TLS and gets none. */
+	if (kind == CHILD_WORKER && m->tls != NULL &&
+	    keys_process_channel(m->keys_ctl, &chan) < 0)
+		log_error("master", NULL, "keys-channel-failed index=%d error=\"%s\"",
+			  index, strerror(errno));
 	pid = fork();
 	if (pid < 0) {
 		log_error("master", NULL, "fork-failed error=\"%s\"", strerror(errno));
+		if (chan >= 0)
+			close(chan);
 		return;
 	}
 	if (pid == 0) {
+		/* the master's link to the keys process is not the child's */
+		if (m->keys_ctl >= 0)
+			close(m->keys_ctl);
+		tls_keys_set_channel(chan);
 		if (kind == CHILD_WORKER)
 			shared_limits_attach(m->limits, (unsigned)slot);
 		else
@@ -324,15 +386,9 @@ master_spawn(struct master *m, enum child_kind kind, int index)
 		queue_process_main(m->cfg, m->tls, m->listeners,
 				   m->listener_count);
 	}
-	c = &m->children[m->child_count++];
-	c->pid = pid;
-	c->kind = kind;
-	c->index = index;
-	c->slot = slot;
-	c->generation = m->generation;
-	c->started = time(NULL);
-	log_info("master", NULL, "child-started kind=%s index=%d pid=%ld",
-		 kind == CHILD_WORKER ? "worker" : "queue", index, (long)pid);
+	if (chan >= 0)
+		close(chan);
+	master_add_child(m, kind, index, slot, pid, m->generation);
 }
 
 static void
@@ -355,6 +411,48 @@ master_find_child(struct master *m, pid_t pid)
 	return NULL;
 }
 
+static void
+master_signal_children(struct master *m, int sig, bool old_only)
+{
+	for (size_t i = 0; i < m->child_count; i++) {
+		if (!old_only || m->children[i].generation != m->generation)
+			kill(m->children[i].pid, sig);
+	}
+}
+
+/* Make the keys process (pid, ctl) the current one and replace every
+   worker and the queue: the new children sign through it, the old ones
+   finish their connections with the old one, which exits after them. */
+static void
+master_next_generation(struct master *m, pid_t keys_pid, int keys_ctl)
+{
+	if (m->keys_ctl >= 0)
+		close(m->keys_ctl);
+	m->keys_ctl = keys_ctl;
+	m->generation++;
+	if (keys_pid > 0)
+		master_add_child(m, CHILD_KEYS, 0, -1, keys_pid, m->generation);
+	master_signal_children(m, SIGUSR1, true);
+	master_spawn_all(m);
+}
+
+/* The current keys process died: the workers' channels are gone with
+   it, so a new one is started with the same config and every worker is
+   replaced (a channel cannot be handed to a running, filtered worker). */
+static void
+master_keys_lost(struct master *m)
+{
+	int ctl;
+	pid_t pid;
+
+	if (master_keys_start(m, m->cfg, &ctl, &pid) < 0) {
+		log_error("master", NULL, "keys-restart-failed");
+		return;
+	}
+	master_next_generation(m, pid, ctl);
+	log_info("master", NULL, "keys-restarted generation=%u", m->generation);
+}
+
 /* Reap children; restart those of the current generation. */
 static void
 master_reap(struct master *m)
@@ -372,12 +470,12 @@ master_reap(struct master *m)
 		*c = m->children[--m->child_count];
 		if (WIFSIGNALED(status))
 			log_warn("master", NULL, "child-died kind=%s pid=%ld signal=%d",
-				 dead.kind == CHILD_WORKER ? "worker" : "queue",
-				 (long)pid, WTERMSIG(status));
+				 master_kind_name(dead.kind), (long)pid,
+				 WTERMSIG(status));
 		else
 			log_info("master", NULL, "child-exited kind=%s pid=%ld status=%d",
-				 dead.kind == CHILD_WORKER ? "worker" : "queue",
-				 (long)pid, WEXITSTATUS(status));
+				 master_kind_name(dead.kind), (long)pid,
+				 WEXITSTATUS(status));
 		if (dead.slot >= 0) {
 			log_info("master", NULL, "limits-slot-cleared slot=%d connections=%u",
 				 dead.slot, shared_limits_conn_slot_total(
@@ -394,19 +492,13 @@ master_reap(struct master *m)
 		}
 		if (++m->restarts_recent > 10) {
 			log_error("master", NULL, "restart-throttled kind=%s",
-				  dead.kind == CHILD_WORKER ? "worker" : "queue");
+				  master_kind_name(dead.kind));
 			sleep(1);
 		}
-		master_spawn(m, dead.kind, dead.index);
-	}
-}
-
-static void
-master_signal_children(struct master *m, int sig, bool old_only)
-{
-	for (size_t i = 0; i < m->child_count; i++) {
-		if (!old_only || m->children[i].generation != m->generation)
-			kill(m->children[i].pid, sig);
+		if (dead.kind == CHILD_KEYS)
+			master_keys_lost(m);
+		else
+			master_spawn(m, dead.kind, dead.index);
 	}
 }
 
@@ -421,6 +513,8 @@ master_reload(struct master *m)
 	struct ternd_listener *ls;
 	size_t count;
 	const char *error;
+	int keys_ctl;
+	pid_t keys_pid;
 
 	if (cfg == NULL) {
 		log_error("master", NULL, "reload-failed error=\"%s\"", err);
@@ -438,8 +532,18 @@ master_reload(struct master *m)
 		return;
 	}
 	if (master_prepare_store(cfg) < 0 ||
-	    master_bind_all(m, cfg, &ls, &count) < 0) {
+	    master_keys_start(m, cfg, &keys_ctl, &keys_pid) < 0) {
 		log_error("master", NULL, "reload-failed error=\"see above\"");
+		tls_ctx_free(&tls);
+		cfg_free(&cfg);
+		return;
+	}
+	if (master_bind_all(m, cfg, &ls, &count) < 0) {
+		log_error("master", NULL, "reload-failed error=\"see above\"");
+		/* with its control socket closed and no channel, the new
+		   keys process exits at once (reaped as unknown) */
+		if (keys_ctl >= 0)
+			close(keys_ctl);
 		tls_ctx_free(&tls);
 		cfg_free(&cfg);
 		return;
@@ -458,9 +562,7 @@ master_reload(struct master *m)
 	m->cfg = cfg;
 	m->tls = tls;
 	log_set_level(cfg->log_level);
-	m->generation++;
-	master_signal_children(m, SIGUSR1, true);
-	master_spawn_all(m);
+	master_next_generation(m, keys_pid, keys_ctl);
 	log_info("master", NULL, "reloaded generation=%u", m->generation);
 }
 
@@ -470,7 +572,16 @@ master_stop(struct master *m)
 	time_t deadline = time(NULL) + MASTER_STOP_SECS;
 
 	m->stopping = true;
-	master_signal_children(m, SIGTERM, false);
+	/* The keys processes are not signalled: a draining worker may still
+	   finish a handshake. With the control socket closed, each exits
+	   once its workers have (or is killed at the deadline below). */
+	if (m->keys_ctl >= 0)
+		close(m->keys_ctl);
+	m->keys_ctl = -1;
+	for (size_t i = 0; i < m->child_count; i++) {
+		if (m->children[i].kind != CHILD_KEYS)
+			kill(m->children[i].pid, SIGTERM);
+	}
 	while (m->child_count > 0 && time(NULL) < deadline) {
 		struct timespec ts = { 0, 50 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
@@ -487,9 +598,10 @@ master_stop(struct master *m)
 int
 master_run(const struct ternd_options *opt, struct cfg *cfg)
 {
-	struct master m = { .opt = opt, .cfg = cfg };
+	struct master m = { .opt = opt, .cfg = cfg, .keys_ctl = -1 };
 	const char *error;
 	sigset_t set;
+	pid_t keys_pid;
 	int sfd;
 
 	if (cfg->cert_count > 0 && (m.tls = tls_ctx_new(cfg, &error)) == NULL) {
@@ -533,8 +645,19 @@ master_run(const struct ternd_options *opt, struct cfg *cfg)
 		log_error("master", NULL, "signalfd-failed");
 		return 1;
 	}
+	if (master_keys_start(&m, cfg, &m.keys_ctl, &keys_pid) < 0) {
+		close(sfd);
+		for (size_t i = 0; i < m.listener_count; i++)
+			close(m.listeners[i].fd);
+		free(m.listeners);
+		tls_ctx_free(&m.tls);
+		shared_limits_free(&m.limits);
+		return 1;
+	}
 	log_info("master", NULL, "started pid=%ld listeners=%zu workers=%u",
 		 (long)getpid(), m.listener_count, master_worker_count(cfg));
+	if (keys_pid > 0)
+		master_add_child(&m, CHILD_KEYS, 0, -1, keys_pid, m.generation);
 	master_spawn_all(&m);
 	for (;;) {
 		struct signalfd_siginfo si;

@@ -50,6 +50,7 @@ ternd_user_lookup(const char *user, uid_t *uid_r, gid_t *gid_r)
 int
 ternd_child_enter(const struct cfg *cfg)
 {
+	pid_t parent = getppid();
 	uid_t uid;
 	gid_t gid;
 	int r;
@@ -72,6 +73,15 @@ ternd_child_enter(const struct cfg *cfg)
 	/* Make sure there is no way back. */
 	if (setuid(0) == 0) {
 		log_error("ternd", NULL, "drop-privileges-failed regained root");
+		return -1;
+	}
+	/* The kernel clears the parent-death signal when the uids change
+	   (found with this work: after a SIGKILL of the master, its workers
+	   and queue lived on): set it again, and leave if the master died
+	   in between. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent) {
+		log_error("ternd", NULL, "master-gone");
 		return -1;
 	}
 	return 0;

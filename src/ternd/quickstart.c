@@ -311,6 +311,36 @@ qs_seed_store_child(const struct cfg *cfg, const char *domain,
 /* Make the config's data directory, hand it to the run-as user and seed
    it as that user from inside (its parents may be closed to it); the
    password file is written as the caller, next to the config. */
+/* Make the self-signed certificate in a child: the new private key
+   (and its PEM text in stdio's buffer) must never be in the master's
+   memory, which every worker and the queue are forked from
+   (docs/security.md, "The keys process"). 0 or -1 (printed). */
+static int
+qs_make_cert(const char *host, const char *cert, const char *key)
+{
+	const char *error;
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		fprintf(stderr, "ternd: cannot fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		if (tls_make_self_signed(host, cert, key, &error) < 0) {
+			fprintf(stderr, "ternd: cannot create a certificate: %s\n",
+				error);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
 static int
 qs_prepare_store(const char *conf, const char *dir, const char *domain)
 {
@@ -364,7 +394,6 @@ quickstart_prepare(const struct ternd_options *opt)
 	char *cert = qs_path(dir, "cert.pem"), *key = qs_path(dir, "key.pem");
 	char *data = qs_path(dir, "data");
 	char host[300], user[QS_USER_MAX];
-	const char *error;
 	char *ret = NULL;
 
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
@@ -380,11 +409,8 @@ quickstart_prepare(const struct ternd_options *opt)
 		}
 	}
 	snprintf(host, sizeof(host), "mail.%s", domain);
-	if (access(cert, R_OK) != 0 &&
-	    tls_make_self_signed(host, cert, key, &error) < 0) {
-		fprintf(stderr, "ternd: cannot create a certificate: %s\n", error);
+	if (access(cert, R_OK) != 0 && qs_make_cert(host, cert, key) < 0)
 		goto out;
-	}
 	if (qs_prepare_store(conf, dir, domain) < 0)
 		goto out;
 	ret = conf;

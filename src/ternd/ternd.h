@@ -56,6 +56,16 @@ void queue_process_main(struct cfg *cfg, struct tls_ctx *tls,
 			struct ternd_listener *listeners, size_t listener_count)
 	__attribute__((noreturn));
 
+/* The keys process (keys_process.c), the only holder of the TLS private
+   keys: fork it for cfg and wait (bounded) for its start-up report (keys
+   loaded and matching their certificates, root dropped, filter on). Its
+   pid with *ctl_r, the master's control socket; -1 (logged) otherwise. */
+pid_t keys_process_start(const struct cfg *cfg, int *ctl_r);
+/* A new signing channel: one end is passed to the keys process over
+   ctl, the other end returned in *fd_r for the child about to be forked
+   (lib/tls_keys.h tls_keys_set_channel). 0 or -1. */
+int keys_process_channel(int ctl, int *fd_r);
+
 /* Look up the run-as user: 1 with its ids, 0 when there is nothing to
    switch (not root, or user empty), -1 when unknown (logged). */
 int ternd_user_lookup(const char *user, uid_t *uid_r, gid_t *gid_r);

@@ -1,6 +1,7 @@
-"""seccomp (issue 8, docs/security.md): every worker and the queue process
-run under the seccomp filter of src/lib/sandbox.c (/proc/PID/status
-shows "Seccomp: 2" and "NoNewPrivs: 1") while the master is not filtered;
+"""seccomp (issue 8, docs/security.md): every worker, the queue process
+and the keys process run under a seccomp filter of src/lib/sandbox.c
+(/proc/PID/status shows "Seccomp: 2" and "NoNewPrivs: 1") while the
+master is not filtered;
 the server still serves all protocols with it (the whole suite runs
 filtered). `seccomp = no` leaves the children unfiltered."""
 import re
@@ -50,7 +51,9 @@ def two(tmp_path_factory):
 
 def test_children_filtered_master_not(two):
     kids = live_children(two)
-    assert sorted(kids.values()) == ["queue", "worker", "worker"], kids
+    # the keys process (docs/security.md) has its own, tighter filter
+    assert sorted(kids.values()) == ["keys", "queue", "worker", "worker"], \
+        kids
     master = status(two.proc.pid)
     # (a container may filter everything already: then the master shows
     # its filters, and each child exactly one more)
@@ -94,7 +97,7 @@ def test_seccomp_off(tmp_path_factory):
     t.start()
     try:
         kids = live_children(t)
-        assert sorted(kids.values()) == ["queue", "worker"], kids
+        assert sorted(kids.values()) == ["keys", "queue", "worker"], kids
         # both children past the point where the filter would go on
         deadline = time.time() + 20
         while t.log().count("seccomp-off") < 2 and time.time() < deadline:

@@ -83,6 +83,31 @@ def test_worker_restarted(fresh_tern):
     fresh_tern._wait_ready()
 
 
+def test_children_die_with_master(fresh_tern):
+    """PR_SET_PDEATHSIG survives the drop to the run-as user (the kernel
+    clears it when the uids change; it is set again after the drop): a
+    SIGKILLed master leaves no worker, queue or keys process behind."""
+    master = fresh_tern.proc.pid
+    assert wait_for(lambda: len(children(master)) >= 3)  # keys, workers, queue
+    time.sleep(0.5)
+    kids = children(master)
+    os.kill(master, signal.SIGKILL)
+    fresh_tern.proc.wait(timeout=10)
+
+    def alive():
+        out = []
+        for pid in kids:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z":
+                out.append(pid)
+        return out
+    assert wait_for(lambda: not alive(), timeout=15), alive()
+
+
 def test_sighup_reload_keeps_connections(fresh_tern):
     master = fresh_tern.proc.pid
     s = socket.create_connection(("127.0.0.1", fresh_tern.port("pop3")))

@@ -5,6 +5,10 @@
    stay allowed in sanitizer builds, see sandbox.h); /proc shows the
    filter and NoNewPrivs. The parent is not filtered. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <linux/bpf.h>
 #include <pthread.h>
 #include <sched.h>
@@ -167,6 +171,68 @@ test_sandbox_child(void)
 	test_assert(ok & SB_FILES);
 }
 
+/* The keys process's allow list: what it needs works (pipe I/O, large
+   and small allocations, random bytes, the clock), anything else fails
+   with EPERM: opening a file, making a socket, forking. In sanitizer
+   builds it is the workers' filter (sandbox.h), which allows opening. */
+static int
+sb_keys_child(void)
+{
+	struct timespec ts;
+	unsigned char rnd[16];
+	int ok = 0, sv[2];
+	void *big, *small;
+
+	if (sandbox_enter_keys(&(const char *){ NULL }) < 0)
+		return 0;
+	ok |= 1;
+	big = malloc(8 << 20);
+	small = malloc(100);
+	if (big != NULL && small != NULL) {
+		memset(big, 1, 8 << 20);
+		ok |= 2;
+	}
+	free(big);
+	free(small);
+	if (getrandom(rnd, sizeof(rnd), 0) == sizeof(rnd) &&
+	    clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+		ok |= 4;
+	errno = 0;
+	if (open("/proc/self/status", O_RDONLY) < 0 && errno == EPERM)
+		ok |= 8;
+	errno = 0;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) < 0 && errno == EPERM)
+		ok |= 16;
+	errno = 0;
+	if (syscall(__NR_getuid) == -1 && errno == EPERM)
+		ok |= 32;
+	return ok;
+}
+
+static void
+test_sandbox_keys_child(void)
+{
+	int pipefd[2], ok = -1, status = 0;
+	pid_t pid;
+
+	test_assert(pipe(pipefd) == 0);
+	pid = fork();
+	test_assert(pid >= 0);
+	if (pid == 0) {
+		int bits = sb_keys_child();
+		ssize_t w = write(pipefd[1], &bits, sizeof(bits));
+		_exit(w == sizeof(bits) ? 0 : 1);
+	}
+	close(pipefd[1]);
+	test_assert(read(pipefd[0], &ok, sizeof(ok)) == sizeof(ok));
+	close(pipefd[0]);
+	test_assert(waitpid(pid, &status, 0) == pid);
+	test_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	test_assert((ok & 7) == 7);
+	if (!sandbox_sanitizer_build())
+		test_assert((ok & 56) == 56);
+}
+
 /* The parent (like the master) is untouched by its child's filter. */
 static void
 test_sandbox_parent_unfiltered(void)
@@ -237,6 +303,7 @@ static const struct test_case tests[] = {
 	{ "sandbox_leak_report", test_sandbox_leak_report },
 #endif
 	{ "sandbox_child", test_sandbox_child },
+	{ "sandbox_keys_child", test_sandbox_keys_child },
 	{ "sandbox_parent_unfiltered", test_sandbox_parent_unfiltered },
 	{ NULL, NULL },
 };
