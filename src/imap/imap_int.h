@@ -197,6 +197,10 @@ struct imap_view {
 	char *keywords;
 	/* lowest UID taken as \Recent by this view, 0 for none */
 	uint32_t recent_from;
+	/* UIDs claim_from <= uid < claim_to taken as \Recent by this
+	   session's APPEND on the commit thread (imap_cmd_append.c), not
+	   all in the view yet: the next sync marks them (0, 0: none) */
+	uint32_t claim_from, claim_to;
 };
 
 struct imap_session;

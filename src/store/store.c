@@ -150,7 +150,7 @@ store_col_strdup(sqlite3_stmt *st, int i)
 
 /* A transaction-control statement run often (savepoints: several per
    delivery inside a batch), prepared once instead of at every call. */
-static int
+int
 store_exec_cached(struct store *s, const char *sql)
 {
 	sqlite3_stmt *st = store_stmt(s, sql);
@@ -488,6 +488,12 @@ const char *
 store_datadir(const struct store *s)
 {
 	return s->datadir;
+}
+
+void
+store_set_autocheckpoint(struct store *s, int frames)
+{
+	sqlite3_wal_autocheckpoint(s->db, frames);
 }
 
 const char *

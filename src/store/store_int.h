@@ -105,6 +105,8 @@ sqlite3_stmt *store_stmt(struct store *s, const char *sql);
 int store_stmt_exec(struct store *s, sqlite3_stmt *st);
 /* Run sql (no parameters) once. */
 int store_exec(struct store *s, const char *sql);
+/* store_exec of a statement run often, prepared once (sql: a literal). */
+int store_exec_cached(struct store *s, const char *sql);
 /* p with room for element n of size bytes: grows (doubling, from 16)
    when n == *cap. The array that rows are collected into. */
 void *store_grow(void *p, size_t *cap, size_t n, size_t size);
@@ -146,6 +148,10 @@ int store_blob_ref(struct store *s, int64_t blob_id, int64_t delta);
 /* Group finishing (store_commit.c): the writer's temp file descriptor,
    for an fsync by the caller; -1 when the writer failed already. */
 int store_blob_writer_fd(const struct store_blob_writer *w);
+/* The temp file's path of a parked writer (store_blob_writer_park), to
+   open for that fsync; NULL when not parked or failed. Valid while the
+   writer lives. */
+const char *store_blob_writer_parked(const struct store_blob_writer *w);
 /* Like store_blob_writer_finish() but without the directory fsync, with
    errors recorded on s (the caller's store, e.g. the commit thread's):
    fsync (synced < 0; 0: the caller fsynced the fd already; > 0: that
