@@ -16,7 +16,13 @@
      4. queues the jobs for the loop and wakes it through an eventfd; the
         loop calls each job's done (send 250 / OK) in submission order.
    Post-commit work (change notifications, blob garbage collection) runs
-   from the thread's store, after its COMMIT. The WAL is checkpointed
+   from the thread's store, after its COMMIT. The full-text rows of new
+   blobs are written after the loop was woken, for several batches at
+   once (STORE_COMMIT_FTS_*: 256 rows, 4 MB or 100 ms), in one
+   transaction without an fsync (store_fts_defer: until then those blobs
+   are unindexed, so SEARCH reads them). The index was most of a batch's
+   CPU and WAL pages, done under the write lock that the other worker's
+   thread waits for. The WAL is checkpointed
    here too, after the loop was woken (never inside a COMMIT, where
    SQLite's automatic checkpoint would hold back the batch's replies by
    the time it takes to copy and fsync the database). The fsync helpers
@@ -32,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/ev.h"
@@ -43,6 +50,11 @@
 /* Helper threads that fsync the files of a batch alongside the commit
    thread (a pool started with it). */
 #define STORE_COMMIT_FSYNC_THREADS 7
+/* Held full-text rows (store_fts_defer) are written once there are this
+   many, or this much text, or the oldest waited this long. */
+#define STORE_COMMIT_FTS_ROWS 256
+#define STORE_COMMIT_FTS_BYTES (4 * 1024 * 1024)
+#define STORE_COMMIT_FTS_WAIT_MS 100
 /* Checkpoint the WAL after a batch once it holds this many frames
    (SQLite's automatic checkpoint, off on this connection, uses 1000). */
 #define STORE_COMMIT_CHECKPOINT_FRAMES 1000
@@ -90,6 +102,7 @@ struct store_commit {
 	uint64_t batches, jobs; /* statistics, under mu */
 	struct store_commit_pool pool;
 	bool pool_started;
+	int64_t fts_since; /* when the oldest held full-text row came */
 	int wal_frames; /* frames in the WAL after the thread's last commit */
 
 	/* loop side only */
@@ -459,6 +472,62 @@ store_commit_checkpoint(struct store_commit *c)
 					SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }
 
+/* Monotonic milliseconds. */
+static int64_t
+store_commit_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Are the held full-text rows due (store_fts_defer)? Many rows make one
+   index segment (less CPU, fewer pages than one per batch); they wait
+   at most STORE_COMMIT_FTS_WAIT_MS. */
+static bool
+store_commit_fts_due(const struct store_commit *c)
+{
+	const struct store *st = c->st;
+
+	if (st->fts_count == 0)
+		return false;
+	return st->fts_count >= STORE_COMMIT_FTS_ROWS ||
+	       st->fts_bytes >= STORE_COMMIT_FTS_BYTES ||
+	       store_commit_now_ms() - c->fts_since >= STORE_COMMIT_FTS_WAIT_MS;
+}
+
+static void
+store_commit_fts_flush(struct store_commit *c)
+{
+	(void)store_fts_flush_deferred(c->st);
+}
+
+/* Wait (under mu) for jobs or stop; meanwhile write held full-text rows
+   once they are due. */
+static void
+store_commit_wait(struct store_commit *c)
+{
+	struct timespec ts;
+	int64_t at;
+
+	while (c->queue == NULL && !c->stop) {
+		if (c->st->fts_count == 0) {
+			pthread_cond_wait(&c->work_cond, &c->mu);
+			continue;
+		}
+		at = c->fts_since + STORE_COMMIT_FTS_WAIT_MS;
+		ts.tv_sec = (time_t)(at / 1000);
+		ts.tv_nsec = (long)(at % 1000) * 1000000L;
+		(void)pthread_cond_timedwait(&c->work_cond, &c->mu, &ts);
+		if (c->queue == NULL && store_commit_fts_due(c)) {
+			pthread_mutex_unlock(&c->mu);
+			store_commit_fts_flush(c);
+			pthread_mutex_lock(&c->mu);
+		}
+	}
+}
+
 static void *
 store_commit_main(void *arg)
 {
@@ -466,13 +535,14 @@ store_commit_main(void *arg)
 	struct store_commit_job *jobs, *last;
 	uint64_t one = 1;
 	size_t n;
+	bool held;
 
 	for (;;) {
 		pthread_mutex_lock(&c->mu);
-		while (c->queue == NULL && !c->stop)
-			pthread_cond_wait(&c->work_cond, &c->mu);
+		store_commit_wait(c);
 		if (c->queue == NULL) {
 			pthread_mutex_unlock(&c->mu);
+			store_commit_fts_flush(c);
 			break;
 		}
 		jobs = c->queue;
@@ -480,7 +550,10 @@ store_commit_main(void *arg)
 		c->queue_tail = &c->queue;
 		pthread_mutex_unlock(&c->mu);
 
+		held = c->st->fts_count > 0;
 		store_commit_batch(c, jobs);
+		if (!held && c->st->fts_count > 0)
+			c->fts_since = store_commit_now_ms();
 
 		n = 0;
 		for (last = jobs; last->next != NULL; last = last->next)
@@ -494,6 +567,11 @@ store_commit_main(void *arg)
 		pthread_mutex_unlock(&c->mu);
 		while (write(c->efd, &one, sizeof(one)) < 0 && errno == EINTR)
 			;
+		/* the replies are on their way: now, if due, the full-text
+		   rows, then maybe a checkpoint (jobs arriving meanwhile form
+		   the next batch) */
+		if (store_commit_fts_due(c))
+			store_commit_fts_flush(c);
 		store_commit_checkpoint(c);
 	}
 	return NULL;
@@ -607,6 +685,7 @@ store_commit_new(struct ev_loop *loop, const char *datadir,
 	static char err[300];
 	struct store_commit *c = xcalloc(1, sizeof(*c));
 	sigset_t all, old;
+	pthread_condattr_t cattr;
 	const char *e = NULL;
 
 	c->loop = loop;
@@ -614,7 +693,10 @@ store_commit_new(struct ev_loop *loop, const char *datadir,
 	c->done_tail = &c->done;
 	c->local_tail = &c->local;
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->work_cond, NULL);
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->work_cond, &cattr);
+	pthread_condattr_destroy(&cattr);
 	pthread_cond_init(&c->done_cond, NULL);
 	c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	/* Opened here, on the loop's thread: store_open is not thread-safe
@@ -628,6 +710,7 @@ store_commit_new(struct ev_loop *loop, const char *datadir,
 		goto fail;
 	}
 	sqlite3_wal_hook(c->st->db, store_commit_wal_hook, c);
+	store_fts_defer(c->st);
 	/* The threads take no signals (the worker reads them from a
 	   signalfd on the loop). */
 	sigfillset(&all);

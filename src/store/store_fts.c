@@ -41,6 +41,7 @@
    exact check only ASCII. Blobs indexed when hdr held only the top
    header (ids up to fts_layout.old_max, schema step 10) are for BODY as
    above, for TEXT always candidates and never sure. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -201,19 +202,85 @@ store_fts_flush(struct store *s)
 	return ret;
 }
 
+static int store_fts_mark(struct store *s, int64_t blob_id, int state);
+
+void
+store_fts_defer(struct store *s)
+{
+	s->fts_deferred = true;
+}
+
+/* Mark the blob, still unindexed and alive, then write its row: 1 done,
+   0 skipped, or an error. */
+static int
+store_fts_write_deferred(struct store *s, const struct store_fts_pending *p)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	st = store_stmt(s, "UPDATE blobs SET fts = ? WHERE id = ? AND fts = 0"
+			   " AND hash = ?");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int(st, 1, p->state);
+	sqlite3_bind_int64(st, 2, p->blob_id);
+	sqlite3_bind_text(st, 3, p->hash, -1, SQLITE_STATIC);
+	ret = store_stmt_exec(s, st);
+	if (ret != STORE_OK || sqlite3_changes(s->db) == 0)
+		return ret;
+	ret = store_fts_insert_row(s, p->blob_id, &p->hdr, &p->body);
+	return ret == STORE_OK ? 1 : ret;
+}
+
+int
+store_fts_flush_deferred(struct store *s)
+{
+	int ret;
+
+	if (s->fts_count == 0 || s->batch || s->tx_depth > 0)
+		return STORE_OK;
+	/* the index can be rebuilt; only the blob and its message must be
+	   durable before a reply */
+	ret = store_exec_cached(s, "PRAGMA synchronous=NORMAL");
+	if (ret == STORE_OK)
+		ret = store_exec(s, "BEGIN IMMEDIATE");
+	for (size_t i = 0; i < s->fts_count && ret == STORE_OK; i++) {
+		int r = store_fts_write_deferred(s, &s->fts_pending[i]);
+
+		ret = r < 0 ? r : STORE_OK;
+	}
+	if (ret == STORE_OK)
+		ret = store_exec(s, "COMMIT");
+	if (ret != STORE_OK && !sqlite3_get_autocommit(s->db))
+		(void)store_exec(s, "ROLLBACK");
+	(void)store_exec_cached(s, "PRAGMA synchronous=FULL");
+	store_fts_discard(s, 0);
+	return ret;
+}
+
 /* The row now, or, inside a batch, at its COMMIT: FTS5 flushes its
    pending terms into a new segment at every SAVEPOINT, and a batch has
    several per message, so writing the rows together at the end makes one
    segment per batch instead of several per message. (A savepoint rolled
    back drops its share, see store_tx_rollback.) Takes hdr and body. */
 static int
-store_fts_insert(struct store *s, int64_t blob_id, struct buf *hdr,
-		 struct buf *body)
+store_fts_insert(struct store *s, int64_t blob_id, const char *hash,
+		 struct buf *hdr, struct buf *body, int state)
 {
 	struct store_fts_pending *p;
 	int ret;
 
 	if (!s->batch || s->fts_bytes > STORE_FTS_PENDING_MAX_BYTES) {
+		if (s->fts_deferred) {
+			/* past the bound: this one now, in the batch */
+			ret = store_fts_mark(s, blob_id, state);
+			if (ret == STORE_OK)
+				ret = store_fts_insert_row(s, blob_id, hdr,
+							   body);
+			buf_free(hdr);
+			buf_free(body);
+			return ret;
+		}
 		ret = s->batch ? store_fts_flush(s) : STORE_OK;
 		if (ret == STORE_OK)
 			ret = store_fts_insert_row(s, blob_id, hdr, body);
@@ -227,6 +294,8 @@ store_fts_insert(struct store *s, int64_t blob_id, struct buf *hdr,
 	p->blob_id = blob_id;
 	p->hdr = *hdr;
 	p->body = *body;
+	p->state = state;
+	snprintf(p->hash, sizeof(p->hash), "%s", hash);
 	s->fts_bytes += hdr->len + body->len;
 	return STORE_OK;
 }
@@ -245,11 +314,11 @@ store_fts_mark(struct store *s, int64_t blob_id, int state)
 }
 
 int
-store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
-	      size_t len)
+store_fts_add(struct store *s, int64_t blob_id, const char *hash,
+	      const uint8_t *msg, size_t len)
 {
 	struct buf hdr, body;
-	int ret;
+	int ret, state;
 
 	buf_init(&hdr, STORE_FTS_TEXT_MAX_BYTES);
 	buf_init(&body, STORE_FTS_TEXT_MAX_BYTES);
@@ -260,13 +329,15 @@ store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
 		buf_free(&body);
 		return store_fts_mark(s, blob_id, STORE_FTS_NONE);
 	}
-	ret = store_fts_mark(s, blob_id, store_fts_state(&hdr, &body));
+	state = store_fts_state(&hdr, &body);
+	/* deferred: marked with its row, after the COMMIT */
+	ret = s->fts_deferred ? STORE_OK : store_fts_mark(s, blob_id, state);
 	if (ret != STORE_OK) {
 		buf_free(&hdr);
 		buf_free(&body);
 		return ret;
 	}
-	return store_fts_insert(s, blob_id, &hdr, &body);
+	return store_fts_insert(s, blob_id, hash, &hdr, &body, state);
 }
 
 /* FTS5 query: column filter and the needle as one phrase ("" doubles a

@@ -35,6 +35,10 @@
 struct store_fts_pending {
 	int64_t blob_id;
 	struct buf hdr, body;
+	int state; /* STORE_FTS_*, written with the row when deferred */
+	/* the blob's hash when deferred: its id may name another blob by
+	   the time the row is written (collected, the rowid reused) */
+	char hash[STORE_HASH_HEX_LEN + 1];
 };
 
 struct store_stmt_slot {
@@ -61,6 +65,10 @@ struct store {
 	/* full-text rows to write before the batch's COMMIT */
 	struct store_fts_pending *fts_pending;
 	size_t fts_count, fts_cap, fts_bytes;
+	/* index after the COMMIT, in a transaction of its own
+	   (store_fts_defer); fts_batch_mark: rows held before this batch */
+	bool fts_deferred;
+	size_t fts_batch_mark;
 
 	/* notification sockets */
 	int notify_fd;
@@ -234,10 +242,23 @@ int store_sort_keys_save(struct store *s, int64_t blob_id, int64_t date,
 #define STORE_FTS_INEXACT 3 /* valid UTF-8 with U+017F, U+212A or NUL */
 /* Inside a write transaction: index the text of blob blob_id (inside a
    batch the row itself is written by store_fts_flush). */
-int store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
-		  size_t len);
+int store_fts_add(struct store *s, int64_t blob_id, const char *hash,
+		  const uint8_t *msg, size_t len);
 /* Write the rows held for the batch (before its COMMIT). */
 int store_fts_flush(struct store *s);
+/* From now on this store indexes after the COMMIT (the commit thread's):
+   a batch leaves its new blobs at blobs.fts = 0 (unindexed: SEARCH reads
+   and checks them), and store_fts_flush_deferred, called after the
+   batch's replies are on their way, writes their rows and fts states
+   in one transaction of its own, committed without an fsync (a power
+   cut loses only index rows; their blobs stay at 0). One index segment
+   for a whole batch, and the durable COMMIT that the replies wait for
+   carries no index pages. */
+void store_fts_defer(struct store *s);
+/* Write the rows held after the last COMMIT (store_fts_defer). Rows of
+   blobs that were collected or indexed meanwhile are skipped. On error
+   the rows are dropped (their blobs stay unindexed). */
+int store_fts_flush_deferred(struct store *s);
 /* Drop held rows from index mark on (a rolled-back savepoint). */
 void store_fts_discard(struct store *s, size_t mark);
 

@@ -11,6 +11,7 @@ import base64
 import os
 import re
 import sqlite3
+import time
 
 import pytest
 
@@ -135,6 +136,19 @@ def fts_states(db):
         c.close()
 
 
+def indexed_states(db, want, seconds=10):
+    """fts_states once the commit thread has written the index rows: it
+    does so right after the APPEND's commit, in a transaction of its own
+    (store_fts_defer), so they may lag the OK by a moment. want(states)
+    says when they are there; bounded wait."""
+    deadline = time.time() + seconds
+    while True:
+        states = fts_states(db)
+        if want(states) or time.time() > deadline:
+            return states
+        time.sleep(0.05)
+
+
 def unindex(db):
     c = sqlite3.connect(db, timeout=30)
     try:
@@ -160,9 +174,10 @@ def test_index_answers_equal_scan(fresh_tern):
         assert " OK " in tag, tag
     assert " OK " in r.cmd("SELECT INBOX")[0]
     db = os.path.join(fresh_tern.datadir, "tern.db")
-    states = fts_states(db)
     # exact (1); inexact (3): messages 5, 9 (fold to ASCII), 7, 9 (NUL);
     # raw 8-bit (2): message 6
+    states = indexed_states(db, lambda st: st.get(1, 0) >= 5 and
+                            st.get(3) == 3 and st.get(2) == 1)
     assert states.get(1, 0) >= 5 and states.get(3) == 3, states
     assert states.get(2) == 1, states
     words = needles()
@@ -287,6 +302,7 @@ def test_text_reads_blobs_indexed_without_part_headers(fresh_tern):
     assert " OK " in r.tagged("a1")[0]
     assert " OK " in r.cmd("SELECT INBOX")[0]
     db = os.path.join(fresh_tern.datadir, "tern.db")
+    indexed_states(db, lambda st: st.get(1, 0) == 1)
     c = sqlite3.connect(db, timeout=30)
     try:
         (bid,) = c.execute("SELECT id FROM blobs WHERE fts = 1").fetchone()
