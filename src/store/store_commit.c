@@ -18,8 +18,8 @@
    Post-commit work (change notifications, blob garbage collection) runs
    from the thread's store, after its COMMIT. The full-text rows of new
    blobs are written after the loop was woken, for several batches at
-   once (STORE_COMMIT_FTS_*: 256 rows, 4 MB or 100 ms), in one
-   transaction without an fsync (store_fts_defer: until then those blobs
+   once (STORE_COMMIT_FTS_*: 32 rows, 1 MB or 100 ms), in transactions
+   of at most 32 rows without an fsync (store_fts_defer: until then those blobs
    are unindexed, so SEARCH reads them). The index was most of a batch's
    CPU and WAL pages, done under the write lock that the other worker's
    thread waits for. The WAL is checkpointed
@@ -51,9 +51,12 @@
    thread (a pool started with it). */
 #define STORE_COMMIT_FSYNC_THREADS 7
 /* Held full-text rows (store_fts_defer) are written once there are this
-   many, or this much text, or the oldest waited this long. */
-#define STORE_COMMIT_FTS_ROWS 256
-#define STORE_COMMIT_FTS_BYTES (4 * 1024 * 1024)
+   many, or this much text, or the oldest waited this long; at most this
+   many per transaction, so the other worker's commit thread waits for
+   the write lock for about that many rows' indexing at most (some
+   0.5 ms of CPU each for 5 KB of text). */
+#define STORE_COMMIT_FTS_ROWS 32
+#define STORE_COMMIT_FTS_BYTES (1024 * 1024)
 #define STORE_COMMIT_FTS_WAIT_MS 100
 /* Checkpoint the WAL after a batch once it holds this many frames
    (SQLite's automatic checkpoint, off on this connection, uses 1000). */
@@ -497,10 +500,13 @@ store_commit_fts_due(const struct store_commit *c)
 	       store_commit_now_ms() - c->fts_since >= STORE_COMMIT_FTS_WAIT_MS;
 }
 
+/* One transaction of held rows (the oldest). */
 static void
 store_commit_fts_flush(struct store_commit *c)
 {
-	(void)store_fts_flush_deferred(c->st);
+	/* the rest stays due (fts_since is the oldest's): written next,
+	   unless jobs are waiting */
+	(void)store_fts_flush_deferred(c->st, STORE_COMMIT_FTS_ROWS);
 }
 
 /* Wait (under mu) for jobs or stop; meanwhile write held full-text rows
@@ -542,7 +548,8 @@ store_commit_main(void *arg)
 		store_commit_wait(c);
 		if (c->queue == NULL) {
 			pthread_mutex_unlock(&c->mu);
-			store_commit_fts_flush(c);
+			while (c->st->fts_count > 0)
+				store_commit_fts_flush(c);
 			break;
 		}
 		jobs = c->queue;

@@ -232,19 +232,37 @@ store_fts_write_deferred(struct store *s, const struct store_fts_pending *p)
 	return ret == STORE_OK ? 1 : ret;
 }
 
-int
-store_fts_flush_deferred(struct store *s)
+/* Drop the first n held rows (written), keeping the rest in order. */
+static void
+store_fts_drop_front(struct store *s, size_t n)
 {
+	for (size_t i = 0; i < n; i++) {
+		s->fts_bytes -= s->fts_pending[i].hdr.len +
+				s->fts_pending[i].body.len;
+		store_fts_pending_free(&s->fts_pending[i]);
+	}
+	memmove(s->fts_pending, s->fts_pending + n,
+		(s->fts_count - n) * sizeof(*s->fts_pending));
+	s->fts_count -= n;
+	s->fts_batch_mark = s->fts_batch_mark > n ? s->fts_batch_mark - n : 0;
+	if (s->fts_count == 0)
+		store_fts_discard(s, 0);
+}
+
+int
+store_fts_flush_deferred(struct store *s, size_t max_rows)
+{
+	size_t n = s->fts_count < max_rows ? s->fts_count : max_rows;
 	int ret;
 
-	if (s->fts_count == 0 || s->batch || s->tx_depth > 0)
+	if (n == 0 || s->batch || s->tx_depth > 0)
 		return STORE_OK;
 	/* the index can be rebuilt; only the blob and its message must be
 	   durable before a reply */
 	ret = store_exec_cached(s, "PRAGMA synchronous=NORMAL");
 	if (ret == STORE_OK)
 		ret = store_exec(s, "BEGIN IMMEDIATE");
-	for (size_t i = 0; i < s->fts_count && ret == STORE_OK; i++) {
+	for (size_t i = 0; i < n && ret == STORE_OK; i++) {
 		int r = store_fts_write_deferred(s, &s->fts_pending[i]);
 
 		ret = r < 0 ? r : STORE_OK;
@@ -254,7 +272,7 @@ store_fts_flush_deferred(struct store *s)
 	if (ret != STORE_OK && !sqlite3_get_autocommit(s->db))
 		(void)store_exec(s, "ROLLBACK");
 	(void)store_exec_cached(s, "PRAGMA synchronous=FULL");
-	store_fts_discard(s, 0);
+	store_fts_drop_front(s, n);
 	return ret;
 }
 

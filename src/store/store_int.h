@@ -255,10 +255,12 @@ int store_fts_flush(struct store *s);
    for a whole batch, and the durable COMMIT that the replies wait for
    carries no index pages. */
 void store_fts_defer(struct store *s);
-/* Write the rows held after the last COMMIT (store_fts_defer). Rows of
-   blobs that were collected or indexed meanwhile are skipped. On error
-   the rows are dropped (their blobs stay unindexed). */
-int store_fts_flush_deferred(struct store *s);
+/* Write the oldest max_rows rows held after the last COMMIT
+   (store_fts_defer), in one transaction: the write lock is held for that
+   many rows only. Rows of blobs that were collected or indexed meanwhile
+   are skipped. On error those rows are dropped (their blobs stay
+   unindexed). Outside a transaction only. */
+int store_fts_flush_deferred(struct store *s, size_t max_rows);
 /* Drop held rows from index mark on (a rolled-back savepoint). */
 void store_fts_discard(struct store *s, size_t mark);
 

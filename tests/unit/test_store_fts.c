@@ -248,14 +248,18 @@ test_store_fts_deferred(void)
 	test_assert(fts_append(s, inbox, "Subject: gone\r\n\r\nrolled\r\n") ==
 		    3);
 	store_batch_rollback(s);
-	test_assert(store_fts_flush_deferred(s) == STORE_OK);
+	/* in transactions of max_rows: m1 (m2's row skipped), then m3 */
+	test_assert(store_fts_flush_deferred(s, 2) == STORE_OK);
+	test_assert(fts_rows(s) == 1);
+	test_assert(fts_blob_state(s, inbox, 2) == STORE_FTS_NONE);
+	test_assert(store_fts_flush_deferred(s, 100) == STORE_OK);
 	test_assert(fts_rows(s) == 2); /* m1 and m3 */
 	test_assert(fts_blob_state(s, inbox, 1) == STORE_FTS_EXACT);
 	test_assert(fts_blob_state(s, inbox, 2) == STORE_FTS_RAW);
 	test_assert_strcmp(fts_cands(s, inbox, "zebras", false), "1");
 	test_assert_strcmp(fts_cands(s, inbox, "nothere", false), "");
 	/* nothing held any more */
-	test_assert(store_fts_flush_deferred(s) == STORE_OK);
+	test_assert(store_fts_flush_deferred(s, 100) == STORE_OK);
 	test_assert(fts_rows(s) == 2);
 	store_close(&s);
 }
