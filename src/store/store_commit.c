@@ -19,14 +19,14 @@
    from the thread's store, after its COMMIT. The full-text rows of new
    blobs are written after the loop was woken, for several batches at
    once (STORE_COMMIT_FTS_*: 32 rows, 1 MB or 100 ms), in transactions
-   of at most 32 rows without an fsync (store_fts_defer: until then those blobs
-   are unindexed, so SEARCH reads them). The index was most of a batch's
-   CPU and WAL pages, done under the write lock that the other worker's
-   thread waits for. The WAL is checkpointed
-   here too, after the loop was woken (never inside a COMMIT, where
-   SQLite's automatic checkpoint would hold back the batch's replies by
-   the time it takes to copy and fsync the database). The fsync helpers
-   are a small pool started with the thread. While the thread works the
+   of at most 32 rows without an fsync (store_fts_defer: until then
+   those blobs are unindexed, so SEARCH reads them). The index was most
+   of a batch's CPU and WAL pages, done under the write lock that the
+   other worker's thread waits for. The WAL is checkpointed here too,
+   after the loop was woken (never inside a COMMIT, where SQLite's
+   automatic checkpoint would hold back the batch's replies by the time
+   it takes to copy and fsync the database). The fsync helpers are a
+   small pool started with the thread. While the thread works the
    loop keeps serving its other connections. The durability rule holds:
    done sees STORE_OK only after blob fsync, directory fsync and the
    COMMIT with fsync. */
