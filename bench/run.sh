@@ -5,7 +5,7 @@
 # bench/bench.py, which starts every server on loopback in a temporary
 # directory, stops them on exit and prints the table. Knobs (environment):
 # BENCH_RUNS=3 BENCH_PORT=26000 BENCH_BIG=100000 BENCH_IDLE=10000
-# BENCH_IDLE_DOVECOT=1000 BENCH_SECONDS=5 BENCH_ONLY=smtp,imap,pop3,idle,big
+# BENCH_IDLE_DOVECOT=1000 BENCH_SECONDS=5 BENCH_ONLY=smtp,imap,append,pop3,idle,big
 set -eu
 cd "$(dirname "$0")/.."
 B=${B:-build}

@@ -58,14 +58,20 @@ struct imap_append {
 	/* The target is the \Sent mailbox of a domain whose submitted mail
 	   is saved there already: skip a copy that submission just made. */
 	bool dedup_sent;
+	/* The session has the target selected read-write (IMAP4rev1): the
+	   job takes the new messages as \Recent in its own transaction
+	   (recent_from..recent_to-1), so the session's sync after the OK
+	   needs no write (and no fsync) on the loop. */
+	bool claim_recent;
+	uint32_t recent_from, recent_to;
 };
 
 /* How recent a submission's Sent copy must be for APPEND to take it as
    the same message (clients append right after sending). */
 #define IMAP_APPEND_SENT_WINDOW_SECS 600
 /* A MULTIAPPEND keeps at most this many blob files open for the commit
-   thread; the messages after them are finished (fsynced) on the loop
-   when their literal ends. XXX a rare case paid with loop fsyncs. */
+   thread; the files of the messages after them are closed when their
+   literal ends (parked) and opened again by the thread for its fsync. */
 #define IMAP_APPEND_OPEN_BLOBS_MAX 16
 
 void
@@ -178,10 +184,9 @@ imap_append_message(struct imap_session *s, struct imap_cmd *cmd)
 }
 
 /* The message whose literal ended: its writer goes to the commit
-   thread, or is finished here (hash known now) past the open limit. */
+   thread (which fills in the hash). */
 static void
-imap_append_msg_add(struct imap_append *a, struct store_blob_writer *w,
-		    const char *hash)
+imap_append_msg_add(struct imap_append *a, struct store_blob_writer *w)
 {
 	struct imap_append_msg *m;
 
@@ -193,7 +198,7 @@ imap_append_msg_add(struct imap_append *a, struct store_blob_writer *w,
 	memset(&a->blobs[a->count], 0, sizeof(a->blobs[a->count]));
 	a->blobs[a->count].w = w;
 	m = &a->msgs[a->count++];
-	snprintf(m->hash, sizeof(m->hash), "%s", hash);
+	m->hash[0] = '\0';
 	m->flags = a->flags;
 	m->keywords = a->keywords;
 	m->date = a->date;
@@ -205,10 +210,8 @@ void
 imap_append_input(struct imap_session *s)
 {
 	struct imap_append *a = s->append;
-	char hash[STORE_HASH_HEX_LEN + 1];
 	const uint8_t *data;
 	size_t len = conn_input_peek(s->c, &data);
-	uint64_t size;
 
 	if (len > a->remaining)
 		len = (size_t)a->remaining;
@@ -226,16 +229,14 @@ imap_append_input(struct imap_session *s)
 			store_blob_writer_abort(&a->w);
 		return;
 	}
-	if (a->count < IMAP_APPEND_OPEN_BLOBS_MAX) {
-		imap_append_msg_add(a, a->w, "");
-		a->w = NULL;
-		return;
-	}
-	if (store_blob_writer_finish(&a->w, hash, &size) != STORE_OK) {
+	if (a->count >= IMAP_APPEND_OPEN_BLOBS_MAX &&
+	    store_blob_writer_park(a->w) != STORE_OK) {
+		store_blob_writer_abort(&a->w);
 		a->write_failed = true;
 		return;
 	}
-	imap_append_msg_add(a, NULL, hash);
+	imap_append_msg_add(a, a->w);
+	a->w = NULL;
 }
 
 /* Does submission save copies into this mailbox (issue 3: per-domain
@@ -268,6 +269,32 @@ imap_append_already_sent(struct store *st, struct imap_append *a,
 	return store_sent_find(st, a->mailbox_id, hash, since, uid_r) == 1;
 }
 
+/* Take the new messages (and any older ones nobody took yet) as \Recent
+   for the appending session, in the job's transaction. */
+static int
+imap_append_claim_recent(struct store *st, struct imap_append *a)
+{
+	uint32_t last = 0;
+	int r;
+
+	a->recent_from = a->recent_to = 0;
+	if (!a->claim_recent)
+		return STORE_OK;
+	for (size_t i = 0; i < a->count; i++) {
+		if (a->msgs[i].uid > last)
+			last = a->msgs[i].uid;
+	}
+	if (last == 0 || last == UINT32_MAX)
+		return STORE_OK;
+	r = store_mailbox_claim_recent_upto(st, a->mailbox_id, last + 1,
+					    &a->recent_from);
+	if (r < 0)
+		return r;
+	if (r == 1)
+		a->recent_to = last + 1;
+	return STORE_OK;
+}
+
 /* The metadata of every message (store_commit_run_fn), on the commit
    thread inside its batch: all or nothing (the job's savepoint). */
 static int
@@ -290,7 +317,23 @@ imap_append_commit_run(struct store *st, struct store_commit_job *job)
 		if (r != STORE_OK)
 			return r;
 	}
-	return STORE_OK;
+	return imap_append_claim_recent(st, a);
+}
+
+/* Hand the UIDs the job took as \Recent to the view (its sync before
+   the tagged OK marks them). */
+static void
+imap_append_recent_taken(struct imap_session *s, const struct imap_append *a)
+{
+	struct imap_view *v = s->view;
+
+	if (a->recent_to == 0 || v == NULL || v->mailbox_id != a->mailbox_id)
+		return;
+	/* Normally the sync before the previous OK took the previous claim
+	   already; never join two claims with UIDs of others between. */
+	if (v->claim_to != a->recent_from)
+		v->claim_from = a->recent_from;
+	v->claim_to = a->recent_to;
 }
 
 /* The command's reply once the commit thread is done (cmd->cont). */
@@ -323,6 +366,7 @@ imap_append_reply(struct imap_session *s, struct imap_cmd *cmd)
 						"error, try again later.");
 	}
 	imap_notify_publish(s, a->mailbox_id);
+	imap_append_recent_taken(s, a);
 	uids = arena_alloc(cmd->arena, a->count * sizeof(*uids));
 	for (i = 0; i < a->count; i++)
 		uids[i] = a->msgs[i].uid;
@@ -421,6 +465,9 @@ imap_cmd_append(struct imap_session *s, struct imap_cmd *cmd)
 	a->mailbox_id = box.id;
 	a->uidvalidity = box.uidvalidity;
 	a->dedup_sent = imap_append_sent_saved(s, &box);
+	a->claim_recent = s->state == IMAP_STATE_SELECTED && s->view != NULL &&
+			  s->view->mailbox_id == box.id &&
+			  !s->view->readonly && !s->rev2;
 	a->limit = imap_session_append_limit(s);
 	a->args_done = 1;
 	store_mailbox_clear(&box);

@@ -207,6 +207,10 @@ struct imap_view {
 	struct store_changes_gen gen;
 	bool gen_valid;
 	uint64_t synced_ms;
+	/* UIDs claim_from <= uid < claim_to taken as \Recent by this
+	   session's APPEND on the commit thread (imap_cmd_append.c), not
+	   all in the view yet: the next sync marks them (0, 0: none) */
+	uint32_t claim_from, claim_to;
 };
 
 struct imap_session;

@@ -368,17 +368,43 @@ imap_view_recent_count(const struct imap_view *v)
 	return n;
 }
 
+static void
+imap_view_mark_recent(struct imap_view *v, uint32_t from, uint32_t to)
+{
+	size_t i;
+
+	for (i = v->count; i > 0 && v->msgs[i - 1].uid >= from; i--) {
+		if (v->msgs[i - 1].uid < to)
+			v->msgs[i - 1].recent = true;
+	}
+	if (v->recent_from == 0 || from < v->recent_from)
+		v->recent_from = from;
+}
+
+/* The UIDs an APPEND of this session took (already moved past in the
+   store): those the view has now are \Recent here. */
+static void
+imap_view_take_claimed(struct imap_view *v, uint32_t last)
+{
+	imap_view_mark_recent(v, v->claim_from, v->claim_to);
+	if (last >= v->claim_to - 1)
+		v->claim_from = v->claim_to = 0;
+	else if (last >= v->claim_from)
+		v->claim_from = last + 1;
+}
+
 void
 imap_view_take_recent(struct imap_session *s, uint32_t recent_uid)
 {
 	struct imap_view *v = s->view;
 	uint32_t last;
-	size_t i;
 
 	/* IMAP4rev2 has no \Recent: leave it to the rev1 sessions */
 	if (v->count == 0 || s->rev2)
 		return;
 	last = v->msgs[v->count - 1].uid;
+	if (v->claim_to != 0)
+		imap_view_take_claimed(v, last);
 	if (recent_uid > last)
 		return;
 	/* UIDs only grow: the messages past last are for a later claim */
@@ -386,10 +412,7 @@ imap_view_take_recent(struct imap_session *s, uint32_t recent_uid)
 	    store_mailbox_claim_recent(s->env->store, v->mailbox_id,
 				       recent_uid, last + 1) != 1)
 		return;
-	for (i = v->count; i > 0 && v->msgs[i - 1].uid >= recent_uid; i--)
-		v->msgs[i - 1].recent = true;
-	if (v->recent_from == 0 || recent_uid < v->recent_from)
-		v->recent_from = recent_uid;
+	imap_view_mark_recent(v, recent_uid, last + 1);
 }
 
 void

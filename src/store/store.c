@@ -150,7 +150,7 @@ store_col_strdup(sqlite3_stmt *st, int i)
 
 /* A transaction-control statement run often (savepoints: several per
    delivery inside a batch), prepared once instead of at every call. */
-static int
+int
 store_exec_cached(struct store *s, const char *sql)
 {
 	sqlite3_stmt *st = store_stmt(s, sql);
@@ -173,7 +173,8 @@ store_post_discard(struct store *s)
 {
 	s->event_count = 0;
 	s->gc_needed = false;
-	store_fts_discard(s, 0);
+	/* deferred index rows of batches committed before stay held */
+	store_fts_discard(s, s->fts_deferred ? s->fts_batch_mark : 0);
 }
 
 int
@@ -191,6 +192,8 @@ store_tx_begin(struct store *s, struct store_tx *tx)
 		ret = store_exec_cached(s, "SAVEPOINT t");
 	else
 		ret = store_exec(s, "BEGIN IMMEDIATE");
+	if (!tx->nested)
+		s->fts_batch_mark = s->fts_count;
 	if (ret == STORE_OK)
 		s->tx_depth++;
 	return ret;
@@ -279,6 +282,7 @@ store_batch_begin(struct store *s)
 		return ret;
 	s->batch = true;
 	s->batch_failed = false;
+	s->fts_batch_mark = s->fts_count;
 	return STORE_OK;
 }
 
@@ -294,7 +298,7 @@ store_batch_commit(struct store *s)
 		store_post_discard(s);
 		return store_fail(s, STORE_ERR, "batch was rolled back");
 	}
-	ret = store_fts_flush(s);
+	ret = s->fts_deferred ? STORE_OK : store_fts_flush(s);
 	if (ret != STORE_OK) {
 		if (!sqlite3_get_autocommit(s->db))
 			(void)store_exec(s, "ROLLBACK");
@@ -476,6 +480,7 @@ store_close(struct store **sp)
 	*sp = NULL;
 	if (s->batch)
 		store_batch_rollback(s);
+	store_fts_discard(s, 0);
 	for (size_t i = 0; i < STORE_STMT_SLOTS; i++) {
 		if (s->stmts[i].stmt != NULL)
 			sqlite3_finalize(s->stmts[i].stmt);
@@ -497,6 +502,7 @@ store_datadir(const struct store *s)
 {
 	return s->datadir;
 }
+
 
 const char *
 store_last_error(const struct store *s)

@@ -53,6 +53,18 @@ const char *store_last_error(const struct store *s);
 /* Code (STORE_NOSPACE, STORE_ERR, ...) of the failure that set
    store_last_error(), so a protocol can tell disk full from the rest. */
 int store_last_code(const struct store *s);
+/* Let this connection checkpoint the WAL by itself (inside the COMMIT
+   that grew it, after the commit) only past frames frames (SQLite's
+   default, and the store's: 1000; 0: never). An event loop's store
+   whose process has a commit thread (which checkpoints after its
+   batches) sets it higher, so that the loop seldom copies the WAL back
+   in the middle of a command. It is the store's WAL hook that
+   checkpoints (store_changes.c): never set another one. */
+void store_set_autocheckpoint(struct store *s, int frames);
+/* Frames in the WAL after this connection's last commit, and forget
+   them (0 until the next commit): for a caller that checkpoints by
+   itself. */
+int store_take_wal_frames(struct store *s);
 
 /* ---- group commit ---- */
 int store_batch_begin(struct store *s);
@@ -177,6 +189,12 @@ int store_blob_writer_write(struct store_blob_writer *w, const void *data,
 int store_blob_writer_finish(struct store_blob_writer **w, char *hash_r,
 			     uint64_t *size_r);
 void store_blob_writer_abort(struct store_blob_writer **w);
+/* Close the writer's file after its last byte but keep the writer (its
+   hash state, its temp file) for the commit thread, which opens the file
+   again by its name for the fsync: a command with many messages keeps a
+   bounded number of descriptors. STORE_OK, or the writer's (sticky)
+   error. No more writes after it. */
+int store_blob_writer_park(struct store_blob_writer *w);
 /* Whole-buffer convenience. */
 int store_blob_write(struct store *s, const void *data, size_t len,
 		     char *hash_r);
@@ -271,9 +289,17 @@ int store_mailbox_status(struct store *s, int64_t mailbox_id,
    moves the mailbox's recent_uid from from_uid to to_uid only if it is
    still from_uid (compare and swap, one statement, so exactly one
    session of any process wins). 1 taken, 0 not (another session moved
-   it first), or an error. */
+   it first), or an error. Outside a transaction the claim is committed
+   without an fsync of its own (see the .c). */
 int store_mailbox_claim_recent(struct store *s, int64_t mailbox_id,
 			       uint32_t from_uid, uint32_t to_uid);
+/* Inside a write transaction: take every UID below to_uid that no session
+   has taken yet (recent_uid .. to_uid-1) for the caller, e.g. an APPEND
+   of a session that has the mailbox selected, in the transaction that
+   adds the messages. 1 taken (*from_r: the first UID taken), 0 nothing
+   to take, or an error. */
+int store_mailbox_claim_recent_upto(struct store *s, int64_t mailbox_id,
+				    uint32_t to_uid, uint32_t *from_r);
 
 /* ---- messages ---- */
 enum store_flag {

@@ -30,6 +30,7 @@ struct store_blob_writer {
 	EVP_MD_CTX *md;
 	uint64_t size;
 	int err; /* sticky: the first failure */
+	bool parked; /* fd closed after the last byte (fd is -1) */
 	char tmp_path[STORE_PATH_MAX];
 };
 
@@ -147,10 +148,10 @@ store_blob_writer_abort(struct store_blob_writer **wp)
 	if (w == NULL)
 		return;
 	*wp = NULL;
-	if (w->fd >= 0) {
+	if (w->fd >= 0)
 		close(w->fd);
+	if (w->fd >= 0 || w->parked)
 		unlink(w->tmp_path);
-	}
 	EVP_MD_CTX_free(w->md);
 	free(w);
 }
@@ -232,6 +233,50 @@ store_blob_writer_fd(const struct store_blob_writer *w)
 }
 
 int
+store_blob_writer_park(struct store_blob_writer *w)
+{
+	if (w->err != STORE_OK)
+		return w->err;
+	if (w->parked)
+		return STORE_OK;
+	w->parked = true;
+	if (close(w->fd) < 0) {
+		w->fd = -1;
+		return w->err = store_errno(w->s, "close", w->tmp_path);
+	}
+	w->fd = -1;
+	return STORE_OK;
+}
+
+const char *
+store_blob_writer_parked(const struct store_blob_writer *w)
+{
+	return w->err == STORE_OK && w->parked ? w->tmp_path : NULL;
+}
+
+/* fsync of a writer's file by the writer itself (synced < 0 in seal). */
+static int
+store_blob_writer_sync(struct store_blob_writer *w)
+{
+	int fd = w->fd, ret = 0;
+
+	if (fd < 0) {
+		fd = open(w->tmp_path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+	}
+	if (fsync(fd) < 0)
+		ret = -1;
+	if (fd != w->fd) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+	}
+	return ret;
+}
+
+int
 store_blob_writer_seal(struct store *s, struct store_blob_writer **wp,
 		       int synced, char *hash_r, uint64_t *size_r, int *dir_r)
 {
@@ -249,9 +294,9 @@ store_blob_writer_seal(struct store *s, struct store_blob_writer **wp,
 		errno = synced;
 		ret = store_errno(s, "fsync", w->tmp_path);
 	}
-	if (ret == STORE_OK && synced < 0 && fsync(w->fd) < 0)
+	if (ret == STORE_OK && synced < 0 && store_blob_writer_sync(w) < 0)
 		ret = store_errno(s, "fsync", w->tmp_path);
-	if (ret == STORE_OK && close(w->fd) < 0)
+	if (ret == STORE_OK && w->fd >= 0 && close(w->fd) < 0)
 		ret = store_errno(s, "close", w->tmp_path);
 	else if (ret == STORE_OK)
 		w->fd = -1;
@@ -266,6 +311,7 @@ store_blob_writer_seal(struct store *s, struct store_blob_writer **wp,
 		*size_r = w->size;
 	if (ret != STORE_OK && w->fd < 0)
 		unlink(w->tmp_path);
+	w->parked = false; /* the file is handled: renamed or unlinked */
 	store_blob_writer_abort(wp);
 	return ret;
 }

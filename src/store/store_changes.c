@@ -32,6 +32,8 @@
 #include "store/store_int.h"
 
 #define STORE_CHANGES_SLOTS 4096
+/* SQLite's own default for wal_autocheckpoint */
+#define STORE_CHECKPOINT_FRAMES 1000
 
 struct store_changes_map {
 	uint64_t magic;
@@ -94,11 +96,32 @@ store_changes_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 	struct store *s = arg;
 
 	store_changes_publish(s);
-	/* what SQLite's own hook (wal_autocheckpoint, replaced by this
-	   one) does at its default of 1000 pages */
-	if (pages >= 1000)
+	s->wal_frames = pages;
+	/* what SQLite's own hook (wal_autocheckpoint, which this one
+	   replaces) does, at the store's threshold */
+	if (s->ckpt_frames > 0 && pages >= s->ckpt_frames) {
+		s->wal_frames = 0;
 		(void)sqlite3_wal_checkpoint(db, name);
+	}
 	return SQLITE_OK;
+}
+
+void
+store_set_autocheckpoint(struct store *s, int frames)
+{
+	s->ckpt_frames = frames > 0 ? frames : 0;
+	if (s->changes == NULL)
+		/* no hook of ours on this connection (not WAL): SQLite's */
+		sqlite3_wal_autocheckpoint(s->db, s->ckpt_frames);
+}
+
+int
+store_take_wal_frames(struct store *s)
+{
+	int n = s->wal_frames;
+
+	s->wal_frames = 0;
+	return n;
 }
 
 static void
@@ -166,6 +189,7 @@ store_changes_open(struct store *s)
 	sqlite3_stmt *st;
 	bool wal = false;
 
+	s->ckpt_frames = STORE_CHECKPOINT_FRAMES;
 	/* The WAL hook is the only place commits are seen: in any other
 	   journal mode nothing would be bumped, so nothing is mapped and
 	   readers always query. */

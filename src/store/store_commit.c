@@ -16,17 +16,29 @@
      4. queues the jobs for the loop and wakes it through an eventfd; the
         loop calls each job's done (send 250 / OK) in submission order.
    Post-commit work (change notifications, blob garbage collection) runs
-   from the thread's store, after its COMMIT. While the thread works the
+   from the thread's store, after its COMMIT. The full-text rows of new
+   blobs are written after the loop was woken, for several batches at
+   once (STORE_COMMIT_FTS_*: 32 rows, 1 MB or 100 ms), in transactions
+   of at most 32 rows without an fsync (store_fts_defer: until then
+   those blobs are unindexed, so SEARCH reads them). The index was most
+   of a batch's CPU and WAL pages, done under the write lock that the
+   other worker's thread waits for. The WAL is checkpointed here too,
+   after the loop was woken (never inside a COMMIT, where SQLite's
+   automatic checkpoint would hold back the batch's replies by the time
+   it takes to copy and fsync the database). The fsync helpers are a
+   small pool started with the thread. While the thread works the
    loop keeps serving its other connections. The durability rule holds:
    done sees STORE_OK only after blob fsync, directory fsync and the
    COMMIT with fsync. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/ev.h"
@@ -36,8 +48,46 @@
 /* Blob directories are DATADIR/blobs/00..ff. */
 #define STORE_COMMIT_DIRS 256
 /* Helper threads that fsync the files of a batch alongside the commit
-   thread (started per batch, only as many as there are files). */
+   thread (a pool started with it). */
 #define STORE_COMMIT_FSYNC_THREADS 7
+/* Held full-text rows (store_fts_defer) are written once there are this
+   many, or this much text, or the oldest waited this long; at most this
+   many per transaction, so the other worker's commit thread waits for
+   the write lock for about that many rows' indexing at most (some
+   0.5 ms of CPU each for 5 KB of text). */
+#define STORE_COMMIT_FTS_ROWS 32
+#define STORE_COMMIT_FTS_BYTES (1024 * 1024)
+#define STORE_COMMIT_FTS_WAIT_MS 100
+/* Checkpoint the WAL after a batch once it holds this many frames
+   (SQLite's automatic checkpoint, off on this connection, uses 1000). */
+#define STORE_COMMIT_CHECKPOINT_FRAMES 1000
+
+/* One file to fsync: an open fd, or a path to open (a parked blob). */
+struct store_commit_fsync {
+	int fd;
+	const char *path;
+	int err; /* out: 0 or errno */
+};
+
+/* The files of one fsync round, shared by the commit thread and the
+   helpers; each takes the next index. */
+struct store_commit_fsyncs {
+	struct store_commit_fsync *items;
+	size_t n;
+	_Atomic size_t next;
+};
+
+struct store_commit_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t go;   /* a new round (gen changed) or stop */
+	pthread_cond_t idle; /* active dropped to 0 */
+	struct store_commit_fsyncs *work; /* NULL between rounds */
+	uint64_t gen;
+	size_t active; /* helpers inside the current round */
+	bool stop;
+	pthread_t th[STORE_COMMIT_FSYNC_THREADS];
+	size_t started;
+};
 
 struct store_commit {
 	struct ev_loop *loop;
@@ -53,6 +103,10 @@ struct store_commit {
 	struct store_commit_job *done, **done_tail;   /* thread -> loop */
 	bool stop;
 	uint64_t batches, jobs; /* statistics, under mu */
+	struct store_commit_pool pool;
+	bool pool_started;
+	int64_t fts_since; /* when the oldest held full-text row came */
+	int wal_frames; /* frames in the WAL after the thread's last commit */
 
 	/* loop side only */
 	struct store_commit_job *local, **local_tail;
@@ -74,44 +128,108 @@ store_commit_job_fail(struct store *st, struct store_commit_job *job, int r)
 /* fsync of many files at once: the calls go to the device together
    (one fsync after another costs a device round trip each; a few in
    flight overlap them). */
-struct store_commit_fsyncs {
-	const int *fds;
-	int *errs; /* out: 0 or errno */
-	size_t n;
-	_Atomic size_t next;
-};
-
-static void *
-store_commit_fsync_worker(void *arg)
+static void
+store_commit_fsync_run(struct store_commit_fsyncs *f)
 {
-	struct store_commit_fsyncs *f = arg;
 	size_t i;
 
 	while ((i = f->next++) < f->n) {
-		f->errs[i] = 0;
-		if (f->fds[i] >= 0 && fsync(f->fds[i]) < 0)
-			f->errs[i] = errno != 0 ? errno : EIO;
+		struct store_commit_fsync *it = &f->items[i];
+		int fd = it->fd;
+
+		it->err = 0;
+		if (fd < 0 && it->path != NULL) {
+			fd = open(it->path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0) {
+				it->err = errno != 0 ? errno : EIO;
+				continue;
+			}
+		}
+		if (fd >= 0 && fsync(fd) < 0)
+			it->err = errno != 0 ? errno : EIO;
+		if (fd >= 0 && fd != it->fd)
+			close(fd);
 	}
+}
+
+static void *
+store_commit_pool_main(void *arg)
+{
+	struct store_commit_pool *p = arg;
+	struct store_commit_fsyncs *f;
+	uint64_t seen = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->stop && (p->gen == seen || p->work == NULL))
+			pthread_cond_wait(&p->go, &p->mu);
+		if (p->stop)
+			break;
+		seen = p->gen;
+		f = p->work;
+		p->active++;
+		pthread_mutex_unlock(&p->mu);
+		store_commit_fsync_run(f);
+		pthread_mutex_lock(&p->mu);
+		if (--p->active == 0)
+			pthread_cond_signal(&p->idle);
+	}
+	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
 
+/* Start the helpers (fewer when pthread_create fails: the commit
+   thread then does more of each round itself). */
 static void
-store_commit_fsync_all(const int *fds, int *errs, size_t n)
+store_commit_pool_start(struct store_commit_pool *p)
 {
-	struct store_commit_fsyncs f = { fds, errs, n, 0 };
-	pthread_t th[STORE_COMMIT_FSYNC_THREADS];
-	size_t started = 0, want = n < STORE_COMMIT_FSYNC_THREADS + 1 ?
-					  n - (n > 0) :
-					  STORE_COMMIT_FSYNC_THREADS;
-
-	for (; started < want; started++) {
-		if (pthread_create(&th[started], NULL,
-				   store_commit_fsync_worker, &f) != 0)
-			break; /* fewer helpers: this thread does the rest */
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->go, NULL);
+	pthread_cond_init(&p->idle, NULL);
+	for (; p->started < STORE_COMMIT_FSYNC_THREADS; p->started++) {
+		if (pthread_create(&p->th[p->started], NULL,
+				   store_commit_pool_main, p) != 0)
+			break;
 	}
-	store_commit_fsync_worker(&f);
-	for (size_t i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
+}
+
+static void
+store_commit_pool_stop(struct store_commit_pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->stop = true;
+	pthread_cond_broadcast(&p->go);
+	pthread_mutex_unlock(&p->mu);
+	for (size_t i = 0; i < p->started; i++)
+		pthread_join(p->th[i], NULL);
+	pthread_cond_destroy(&p->idle);
+	pthread_cond_destroy(&p->go);
+	pthread_mutex_destroy(&p->mu);
+}
+
+/* fsync every item, the pool's helpers and this thread together; returns
+   when all are done (no helper still holds f). */
+static void
+store_commit_fsync_all(struct store_commit_pool *p,
+		       struct store_commit_fsync *items, size_t n)
+{
+	struct store_commit_fsyncs f = { items, n, 0 };
+
+	if (n > 1 && p->started > 0) {
+		pthread_mutex_lock(&p->mu);
+		p->work = &f;
+		p->gen++;
+		pthread_cond_broadcast(&p->go);
+		pthread_mutex_unlock(&p->mu);
+	}
+	store_commit_fsync_run(&f);
+	if (n > 1 && p->started > 0) {
+		pthread_mutex_lock(&p->mu);
+		p->work = NULL; /* late helpers skip this round */
+		while (p->active > 0)
+			pthread_cond_wait(&p->idle, &p->mu);
+		pthread_mutex_unlock(&p->mu);
+	}
 }
 
 /* Every blob of the batch in one array. */
@@ -139,11 +257,12 @@ store_commit_blob_list(struct store_commit_job *jobs,
 
 /* The distinct blob directories renamed into, fsynced together. */
 static void
-store_commit_dirs(struct store *st, struct store_commit_blob **blobs,
+store_commit_dirs(struct store_commit *c, struct store_commit_blob **blobs,
 		  struct store_commit_job **owner, size_t n)
 {
+	struct store *st = c->st;
 	bool dirty[STORE_COMMIT_DIRS] = { false };
-	int fds[STORE_COMMIT_DIRS] = { 0 }, errs[STORE_COMMIT_DIRS] = { 0 };
+	struct store_commit_fsync items[STORE_COMMIT_DIRS];
 	int dirs[STORE_COMMIT_DIRS] = { 0 };
 	size_t nd = 0, i, k;
 
@@ -153,22 +272,24 @@ store_commit_dirs(struct store *st, struct store_commit_blob **blobs,
 			dirs[nd++] = blobs[i]->dir;
 		}
 	}
-	for (k = 0; k < nd; k++)
-		fds[k] = store_blob_dir_open(st, dirs[k]);
-	store_commit_fsync_all(fds, errs, nd);
 	for (k = 0; k < nd; k++) {
-		int r = STORE_OK;
+		items[k].fd = store_blob_dir_open(st, dirs[k]);
+		items[k].path = NULL;
+		items[k].err = 0;
+	}
+	store_commit_fsync_all(&c->pool, items, nd);
+	for (k = 0; k < nd; k++) {
+		int r = STORE_OK, err = items[k].err;
 
-		if (fds[k] < 0) {
+		if (items[k].fd < 0) {
 			r = STORE_ERR;
 		} else {
-			close(fds[k]);
-			if (errs[k] != 0)
-				r = store_fail(st, errs[k] == ENOSPC ?
+			close(items[k].fd);
+			if (err != 0)
+				r = store_fail(st, err == ENOSPC ?
 						       STORE_NOSPACE : STORE_ERR,
 					       "fsync blob directory %02x: %s",
-					       (unsigned)dirs[k],
-					       strerror(errs[k]));
+					       (unsigned)dirs[k], strerror(err));
 		}
 		if (r == STORE_OK)
 			continue;
@@ -180,34 +301,43 @@ store_commit_dirs(struct store *st, struct store_commit_blob **blobs,
 	}
 }
 
-/* Phase 1: the blobs of every job: all files fsynced together, then each
-   renamed into place, then each distinct directory fsynced once, all
-   together. A job with a failed blob is not run. */
+/* Phase 1: the blobs of every job: all files fsynced together (a parked
+   one is opened again by its path for that), then each renamed into
+   place, then each distinct directory fsynced once, all together. A job
+   with a failed blob is not run. */
 static void
-store_commit_blobs(struct store *st, struct store_commit_job *jobs)
+store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
 {
+	struct store *st = c->st;
 	struct store_commit_blob **blobs;
 	struct store_commit_job **owner;
 	size_t n = store_commit_blob_list(jobs, &blobs, &owner), i;
-	int *fds = xreallocarray(NULL, n + 1, sizeof(*fds));
-	int *errs = xreallocarray(NULL, n + 1, sizeof(*errs));
-	int r;
+	struct store_commit_fsync *items =
+		xreallocarray(NULL, n + 1, sizeof(*items));
+	int r, synced;
 
 	for (i = 0; i < n; i++) {
 		blobs[i]->hash[0] = '\0';
 		blobs[i]->size = 0;
 		blobs[i]->dir = -1;
-		fds[i] = blobs[i]->w != NULL ?
-				 store_blob_writer_fd(blobs[i]->w) : -1;
+		items[i].fd = blobs[i]->w != NULL ?
+				      store_blob_writer_fd(blobs[i]->w) : -1;
+		items[i].path = blobs[i]->w != NULL ?
+					store_blob_writer_parked(blobs[i]->w) :
+					NULL;
+		items[i].err = 0;
 	}
-	store_commit_fsync_all(fds, errs, n);
+	store_commit_fsync_all(&c->pool, items, n);
 	for (i = 0; i < n; i++) {
 		struct store_commit_blob *b = blobs[i];
 
 		if (b->w == NULL)
 			continue;
-		r = store_blob_writer_seal(st, &b->w, fds[i] < 0 ? -1 : errs[i],
-					   b->hash, &b->size, &b->dir);
+		/* -1: not synced here (a writer that failed before) */
+		synced = items[i].fd < 0 && items[i].path == NULL ?
+				 -1 : items[i].err;
+		r = store_blob_writer_seal(st, &b->w, synced, b->hash,
+					   &b->size, &b->dir);
 		if (r != STORE_OK) {
 			b->hash[0] = '\0';
 			b->dir = -1;
@@ -215,9 +345,8 @@ store_commit_blobs(struct store *st, struct store_commit_job *jobs)
 				store_commit_job_fail(st, owner[i], r);
 		}
 	}
-	store_commit_dirs(st, blobs, owner, n);
-	free(errs);
-	free(fds);
+	store_commit_dirs(c, blobs, owner, n);
+	free(items);
 	free(owner);
 	free(blobs);
 }
@@ -306,7 +435,7 @@ store_commit_batch(struct store_commit *c, struct store_commit_job *jobs)
 		job->error[0] = '\0';
 		n++;
 	}
-	store_commit_blobs(c->st, jobs);
+	store_commit_blobs(c, jobs);
 	for (job = jobs; job != NULL; job = job->next) {
 		job->blobs_ok = job->result == STORE_OK;
 		job->batch_size = n;
@@ -318,6 +447,83 @@ store_commit_batch(struct store_commit *c, struct store_commit_job *jobs)
 	}
 }
 
+/* After the loop was woken: copy the WAL back into the database once it
+   grew past the threshold. PASSIVE: it takes no lock that a writer
+   waits for, and stops where a reader still needs the old pages (the
+   next one continues). */
+static void
+store_commit_checkpoint(struct store_commit *c)
+{
+	int frames = store_take_wal_frames(c->st);
+
+	if (frames > 0)
+		c->wal_frames = frames;
+	if (c->wal_frames < STORE_COMMIT_CHECKPOINT_FRAMES)
+		return;
+	c->wal_frames = 0;
+	(void)sqlite3_wal_checkpoint_v2(c->st->db, NULL,
+					SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+}
+
+/* Monotonic milliseconds. */
+static int64_t
+store_commit_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Are the held full-text rows due (store_fts_defer)? Many rows make one
+   index segment (less CPU, fewer pages than one per batch); they wait
+   at most STORE_COMMIT_FTS_WAIT_MS. */
+static bool
+store_commit_fts_due(const struct store_commit *c)
+{
+	const struct store *st = c->st;
+
+	if (st->fts_count == 0)
+		return false;
+	return st->fts_count >= STORE_COMMIT_FTS_ROWS ||
+	       st->fts_bytes >= STORE_COMMIT_FTS_BYTES ||
+	       store_commit_now_ms() - c->fts_since >= STORE_COMMIT_FTS_WAIT_MS;
+}
+
+/* One transaction of held rows (the oldest). */
+static void
+store_commit_fts_flush(struct store_commit *c)
+{
+	/* the rest stays due (fts_since is the oldest's): written next,
+	   unless jobs are waiting */
+	(void)store_fts_flush_deferred(c->st, STORE_COMMIT_FTS_ROWS);
+}
+
+/* Wait (under mu) for jobs or stop; meanwhile write held full-text rows
+   once they are due. */
+static void
+store_commit_wait(struct store_commit *c)
+{
+	struct timespec ts;
+	int64_t at;
+
+	while (c->queue == NULL && !c->stop) {
+		if (c->st->fts_count == 0) {
+			pthread_cond_wait(&c->work_cond, &c->mu);
+			continue;
+		}
+		at = c->fts_since + STORE_COMMIT_FTS_WAIT_MS;
+		ts.tv_sec = (time_t)(at / 1000);
+		ts.tv_nsec = (long)(at % 1000) * 1000000L;
+		(void)pthread_cond_timedwait(&c->work_cond, &c->mu, &ts);
+		if (c->queue == NULL && store_commit_fts_due(c)) {
+			pthread_mutex_unlock(&c->mu);
+			store_commit_fts_flush(c);
+			pthread_mutex_lock(&c->mu);
+		}
+	}
+}
+
 static void *
 store_commit_main(void *arg)
 {
@@ -325,13 +531,15 @@ store_commit_main(void *arg)
 	struct store_commit_job *jobs, *last;
 	uint64_t one = 1;
 	size_t n;
+	bool held;
 
 	for (;;) {
 		pthread_mutex_lock(&c->mu);
-		while (c->queue == NULL && !c->stop)
-			pthread_cond_wait(&c->work_cond, &c->mu);
+		store_commit_wait(c);
 		if (c->queue == NULL) {
 			pthread_mutex_unlock(&c->mu);
+			while (c->st->fts_count > 0)
+				store_commit_fts_flush(c);
 			break;
 		}
 		jobs = c->queue;
@@ -339,7 +547,10 @@ store_commit_main(void *arg)
 		c->queue_tail = &c->queue;
 		pthread_mutex_unlock(&c->mu);
 
+		held = c->st->fts_count > 0;
 		store_commit_batch(c, jobs);
+		if (!held && c->st->fts_count > 0)
+			c->fts_since = store_commit_now_ms();
 
 		n = 0;
 		for (last = jobs; last->next != NULL; last = last->next)
@@ -353,6 +564,12 @@ store_commit_main(void *arg)
 		pthread_mutex_unlock(&c->mu);
 		while (write(c->efd, &one, sizeof(one)) < 0 && errno == EINTR)
 			;
+		/* the replies are on their way: now, if due, the full-text
+		   rows, then maybe a checkpoint (jobs arriving meanwhile form
+		   the next batch) */
+		if (store_commit_fts_due(c))
+			store_commit_fts_flush(c);
+		store_commit_checkpoint(c);
 	}
 	return NULL;
 }
@@ -465,6 +682,7 @@ store_commit_new(struct ev_loop *loop, const char *datadir,
 	static char err[300];
 	struct store_commit *c = xcalloc(1, sizeof(*c));
 	sigset_t all, old;
+	pthread_condattr_t cattr;
 	const char *e = NULL;
 
 	c->loop = loop;
@@ -472,7 +690,10 @@ store_commit_new(struct ev_loop *loop, const char *datadir,
 	c->done_tail = &c->done;
 	c->local_tail = &c->local;
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->work_cond, NULL);
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->work_cond, &cattr);
+	pthread_condattr_destroy(&cattr);
 	pthread_cond_init(&c->done_cond, NULL);
 	c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	/* Opened here, on the loop's thread: store_open is not thread-safe
@@ -485,10 +706,16 @@ store_commit_new(struct ev_loop *loop, const char *datadir,
 			 c->st == NULL ? e : strerror(errno));
 		goto fail;
 	}
-	/* The thread takes no signals (the worker reads them from a
+	/* no checkpoint inside the thread's COMMITs: it checkpoints after
+	   waking the loop (store_commit_checkpoint) */
+	store_set_autocheckpoint(c->st, 0);
+	store_fts_defer(c->st);
+	/* The threads take no signals (the worker reads them from a
 	   signalfd on the loop). */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	store_commit_pool_start(&c->pool);
+	c->pool_started = true;
 	if (pthread_create(&c->thread, NULL, store_commit_main, c) != 0) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		snprintf(err, sizeof(err), "commit thread: pthread_create "
@@ -523,6 +750,8 @@ store_commit_free(struct store_commit **cp)
 		pthread_join(c->thread, NULL);
 		ev_fd_del(c->loop, c->efd);
 	}
+	if (c->pool_started)
+		store_commit_pool_stop(&c->pool);
 	if (c->efd >= 0)
 		close(c->efd);
 	store_close(&c->st);

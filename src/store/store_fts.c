@@ -50,6 +50,7 @@
    between the words). blobs.hfts says the same as blobs.fts, for those
    columns; 4 (too long) and 0 (stored before step 11, until the
    backfill at store_open reaches it) are always candidates. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -256,6 +257,101 @@ store_fts_flush(struct store *s)
 	return ret;
 }
 
+static int store_fts_mark(struct store *s, int64_t blob_id, const char *col,
+			  int state);
+
+void
+store_fts_defer(struct store *s)
+{
+	s->fts_deferred = true;
+}
+
+/* Set the blob's state column (blobs.hfts or blobs.fts) when it is
+   still unindexed there and still the same blob (its id may have been
+   collected and reused since): *claimed_r then. */
+static int
+store_fts_claim(struct store *s, const struct store_fts_pending *p, bool hfts,
+		int state, bool *claimed_r)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	st = store_stmt(s, hfts ? "UPDATE blobs SET hfts = ? WHERE id = ?"
+				  " AND hfts = 0 AND hash = ?"
+				: "UPDATE blobs SET fts = ? WHERE id = ?"
+				  " AND fts = 0 AND hash = ?");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int(st, 1, state);
+	sqlite3_bind_int64(st, 2, p->blob_id);
+	sqlite3_bind_text(st, 3, p->hash, -1, SQLITE_STATIC);
+	ret = store_stmt_exec(s, st);
+	*claimed_r = ret == STORE_OK && sqlite3_changes(s->db) > 0;
+	return ret;
+}
+
+/* Mark the blob, still unindexed and alive, then write its rows (a
+   column the backfill filled meanwhile is skipped). */
+static int
+store_fts_write_deferred(struct store *s, const struct store_fts_pending *p)
+{
+	bool claimed;
+	int ret = STORE_OK;
+
+	if (p->text) {
+		ret = store_fts_claim(s, p, false, p->state, &claimed);
+		if (ret == STORE_OK && claimed)
+			ret = store_fts_insert_row(s, p->blob_id, &p->hdr,
+						   &p->body);
+	}
+	if (ret == STORE_OK && p->fields) {
+		ret = store_fts_claim(s, p, true, p->hstate, &claimed);
+		if (ret == STORE_OK && claimed)
+			ret = store_fts_insert_fields(s, p->blob_id, p->fld);
+	}
+	return ret;
+}
+
+/* Drop the first n held rows (written), keeping the rest in order. */
+static void
+store_fts_drop_front(struct store *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		s->fts_bytes -= store_fts_pending_bytes(&s->fts_pending[i]);
+		store_fts_pending_free(&s->fts_pending[i]);
+	}
+	memmove(s->fts_pending, s->fts_pending + n,
+		(s->fts_count - n) * sizeof(*s->fts_pending));
+	s->fts_count -= n;
+	s->fts_batch_mark = s->fts_batch_mark > n ? s->fts_batch_mark - n : 0;
+	if (s->fts_count == 0)
+		store_fts_discard(s, 0);
+}
+
+int
+store_fts_flush_deferred(struct store *s, size_t max_rows)
+{
+	size_t n = s->fts_count < max_rows ? s->fts_count : max_rows;
+	int ret;
+
+	if (n == 0 || s->batch || s->tx_depth > 0)
+		return STORE_OK;
+	/* the index can be rebuilt; only the blob and its message must be
+	   durable before a reply */
+	ret = store_exec_cached(s, "PRAGMA synchronous=NORMAL");
+	if (ret == STORE_OK)
+		ret = store_exec(s, "BEGIN IMMEDIATE");
+	for (size_t i = 0; i < n && ret == STORE_OK; i++)
+		ret = store_fts_write_deferred(s, &s->fts_pending[i]);
+	if (ret == STORE_OK)
+		ret = store_exec(s, "COMMIT");
+	if (ret != STORE_OK && !sqlite3_get_autocommit(s->db))
+		(void)store_exec(s, "ROLLBACK");
+	(void)store_exec_cached(s, "PRAGMA synchronous=FULL");
+	store_fts_drop_front(s, n);
+	return ret;
+}
+
 /* The rows now, or, inside a batch, at its COMMIT: FTS5 flushes its
    pending terms into a new segment at every SAVEPOINT, and a batch has
    several per message, so writing the rows together at the end makes one
@@ -271,6 +367,19 @@ store_fts_insert(struct store *s, struct store_fts_pending *p)
 		return STORE_OK;
 	}
 	if (!s->batch || s->fts_bytes > STORE_FTS_PENDING_MAX_BYTES) {
+		if (s->fts_deferred) {
+			/* past the bound: this one now, in the batch */
+			ret = p->text ? store_fts_mark(s, p->blob_id, "fts",
+						       p->state)
+				      : STORE_OK;
+			if (ret == STORE_OK && p->fields)
+				ret = store_fts_mark(s, p->blob_id, "hfts",
+						     p->hstate);
+			if (ret == STORE_OK)
+				ret = store_fts_write(s, p);
+			store_fts_pending_free(p);
+			return ret;
+		}
 		ret = s->batch ? store_fts_flush(s) : STORE_OK;
 		if (ret == STORE_OK)
 			ret = store_fts_write(s, p);
@@ -342,19 +451,22 @@ store_fts_fields(struct store *s, int64_t blob_id, const uint8_t *msg,
 		return store_fts_mark(s, blob_id, "hfts", STORE_FTS_SKIPPED);
 	}
 	p->fields = true;
-	return store_fts_mark(s, blob_id, "hfts",
-			      store_fts_fields_state(p->fld));
+	p->hstate = store_fts_fields_state(p->fld);
+	/* deferred: marked with its row, after the COMMIT */
+	return s->fts_deferred ? STORE_OK
+			       : store_fts_mark(s, blob_id, "hfts", p->hstate);
 }
 
 int
-store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
-	      size_t len)
+store_fts_add(struct store *s, int64_t blob_id, const char *hash,
+	      const uint8_t *msg, size_t len)
 {
 	struct store_fts_pending p;
 	int ret;
 
 	memset(&p, 0, sizeof(p));
 	p.blob_id = blob_id;
+	snprintf(p.hash, sizeof(p.hash), "%s", hash);
 	buf_init(&p.hdr, STORE_FTS_TEXT_MAX_BYTES);
 	buf_init(&p.body, STORE_FTS_TEXT_MAX_BYTES);
 	(void)mime_extract_headers(msg, len, &p.hdr);
@@ -365,8 +477,10 @@ store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
 		ret = store_fts_mark(s, blob_id, "fts", STORE_FTS_NONE);
 	} else {
 		p.text = true;
-		ret = store_fts_mark(s, blob_id, "fts",
-				     store_fts_state(&p.hdr, &p.body));
+		p.state = store_fts_state(&p.hdr, &p.body);
+		/* deferred: marked with its row, after the COMMIT */
+		ret = s->fts_deferred ? STORE_OK
+				      : store_fts_mark(s, blob_id, "fts", p.state);
 	}
 	if (ret == STORE_OK)
 		ret = store_fts_fields(s, blob_id, msg, len, &p);

@@ -41,6 +41,12 @@ struct store_fts_pending {
 	bool text;	/* hdr and body go into blob_fts */
 	bool fields;	/* fld into blob_hfts */
 	struct buf fld[STORE_HFTS_FIELDS];
+	/* blobs.fts and blobs.hfts (STORE_FTS_*), written with the rows
+	   when deferred */
+	int state, hstate;
+	/* the blob's hash when deferred: its id may name another blob by
+	   the time the rows are written (collected, the rowid reused) */
+	char hash[STORE_HASH_HEX_LEN + 1];
 };
 
 struct store_stmt_slot {
@@ -71,6 +77,10 @@ struct store {
 	/* full-text rows to write before the batch's COMMIT */
 	struct store_fts_pending *fts_pending;
 	size_t fts_count, fts_cap, fts_bytes;
+	/* index after the COMMIT, in a transaction of its own
+	   (store_fts_defer); fts_batch_mark: rows held before this batch */
+	bool fts_deferred;
+	size_t fts_batch_mark;
 
 	/* notification sockets */
 	int notify_fd;
@@ -96,6 +106,10 @@ struct store {
 	int64_t changed[STORE_CHANGED_MAX]; /* this transaction's mailboxes */
 	size_t changed_count;
 	bool changed_all; /* more than STORE_CHANGED_MAX */
+	/* the WAL hook's checkpoint threshold (0: none) and the WAL's
+	   frames after the last commit */
+	int ckpt_frames;
+	int wal_frames;
 };
 
 /* Marks into the post-commit lists, to undo a savepoint's share. */
@@ -134,6 +148,8 @@ sqlite3_stmt *store_stmt(struct store *s, const char *sql);
 int store_stmt_exec(struct store *s, sqlite3_stmt *st);
 /* Run sql (no parameters) once. */
 int store_exec(struct store *s, const char *sql);
+/* store_exec of a statement run often, prepared once (sql: a literal). */
+int store_exec_cached(struct store *s, const char *sql);
 /* p with room for element n of size bytes: grows (doubling, from 16)
    when n == *cap. The array that rows are collected into. */
 void *store_grow(void *p, size_t *cap, size_t n, size_t size);
@@ -175,6 +191,10 @@ int store_blob_ref(struct store *s, int64_t blob_id, int64_t delta);
 /* Group finishing (store_commit.c): the writer's temp file descriptor,
    for an fsync by the caller; -1 when the writer failed already. */
 int store_blob_writer_fd(const struct store_blob_writer *w);
+/* The temp file's path of a parked writer (store_blob_writer_park), to
+   open for that fsync; NULL when not parked or failed. Valid while the
+   writer lives. */
+const char *store_blob_writer_parked(const struct store_blob_writer *w);
 /* Like store_blob_writer_finish() but without the directory fsync, with
    errors recorded on s (the caller's store, e.g. the commit thread's):
    fsync (synced < 0; 0: the caller fsynced the fd already; > 0: that
@@ -260,8 +280,8 @@ int store_sort_keys_save(struct store *s, int64_t blob_id, int64_t date,
 #define STORE_FTS_SKIPPED 4
 /* Inside a write transaction: index the text of blob blob_id (inside a
    batch the row itself is written by store_fts_flush). */
-int store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
-		  size_t len);
+int store_fts_add(struct store *s, int64_t blob_id, const char *hash,
+		  const uint8_t *msg, size_t len);
 /* Index the header fields of the blobs stored before blob_hfts existed
    (schema step 11), in transactions of STORE_FTS_BACKFILL_BATCH blobs;
    called when the store is opened. */
@@ -274,6 +294,21 @@ int store_fts_add(struct store *s, int64_t blob_id, const uint8_t *msg,
 int store_fts_field_backfill(struct store *s);
 /* Write the rows held for the batch (before its COMMIT). */
 int store_fts_flush(struct store *s);
+/* From now on this store indexes after the COMMIT (the commit thread's):
+   a batch leaves its new blobs at blobs.fts = 0 (unindexed: SEARCH reads
+   and checks them), and store_fts_flush_deferred, called after the
+   batch's replies are on their way, writes their rows and fts states
+   in one transaction of its own, committed without an fsync (a power
+   cut loses only index rows; their blobs stay at 0). One index segment
+   for a whole batch, and the durable COMMIT that the replies wait for
+   carries no index pages. */
+void store_fts_defer(struct store *s);
+/* Write the oldest max_rows rows held after the last COMMIT
+   (store_fts_defer), in one transaction: the write lock is held for that
+   many rows only. Rows of blobs that were collected or indexed meanwhile
+   are skipped. On error those rows are dropped (their blobs stay
+   unindexed). Outside a transaction only. */
+int store_fts_flush_deferred(struct store *s, size_t max_rows);
 /* Drop held rows from index mark on (a rolled-back savepoint). */
 void store_fts_discard(struct store *s, size_t mark);
 

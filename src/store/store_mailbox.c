@@ -993,6 +993,7 @@ store_mailbox_claim_recent(struct store *s, int64_t mailbox_id,
 			   uint32_t from_uid, uint32_t to_uid)
 {
 	sqlite3_stmt *st;
+	bool relaxed, changed;
 	int ret;
 
 	if (to_uid <= from_uid)
@@ -1004,8 +1005,56 @@ store_mailbox_claim_recent(struct store *s, int64_t mailbox_id,
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	sqlite3_bind_int64(st, 2, from_uid);
 	sqlite3_bind_int64(st, 3, to_uid);
+	/* A claim on its own is not fsynced (WAL, synchronous=NORMAL): it
+	   is durable with the next commit that is, and losing it in a
+	   power cut only shows those messages as \Recent once more. The
+	   event loop must not wait for the disk to answer a SELECT or a
+	   NOOP. */
+	relaxed = sqlite3_get_autocommit(s->db) &&
+		  store_exec_cached(s, "PRAGMA synchronous=NORMAL") ==
+			  STORE_OK;
 	ret = store_stmt_exec(s, st);
+	changed = ret == STORE_OK && sqlite3_changes(s->db) > 0;
+	if (relaxed)
+		(void)store_exec_cached(s, "PRAGMA synchronous=FULL");
 	if (ret != STORE_OK)
 		return ret;
-	return sqlite3_changes(s->db) > 0 ? 1 : 0;
+	return changed ? 1 : 0;
+}
+
+int
+store_mailbox_claim_recent_upto(struct store *s, int64_t mailbox_id,
+				uint32_t to_uid, uint32_t *from_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+	uint32_t from = 0;
+
+	*from_r = 0;
+	st = store_stmt(s, "SELECT recent_uid FROM mailboxes WHERE id = ?");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		from = (uint32_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return store_fail(s, STORE_NOTFOUND, "no mailbox %lld",
+				  (long long)mailbox_id);
+	if (rc != SQLITE_ROW)
+		return store_sql_err(s, rc);
+	if (from >= to_uid)
+		return 0;
+	st = store_stmt(s, "UPDATE mailboxes SET recent_uid = ?2"
+			   " WHERE id = ?1");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, to_uid);
+	rc = store_stmt_exec(s, st);
+	if (rc != STORE_OK)
+		return rc;
+	*from_r = from;
+	return 1;
 }

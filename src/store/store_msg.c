@@ -485,7 +485,8 @@ store_msg_meta_ensure(struct store *s, const char *hash, int64_t blob_id)
 		store_blob_unmap(&map);
 		return store_fail(s, STORE_ERR, "cannot parse blob %s", hash);
 	}
-	ret = store_fts_add(s, blob_id, map.data != NULL ? map.data : empty,
+	ret = store_fts_add(s, blob_id, hash,
+			    map.data != NULL ? map.data : empty,
 			    map.len);
 	store_blob_unmap(&map);
 	if (ret == STORE_OK)

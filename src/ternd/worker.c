@@ -25,6 +25,9 @@
 #define WORKER_ACCEPT_BATCH 64
 #define WORKER_DRAIN_MS 8000
 #define WORKER_RETIRE_MS (60ULL * 60 * 1000)
+/* The loop's own SQLite connection checkpoints the WAL only past this
+   many frames (the commit thread does at 1000, after its batches). */
+#define WORKER_LOOP_CHECKPOINT_FRAMES 4000
 
 struct worker {
 	struct tern_env env;
@@ -159,6 +162,8 @@ worker_setup_env(struct cfg *cfg, struct tls_ctx *tls)
 	worker.env.commit = store_commit_new(worker.env.loop, ".", &error);
 	if (worker.env.commit == NULL)
 		fatal("worker cannot start: %s", error);
+	/* the commit thread checkpoints, after its batches */
+	store_set_autocheckpoint(worker.env.store, WORKER_LOOP_CHECKPOINT_FRAMES);
 	worker.env.auth_cache = auth_cache_new(
 		cfg->auth_cache_entries > 0 ? cfg->auth_cache_entries : 1,
 		(unsigned)(cfg->auth_cache_ttl_ms / 1000));

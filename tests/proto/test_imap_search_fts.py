@@ -11,6 +11,7 @@ import base64
 import os
 import re
 import sqlite3
+import time
 
 import pytest
 
@@ -135,6 +136,19 @@ def fts_states(db):
         c.close()
 
 
+def indexed_states(db, want, seconds=10):
+    """fts_states once the commit thread has written the index rows: it
+    does so right after the APPEND's commit, in a transaction of its own
+    (store_fts_defer), so they may lag the OK by a moment. want(states)
+    says when they are there; bounded wait."""
+    deadline = time.time() + seconds
+    while True:
+        states = fts_states(db)
+        if want(states) or time.time() > deadline:
+            return states
+        time.sleep(0.05)
+
+
 def unindex(db):
     c = sqlite3.connect(db, timeout=30)
     try:
@@ -160,9 +174,10 @@ def test_index_answers_equal_scan(fresh_tern):
         assert " OK " in tag, tag
     assert " OK " in r.cmd("SELECT INBOX")[0]
     db = os.path.join(fresh_tern.datadir, "tern.db")
-    states = fts_states(db)
     # exact (1); inexact (3): messages 5, 9 (fold to ASCII), 7, 9 (NUL);
     # raw 8-bit (2): message 6
+    states = indexed_states(db, lambda st: st.get(1, 0) >= 5 and
+                            st.get(3) == 3 and st.get(2) == 1)
     assert states.get(1, 0) >= 5 and states.get(3) == 3, states
     assert states.get(2) == 1, states
     words = needles()
@@ -287,6 +302,7 @@ def test_text_reads_blobs_indexed_without_part_headers(fresh_tern):
     assert " OK " in r.tagged("a1")[0]
     assert " OK " in r.cmd("SELECT INBOX")[0]
     db = os.path.join(fresh_tern.datadir, "tern.db")
+    indexed_states(db, lambda st: st.get(1, 0) == 1)
     c = sqlite3.connect(db, timeout=30)
     try:
         (bid,) = c.execute("SELECT id FROM blobs WHERE fts = 1").fetchone()
@@ -358,6 +374,17 @@ def hfts_states(db):
         c.close()
 
 
+def indexed_hfts(db, seconds=10):
+    """hfts_states once the commit thread has written every field row
+    (after the APPENDs' commits, like indexed_states); bounded wait."""
+    deadline = time.time() + seconds
+    while True:
+        states = hfts_states(db)
+        if 0 not in states or time.time() > deadline:
+            return states
+        time.sleep(0.05)
+
+
 def header_answers(r, words):
     return {(key, w): search(r, key, w) for key in HEADER_KEYS
             for w in words}
@@ -374,7 +401,7 @@ def test_header_keys_equal_scan(fresh_tern):
         assert " OK " in tag, tag
     assert " OK " in r.cmd("SELECT INBOX")[0]
     db = os.path.join(fresh_tern.datadir, "tern.db")
-    states = hfts_states(db)
+    states = indexed_hfts(db)
     # 6: raw 8-bit header; 5, 9 (Subject) and 11 (From): Kelvin sign
     assert states == {1: 7, 2: 1, 3: 3}, states
     words = sorted(set(HEADER_NEEDLES) | set(needles()))
@@ -424,6 +451,9 @@ def test_header_keys_come_from_field_index(fresh_tern):
         assert " OK " in r.tagged("a%d" % i)[0]
     assert " OK " in r.cmd("SELECT INBOX")[0]
     db = os.path.join(fresh_tern.datadir, "tern.db")
+    # plant into the rows only once the commit thread wrote them
+    assert 0 not in indexed_hfts(db)
+    assert 0 not in indexed_states(db, lambda st: 0 not in st)
     c = sqlite3.connect(db, timeout=30)
     try:
         ids = [b for (b,) in c.execute(

@@ -372,6 +372,11 @@ def test_search_dedup_and_gc(fresh_tern):
     assert "OK" in r.cmd("CREATE Other")[0]
     append(r, "INBOX", m)
     append(r, "Other", m)
+    # the commit thread writes the row right after the commit, in a
+    # transaction of its own (store_fts_defer): wait for it, bounded
+    deadline = time.time() + 10
+    while rows() != base + 1 and time.time() < deadline:
+        time.sleep(0.05)
     assert rows() == base + 1      # one index row per blob
     for box in ("INBOX", "Other"):
         assert "OK" in r.cmd("SELECT " + box)[0]

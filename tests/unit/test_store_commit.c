@@ -3,7 +3,9 @@
    and only after the data is durable and visible to another connection,
    blobs are finished on the thread (content hash, file in place), a job
    that fails is undone alone, a job with a failed blob is not run, done
-   may submit again, and drain/free wait for everything in flight. */
+   may submit again, drain/free wait for everything in flight, and
+   parked writers (file closed after the last byte) are fsynced by their
+   path through the helper pool, a lost one failing its job alone. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "harness.h"
 #include "lib/ev.h"
 #include "store/store.h"
+#include "store/store_int.h"
 
 #define TEST_BLOB "hello blob\r\n"
 
@@ -303,12 +306,75 @@ test_commit_pipeline(void)
 	ev_loop_free(&loop);
 }
 
+/* Distinct contents (more blobs than fsync helpers, many directories),
+   every other writer parked; one parked file is lost before the commit:
+   its job fails, the others are durable and in place. */
+static void
+test_commit_parked(void)
+{
+	enum { N = 30, LOST = 7 };
+	struct test_job jobs[N];
+	struct ev_loop *loop = ev_loop_new();
+	struct store_commit *c;
+	struct store *s;
+	char dir[512], body[64], path[10000];
+	const char *error = NULL, *tmp;
+	struct stat st;
+
+	s = test_open("parked", dir, sizeof(dir));
+	c = store_commit_new(loop, dir, &error);
+	test_assert(c != NULL);
+	for (int i = 0; i < N; i++) {
+		test_job_init(&jobs[i], i, s, false);
+		snprintf(body, sizeof(body), "parked blob %d\r\n", i);
+		jobs[i].blob.w = store_blob_writer_new(s);
+		test_assert_idx(store_blob_writer_write(jobs[i].blob.w, body,
+							strlen(body)) ==
+					STORE_OK, i);
+		jobs[i].job.blobs = &jobs[i].blob;
+		jobs[i].job.blob_count = 1;
+		if (i % 2 == 1) {
+			test_assert_idx(store_blob_writer_park(
+						jobs[i].blob.w) == STORE_OK, i);
+			test_assert_idx(store_blob_writer_fd(jobs[i].blob.w) < 0,
+					i);
+		}
+	}
+	tmp = store_blob_writer_parked(jobs[LOST].blob.w);
+	test_assert(tmp != NULL && unlink(tmp) == 0);
+	test_assert(store_blob_writer_parked(jobs[0].blob.w) == NULL);
+	for (int i = 0; i < N; i++)
+		store_commit_submit(c, &jobs[i].job);
+	test_loop_until_idle(loop, c);
+	test_assert(store_commit_pending(c) == 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(body, sizeof(body), "parked blob %d\r\n", i);
+		test_assert_idx(jobs[i].done, i);
+		test_assert_idx(jobs[i].blob.w == NULL, i);
+		if (i == LOST) {
+			test_assert(jobs[i].job.result != STORE_OK);
+			test_assert(jobs[i].runs == 0);
+			continue;
+		}
+		test_assert_idx(jobs[i].job.result == STORE_OK, i);
+		test_assert_idx(jobs[i].blob.size == strlen(body), i);
+		snprintf(path, sizeof(path), "%s/blobs/%.2s/%s", dir,
+			 jobs[i].blob.hash, jobs[i].blob.hash + 2);
+		test_assert_idx(stat(path, &st) == 0 &&
+					(size_t)st.st_size == strlen(body), i);
+	}
+	store_commit_free(&c);
+	store_close(&s);
+	ev_loop_free(&loop);
+}
+
 static const struct test_case tests[] = {
 	{ "commit_batch", test_commit_batch },
 	{ "commit_failure_alone", test_commit_failure_alone },
 	{ "commit_blob_failure", test_commit_blob_failure },
 	{ "commit_drain", test_commit_drain },
 	{ "commit_pipeline", test_commit_pipeline },
+	{ "commit_parked", test_commit_parked },
 	{ NULL, NULL },
 };
 

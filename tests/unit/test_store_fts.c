@@ -3,7 +3,8 @@
    the needle, one row per deduplicated blob, rows gone with the blob,
    text that is not valid UTF-8, the "sure" candidates whose match needs
    no exact check, and (against the SQLite linked in) that only U+017F
-   and U+212A fold to ASCII in the trigram tokenizer. */
+   and U+212A fold to ASCII in the trigram tokenizer; the index written
+   after the COMMIT for the commit thread (store_fts_defer). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,84 @@ test_store_fts_batch(void)
 	/* and the same message later, outside a batch, is indexed */
 	test_assert(fts_append(s, inbox, m3) == 2);
 	test_assert_strcmp(fts_cands(s, inbox, "caf\xc3\xa9", true), "2");
+	store_close(&s);
+}
+
+static int
+fts_blob_state(struct store *s, int64_t box, uint32_t uid)
+{
+	sqlite3_stmt *st;
+	int state = -1;
+
+	test_assert(sqlite3_prepare_v2(s->db, "SELECT b.fts FROM messages m"
+				       " JOIN blobs b ON b.id = m.blob_id"
+				       " WHERE m.mailbox_id = ? AND m.uid = ?",
+				       -1, &st, NULL) == SQLITE_OK);
+	sqlite3_bind_int64(st, 1, box);
+	sqlite3_bind_int64(st, 2, uid);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		state = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return state;
+}
+
+static int
+fts_rows(struct store *s)
+{
+	sqlite3_stmt *st;
+	int n = -1;
+
+	test_assert(sqlite3_prepare_v2(s->db, "SELECT count(*) FROM blob_fts",
+				       -1, &st, NULL) == SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* The commit thread's store (store_fts_defer): a batch commits its blobs
+   unindexed (fts 0: candidates, read by SEARCH); the rows and states come
+   with store_fts_flush_deferred, skipping a blob collected meanwhile; a
+   batch rolled back after one that committed drops only its own rows. */
+static void
+test_store_fts_deferred(void)
+{
+	int64_t inbox, other;
+	struct store *s = fts_store(&inbox, &other);
+	uint32_t uid = 1;
+
+	store_fts_defer(s);
+	test_assert(store_batch_begin(s) == STORE_OK);
+	test_assert(fts_append(s, inbox, m1) == 1);
+	test_assert(fts_append(s, other, m2) == 1);
+	test_assert(store_batch_commit(s) == STORE_OK);
+	test_assert(fts_blob_state(s, inbox, 1) == STORE_FTS_NONE);
+	test_assert(fts_blob_state(s, other, 1) == STORE_FTS_NONE);
+	test_assert(fts_rows(s) == 0);
+	/* unindexed: a candidate for everything */
+	test_assert_strcmp(fts_cands(s, inbox, "nothere", false), "1");
+	/* m2's only message goes, its blob is collected before the flush */
+	test_assert(store_msg_expunge(s, other, &uid, 1, NULL) == STORE_OK);
+	test_assert(store_batch_begin(s) == STORE_OK);
+	test_assert(fts_append(s, inbox, m3) == 2);
+	test_assert(store_batch_commit(s) == STORE_OK);
+	test_assert(store_batch_begin(s) == STORE_OK);
+	test_assert(fts_append(s, inbox, "Subject: gone\r\n\r\nrolled\r\n") ==
+		    3);
+	store_batch_rollback(s);
+	/* in transactions of max_rows: m1 (m2's row skipped), then m3 */
+	test_assert(store_fts_flush_deferred(s, 2) == STORE_OK);
+	test_assert(fts_rows(s) == 1);
+	test_assert(fts_blob_state(s, inbox, 2) == STORE_FTS_NONE);
+	test_assert(store_fts_flush_deferred(s, 100) == STORE_OK);
+	test_assert(fts_rows(s) == 2); /* m1 and m3 */
+	test_assert(fts_blob_state(s, inbox, 1) == STORE_FTS_EXACT);
+	test_assert(fts_blob_state(s, inbox, 2) == STORE_FTS_RAW);
+	test_assert_strcmp(fts_cands(s, inbox, "zebras", false), "1");
+	test_assert_strcmp(fts_cands(s, inbox, "nothere", false), "");
+	/* nothing held any more */
+	test_assert(store_fts_flush_deferred(s, 100) == STORE_OK);
+	test_assert(fts_rows(s) == 2);
 	store_close(&s);
 }
 
@@ -472,6 +551,7 @@ static const struct test_case tests[] = {
 	{ "store_fts_fields", test_store_fts_fields },
 	{ "store_fts_too_long", test_store_fts_too_long },
 	{ "store_fts_batch", test_store_fts_batch },
+	{ "store_fts_deferred", test_store_fts_deferred },
 	{ "store_fts_candidates", test_store_fts_candidates },
 	{ "store_fts_sure", test_store_fts_sure },
 	{ "store_fts_part_headers", test_store_fts_part_headers },
