@@ -564,10 +564,13 @@ store_commit_main(void *arg)
 		pthread_mutex_unlock(&c->mu);
 		while (write(c->efd, &one, sizeof(one)) < 0 && errno == EINTR)
 			;
-		/* the replies are on their way: now, if due, the full-text
-		   rows, then maybe a checkpoint (jobs arriving meanwhile form
-		   the next batch) */
-		if (store_commit_fts_due(c))
+		/* the replies are on their way: now the full-text rows that
+		   are due, then maybe a checkpoint (jobs arriving meanwhile
+		   form the next batch). All that are due: one chunk per
+		   batch let a steady MULTIAPPEND (1,000 rows a batch) pile
+		   up rows until they went into the batches themselves, a
+		   segment each, and appends slowed to a crawl. */
+		while (store_commit_fts_due(c))
 			store_commit_fts_flush(c);
 		store_commit_checkpoint(c);
 	}
