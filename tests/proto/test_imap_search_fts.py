@@ -136,17 +136,21 @@ def fts_states(db):
         c.close()
 
 
-def indexed_states(db, want, seconds=10):
-    """fts_states once the commit thread has written the index rows: it
-    does so right after the APPEND's commit, in a transaction of its own
-    (store_fts_defer), so they may lag the OK by a moment. want(states)
-    says when they are there; bounded wait."""
+def wait_states(read, db, want, seconds=10):
+    """read(db) (fts_states, hfts_states) once the commit thread has
+    written the index rows: it does so right after the APPEND's commit,
+    in a transaction of its own (store_fts_defer), so they may lag the
+    OK by a moment. want(states) says when they are there; bounded."""
     deadline = time.time() + seconds
     while True:
-        states = fts_states(db)
+        states = read(db)
         if want(states) or time.time() > deadline:
             return states
         time.sleep(0.05)
+
+
+def indexed_states(db, want, seconds=10):
+    return wait_states(fts_states, db, want, seconds)
 
 
 def unindex(db):
@@ -374,15 +378,9 @@ def hfts_states(db):
         c.close()
 
 
-def indexed_hfts(db, seconds=10):
-    """hfts_states once the commit thread has written every field row
-    (after the APPENDs' commits, like indexed_states); bounded wait."""
-    deadline = time.time() + seconds
-    while True:
-        states = hfts_states(db)
-        if 0 not in states or time.time() > deadline:
-            return states
-        time.sleep(0.05)
+def indexed_hfts(db):
+    """hfts_states once every field row is written (wait_states)."""
+    return wait_states(hfts_states, db, lambda st: 0 not in st)
 
 
 def header_answers(r, words):
