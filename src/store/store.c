@@ -252,6 +252,19 @@ store_tx_rollback(struct store *s, struct store_tx *tx)
 }
 
 int
+store_backfill(struct store *s, store_backfill_fn *batch)
+{
+	int64_t after = 0;
+	bool done = false;
+	int ret = STORE_OK;
+
+	/* Bounded: each batch moves past the ids it has read. */
+	while (!done && ret == STORE_OK)
+		ret = batch(s, &after, &done);
+	return ret;
+}
+
+int
 store_read_begin(struct store *s, bool *started_r)
 {
 	*started_r = false;

@@ -560,14 +560,7 @@ store_fts_backfill_batch(struct store *s, int64_t *after, bool *done_r)
 int
 store_fts_field_backfill(struct store *s)
 {
-	int64_t after = 0;
-	bool done = false;
-	int ret = STORE_OK;
-
-	/* Bounded: each batch moves past the ids it has read. */
-	while (!done && ret == STORE_OK)
-		ret = store_fts_backfill_batch(s, &after, &done);
-	return ret;
+	return store_backfill(s, store_fts_backfill_batch);
 }
 
 /* needle[0..len) as an FTS5 phrase ("" doubles a quote inside it). */

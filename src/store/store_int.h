@@ -126,6 +126,12 @@ struct store_tx {
    refused to register it. Not thread-safe on the first call. */
 const char *store_vfs_name(void);
 
+/* Fill what older mail lacks, in transactions: batch does one, for
+   rows with ids past *after, moves *after past them and sets *done_r
+   when none was left. Runs it until done or an error. */
+typedef int store_backfill_fn(struct store *s, int64_t *after, bool *done_r);
+int store_backfill(struct store *s, store_backfill_fn *batch);
+
 /* ---- store_changes.c ---- */
 /* Map run/changes and install the trigger and hooks (after the schema
    is migrated). Best effort: without it readers always query. */

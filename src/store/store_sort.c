@@ -149,14 +149,7 @@ store_sort_backfill_batch(struct store *s, int64_t *after, bool *done_r)
 int
 store_msg_sort_backfill(struct store *s)
 {
-	int64_t after = 0;
-	bool done = false;
-	int ret = STORE_OK;
-
-	/* Bounded: each batch moves past the ids it has read. */
-	while (!done && ret == STORE_OK)
-		ret = store_sort_backfill_batch(s, &after, &done);
-	return ret;
+	return store_backfill(s, store_sort_backfill_batch);
 }
 
 static const char *

@@ -162,21 +162,28 @@ def unindex(db):
         c.close()
 
 
+def fill_inbox(tern, corpus):
+    """A new account with corpus APPENDed to its INBOX, selected: the
+    session and the account's (address, password)."""
+    addr, pw = new_account(tern)
+    r = Raw(tern)
+    r.login(addr, pw)
+    for i, m in enumerate(corpus):
+        r.send("a%d APPEND INBOX {%d+}\r\n" % (i, len(m)))
+        r.send(m + b"\r\n")
+        tag, _ = r.tagged("a%d" % i)
+        assert " OK " in tag, tag
+    assert " OK " in r.cmd("SELECT INBOX")[0]
+    return r, (addr, pw)
+
+
 def answers(r, words):
     return {(key, w): search(r, key, w) for key in ("BODY", "TEXT")
             for w in words}
 
 
 def test_index_answers_equal_scan(fresh_tern):
-    addr, pw = new_account(fresh_tern)
-    r = Raw(fresh_tern)
-    r.login(addr, pw)
-    for i, m in enumerate(CORPUS):
-        r.send("a%d APPEND INBOX {%d+}\r\n" % (i, len(m)))
-        r.send(m + b"\r\n")
-        tag, _ = r.tagged("a%d" % i)
-        assert " OK " in tag, tag
-    assert " OK " in r.cmd("SELECT INBOX")[0]
+    r, _ = fill_inbox(fresh_tern, CORPUS)
     db = os.path.join(fresh_tern.datadir, "tern.db")
     # exact (1); inexact (3): messages 5, 9 (fold to ASCII), 7, 9 (NUL);
     # raw 8-bit (2): message 6
@@ -389,15 +396,7 @@ def header_answers(r, words):
 
 
 def test_header_keys_equal_scan(fresh_tern):
-    addr, pw = new_account(fresh_tern)
-    r = Raw(fresh_tern)
-    r.login(addr, pw)
-    for i, m in enumerate(HEADER_CORPUS):
-        r.send("a%d APPEND INBOX {%d+}\r\n" % (i, len(m)))
-        r.send(m + b"\r\n")
-        tag, _ = r.tagged("a%d" % i)
-        assert " OK " in tag, tag
-    assert " OK " in r.cmd("SELECT INBOX")[0]
+    r, (addr, pw) = fill_inbox(fresh_tern, HEADER_CORPUS)
     db = os.path.join(fresh_tern.datadir, "tern.db")
     states = indexed_hfts(db)
     # 6: raw 8-bit header; 5, 9 (Subject) and 11 (From): Kelvin sign
@@ -440,14 +439,7 @@ def test_header_keys_come_from_field_index(fresh_tern):
     # an exact ASCII match on an exact row is trusted (sure), one on an
     # inexact row is checked against the message, and a message whose
     # row lacks the needle is not read at all.
-    addr, pw = new_account(fresh_tern)
-    r = Raw(fresh_tern)
-    r.login(addr, pw)
-    for i, m in enumerate(HEADER_CORPUS[:3]):
-        r.send("a%d APPEND INBOX {%d+}\r\n" % (i, len(m)))
-        r.send(m + b"\r\n")
-        assert " OK " in r.tagged("a%d" % i)[0]
-    assert " OK " in r.cmd("SELECT INBOX")[0]
+    r, _ = fill_inbox(fresh_tern, HEADER_CORPUS[:3])
     db = os.path.join(fresh_tern.datadir, "tern.db")
     # plant into the rows only once the commit thread wrote them
     assert 0 not in indexed_hfts(db)
