@@ -49,6 +49,24 @@ def ids(pid):
     return res["Uid"], res["Gid"], res["Groups"]
 
 
+def children_ids(pid, timeout=10):
+    """{child: ids} once every child has left root (or after timeout).
+    A child that exits while it is read (an old generation after a
+    SIGHUP, a keys process being replaced) is left out."""
+    deadline = time.time() + timeout
+    while True:
+        got = {}
+        for k in children(pid):
+            try:
+                got[k] = ids(k)
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+        if len(got) >= 2 and all(v[0][0] != "0" for v in got.values()) or \
+                time.time() > deadline:
+            return got
+        time.sleep(0.05)
+
+
 def run_as(tern, user):
     """Generate the quickstart config once, then set `user =` in it (the
     marker line goes, so the quickstart keeps the file)."""
@@ -110,18 +128,10 @@ def test_children_drop_to_the_configured_user(root_tern):
     uid, gid = str(nobody.pw_uid), str(nobody.pw_gid)
     m_uid, _, _ = ids(tern.proc.pid)
     assert m_uid[0] == "0"
-    # Right after start a child may not have reached its drop yet: wait
-    # until every child has left root (or give up and report).
-    deadline = time.time() + 10
-    while True:
-        kids = children(tern.proc.pid)
-        if len(kids) >= 2 and all(ids(k)[0][0] != "0" for k in kids) or \
-                time.time() > deadline:
-            break
-        time.sleep(0.05)
+    # Right after start a child may not have reached its drop yet.
+    kids = children_ids(tern.proc.pid)
     assert len(kids) >= 2, kids   # at least one worker and the queue
-    for k in kids:
-        u, g, groups = ids(k)
+    for k, (u, g, groups) in kids.items():
         assert u == [uid] * 4, (k, u)        # real, effective, saved, fs
         assert g == [gid] * 4, (k, g)
         assert groups in ([], [gid]), (k, groups)
@@ -191,14 +201,8 @@ def config_user(tern):
 
 
 def dropped_children(tern, timeout=10):
-    """The children of the master once none of them is root any more."""
-    deadline = time.time() + timeout
-    while True:
-        kids = children(tern.proc.pid)
-        if len(kids) >= 2 and all(ids(k)[0][0] != "0" for k in kids) or \
-                time.time() > deadline:
-            return kids
-        time.sleep(0.05)
+    """{child: ids} of the master's children once none is root."""
+    return children_ids(tern.proc.pid, timeout)
 
 
 def can_open_as(uid, gid, path, cwd=None):
@@ -248,8 +252,7 @@ def test_quickstart_as_root_runs_unprivileged(qs_root):
     assert ids(tern.proc.pid)[0][0] == "0"     # the master keeps root
     kids = dropped_children(tern)
     assert len(kids) >= 2, kids
-    for k in kids:
-        u, g, groups = ids(k)
+    for k, (u, g, groups) in kids.items():
         assert u == [str(user.pw_uid)] * 4, (k, u)
         assert g == [str(user.pw_gid)] * 4, (k, g)
         assert groups in ([], [str(user.pw_gid)]), (k, groups)
@@ -290,8 +293,7 @@ def test_quickstart_as_root_files_and_key(qs_root):
         assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o600, name
     # A worker's ids cannot read the key even from inside its directory
     # (no path search needed), while the public config next to it opens.
-    worker = dropped_children(tern)[0]
-    u, g, _ = ids(worker)
+    u, g, _ = next(iter(dropped_children(tern).values()))
     uid, gid = int(u[0]), int(g[0])
     assert not can_open_as(uid, gid, "key.pem", cwd=tern.dir)
     assert can_open_as(uid, gid, "tern.conf", cwd=tern.dir)
@@ -325,8 +327,10 @@ def test_quickstart_as_root_ternctl_reload_pop3(qs_root):
         st = os.stat(os.path.join(tern.datadir, "run", f))
         assert st.st_uid == user.pw_uid
     p.quit()
-    for k in dropped_children(tern):
-        assert ids(k)[0][0] == str(user.pw_uid)
+    kids = dropped_children(tern)
+    assert len(kids) >= 2, kids
+    for k, (u, _, _) in kids.items():
+        assert u[0] == str(user.pw_uid), (k, u)
     errors = [l for l in tern.log().splitlines() if " error " in l]
     assert not errors, errors
 
