@@ -426,12 +426,19 @@ store_db_open(struct store *s)
 	n = snprintf(path, sizeof(path), "%s/tern.db", s->datadir);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return store_fail(s, STORE_INVALID, "data dir path too long");
-	/* Create it ourselves so the mode is 0600 whatever the umask. */
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
+	/* Create it ourselves so the mode is 0600 whatever the umask, but
+	   never open an existing one: close() drops every POSIX lock this
+	   process holds on the file, so a second store in the process (a
+	   worker's commit thread) silently took the first one's SHARED
+	   lock away. A reader elsewhere could then see itself as the last
+	   connection at its close and delete the WAL the server was still
+	   writing to. */
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	else if (errno != EEXIST)
 		return store_fail(s, STORE_ERR, "open %s: %s", path,
 				  strerror(errno));
-	close(fd);
 	rc = sqlite3_open_v2(path, &s->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 			     store_vfs_name());
