@@ -49,8 +49,19 @@ def two(tmp_path_factory):
     t.stop()
 
 
+def wait_children(t, want, timeout=20):
+    """live_children once their kinds are want (the queue starts after
+    the workers answer: right after start() it may not be there yet)."""
+    deadline = time.time() + timeout
+    kids = live_children(t)
+    while sorted(kids.values()) != want and time.time() < deadline:
+        time.sleep(0.05)
+        kids = live_children(t)
+    return kids
+
+
 def test_children_filtered_master_not(two):
-    kids = live_children(two)
+    kids = wait_children(two, ["keys", "queue", "worker", "worker"])
     # the keys process (docs/security.md) has its own, tighter filter
     assert sorted(kids.values()) == ["keys", "queue", "worker", "worker"], \
         kids
@@ -96,7 +107,7 @@ def test_seccomp_off(tmp_path_factory):
              extra_config="workers = 1\nseccomp = no\n")
     t.start()
     try:
-        kids = live_children(t)
+        kids = wait_children(t, ["keys", "queue", "worker"])
         assert sorted(kids.values()) == ["keys", "queue", "worker"], kids
         # both children past the point where the filter would go on
         deadline = time.time() + 20
