@@ -132,8 +132,8 @@ class Tern:
         deadline = time.time() + timeout
         # The master logs (at info) "started ... workers=N" once every
         # socket is bound, so only then are the ports ours and not
-        # another run's; then one "child-started" per worker and the
-        # queue process.
+        # another run's; then one "child-started" per worker and one
+        # for the queue process.
         while not self._children_started() and time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("ternd exited with %s:\n%s"
@@ -165,8 +165,12 @@ class Tern:
                       r"listeners=\d+ workers=(\d+)" % (pid, pid), text)
         if m is None:
             return False
-        started = text.count("master[%d] info master - child-started" % pid)
-        return started >= int(m.group(1)) + 1
+        def started(kind):
+            return text.count("master[%d] info master - child-started "
+                              "kind=%s " % (pid, kind))
+        # (counted by kind: the keys process starts first, the queue
+        # last, after the workers already answer)
+        return started("worker") >= int(m.group(1)) and started("queue")
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.proc is None:
