@@ -439,6 +439,9 @@ store_db_open(struct store *s)
 		return store_sql_err(s, rc);
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_handler(s->db, store_busy_wait, s);
+	rc = store_fts_register(s->db);
+	if (rc != SQLITE_OK)
+		return store_sql_err(s, rc);
 	return store_exec(s, pragmas);
 }
 
