@@ -497,6 +497,7 @@ store_close(struct store **sp)
 	if (s->batch)
 		store_batch_rollback(s);
 	store_fts_discard(s, 0);
+	store_fts_box_free(s);
 	for (size_t i = 0; i < STORE_STMT_SLOTS; i++) {
 		if (s->stmts[i].stmt != NULL)
 			sqlite3_finalize(s->stmts[i].stmt);

@@ -837,21 +837,47 @@ store_fts_rowids(struct store *s, bool fields, const struct store_fts_query *q,
 	return rc == SQLITE_DONE ? STORE_OK : store_sql_err(s, rc);
 }
 
-/* An upper bound of the messages in the mailbox (uidnext - 1). */
+/* A mailbox's (blob id, UID) pairs in blob order, as the merge pass
+   read them, and the mailbox's uidnext and highestmodseq then. They are
+   still its pairs while both stay the same: every message added takes
+   UIDs from uidnext, every one removed (EXPUNGE, MOVE, INBOX renamed)
+   bumps the modseq, and mailbox ids are never reused (AUTOINCREMENT). */
+struct store_fts_box {
+	int64_t mailbox_id, uidnext, modseq;
+	int64_t *blobs;
+	uint32_t *uids;
+	size_t count, cap;
+};
+
+void
+store_fts_box_free(struct store *s)
+{
+	if (s->fts_box == NULL)
+		return;
+	free(s->fts_box->blobs);
+	free(s->fts_box->uids);
+	xfree(&s->fts_box);
+}
+
+/* The mailbox's uidnext and highestmodseq (0, 0 when it is gone). */
 static int
-store_fts_box_size(struct store *s, int64_t mailbox_id, int64_t *size_r)
+store_fts_box_state(struct store *s, int64_t mailbox_id, int64_t *uidnext_r,
+		    int64_t *modseq_r)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	*size_r = 0;
-	st = store_stmt(s, "SELECT uidnext FROM mailboxes WHERE id = ?");
+	*uidnext_r = *modseq_r = 0;
+	st = store_stmt(s, "SELECT uidnext, highestmodseq FROM mailboxes"
+			   " WHERE id = ?");
 	if (st == NULL)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*size_r = sqlite3_column_int64(st, 0) - 1;
+	if (rc == SQLITE_ROW) {
+		*uidnext_r = sqlite3_column_int64(st, 0);
+		*modseq_r = sqlite3_column_int64(st, 1);
+	}
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK
 						     : store_sql_err(s, rc);
@@ -882,15 +908,14 @@ store_fts_lookup(struct store *s, int64_t mailbox_id,
 	return rc == SQLITE_DONE ? STORE_OK : store_sql_err(s, rc);
 }
 
-/* The same by one pass over the mailbox in blob order (the covering
-   index messages_box_blob), merged with the ascending ids. */
+/* Read the mailbox's pairs in blob order (the covering index
+   messages_box_blob) into s->fts_box. */
 static int
-store_fts_merge(struct store *s, int64_t mailbox_id,
-		const struct store_fts_ids *ids, struct store_fts_uids *cand)
+store_fts_box_read(struct store *s, int64_t mailbox_id, int64_t uidnext,
+		   int64_t modseq)
 {
+	struct store_fts_box *b;
 	sqlite3_stmt *st;
-	size_t k = 0;
-	int64_t blob;
 	int rc;
 
 	st = store_stmt(s, "SELECT blob_id, uid FROM messages"
@@ -898,42 +923,88 @@ store_fts_merge(struct store *s, int64_t mailbox_id,
 			   " WHERE mailbox_id = ? ORDER BY blob_id");
 	if (st == NULL)
 		return STORE_ERR;
+	if (s->fts_box == NULL)
+		s->fts_box = xcalloc(1, sizeof(*s->fts_box));
+	b = s->fts_box;
+	b->mailbox_id = 0; /* invalid until read whole */
+	b->count = 0;
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		blob = sqlite3_column_int64(st, 0);
-		while (k < ids->count && ids->ids[k] < blob)
-			k++;
-		if (k == ids->count)
-			break;
-		if (ids->ids[k] == blob)
-			store_fts_push(cand, store_col_u32(st, 1));
+		if (b->count == b->cap) {
+			b->cap = b->cap < 128 ? 256 : b->cap * 2;
+			b->blobs = xreallocarray(b->blobs, b->cap,
+						 sizeof(*b->blobs));
+			b->uids = xreallocarray(b->uids, b->cap,
+						sizeof(*b->uids));
+		}
+		b->blobs[b->count] = sqlite3_column_int64(st, 0);
+		b->uids[b->count++] = store_col_u32(st, 1);
 	}
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK
-						     : store_sql_err(s, rc);
+	if (rc != SQLITE_DONE)
+		return store_sql_err(s, rc);
+	b->mailbox_id = mailbox_id;
+	b->uidnext = uidnext;
+	b->modseq = modseq;
+	return STORE_OK;
+}
+
+/* The same by one pass over the mailbox's pairs, merged with the
+   ascending ids; the pairs are read again only when the mailbox changed
+   since the last pass (or inside a caller's transaction, which may
+   still roll back: then they are not kept either). */
+static int
+store_fts_merge(struct store *s, int64_t mailbox_id, int64_t uidnext,
+		int64_t modseq, bool keep, const struct store_fts_ids *ids,
+		struct store_fts_uids *cand)
+{
+	const struct store_fts_box *b = s->fts_box;
+	size_t i, k = 0;
+	int ret;
+
+	if (!keep || b == NULL || b->mailbox_id != mailbox_id ||
+	    b->uidnext != uidnext || b->modseq != modseq) {
+		ret = store_fts_box_read(s, mailbox_id, uidnext, modseq);
+		if (ret != STORE_OK)
+			return ret;
+		b = s->fts_box;
+	}
+	for (i = 0; i < b->count && k < ids->count; i++) {
+		while (k < ids->count && ids->ids[k] < b->blobs[i])
+			k++;
+		if (k < ids->count && ids->ids[k] == b->blobs[i])
+			store_fts_push(cand, b->uids[i]);
+	}
+	if (!keep)
+		s->fts_box->mailbox_id = 0;
+	return STORE_OK;
 }
 
 /* Messages of the mailbox whose blob the index matches. The index is
    asked first (its rows serve every mailbox); few matches are then
    looked up one by one, many (as a needle in every message gives) are
-   found in one pass over the mailbox, which costs a twentieth of a
-   lookup per message. */
+   found in one pass over the mailbox's pairs, which costs a twentieth
+   of a lookup per message, and less when they are still in memory.
+   keep: this is the read transaction of our own (store_read_begin). */
 static int
 store_fts_matches(struct store *s, int64_t mailbox_id, bool fields,
-		  const struct store_fts_query *q, struct store_fts_uids *cand)
+		  const struct store_fts_query *q, bool keep,
+		  struct store_fts_uids *cand)
 {
 	struct store_fts_ids ids = { 0 };
-	int64_t size = 0;
+	int64_t uidnext = 0, modseq = 0;
 	int ret;
 
 	ret = store_fts_rowids(s, fields, q, &ids);
 	if (ret == STORE_OK && ids.count > 0)
-		ret = store_fts_box_size(s, mailbox_id, &size);
+		ret = store_fts_box_state(s, mailbox_id, &uidnext, &modseq);
 	if (ret == STORE_OK && ids.count > 0) {
-		if ((int64_t)ids.count * STORE_FTS_LOOKUP_RATIO < size)
+		/* uidnext - 1: an upper bound of the messages */
+		if ((int64_t)ids.count * STORE_FTS_LOOKUP_RATIO < uidnext - 1)
 			ret = store_fts_lookup(s, mailbox_id, &ids, cand);
 		else
-			ret = store_fts_merge(s, mailbox_id, &ids, cand);
+			ret = store_fts_merge(s, mailbox_id, uidnext, modseq,
+					      keep, &ids, cand);
 	}
 	free(ids.ids);
 	return ret;
@@ -1061,7 +1132,8 @@ store_fts_run(struct store *s, int64_t mailbox_id, const char *needle,
 		return 0;
 	ret = store_read_begin(s, &started);
 	if (ret == STORE_OK)
-		ret = store_fts_matches(s, mailbox_id, fields, &q, &cand);
+		ret = store_fts_matches(s, mailbox_id, fields, &q, started,
+					&cand);
 	if (ret == STORE_OK)
 		ret = store_fts_not_exact(s, mailbox_id, fields, ascii,
 					  &pending, &inexact);

@@ -81,6 +81,8 @@ struct store {
 	   (store_fts_defer); fts_batch_mark: rows held before this batch */
 	bool fts_deferred;
 	size_t fts_batch_mark;
+	/* the mailbox the last merge pass read (store_fts.c), or NULL */
+	struct store_fts_box *fts_box;
 
 	/* notification sockets */
 	int notify_fd;
@@ -324,6 +326,8 @@ void store_fts_defer(struct store *s);
 int store_fts_flush_deferred(struct store *s, size_t max_rows);
 /* Drop held rows from index mark on (a rolled-back savepoint). */
 void store_fts_discard(struct store *s, size_t mark);
+/* Free s->fts_box (store_close). */
+void store_fts_box_free(struct store *s);
 
 /* ---- store_notify.c ---- */
 void store_notify_flush(struct store *s);

@@ -633,7 +633,65 @@ test_store_fts_cover(void)
 	store_close(&s);
 }
 
+/* The merge pass keeps the mailbox's (blob, UID) pairs: a search after
+   a change made through another handle (a delivery, EXPUNGE, MOVE, a
+   duplicate blob) sees it, and a search inside a transaction that then
+   rolls back leaves nothing behind. */
+static void
+test_store_fts_box_pairs(void)
+{
+	int64_t inbox, other;
+	struct store *s = fts_store(&inbox, &other), *s2;
+	const char *error = NULL;
+	char dir[512], msg[128], want[512];
+	struct store_tx tx;
+	uint32_t uid = 3, *moved = NULL;
+	size_t o = 0;
+	int i;
+
+	for (i = 1; i <= 40; i++) {
+		snprintf(msg, sizeof(msg), "Subject: p%d\r\n\r\nfiller %d\r\n",
+			 i, i);
+		test_assert(fts_append(s, inbox, msg) == (uint32_t)i);
+		o += (size_t)snprintf(want + o, sizeof(want) - o, "%s%d",
+				      i > 1 ? "," : "", i);
+	}
+	test_assert_strcmp(fts_cands(s, inbox, "filler", false), want);
+	test_assert_strcmp(fts_cands(s, inbox, "filler", false), want);
+	snprintf(dir, sizeof(dir), "%s/fts", test_tmpdir());
+	s2 = store_open(dir, &error);
+	test_assert(s2 != NULL);
+	test_assert(fts_append(s2, inbox, "Subject: p7\r\n\r\nfiller 7\r\n")
+		    == 41);
+	test_assert(store_msg_expunge(s2, inbox, &uid, 1, NULL) == STORE_OK);
+	uid = 5;
+	test_assert(store_msg_copy(s2, inbox, &uid, 1, other, true, &moved) ==
+		    STORE_OK);
+	free(moved);
+	test_assert_strcmp(fts_cands(s, inbox, "filler", false),
+			   "1,2,4,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,"
+			   "21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,"
+			   "37,38,39,40,41");
+	test_assert_strcmp(fts_cands(s, other, "filler", false), "1");
+	store_close(&s2);
+	/* inside a transaction of the caller: not kept (after the rollback
+	   another EXPUNGE brings the mailbox to the same uidnext and
+	   modseq with other pairs) */
+	test_assert(store_tx_begin(s, &tx) == STORE_OK);
+	uid = 10;
+	test_assert(store_msg_expunge(s, inbox, &uid, 1, NULL) == STORE_OK);
+	test_assert(strstr(fts_cands(s, inbox, "filler", false), ",9,11,") !=
+		    NULL);
+	store_tx_rollback(s, &tx);
+	uid = 11;
+	test_assert(store_msg_expunge(s, inbox, &uid, 1, NULL) == STORE_OK);
+	test_assert(strstr(fts_cands(s, inbox, "filler", false), ",9,10,12,") !=
+		    NULL);
+	store_close(&s);
+}
+
 static const struct test_case tests[] = {
+	{ "store_fts_box_pairs", test_store_fts_box_pairs },
 	{ "store_fts_cover", test_store_fts_cover },
 	{ "store_fts_lookup_merge", test_store_fts_lookup_merge },
 	{ "store_fts_fields", test_store_fts_fields },
