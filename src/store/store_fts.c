@@ -12,7 +12,9 @@
    sequence, case-folded, so a phrase query for the needle matches
    every row that contains it as a substring, as IMAP requires (not
    only whole words). Needles shorter than 3 characters cannot use it:
-   the caller scans. The row is written inside the delivery/APPEND
+   the caller scans. An ASCII needle of 5 to 48 characters is asked as
+   its covering trigrams and tern_cover (below), the same rows as the
+   phrase for a third of the work. The row is written inside the delivery/APPEND
    transaction (store_msg.c, once per blob, when its structure is
    parsed; inside a batch, all rows together before its COMMIT) and
    removed by a trigger when the blob row is collected (store_schema.c
