@@ -14,9 +14,10 @@
    only whole words). Needles shorter than 3 characters cannot use it:
    the caller scans. An ASCII needle of 5 to 48 characters is asked as
    its covering trigrams and tern_cover (below), the same rows as the
-   phrase for a third of the work. The row is written inside the delivery/APPEND
-   transaction (store_msg.c, once per blob, when its structure is
-   parsed; inside a batch, all rows together before its COMMIT) and
+   phrase for a third of the work. The row is written inside the
+   delivery/APPEND transaction (store_msg.c, once per blob, when its
+   structure is parsed; inside a batch, all rows together before its
+   COMMIT) and
    removed by a trigger when the blob row is collected (store_schema.c
    steps 5 and 9). Blobs stored before the index existed have blobs.fts
    = 0 and are always candidates.
