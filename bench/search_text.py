@@ -11,10 +11,14 @@ and client on the same machine). Not a test: prints figures for docs/performance
 With BENCH_DIR=DIR the server's directory is DIR and is kept; a later
 run on the same DIR (e.g. with another TERND binary) skips the filling
 when INBOX already holds N messages, so two builds are compared on the
-same data.
+same data. BENCH_MATCH=REGEX times only the SEARCH criteria it matches
+(and no SORT/THREAD); BENCH_RUNS=N runs each N times (default 7).
+Besides the wall time it prints the server's CPU time per command
+(utime + stime of every ternd process, averaged over the runs).
 """
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -26,7 +30,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "proto"))
 from conftest import Tern  # noqa: E402
 from test_imap_helpers import Raw  # noqa: E402
 
-RUNS = 7
+RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 
 
 def vocabulary(rng, n=5000):
@@ -65,9 +69,27 @@ def fill(r, n, rng):
     return time.time() - t0
 
 
-def timed(r, crit, cmd="SEARCH ", runs=RUNS):
+def server_cpu(tern):
+    """utime + stime (seconds) of every ternd process of this server
+    (its session: started with start_new_session)."""
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                st = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(st[3]) == tern.proc.pid:     # field 6: session id
+            total += int(st[11]) + int(st[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def timed(r, crit, cmd="SEARCH ", runs=RUNS, tern=None):
     best = []
     hits = None
+    cpu0 = server_cpu(tern) if tern else 0
     for k in range(runs):
         t0 = time.perf_counter()
         tag, lines = r.cmd(cmd + crit)
@@ -75,13 +97,15 @@ def timed(r, crit, cmd="SEARCH ", runs=RUNS):
         assert " OK " in tag, tag
         hits = sum(len(l.split()) - 2 for l in lines
                    if l.startswith(b"* SEARCH") or l.startswith(b"* SORT"))
+    cpu = (server_cpu(tern) - cpu0) / runs * 1000 if tern else 0
     best.sort()
-    return best[len(best) // 2] * 1000, best[0] * 1000, hits
+    return best[len(best) // 2] * 1000, best[0] * 1000, hits, cpu
 
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
     keep = os.environ.get("BENCH_DIR")
+    only = os.environ.get("BENCH_MATCH")
     d = keep or tempfile.mkdtemp(prefix="tern-bench-")
     tern = Tern(d)
     try:
@@ -99,6 +123,7 @@ def main():
             assert " OK " in r.cmd("SELECT INBOX")[0]
         for crit in ("TEXT raremarker", "BODY raremarker",
                      "TEXT commonmarker", "BODY commonmarker",
+                     "TEXT 99@bench",
                      "TEXT absentword", "TEXT example.org",
                      "TEXT user17@example.org", "BODY rm",
                      'SUBJECT "no such subject"',
@@ -107,13 +132,15 @@ def main():
                      'FROM "user17@example.org"',
                      'TEXT "no such phrase"',
                      'BODY "raremarker no"'):
-            med, low, hits = timed(r, crit)
+            if only and not re.search(only, crit):
+                continue
+            med, low, hits, cpu = timed(r, crit, tern=tern)
             print("SEARCH %-28s %6d hits  median %7.1f ms  best %7.1f ms"
-                  % (crit, hits, med, low))
-        for cmd, crit in (("SORT ", "(DATE) UTF-8 ALL"),
+                  "  server cpu %6.1f ms" % (crit, hits, med, low, cpu))
+        for cmd, crit in () if only else (("SORT ", "(DATE) UTF-8 ALL"),
                           ("SORT ", "(SUBJECT) UTF-8 ALL"),
                           ("THREAD ", "REFERENCES UTF-8 ALL")):
-            med, low, hits = timed(r, crit, cmd, 3)
+            med, low, hits, _ = timed(r, crit, cmd, 3)
             print("%s%-28s median %7.1f ms  best %7.1f ms"
                   % (cmd, crit, med, low))
         r.cmd("LOGOUT")

@@ -446,6 +446,9 @@ store_db_open(struct store *s)
 		return store_sql_err(s, rc);
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_handler(s->db, store_busy_wait, s);
+	rc = store_fts_register(s->db);
+	if (rc != SQLITE_OK)
+		return store_sql_err(s, rc);
 	return store_exec(s, pragmas);
 }
 
@@ -501,6 +504,7 @@ store_close(struct store **sp)
 	if (s->batch)
 		store_batch_rollback(s);
 	store_fts_discard(s, 0);
+	store_fts_box_free(s);
 	for (size_t i = 0; i < STORE_STMT_SLOTS; i++) {
 		if (s->stmts[i].stmt != NULL)
 			sqlite3_finalize(s->stmts[i].stmt);

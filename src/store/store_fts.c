@@ -12,9 +12,12 @@
    sequence, case-folded, so a phrase query for the needle matches
    every row that contains it as a substring, as IMAP requires (not
    only whole words). Needles shorter than 3 characters cannot use it:
-   the caller scans. The row is written inside the delivery/APPEND
-   transaction (store_msg.c, once per blob, when its structure is
-   parsed; inside a batch, all rows together before its COMMIT) and
+   the caller scans. An ASCII needle of 5 to 48 characters is asked as
+   its covering trigrams and tern_cover (below), the same rows as the
+   phrase for a third of the work. The row is written inside the
+   delivery/APPEND transaction (store_msg.c, once per blob, when its
+   structure is parsed; inside a batch, all rows together before its
+   COMMIT) and
    removed by a trigger when the blob row is collected (store_schema.c
    steps 5 and 9). Blobs stored before the index existed have blobs.fts
    = 0 and are always candidates.
@@ -617,6 +620,131 @@ store_fts_query(const char *needle, const char *columns, bool words)
 	return buf_steal(&q, NULL);
 }
 
+/* Covering trigrams of a needle of len characters: one at every third
+   character and one ending at the last. */
+static int
+store_fts_cover_count(int len)
+{
+	return (len + 2) / 3;
+}
+
+static int
+store_fts_cover_at(int len, int n, int i)
+{
+	return i < n - 1 ? 3 * i : len - 3;
+}
+
+/* FTS5 query for an ASCII needle (a character per byte): its covering
+   trigrams, all required (tern_cover then checks their offsets). NULL
+   when the needle is not ASCII, too short to save a doclist or has too
+   many of them: ask the phrase. */
+static char *
+store_fts_cover_query(const char *needle, const char *columns)
+{
+	size_t len = strlen(needle);
+	struct buf q;
+	int n;
+
+	if (!store_fts_ascii(needle) || len < STORE_FTS_COVER_MIN_CHARS ||
+	    len > 3 * STORE_FTS_COVER_MAX)
+		return NULL;
+	n = store_fts_cover_count((int)len);
+	if (n > STORE_FTS_COVER_MAX)
+		return NULL;
+	buf_init(&q, len * 4 + 32);
+	if (columns != NULL) {
+		(void)buf_append_str(&q, columns);
+		(void)buf_append_str(&q, " : ");
+	}
+	(void)buf_append_byte(&q, '(');
+	for (int i = 0; i < n; i++) {
+		if (i > 0)
+			(void)buf_append_str(&q, " AND ");
+		store_fts_phrase(&q, needle + store_fts_cover_at((int)len, n, i),
+				 3);
+	}
+	(void)buf_append_byte(&q, ')');
+	return buf_steal(&q, NULL);
+}
+
+/* tern_cover(table, col, len): does the row hold the needle of len
+   characters whose covering trigrams are the query's phrases, in
+   order: each at its offset (store_fts_cover_at) from the first, in one
+   column (col, or any when col < 0)? The trigram tokenizer emits one
+   token per character, the three characters from there, so those
+   trigrams at those offsets fix every character of the needle: exactly
+   the rows of the phrase of all len - 2 trigrams, from a third of the
+   doclists (a phrase query costs about the same per trigram). */
+static void
+store_fts_cover_fn(const Fts5ExtensionApi *api, Fts5Context *fts,
+		   sqlite3_context *ctx, int nval, sqlite3_value **val)
+{
+	Fts5PhraseIter it[STORE_FTS_COVER_MAX];
+	int col[STORE_FTS_COVER_MAX], off[STORE_FTS_COVER_MAX];
+	int n = api->xPhraseCount(fts), want, len, at, i;
+
+	want = nval == 2 ? sqlite3_value_int(val[0]) : 0;
+	len = nval == 2 ? sqlite3_value_int(val[1]) : 0;
+	if (n < 1 || n > STORE_FTS_COVER_MAX ||
+	    store_fts_cover_count(len) != n) {
+		sqlite3_result_error(ctx, "tern_cover: bad arguments", -1);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (api->xPhraseFirst(fts, i, &it[i], &col[i], &off[i]) !=
+		    SQLITE_OK) {
+			sqlite3_result_error_nomem(ctx);
+			return;
+		}
+	}
+	/* each phrase's instances come in (column, offset) order */
+	for (; col[0] >= 0; api->xPhraseNext(fts, &it[0], &col[0], &off[0])) {
+		if (want >= 0 && col[0] != want)
+			continue;
+		for (i = 1; i < n; i++) {
+			at = off[0] + store_fts_cover_at(len, n, i);
+			while (col[i] >= 0 && (col[i] < col[0] ||
+					       (col[i] == col[0] && off[i] < at)))
+				api->xPhraseNext(fts, &it[i], &col[i], &off[i]);
+			if (col[i] != col[0] || off[i] != at)
+				break;
+		}
+		if (i == n) {
+			sqlite3_result_int(ctx, 1);
+			return;
+		}
+	}
+	sqlite3_result_int(ctx, 0);
+}
+
+int
+store_fts_register(sqlite3 *db)
+{
+	fts5_api *api = NULL;
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
+	(void)sqlite3_step(st);
+	rc = sqlite3_finalize(st);
+	if (rc == SQLITE_OK && api == NULL)
+		rc = SQLITE_ERROR;
+	if (rc == SQLITE_OK)
+		rc = api->xCreateFunction(api, "tern_cover", NULL,
+					  store_fts_cover_fn, NULL);
+	return rc;
+}
+
+/* An index query: the MATCH text and, when cover_len > 0, the
+   arguments of tern_cover. */
+struct store_fts_query {
+	char *match;
+	int cover_col, cover_len;
+};
+
 /* A growing UID array. */
 struct store_fts_uids {
 	uint32_t *uids;
@@ -680,19 +808,31 @@ store_fts_push_id(struct store_fts_ids *u, int64_t id)
 
 /* The blob ids the index matches, over every mailbox (rowid order). */
 static int
-store_fts_rowids(struct store *s, bool fields, const char *query,
+store_fts_rowids(struct store *s, bool fields, const struct store_fts_query *q,
 		 struct store_fts_ids *ids)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	st = store_stmt(s, fields ? "SELECT rowid FROM blob_hfts"
-				    " WHERE blob_hfts MATCH ?"
-				  : "SELECT rowid FROM blob_fts"
-				    " WHERE blob_fts MATCH ?");
+	if (q->cover_len > 0)
+		st = store_stmt(s, fields ? "SELECT rowid FROM blob_hfts"
+					    " WHERE blob_hfts MATCH ?1 AND"
+					    " tern_cover(blob_hfts, ?2, ?3)"
+					  : "SELECT rowid FROM blob_fts"
+					    " WHERE blob_fts MATCH ?1 AND"
+					    " tern_cover(blob_fts, ?2, ?3)");
+	else
+		st = store_stmt(s, fields ? "SELECT rowid FROM blob_hfts"
+					    " WHERE blob_hfts MATCH ?"
+					  : "SELECT rowid FROM blob_fts"
+					    " WHERE blob_fts MATCH ?");
 	if (st == NULL)
 		return STORE_ERR;
-	sqlite3_bind_text(st, 1, query, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, q->match, -1, SQLITE_STATIC);
+	if (q->cover_len > 0) {
+		sqlite3_bind_int(st, 2, q->cover_col);
+		sqlite3_bind_int(st, 3, q->cover_len);
+	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		store_fts_push_id(ids, sqlite3_column_int64(st, 0));
 	sqlite3_reset(st);
@@ -700,21 +840,47 @@ store_fts_rowids(struct store *s, bool fields, const char *query,
 	return rc == SQLITE_DONE ? STORE_OK : store_sql_err(s, rc);
 }
 
-/* An upper bound of the messages in the mailbox (uidnext - 1). */
+/* A mailbox's (blob id, UID) pairs in blob order, as the merge pass
+   read them, and the mailbox's uidnext and highestmodseq then. They are
+   still its pairs while both stay the same: every message added takes
+   UIDs from uidnext, every one removed (EXPUNGE, MOVE, INBOX renamed)
+   bumps the modseq, and mailbox ids are never reused (AUTOINCREMENT). */
+struct store_fts_box {
+	int64_t mailbox_id, uidnext, modseq;
+	int64_t *blobs;
+	uint32_t *uids;
+	size_t count, cap;
+};
+
+void
+store_fts_box_free(struct store *s)
+{
+	if (s->fts_box == NULL)
+		return;
+	free(s->fts_box->blobs);
+	free(s->fts_box->uids);
+	xfree(&s->fts_box);
+}
+
+/* The mailbox's uidnext and highestmodseq (0, 0 when it is gone). */
 static int
-store_fts_box_size(struct store *s, int64_t mailbox_id, int64_t *size_r)
+store_fts_box_state(struct store *s, int64_t mailbox_id, int64_t *uidnext_r,
+		    int64_t *modseq_r)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	*size_r = 0;
-	st = store_stmt(s, "SELECT uidnext FROM mailboxes WHERE id = ?");
+	*uidnext_r = *modseq_r = 0;
+	st = store_stmt(s, "SELECT uidnext, highestmodseq FROM mailboxes"
+			   " WHERE id = ?");
 	if (st == NULL)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*size_r = sqlite3_column_int64(st, 0) - 1;
+	if (rc == SQLITE_ROW) {
+		*uidnext_r = sqlite3_column_int64(st, 0);
+		*modseq_r = sqlite3_column_int64(st, 1);
+	}
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK
 						     : store_sql_err(s, rc);
@@ -745,15 +911,14 @@ store_fts_lookup(struct store *s, int64_t mailbox_id,
 	return rc == SQLITE_DONE ? STORE_OK : store_sql_err(s, rc);
 }
 
-/* The same by one pass over the mailbox in blob order (the covering
-   index messages_box_blob), merged with the ascending ids. */
+/* Read the mailbox's pairs in blob order (the covering index
+   messages_box_blob) into s->fts_box. */
 static int
-store_fts_merge(struct store *s, int64_t mailbox_id,
-		const struct store_fts_ids *ids, struct store_fts_uids *cand)
+store_fts_box_read(struct store *s, int64_t mailbox_id, int64_t uidnext,
+		   int64_t modseq)
 {
+	struct store_fts_box *b;
 	sqlite3_stmt *st;
-	size_t k = 0;
-	int64_t blob;
 	int rc;
 
 	st = store_stmt(s, "SELECT blob_id, uid FROM messages"
@@ -761,42 +926,88 @@ store_fts_merge(struct store *s, int64_t mailbox_id,
 			   " WHERE mailbox_id = ? ORDER BY blob_id");
 	if (st == NULL)
 		return STORE_ERR;
+	if (s->fts_box == NULL)
+		s->fts_box = xcalloc(1, sizeof(*s->fts_box));
+	b = s->fts_box;
+	b->mailbox_id = 0; /* invalid until read whole */
+	b->count = 0;
 	sqlite3_bind_int64(st, 1, mailbox_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		blob = sqlite3_column_int64(st, 0);
-		while (k < ids->count && ids->ids[k] < blob)
-			k++;
-		if (k == ids->count)
-			break;
-		if (ids->ids[k] == blob)
-			store_fts_push(cand, store_col_u32(st, 1));
+		if (b->count == b->cap) {
+			b->cap = b->cap < 128 ? 256 : b->cap * 2;
+			b->blobs = xreallocarray(b->blobs, b->cap,
+						 sizeof(*b->blobs));
+			b->uids = xreallocarray(b->uids, b->cap,
+						sizeof(*b->uids));
+		}
+		b->blobs[b->count] = sqlite3_column_int64(st, 0);
+		b->uids[b->count++] = store_col_u32(st, 1);
 	}
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? STORE_OK
-						     : store_sql_err(s, rc);
+	if (rc != SQLITE_DONE)
+		return store_sql_err(s, rc);
+	b->mailbox_id = mailbox_id;
+	b->uidnext = uidnext;
+	b->modseq = modseq;
+	return STORE_OK;
+}
+
+/* The same by one pass over the mailbox's pairs, merged with the
+   ascending ids; the pairs are read again only when the mailbox changed
+   since the last pass (or inside a caller's transaction, which may
+   still roll back: then they are not kept either). */
+static int
+store_fts_merge(struct store *s, int64_t mailbox_id, int64_t uidnext,
+		int64_t modseq, bool keep, const struct store_fts_ids *ids,
+		struct store_fts_uids *cand)
+{
+	const struct store_fts_box *b = s->fts_box;
+	size_t i, k = 0;
+	int ret;
+
+	if (!keep || b == NULL || b->mailbox_id != mailbox_id ||
+	    b->uidnext != uidnext || b->modseq != modseq) {
+		ret = store_fts_box_read(s, mailbox_id, uidnext, modseq);
+		if (ret != STORE_OK)
+			return ret;
+		b = s->fts_box;
+	}
+	for (i = 0; i < b->count && k < ids->count; i++) {
+		while (k < ids->count && ids->ids[k] < b->blobs[i])
+			k++;
+		if (k < ids->count && ids->ids[k] == b->blobs[i])
+			store_fts_push(cand, b->uids[i]);
+	}
+	if (!keep)
+		s->fts_box->mailbox_id = 0;
+	return STORE_OK;
 }
 
 /* Messages of the mailbox whose blob the index matches. The index is
    asked first (its rows serve every mailbox); few matches are then
    looked up one by one, many (as a needle in every message gives) are
-   found in one pass over the mailbox, which costs a twentieth of a
-   lookup per message. */
+   found in one pass over the mailbox's pairs, which costs a twentieth
+   of a lookup per message, and less when they are still in memory.
+   keep: this is the read transaction of our own (store_read_begin). */
 static int
 store_fts_matches(struct store *s, int64_t mailbox_id, bool fields,
-		  const char *query, struct store_fts_uids *cand)
+		  const struct store_fts_query *q, bool keep,
+		  struct store_fts_uids *cand)
 {
 	struct store_fts_ids ids = { 0 };
-	int64_t size = 0;
+	int64_t uidnext = 0, modseq = 0;
 	int ret;
 
-	ret = store_fts_rowids(s, fields, query, &ids);
+	ret = store_fts_rowids(s, fields, q, &ids);
 	if (ret == STORE_OK && ids.count > 0)
-		ret = store_fts_box_size(s, mailbox_id, &size);
+		ret = store_fts_box_state(s, mailbox_id, &uidnext, &modseq);
 	if (ret == STORE_OK && ids.count > 0) {
-		if ((int64_t)ids.count * STORE_FTS_LOOKUP_RATIO < size)
+		/* uidnext - 1: an upper bound of the messages */
+		if ((int64_t)ids.count * STORE_FTS_LOOKUP_RATIO < uidnext - 1)
 			ret = store_fts_lookup(s, mailbox_id, &ids, cand);
 		else
-			ret = store_fts_merge(s, mailbox_id, &ids, cand);
+			ret = store_fts_merge(s, mailbox_id, uidnext, modseq,
+					      keep, &ids, cand);
 	}
 	free(ids.ids);
 	return ret;
@@ -897,16 +1108,17 @@ store_fts_sure(const struct store_fts_uids *match,
 }
 
 /* The candidates of needle in one index: the text (blob_fts, columns
-   as given) or the header fields (blob_hfts, one column). */
+   as given, col their index for tern_cover or -1 for all) or the header
+   fields (blob_hfts, one column). */
 static int
 store_fts_run(struct store *s, int64_t mailbox_id, const char *needle,
-	      bool fields, const char *columns, unsigned flags,
+	      bool fields, const char *columns, int col, unsigned flags,
 	      struct store_fts_result *res)
 {
 	struct store_fts_uids cand = { 0 }, sure = { 0 }, pending = { 0 },
 			      inexact = { 0 };
-	bool started, ascii;
-	char *q;
+	struct store_fts_query q = { .cover_col = col };
+	bool started, ascii, words = (flags & STORE_FTS_WORDS) != 0;
 	size_t i;
 	int ret;
 
@@ -914,12 +1126,17 @@ store_fts_run(struct store *s, int64_t mailbox_id, const char *needle,
 	if (store_fts_chars(needle) < STORE_FTS_NEEDLE_MIN_CHARS)
 		return 0;
 	ascii = store_fts_ascii(needle);
-	q = store_fts_query(needle, columns, (flags & STORE_FTS_WORDS) != 0);
-	if (q == NULL)
+	q.match = words ? NULL : store_fts_cover_query(needle, columns);
+	if (q.match != NULL)
+		q.cover_len = (int)strlen(needle);
+	else
+		q.match = store_fts_query(needle, columns, words);
+	if (q.match == NULL)
 		return 0;
 	ret = store_read_begin(s, &started);
 	if (ret == STORE_OK)
-		ret = store_fts_matches(s, mailbox_id, fields, q, &cand);
+		ret = store_fts_matches(s, mailbox_id, fields, &q, started,
+					&cand);
 	if (ret == STORE_OK)
 		ret = store_fts_not_exact(s, mailbox_id, fields, ascii,
 					  &pending, &inexact);
@@ -927,7 +1144,7 @@ store_fts_run(struct store *s, int64_t mailbox_id, const char *needle,
 	    (flags & STORE_FTS_PARTS))
 		ret = store_fts_old_headers(s, mailbox_id, &pending, &inexact);
 	store_read_end(s, started);
-	free(q);
+	free(q.match);
 	if (ret == STORE_OK) {
 		store_fts_uniq(cand.uids, &cand.count);
 		store_fts_uniq(inexact.uids, &inexact.count);
@@ -956,16 +1173,21 @@ store_fts_candidates(struct store *s, int64_t mailbox_id, const char *needle,
 		     unsigned flags, struct store_fts_result *res)
 {
 	const char *cols = "body";
+	int col = 1;
 
 	/* hdr and body are every column: without a filter FTS5 skips the
 	   column checks (a fifth of a phrase query over 100,000 rows) */
-	if (flags & STORE_FTS_HEADER)
+	if (flags & STORE_FTS_HEADER) {
 		cols = NULL;
+		col = -1;
+	}
 	if (flags & STORE_FTS_WORDS) {
 		cols = "hdr";
+		col = 0;
 		flags &= ~(unsigned)STORE_FTS_SURE;
 	}
-	return store_fts_run(s, mailbox_id, needle, false, cols, flags, res);
+	return store_fts_run(s, mailbox_id, needle, false, cols, col, flags,
+			     res);
 }
 
 int
@@ -981,7 +1203,7 @@ store_fts_field_candidates(struct store *s, int64_t mailbox_id,
 	for (int i = 0; i < STORE_HFTS_FIELDS; i++) {
 		if (strcasecmp(field, store_fts_field_names[i]) == 0)
 			return store_fts_run(s, mailbox_id, needle, true,
-					     cols[i], flags & STORE_FTS_SURE,
+					     cols[i], i, flags & STORE_FTS_SURE,
 					     res);
 	}
 	return 0;

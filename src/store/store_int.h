@@ -81,6 +81,8 @@ struct store {
 	   (store_fts_defer); fts_batch_mark: rows held before this batch */
 	bool fts_deferred;
 	size_t fts_batch_mark;
+	/* the mailbox the last merge pass read (store_fts.c), or NULL */
+	struct store_fts_box *fts_box;
 
 	/* notification sockets */
 	int notify_fd;
@@ -295,6 +297,13 @@ int store_fts_add(struct store *s, int64_t blob_id, const char *hash,
 /* Index matches below a twentieth of the mailbox are mapped to UIDs one
    lookup each; more, by one pass over the mailbox (store_fts.c). */
 #define STORE_FTS_LOOKUP_RATIO 20
+/* An ASCII needle of at least STORE_FTS_COVER_MIN_CHARS characters is
+   asked as its covering trigrams (one every 3 characters and the last),
+   at most STORE_FTS_COVER_MAX of them (longer needles: the phrase). */
+#define STORE_FTS_COVER_MIN_CHARS 5
+#define STORE_FTS_COVER_MAX 16
+/* Register the FTS5 function behind that (tern_cover) on db. */
+int store_fts_register(sqlite3 *db);
 /* what separates the pieces of a needle for STORE_FTS_WORDS */
 #define STORE_FTS_SPACE " \t\r\n"
 int store_fts_field_backfill(struct store *s);
@@ -317,6 +326,8 @@ void store_fts_defer(struct store *s);
 int store_fts_flush_deferred(struct store *s, size_t max_rows);
 /* Drop held rows from index mark on (a rolled-back savepoint). */
 void store_fts_discard(struct store *s, size_t mark);
+/* Free s->fts_box (store_close). */
+void store_fts_box_free(struct store *s);
 
 /* ---- store_notify.c ---- */
 void store_notify_flush(struct store *s);

@@ -4,7 +4,8 @@
    text that is not valid UTF-8, the "sure" candidates whose match needs
    no exact check, and (against the SQLite linked in) that only U+017F
    and U+212A fold to ASCII in the trigram tokenizer; the index written
-   after the COMMIT for the commit thread (store_fts_defer). */
+   after the COMMIT for the commit thread (store_fts_defer); needles
+   asked as covering trigrams (tern_cover) against a substring check. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -546,7 +547,152 @@ test_store_fts_lookup_merge(void)
 	store_close(&s);
 }
 
+/* Random text over few letters (and a space), so that needles match in
+   part and trigrams repeat: seeded, the same every run. */
+static void
+fts_random(uint32_t *seed, char *out, size_t len)
+{
+	static const char letters[] = "xyzXYZ ";
+
+	for (size_t i = 0; i < len; i++) {
+		*seed = *seed * 1103515245u + 12345u;
+		out[i] = letters[(*seed >> 16) % (sizeof(letters) - 1)];
+	}
+	out[len] = '\0';
+}
+
+/* The UIDs 1..n whose text a (or b, unless NULL) contains needle, ASCII
+   case-insensitively. */
+static void
+fts_expect(char *out, size_t cap, char a[][128], char b[][128], int n,
+	   const char *needle)
+{
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < n && o < cap - 12; i++) {
+		if (strcasestr(a[i], needle) != NULL ||
+		    (b != NULL && strcasestr(b[i], needle) != NULL))
+			o += (size_t)snprintf(out + o, cap - o, "%s%d",
+					      o > 0 ? "," : "", i + 1);
+	}
+}
+
+/* ASCII needles of 5 to 48 characters are asked as covering trigrams
+   (tern_cover checks their offsets); shorter and longer ones as the
+   phrase. Every length, for BODY, TEXT (header and body columns) and
+   the Subject field: exactly the messages whose text holds the needle,
+   all sure. */
+static void
+test_store_fts_cover(void)
+{
+	enum { N = 60 };
+	/* subj: no space at either end (the field is compared trimmed) */
+	static char body[N][128], subj[N][128], hdr[N][128];
+	int64_t inbox, other;
+	struct store *s = fts_store(&inbox, &other);
+	char msg[256], needle[96], want[512], sure[1100];
+	uint32_t seed = 7;
+	int i, len, k;
+
+	for (i = 0; i < N; i++) {
+		fts_random(&seed, body[i], 80);
+		fts_random(&seed, subj[i], 20);
+		subj[i][0] = subj[i][19] = 'x';
+		snprintf(hdr[i], sizeof(hdr[i]), "Subject: %s", subj[i]);
+		snprintf(msg, sizeof(msg), "Subject: %s\r\n\r\n%s\r\n",
+			 subj[i], body[i]);
+		test_assert(fts_append(s, inbox, msg) == (uint32_t)i + 1);
+	}
+	for (len = 3; len <= 60; len++) {
+		for (k = 0; k < 6; k++) {
+			/* a piece of a body, or random (mostly no match) */
+			if (k < 3)
+				snprintf(needle, sizeof(needle), "%.*s", len,
+					 body[(len * 7 + k) % N] + 80 - len);
+			else
+				fts_random(&seed, needle, (size_t)len);
+			fts_expect(want, sizeof(want), body, NULL, N, needle);
+			snprintf(sure, sizeof(sure), "%s sure %s", want, want);
+			test_assert_strcmp(fts_query(s, inbox, needle, false,
+						     true), sure);
+			fts_expect(want, sizeof(want), body, hdr, N, needle);
+			snprintf(sure, sizeof(sure), "%s sure %s", want, want);
+			test_assert_strcmp(fts_query(s, inbox, needle, true,
+						     true), sure);
+			if (len > 20)
+				continue;
+			snprintf(needle, sizeof(needle), "%.*s", len,
+				 k < 3 ? subj[(len + k) % N] : "yzy Xzy xxZ yy");
+			fts_expect(want, sizeof(want), subj, NULL, N, needle);
+			snprintf(sure, sizeof(sure), "%s sure %s", want, want);
+			test_assert_strcmp(fts_field(s, inbox, "Subject",
+						     needle), sure);
+		}
+	}
+	store_close(&s);
+}
+
+/* The merge pass keeps the mailbox's (blob, UID) pairs: a search after
+   a change made through another handle (a delivery, EXPUNGE, MOVE, a
+   duplicate blob) sees it, and a search inside a transaction that then
+   rolls back leaves nothing behind. */
+static void
+test_store_fts_box_pairs(void)
+{
+	int64_t inbox, other;
+	struct store *s = fts_store(&inbox, &other), *s2;
+	const char *error = NULL;
+	char dir[512], msg[128], want[512];
+	struct store_tx tx;
+	uint32_t uid = 3, *moved = NULL;
+	size_t o = 0;
+	int i;
+
+	for (i = 1; i <= 40; i++) {
+		snprintf(msg, sizeof(msg), "Subject: p%d\r\n\r\nfiller %d\r\n",
+			 i, i);
+		test_assert(fts_append(s, inbox, msg) == (uint32_t)i);
+		o += (size_t)snprintf(want + o, sizeof(want) - o, "%s%d",
+				      i > 1 ? "," : "", i);
+	}
+	test_assert_strcmp(fts_cands(s, inbox, "filler", false), want);
+	test_assert_strcmp(fts_cands(s, inbox, "filler", false), want);
+	snprintf(dir, sizeof(dir), "%s/fts", test_tmpdir());
+	s2 = store_open(dir, &error);
+	test_assert(s2 != NULL);
+	test_assert(fts_append(s2, inbox, "Subject: p7\r\n\r\nfiller 7\r\n")
+		    == 41);
+	test_assert(store_msg_expunge(s2, inbox, &uid, 1, NULL) == STORE_OK);
+	uid = 5;
+	test_assert(store_msg_copy(s2, inbox, &uid, 1, other, true, &moved) ==
+		    STORE_OK);
+	free(moved);
+	test_assert_strcmp(fts_cands(s, inbox, "filler", false),
+			   "1,2,4,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,"
+			   "21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,"
+			   "37,38,39,40,41");
+	test_assert_strcmp(fts_cands(s, other, "filler", false), "1");
+	store_close(&s2);
+	/* inside a transaction of the caller: not kept (after the rollback
+	   another EXPUNGE brings the mailbox to the same uidnext and
+	   modseq with other pairs) */
+	test_assert(store_tx_begin(s, &tx) == STORE_OK);
+	uid = 10;
+	test_assert(store_msg_expunge(s, inbox, &uid, 1, NULL) == STORE_OK);
+	test_assert(strstr(fts_cands(s, inbox, "filler", false), ",9,11,") !=
+		    NULL);
+	store_tx_rollback(s, &tx);
+	uid = 11;
+	test_assert(store_msg_expunge(s, inbox, &uid, 1, NULL) == STORE_OK);
+	test_assert(strstr(fts_cands(s, inbox, "filler", false), ",9,10,12,") !=
+		    NULL);
+	store_close(&s);
+}
+
 static const struct test_case tests[] = {
+	{ "store_fts_box_pairs", test_store_fts_box_pairs },
+	{ "store_fts_cover", test_store_fts_cover },
 	{ "store_fts_lookup_merge", test_store_fts_lookup_merge },
 	{ "store_fts_fields", test_store_fts_fields },
 	{ "store_fts_too_long", test_store_fts_too_long },
