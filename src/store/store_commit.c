@@ -4,10 +4,11 @@
    thread was busy forms its next batch. For a batch the thread, with its
    own struct store (its own SQLite connection on the same data
    directory):
-     1. finishes every blob of every job: fsyncs all temp files at once
-        (up to STORE_COMMIT_FSYNC_THREADS helpers, so the device sees them
-        together instead of one round trip each), hashes and renames each,
-        then fsyncs each distinct blob directory once, again all at once;
+     1. finishes every blob of every job: hashes each and renames it to
+        its content name, then fsyncs all those files and each distinct
+        blob directory once, all at once (up to STORE_COMMIT_FSYNC_THREADS
+        helpers, so the device sees them together instead of one round
+        trip each; see store_commit_blobs);
      2. runs each job's metadata in a SAVEPOINT of one store batch (a job
         that fails is undone alone), and COMMITs once (one fsync);
      3. when the batch as a whole fails (SQLite rolled it back, COMMIT
@@ -255,29 +256,39 @@ store_commit_blob_list(struct store_commit_job *jobs,
 	return n;
 }
 
-/* The distinct blob directories renamed into, fsynced together. */
-static void
-store_commit_dirs(struct store_commit *c, struct store_commit_blob **blobs,
-		  struct store_commit_job **owner, size_t n)
+/* The distinct directories of the blobs (those with dir >= 0), opened
+   as fsync items (dirs[k]: the index of items[k]). */
+static size_t
+store_commit_dir_items(struct store *st, struct store_commit_blob **blobs,
+		       size_t n, struct store_commit_fsync *items, int *dirs)
 {
-	struct store *st = c->st;
-	bool dirty[STORE_COMMIT_DIRS] = { false };
-	struct store_commit_fsync items[STORE_COMMIT_DIRS];
-	int dirs[STORE_COMMIT_DIRS] = { 0 };
-	size_t nd = 0, i, k;
+	bool seen[STORE_COMMIT_DIRS] = { false };
+	size_t nd = 0, i;
 
 	for (i = 0; i < n; i++) {
-		if (blobs[i]->dir >= 0 && !dirty[blobs[i]->dir]) {
-			dirty[blobs[i]->dir] = true;
-			dirs[nd++] = blobs[i]->dir;
-		}
+		int d = blobs[i]->dir;
+
+		if (d < 0 || seen[d])
+			continue;
+		seen[d] = true;
+		dirs[nd] = d;
+		items[nd].fd = store_blob_dir_open(st, d);
+		items[nd].path = NULL;
+		items[nd++].err = 0;
 	}
-	for (k = 0; k < nd; k++) {
-		items[k].fd = store_blob_dir_open(st, dirs[k]);
-		items[k].path = NULL;
-		items[k].err = 0;
-	}
-	store_commit_fsync_all(&c->pool, items, nd);
+	return nd;
+}
+
+/* After their fsync: close the directories; one that failed fails the
+   jobs with a blob in it. */
+static void
+store_commit_dir_check(struct store *st, struct store_commit_blob **blobs,
+		       struct store_commit_job **owner, size_t n,
+		       struct store_commit_fsync *items, const int *dirs,
+		       size_t nd)
+{
+	size_t i, k;
+
 	for (k = 0; k < nd; k++) {
 		int r = STORE_OK, err = items[k].err;
 
@@ -301,36 +312,46 @@ store_commit_dirs(struct store_commit *c, struct store_commit_blob **blobs,
 	}
 }
 
-/* Phase 1: the blobs of every job: all files fsynced together (a parked
-   one is opened again by its path for that), then each renamed into
-   place, then each distinct directory fsynced once, all together. A job
-   with a failed blob is not run. */
+/* Phase 1: the blobs of every job. Each file is renamed to its content
+   name first (store_blob_writer_place), then every file (a parked one
+   opened again by its path) and every directory renamed into are
+   fsynced in one round, all at once: one device flush where a rename
+   after the files' fsync cost a second one in a row. A blob whose name
+   was taken (the same bytes, maybe not durable yet) is renamed over it
+   after that round; the directories of those get a second round. A
+   job with a failed blob is not run. */
 static void
 store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
 {
 	struct store *st = c->st;
 	struct store_commit_blob **blobs;
 	struct store_commit_job **owner;
-	size_t n = store_commit_blob_list(jobs, &blobs, &owner), i;
+	size_t n = store_commit_blob_list(jobs, &blobs, &owner), nd, i;
 	struct store_commit_fsync *items =
-		xreallocarray(NULL, n + 1, sizeof(*items));
+		xreallocarray(NULL, n + STORE_COMMIT_DIRS, sizeof(*items));
+	int dirs[STORE_COMMIT_DIRS];
 	int r, synced;
 
 	for (i = 0; i < n; i++) {
-		blobs[i]->hash[0] = '\0';
-		blobs[i]->size = 0;
-		blobs[i]->dir = -1;
-		items[i].fd = blobs[i]->w != NULL ?
-				      store_blob_writer_fd(blobs[i]->w) : -1;
-		items[i].path = blobs[i]->w != NULL ?
-					store_blob_writer_parked(blobs[i]->w) :
-					NULL;
+		struct store_commit_blob *b = blobs[i];
+
+		b->hash[0] = '\0';
+		b->size = 0;
+		b->dir = -1;
+		if (b->w != NULL)
+			(void)store_blob_writer_place(st, b->w, &b->dir);
+		items[i].fd = b->w != NULL ? store_blob_writer_fd(b->w) : -1;
+		items[i].path = b->w != NULL ? store_blob_writer_parked(b->w)
+					     : NULL;
 		items[i].err = 0;
 	}
-	store_commit_fsync_all(&c->pool, items, n);
+	nd = store_commit_dir_items(st, blobs, n, items + n, dirs);
+	store_commit_fsync_all(&c->pool, items, n + nd);
+	store_commit_dir_check(st, blobs, owner, n, items + n, dirs, nd);
 	for (i = 0; i < n; i++) {
 		struct store_commit_blob *b = blobs[i];
 
+		b->dir = -1;
 		if (b->w == NULL)
 			continue;
 		/* -1: not synced here (a writer that failed before) */
@@ -345,7 +366,10 @@ store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
 				store_commit_job_fail(st, owner[i], r);
 		}
 	}
-	store_commit_dirs(c, blobs, owner, n);
+	/* the second round: directories renamed into by seal */
+	nd = store_commit_dir_items(st, blobs, n, items, dirs);
+	store_commit_fsync_all(&c->pool, items, nd);
+	store_commit_dir_check(st, blobs, owner, n, items, dirs, nd);
 	free(items);
 	free(owner);
 	free(blobs);
