@@ -8,7 +8,8 @@
    path through the helper pool, a lost one failing its job alone, and
    the next batch's blobs are finished while a batch is still in its
    SQL (the two stages overlap), a failure there not touching the next
-   batch's job. */
+   batch's job, and a file found under a blob's name is replaced by the
+   new blob's own. */
 #include <dirent.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -468,6 +469,52 @@ test_commit_overlap(void)
 	ev_loop_free(&loop);
 }
 
+/* A file already under a blob's content name is not trusted (it may be
+   a crash's leftover, or another writer's file not fsynced yet): the new
+   blob's own fsynced file is renamed over it. */
+static void
+test_commit_name_taken(void)
+{
+	struct test_job a, b;
+	struct ev_loop *loop = ev_loop_new();
+	struct store_commit *c;
+	struct store *s;
+	char dir[512], path[10000], got[64];
+	FILE *f;
+	size_t n;
+
+	s = test_open("taken", dir, sizeof(dir));
+	c = store_commit_new(loop, dir, NULL);
+	test_assert(c != NULL);
+	test_job_init(&a, 0, s, true);
+	store_commit_submit(c, &a.job);
+	test_loop_until_idle(loop, c);
+	test_assert(a.job.result == STORE_OK);
+	snprintf(path, sizeof(path), "%s/blobs/%.2s/%s", dir, a.blob.hash,
+		 a.blob.hash + 2);
+	/* torn: the right size, the wrong bytes */
+	f = fopen(path, "w");
+	test_assert(f != NULL);
+	for (size_t i = 0; i < strlen(TEST_BLOB); i++)
+		fputc('x', f);
+	fclose(f);
+
+	test_job_init(&b, 1, s, true);
+	store_commit_submit(c, &b.job);
+	test_loop_until_idle(loop, c);
+	test_assert(b.job.result == STORE_OK);
+	test_assert_strcmp(b.blob.hash, a.blob.hash);
+	f = fopen(path, "r");
+	test_assert(f != NULL);
+	n = f != NULL ? fread(got, 1, sizeof(got), f) : 0;
+	if (f != NULL)
+		fclose(f);
+	test_assert(n == strlen(TEST_BLOB) && memcmp(got, TEST_BLOB, n) == 0);
+	store_commit_free(&c);
+	store_close(&s);
+	ev_loop_free(&loop);
+}
+
 static const struct test_case tests[] = {
 	{ "commit_batch", test_commit_batch },
 	{ "commit_failure_alone", test_commit_failure_alone },
@@ -476,6 +523,7 @@ static const struct test_case tests[] = {
 	{ "commit_pipeline", test_commit_pipeline },
 	{ "commit_parked", test_commit_parked },
 	{ "commit_overlap", test_commit_overlap },
+	{ "commit_name_taken", test_commit_name_taken },
 	{ NULL, NULL },
 };
 
