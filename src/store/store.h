@@ -177,8 +177,8 @@ int store_quota_get(struct store *s, int64_t account_id,
 /* ---- blobs ---- */
 #define STORE_HASH_HEX_LEN 64
 /* Streaming writer for a message: bytes go to a temporary file; finish
-   fsyncs it, renames it to its content hash (or drops it when that blob
-   exists already) and fsyncs the directory. A blob without a reference
+   fsyncs it, renames it to its content hash (over a file of that name:
+   the same bytes, now surely durable) and fsyncs the directory. A blob without a reference
    from the metadata after a crash is removed by store_open's cleanup. */
 struct store_blob_writer;
 struct store_blob_writer *store_blob_writer_new(struct store *s);

@@ -1,8 +1,14 @@
 /* Blob files: the immutable bytes of each message under
    DATADIR/blobs/ab/cdef... named by their SHA-256 (hex). A writer streams
-   into DATADIR/tmp, fsyncs, renames into place and fsyncs the directory
-   before any metadata may name the blob, so a committed reference always
-   has its file. Identical bytes are stored once; the blobs table counts
+   into DATADIR/tmp; its file and the directory entry of its content name
+   are fsynced before any metadata may name the blob, so a committed
+   reference always has its file. The commit thread renames a file into
+   place before its fsync (store_blob_writer_place), so that the file's
+   and the directory's fsync go to the device together; a file found
+   under a content name may therefore be another writer's, not durable
+   yet, and is never trusted: an identical blob is fsynced as its own
+   file and renamed over it (the old and the new file hold the same
+   bytes). Identical bytes are stored once; the blobs table counts
    references. A blob whose count drops to 0 is unlinked by
    store_blob_gc() under the write lock after the commit, so a concurrent
    transaction that wants to reference it either sees the file (and
@@ -31,7 +37,11 @@ struct store_blob_writer {
 	uint64_t size;
 	int err; /* sticky: the first failure */
 	bool parked; /* fd closed after the last byte (fd is -1) */
+	bool hashed; /* hash holds the digest (EVP final is done) */
+	bool placed; /* renamed to path before its fsync */
+	char hash[STORE_HASH_HEX_LEN + 1];
 	char tmp_path[STORE_PATH_MAX];
+	char path[STORE_PATH_MAX]; /* its content name, once placed */
 };
 
 bool
@@ -150,7 +160,10 @@ store_blob_writer_abort(struct store_blob_writer **wp)
 	*wp = NULL;
 	if (w->fd >= 0)
 		close(w->fd);
-	if (w->fd >= 0 || w->parked)
+	/* a placed file stays: another writer may have renamed its own
+	   (durable) copy to that name meanwhile; if unreferenced, the
+	   cleanup journal has it */
+	if ((w->fd >= 0 || w->parked) && !w->placed)
 		unlink(w->tmp_path);
 	EVP_MD_CTX_free(w->md);
 	free(w);
@@ -194,36 +207,88 @@ store_blob_dir(struct store *s, const char *hash, char *dir, size_t size)
 	return STORE_OK;
 }
 
-/* Rename the fsynced temp file to its content name (or drop it).
-   *dir_r: the blob directory's index (0..255) when a rename made it
-   need an fsync, else -1 (dedup: the file was there already). */
+/* The digest, once (EVP final can be called once). */
 static int
-store_blob_install(struct store_blob_writer *w, const char *hash, int *dir_r)
+store_blob_writer_hash(struct store_blob_writer *w)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (w->hashed)
+		return STORE_OK;
+	if (EVP_DigestFinal_ex(w->md, md, &mdlen) != 1 || mdlen != 32)
+		return store_fail(w->s, STORE_ERR, "sha256 failed");
+	store_hex(md, mdlen, w->hash);
+	w->hashed = true;
+	return STORE_OK;
+}
+
+/* The blob directory of w's content name made, the name in w->path and
+   in the cleanup journal (before any rename to it). */
+static int
+store_blob_name(struct store_blob_writer *w)
 {
 	struct store *s = w->s;
-	char dir[STORE_PATH_MAX], path[STORE_PATH_MAX];
+	char dir[STORE_PATH_MAX];
+	int ret;
+
+	ret = store_blob_dir(s, w->hash, dir, sizeof(dir));
+	if (ret != STORE_OK)
+		return ret;
+	if (store_blob_path(s, w->hash, w->path, sizeof(w->path)) < 0)
+		return store_fail(s, STORE_ERR, "blob path too long");
+	return store_cleanup_journal_add(s, w->hash);
+}
+
+static int
+store_blob_dir_index(const char *hash)
+{
+	return store_hex_digit(hash[0]) << 4 | store_hex_digit(hash[1]);
+}
+
+/* Rename the fsynced temp file to its content name, over a file of that
+   name if there is one (identical bytes, but maybe not durable yet).
+   *dir_r: the blob directory (0..255), which now needs an fsync. */
+static int
+store_blob_install(struct store_blob_writer *w, int *dir_r)
+{
+	int ret = store_blob_name(w);
+
+	*dir_r = -1;
+	if (ret != STORE_OK)
+		return ret;
+	if (rename(w->tmp_path, w->path) < 0)
+		return store_errno(w->s, "rename", w->path);
+	*dir_r = store_blob_dir_index(w->hash);
+	return STORE_OK;
+}
+
+int
+store_blob_writer_place(struct store *s, struct store_blob_writer *w,
+			int *dir_r)
+{
 	int ret;
 
 	*dir_r = -1;
-	ret = store_blob_dir(s, hash, dir, sizeof(dir));
+	w->s = s;
+	if (w->err != STORE_OK)
+		return w->err;
+	ret = store_blob_writer_hash(w);
+	if (ret == STORE_OK)
+		ret = store_blob_name(w);
 	if (ret != STORE_OK)
-		return ret;
-	if (store_blob_path(s, hash, path, sizeof(path)) < 0)
-		return store_fail(s, STORE_ERR, "blob path too long");
-	if (access(path, F_OK) == 0) {
-		/* Dedup. Touch it so the orphan cleanup sees a fresh file
-		   until our metadata references it. */
-		(void)utimensat(AT_FDCWD, path, NULL, 0);
-		unlink(w->tmp_path);
+		return w->err = ret;
+	/* NOREPLACE: never over a file that may be durable while ours is
+	   not. Taken: seal renames over it after the fsync. */
+	if (renameat2(AT_FDCWD, w->tmp_path, AT_FDCWD, w->path,
+		      RENAME_NOREPLACE) == 0) {
+		w->placed = true;
+		*dir_r = store_blob_dir_index(w->hash);
 		return STORE_OK;
 	}
-	ret = store_cleanup_journal_add(s, hash);
-	if (ret != STORE_OK)
-		return ret;
-	if (rename(w->tmp_path, path) < 0)
-		return store_errno(s, "rename", path);
-	*dir_r = store_hex_digit(hash[0]) << 4 | store_hex_digit(hash[1]);
-	return STORE_OK;
+	if (errno == EEXIST || errno == EINVAL || errno == ENOSYS)
+		return STORE_OK;
+	return w->err = store_errno(s, "rename", w->path);
 }
 
 int
@@ -248,10 +313,18 @@ store_blob_writer_park(struct store_blob_writer *w)
 	return STORE_OK;
 }
 
+/* Where the writer's file is now. */
+static const char *
+store_blob_writer_file(const struct store_blob_writer *w)
+{
+	return w->placed ? w->path : w->tmp_path;
+}
+
 const char *
 store_blob_writer_parked(const struct store_blob_writer *w)
 {
-	return w->err == STORE_OK && w->parked ? w->tmp_path : NULL;
+	return w->err == STORE_OK && w->parked ? store_blob_writer_file(w)
+					       : NULL;
 }
 
 /* fsync of a writer's file by the writer itself (synced < 0 in seal). */
@@ -261,7 +334,7 @@ store_blob_writer_sync(struct store_blob_writer *w)
 	int fd = w->fd, ret = 0;
 
 	if (fd < 0) {
-		fd = open(w->tmp_path, O_RDONLY | O_CLOEXEC);
+		fd = open(store_blob_writer_file(w), O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			return -1;
 	}
@@ -281,8 +354,6 @@ store_blob_writer_seal(struct store *s, struct store_blob_writer **wp,
 		       int synced, char *hash_r, uint64_t *size_r, int *dir_r)
 {
 	struct store_blob_writer *w = *wp;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
 	int ret = w->err;
 
 	*dir_r = -1;
@@ -300,16 +371,16 @@ store_blob_writer_seal(struct store *s, struct store_blob_writer **wp,
 		ret = store_errno(s, "close", w->tmp_path);
 	else if (ret == STORE_OK)
 		w->fd = -1;
-	if (ret == STORE_OK &&
-	    (EVP_DigestFinal_ex(w->md, md, &mdlen) != 1 || mdlen != 32))
-		ret = store_fail(s, STORE_ERR, "sha256 failed");
+	if (ret == STORE_OK)
+		ret = store_blob_writer_hash(w);
+	if (ret == STORE_OK && !w->placed)
+		ret = store_blob_install(w, dir_r);
 	if (ret == STORE_OK) {
-		store_hex(md, mdlen, hash_r);
-		ret = store_blob_install(w, hash_r, dir_r);
+		memcpy(hash_r, w->hash, sizeof(w->hash));
+		if (size_r != NULL)
+			*size_r = w->size;
 	}
-	if (ret == STORE_OK && size_r != NULL)
-		*size_r = w->size;
-	if (ret != STORE_OK && w->fd < 0)
+	if (ret != STORE_OK && w->fd < 0 && !w->placed)
 		unlink(w->tmp_path);
 	w->parked = false; /* the file is handled: renamed or unlinked */
 	store_blob_writer_abort(wp);

@@ -1,13 +1,17 @@
 /* The commit thread of a process: durable writes off the event loop, in
-   groups. The loop submits jobs; everything submitted during one loop
-   pass is handed over together, and everything handed over while the
-   thread was busy forms its next batch. For a batch the thread, with its
-   own struct store (its own SQLite connection on the same data
-   directory):
-     1. finishes every blob of every job: fsyncs all temp files at once
-        (up to STORE_COMMIT_FSYNC_THREADS helpers, so the device sees them
-        together instead of one round trip each), hashes and renames each,
-        then fsyncs each distinct blob directory once, again all at once;
+   groups, in two stages. The loop submits jobs; everything submitted
+   during one loop pass is handed over together. The blob stage (a
+   thread with its own struct store, for errors and the cleanup journal)
+   takes whatever was handed over while it was busy and:
+     1. finishes every blob of every job: hashes each and renames it to
+        its content name, then fsyncs all those files and each distinct
+        blob directory once, all at once (up to STORE_COMMIT_FSYNC_THREADS
+        helpers, so the device sees them together instead of one round
+        trip each; see store_commit_blobs);
+   then passes the jobs on. The commit thread, with its own struct store
+   (its own SQLite connection on the same data directory), takes every
+   job passed on while it was busy (several blob rounds make one batch)
+   and:
      2. runs each job's metadata in a SAVEPOINT of one store batch (a job
         that fails is undone alone), and COMMITs once (one fsync);
      3. when the batch as a whole fails (SQLite rolled it back, COMMIT
@@ -15,6 +19,9 @@
         job does not fail the others;
      4. queues the jobs for the loop and wakes it through an eventfd; the
         loop calls each job's done (send 250 / OK) in submission order.
+   So the next batch's file fsyncs run while this batch's COMMIT waits
+   for its own: two flushes in flight, not one after the other. Jobs
+   keep their order through both stages.
    Post-commit work (change notifications, blob garbage collection) runs
    from the thread's store, after its COMMIT. The full-text rows of new
    blobs are written after the loop was woken, for several batches at
@@ -26,10 +33,10 @@
    after the loop was woken (never inside a COMMIT, where SQLite's
    automatic checkpoint would hold back the batch's replies by the time
    it takes to copy and fsync the database). The fsync helpers are a
-   small pool started with the thread. While the thread works the
+   small pool started with the blob stage. While the threads work the
    loop keeps serving its other connections. The durability rule holds:
    done sees STORE_OK only after blob fsync, directory fsync and the
-   COMMIT with fsync. */
+   COMMIT with fsync, in that order for each job. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -91,17 +98,21 @@ struct store_commit_pool {
 
 struct store_commit {
 	struct ev_loop *loop;
-	struct store *st; /* used by the thread only (after start) */
+	struct store *st;  /* used by the commit thread only (after start) */
+	struct store *bst; /* used by the blob stage only (after start) */
 	int efd;
-	pthread_t thread;
-	bool thread_started;
+	pthread_t thread, blob_thread;
+	bool thread_started, blob_started;
 
 	pthread_mutex_t mu;
-	pthread_cond_t work_cond; /* queue non-empty or stop */
-	pthread_cond_t done_cond; /* done non-empty (drain) */
-	struct store_commit_job *queue, **queue_tail; /* loop -> thread */
+	pthread_cond_t work_cond;  /* queue non-empty or stop */
+	pthread_cond_t ready_cond; /* ready non-empty or blobs_stopped */
+	pthread_cond_t done_cond;  /* done non-empty (drain) */
+	struct store_commit_job *queue, **queue_tail; /* loop -> blob stage */
+	struct store_commit_job *ready, **ready_tail; /* -> commit thread */
 	struct store_commit_job *done, **done_tail;   /* thread -> loop */
-	bool stop;
+	bool stop;	    /* the blob stage ends once queue is empty */
+	bool blobs_stopped; /* it did: the commit thread ends after ready */
 	uint64_t batches, jobs; /* statistics, under mu */
 	struct store_commit_pool pool;
 	bool pool_started;
@@ -255,29 +266,39 @@ store_commit_blob_list(struct store_commit_job *jobs,
 	return n;
 }
 
-/* The distinct blob directories renamed into, fsynced together. */
-static void
-store_commit_dirs(struct store_commit *c, struct store_commit_blob **blobs,
-		  struct store_commit_job **owner, size_t n)
+/* The distinct directories of the blobs (those with dir >= 0), opened
+   as fsync items (dirs[k]: the index of items[k]). */
+static size_t
+store_commit_dir_items(struct store *st, struct store_commit_blob **blobs,
+		       size_t n, struct store_commit_fsync *items, int *dirs)
 {
-	struct store *st = c->st;
-	bool dirty[STORE_COMMIT_DIRS] = { false };
-	struct store_commit_fsync items[STORE_COMMIT_DIRS];
-	int dirs[STORE_COMMIT_DIRS] = { 0 };
-	size_t nd = 0, i, k;
+	bool seen[STORE_COMMIT_DIRS] = { false };
+	size_t nd = 0, i;
 
 	for (i = 0; i < n; i++) {
-		if (blobs[i]->dir >= 0 && !dirty[blobs[i]->dir]) {
-			dirty[blobs[i]->dir] = true;
-			dirs[nd++] = blobs[i]->dir;
-		}
+		int d = blobs[i]->dir;
+
+		if (d < 0 || seen[d])
+			continue;
+		seen[d] = true;
+		dirs[nd] = d;
+		items[nd].fd = store_blob_dir_open(st, d);
+		items[nd].path = NULL;
+		items[nd++].err = 0;
 	}
-	for (k = 0; k < nd; k++) {
-		items[k].fd = store_blob_dir_open(st, dirs[k]);
-		items[k].path = NULL;
-		items[k].err = 0;
-	}
-	store_commit_fsync_all(&c->pool, items, nd);
+	return nd;
+}
+
+/* After their fsync: close the directories; one that failed fails the
+   jobs with a blob in it. */
+static void
+store_commit_dir_check(struct store *st, struct store_commit_blob **blobs,
+		       struct store_commit_job **owner, size_t n,
+		       struct store_commit_fsync *items, const int *dirs,
+		       size_t nd)
+{
+	size_t i, k;
+
 	for (k = 0; k < nd; k++) {
 		int r = STORE_OK, err = items[k].err;
 
@@ -301,36 +322,46 @@ store_commit_dirs(struct store_commit *c, struct store_commit_blob **blobs,
 	}
 }
 
-/* Phase 1: the blobs of every job: all files fsynced together (a parked
-   one is opened again by its path for that), then each renamed into
-   place, then each distinct directory fsynced once, all together. A job
-   with a failed blob is not run. */
+/* Phase 1: the blobs of every job. Each file is renamed to its content
+   name first (store_blob_writer_place), then every file (a parked one
+   opened again by its path) and every directory renamed into are
+   fsynced in one round, all at once: one device flush where a rename
+   after the files' fsync cost a second one in a row. A blob whose name
+   was taken (the same bytes, maybe not durable yet) is renamed over it
+   after that round; the directories of those get a second round. A
+   job with a failed blob is not run. */
 static void
 store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
 {
-	struct store *st = c->st;
+	struct store *st = c->bst;
 	struct store_commit_blob **blobs;
 	struct store_commit_job **owner;
-	size_t n = store_commit_blob_list(jobs, &blobs, &owner), i;
+	size_t n = store_commit_blob_list(jobs, &blobs, &owner), nd, i;
 	struct store_commit_fsync *items =
-		xreallocarray(NULL, n + 1, sizeof(*items));
+		xreallocarray(NULL, n + STORE_COMMIT_DIRS, sizeof(*items));
+	int dirs[STORE_COMMIT_DIRS];
 	int r, synced;
 
 	for (i = 0; i < n; i++) {
-		blobs[i]->hash[0] = '\0';
-		blobs[i]->size = 0;
-		blobs[i]->dir = -1;
-		items[i].fd = blobs[i]->w != NULL ?
-				      store_blob_writer_fd(blobs[i]->w) : -1;
-		items[i].path = blobs[i]->w != NULL ?
-					store_blob_writer_parked(blobs[i]->w) :
-					NULL;
+		struct store_commit_blob *b = blobs[i];
+
+		b->hash[0] = '\0';
+		b->size = 0;
+		b->dir = -1;
+		if (b->w != NULL)
+			(void)store_blob_writer_place(st, b->w, &b->dir);
+		items[i].fd = b->w != NULL ? store_blob_writer_fd(b->w) : -1;
+		items[i].path = b->w != NULL ? store_blob_writer_parked(b->w)
+					     : NULL;
 		items[i].err = 0;
 	}
-	store_commit_fsync_all(&c->pool, items, n);
+	nd = store_commit_dir_items(st, blobs, n, items + n, dirs);
+	store_commit_fsync_all(&c->pool, items, n + nd);
+	store_commit_dir_check(st, blobs, owner, n, items + n, dirs, nd);
 	for (i = 0; i < n; i++) {
 		struct store_commit_blob *b = blobs[i];
 
+		b->dir = -1;
 		if (b->w == NULL)
 			continue;
 		/* -1: not synced here (a writer that failed before) */
@@ -345,7 +376,10 @@ store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
 				store_commit_job_fail(st, owner[i], r);
 		}
 	}
-	store_commit_dirs(c, blobs, owner, n);
+	/* the second round: directories renamed into by seal */
+	nd = store_commit_dir_items(st, blobs, n, items, dirs);
+	store_commit_fsync_all(&c->pool, items, nd);
+	store_commit_dir_check(st, blobs, owner, n, items, dirs, nd);
 	free(items);
 	free(owner);
 	free(blobs);
@@ -424,22 +458,17 @@ store_commit_singly(struct store *st, struct store_commit_job *jobs)
 	}
 }
 
+/* Phases 2 and 3 for jobs whose blobs are done. */
 static void
 store_commit_batch(struct store_commit *c, struct store_commit_job *jobs)
 {
 	struct store_commit_job *job;
 	size_t n = 0;
 
-	for (job = jobs; job != NULL; job = job->next) {
-		job->result = STORE_OK;
-		job->error[0] = '\0';
+	for (job = jobs; job != NULL; job = job->next)
 		n++;
-	}
-	store_commit_blobs(c, jobs);
-	for (job = jobs; job != NULL; job = job->next) {
-		job->blobs_ok = job->result == STORE_OK;
+	for (job = jobs; job != NULL; job = job->next)
 		job->batch_size = n;
-	}
 	if (store_commit_together(c->st, jobs) < 0) {
 		for (job = jobs; job != NULL; job = job->next)
 			job->batch_size = 1;
@@ -499,29 +528,72 @@ store_commit_fts_flush(struct store_commit *c)
 	(void)store_fts_flush_deferred(c->st, STORE_COMMIT_FTS_ROWS);
 }
 
-/* Wait (under mu) for jobs or stop; meanwhile write held full-text rows
-   once they are due. */
+/* Wait (under mu) for jobs with their blobs done, or the end of the
+   blob stage; meanwhile write held full-text rows once they are due. */
 static void
 store_commit_wait(struct store_commit *c)
 {
 	struct timespec ts;
 	int64_t at;
 
-	while (c->queue == NULL && !c->stop) {
+	while (c->ready == NULL && !c->blobs_stopped) {
 		if (c->st->fts_count == 0) {
-			pthread_cond_wait(&c->work_cond, &c->mu);
+			pthread_cond_wait(&c->ready_cond, &c->mu);
 			continue;
 		}
 		at = c->fts_since + STORE_COMMIT_FTS_WAIT_MS;
 		ts.tv_sec = (time_t)(at / 1000);
 		ts.tv_nsec = (long)(at % 1000) * 1000000L;
-		(void)pthread_cond_timedwait(&c->work_cond, &c->mu, &ts);
-		if (c->queue == NULL && store_commit_fts_due(c)) {
+		(void)pthread_cond_timedwait(&c->ready_cond, &c->mu, &ts);
+		if (c->ready == NULL && store_commit_fts_due(c)) {
 			pthread_mutex_unlock(&c->mu);
 			store_commit_fts_flush(c);
 			pthread_mutex_lock(&c->mu);
 		}
 	}
+}
+
+/* The blob stage: phase 1 for whatever the loop handed over, then on
+   to the commit thread. While that one runs a batch's SQL and COMMIT,
+   the next batch's files are fsynced here: the two flushes overlap
+   instead of one waiting for the other. */
+static void *
+store_commit_blob_main(void *arg)
+{
+	struct store_commit *c = arg;
+	struct store_commit_job *jobs, *job, *last = NULL;
+
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		while (c->queue == NULL && !c->stop)
+			pthread_cond_wait(&c->work_cond, &c->mu);
+		if (c->queue == NULL) {
+			c->blobs_stopped = true;
+			pthread_cond_signal(&c->ready_cond);
+			pthread_mutex_unlock(&c->mu);
+			break;
+		}
+		jobs = c->queue;
+		c->queue = NULL;
+		c->queue_tail = &c->queue;
+		pthread_mutex_unlock(&c->mu);
+
+		for (job = jobs; job != NULL; job = job->next) {
+			job->result = STORE_OK;
+			job->error[0] = '\0';
+		}
+		store_commit_blobs(c, jobs);
+		for (job = jobs; job != NULL; job = job->next) {
+			job->blobs_ok = job->result == STORE_OK;
+			last = job;
+		}
+		pthread_mutex_lock(&c->mu);
+		*c->ready_tail = jobs;
+		c->ready_tail = &last->next;
+		pthread_cond_signal(&c->ready_cond);
+		pthread_mutex_unlock(&c->mu);
+	}
+	return NULL;
 }
 
 static void *
@@ -536,15 +608,16 @@ store_commit_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&c->mu);
 		store_commit_wait(c);
-		if (c->queue == NULL) {
+		if (c->ready == NULL) {
 			pthread_mutex_unlock(&c->mu);
 			while (c->st->fts_count > 0)
 				store_commit_fts_flush(c);
 			break;
 		}
-		jobs = c->queue;
-		c->queue = NULL;
-		c->queue_tail = &c->queue;
+		/* every job ready: several blob rounds may form one batch */
+		jobs = c->ready;
+		c->ready = NULL;
+		c->ready_tail = &c->ready;
 		pthread_mutex_unlock(&c->mu);
 
 		held = c->st->fts_count > 0;
@@ -690,23 +763,27 @@ store_commit_new(struct ev_loop *loop, const char *datadir,
 
 	c->loop = loop;
 	c->queue_tail = &c->queue;
+	c->ready_tail = &c->ready;
 	c->done_tail = &c->done;
 	c->local_tail = &c->local;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_condattr_init(&cattr);
 	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->work_cond, &cattr);
+	pthread_cond_init(&c->ready_cond, &cattr);
 	pthread_condattr_destroy(&cattr);
+	pthread_cond_init(&c->work_cond, NULL);
 	pthread_cond_init(&c->done_cond, NULL);
 	c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	/* Opened here, on the loop's thread: store_open is not thread-safe
 	   on its first call (VFS registration). */
 	c->st = store_open(datadir, &e);
-	if (c->efd < 0 || c->st == NULL ||
+	if (c->st != NULL)
+		c->bst = store_open(datadir, &e);
+	if (c->efd < 0 || c->st == NULL || c->bst == NULL ||
 	    ev_fd_add(loop, c->efd, EV_READ, store_commit_on_wake, c) < 0) {
 		/* XXX a static buffer, as for store_open */
 		snprintf(err, sizeof(err), "commit thread: %s",
-			 c->st == NULL ? e : strerror(errno));
+			 c->st == NULL || c->bst == NULL ? e : strerror(errno));
 		goto fail;
 	}
 	/* no checkpoint inside the thread's COMMITs: it checkpoints after
@@ -719,15 +796,18 @@ store_commit_new(struct ev_loop *loop, const char *datadir,
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	store_commit_pool_start(&c->pool);
 	c->pool_started = true;
-	if (pthread_create(&c->thread, NULL, store_commit_main, c) != 0) {
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	c->blob_started = pthread_create(&c->blob_thread, NULL,
+					 store_commit_blob_main, c) == 0;
+	c->thread_started = c->blob_started &&
+			    pthread_create(&c->thread, NULL, store_commit_main,
+					   c) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!c->thread_started) {
 		snprintf(err, sizeof(err), "commit thread: pthread_create "
 			 "failed");
 		ev_fd_del(loop, c->efd);
 		goto fail;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	c->thread_started = true;
 	return c;
 fail:
 	if (error_r != NULL)
@@ -744,12 +824,16 @@ store_commit_free(struct store_commit **cp)
 	if (c == NULL)
 		return;
 	*cp = NULL;
-	if (c->thread_started) {
+	if (c->thread_started)
 		store_commit_drain(c);
+	if (c->blob_started) {
 		pthread_mutex_lock(&c->mu);
 		c->stop = true;
 		pthread_cond_signal(&c->work_cond);
 		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->blob_thread, NULL);
+	}
+	if (c->thread_started) {
 		pthread_join(c->thread, NULL);
 		ev_fd_del(c->loop, c->efd);
 	}
@@ -757,8 +841,10 @@ store_commit_free(struct store_commit **cp)
 		store_commit_pool_stop(&c->pool);
 	if (c->efd >= 0)
 		close(c->efd);
+	store_close(&c->bst);
 	store_close(&c->st);
 	pthread_cond_destroy(&c->done_cond);
+	pthread_cond_destroy(&c->ready_cond);
 	pthread_cond_destroy(&c->work_cond);
 	pthread_mutex_destroy(&c->mu);
 	free(c);

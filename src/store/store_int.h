@@ -203,13 +203,23 @@ int store_blob_writer_fd(const struct store_blob_writer *w);
    open for that fsync; NULL when not parked or failed. Valid while the
    writer lives. */
 const char *store_blob_writer_parked(const struct store_blob_writer *w);
+/* Before the fsync (store_commit.c): hash the writer's bytes and rename
+   its file to its content name unless a file has that name already, so
+   the caller can fsync the file (store_blob_writer_fd, or by the path of
+   store_blob_writer_parked) and the blob directory *dir_r (0..255; -1:
+   not renamed, seal does it after the fsync) together. Errors recorded
+   on s and kept by the writer (seal reports them). Once placed, a file
+   whose fsync fails stays under its name, never trusted (see the top
+   of store_blob.c); the cleanup journal has it. */
+int store_blob_writer_place(struct store *s, struct store_blob_writer *w,
+			    int *dir_r);
 /* Like store_blob_writer_finish() but without the directory fsync, with
    errors recorded on s (the caller's store, e.g. the commit thread's):
    fsync (synced < 0; 0: the caller fsynced the fd already; > 0: that
-   fsync failed with this errno), hash, rename into place. *dir_r: the
-   blob directory (0..255) that still needs an fsync before the blob is
-   durable, or -1 (nothing was renamed). The writer is freed in every
-   case. */
+   fsync failed with this errno), hash, rename into place unless placed
+   already. *dir_r: the blob directory (0..255) that still needs an
+   fsync before the blob is durable, or -1 (nothing renamed here). The
+   writer is freed in every case. */
 int store_blob_writer_seal(struct store *s, struct store_blob_writer **w,
 			   int synced, char *hash_r, uint64_t *size_r,
 			   int *dir_r);

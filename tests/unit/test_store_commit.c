@@ -5,7 +5,13 @@
    that fails is undone alone, a job with a failed blob is not run, done
    may submit again, drain/free wait for everything in flight, and
    parked writers (file closed after the last byte) are fsynced by their
-   path through the helper pool, a lost one failing its job alone. */
+   path through the helper pool, a lost one failing its job alone, and
+   the next batch's blobs are finished while a batch is still in its
+   SQL (the two stages overlap), a failure there not touching the next
+   batch's job, and a file found under a blob's name is replaced by the
+   new blob's own. */
+#include <dirent.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +36,17 @@ struct test_job {
 	size_t *order_len;
 	struct store_commit *resubmit; /* done submits a follow-up */
 	struct test_job *follow;
+	atomic_int *gate; /* run: set 1, wait until the test sets 2 */
 };
+
+/* Bounded: until *gate is 2 or about 20 s passed. */
+static void
+test_gate_wait(atomic_int *gate)
+{
+	*gate = 1;
+	for (int i = 0; i < 20000 && *gate != 2; i++)
+		usleep(1000);
+}
 
 static int
 test_job_run(struct store *s, struct store_commit_job *job)
@@ -40,6 +56,8 @@ test_job_run(struct store *s, struct store_commit_job *job)
 	int r;
 
 	t->runs++;
+	if (t->gate != NULL)
+		test_gate_wait(t->gate);
 	snprintf(name, sizeof(name), "d%d.test", t->index);
 	r = store_domain_add(s, name);
 	if (r != STORE_OK)
@@ -368,6 +386,135 @@ test_commit_parked(void)
 	ev_loop_free(&loop);
 }
 
+/* Files under DATADIR/blobs/xx/. */
+static int
+test_blob_files(const char *dir)
+{
+	char path[600];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	for (int k = 0; k < 256; k++) {
+		snprintf(path, sizeof(path), "%s/blobs/%02x", dir, k);
+		d = opendir(path);
+		if (d == NULL)
+			continue;
+		while ((de = readdir(d)) != NULL)
+			n += de->d_name[0] != '.';
+		closedir(d);
+	}
+	return n;
+}
+
+/* Job A's run is held (its batch open on the commit thread) while B is
+   submitted: B's blob is put in place meanwhile, by the blob stage.
+   Then A fails: B, in the next batch, is committed and told so, A's
+   change is not. */
+static void
+test_commit_overlap(void)
+{
+	struct test_job a, b;
+	struct ev_loop *loop = ev_loop_new();
+	struct store_commit *c;
+	struct store *s;
+	char dir[512];
+	atomic_int gate = 0;
+	uint64_t batches = 0, njobs = 0;
+	int order[2], i;
+	size_t order_len = 0;
+
+	s = test_open("overlap", dir, sizeof(dir));
+	c = store_commit_new(loop, dir, NULL);
+	test_assert(c != NULL);
+	test_job_init(&a, 0, s, true);
+	a.gate = &gate;
+	a.fail = true;
+	a.order = order;
+	a.order_len = &order_len;
+	store_commit_submit(c, &a.job);
+	ev_run_once(loop, 0);
+	for (i = 0; i < 20000 && gate != 1; i++)
+		usleep(1000);
+	test_assert(gate == 1);
+	test_assert(test_blob_files(dir) == 1);
+
+	test_job_init(&b, 1, s, false);
+	b.blob.w = store_blob_writer_new(s);
+	test_assert(store_blob_writer_write(b.blob.w, "other\r\n", 7) ==
+		    STORE_OK);
+	b.job.blobs = &b.blob;
+	b.job.blob_count = 1;
+	b.order = order;
+	b.order_len = &order_len;
+	store_commit_submit(c, &b.job);
+	ev_run_once(loop, 0);
+	for (i = 0; i < 20000 && test_blob_files(dir) < 2; i++)
+		usleep(1000);
+	test_assert(test_blob_files(dir) == 2);
+	test_assert(!a.done && !b.done);
+
+	gate = 2;
+	test_loop_until_idle(loop, c);
+	test_assert(a.done && b.done);
+	test_assert(a.job.result == STORE_INVALID);
+	test_assert(b.job.result == STORE_OK && b.blob.size == 7);
+	test_assert(store_domain_exists(s, "d0.test") == 0);
+	test_assert(store_domain_exists(s, "d1.test") == 1);
+	test_assert(order_len == 2 && order[0] == 0 && order[1] == 1);
+	store_commit_stats(c, &batches, &njobs);
+	test_assert(batches == 2 && njobs == 2);
+	store_commit_free(&c);
+	store_close(&s);
+	ev_loop_free(&loop);
+}
+
+/* A file already under a blob's content name is not trusted (it may be
+   a crash's leftover, or another writer's file not fsynced yet): the new
+   blob's own fsynced file is renamed over it. */
+static void
+test_commit_name_taken(void)
+{
+	struct test_job a, b;
+	struct ev_loop *loop = ev_loop_new();
+	struct store_commit *c;
+	struct store *s;
+	char dir[512], path[10000], got[64];
+	FILE *f;
+	size_t n;
+
+	s = test_open("taken", dir, sizeof(dir));
+	c = store_commit_new(loop, dir, NULL);
+	test_assert(c != NULL);
+	test_job_init(&a, 0, s, true);
+	store_commit_submit(c, &a.job);
+	test_loop_until_idle(loop, c);
+	test_assert(a.job.result == STORE_OK);
+	snprintf(path, sizeof(path), "%s/blobs/%.2s/%s", dir, a.blob.hash,
+		 a.blob.hash + 2);
+	/* torn: the right size, the wrong bytes */
+	f = fopen(path, "w");
+	test_assert(f != NULL);
+	for (size_t i = 0; i < strlen(TEST_BLOB); i++)
+		fputc('x', f);
+	fclose(f);
+
+	test_job_init(&b, 1, s, true);
+	store_commit_submit(c, &b.job);
+	test_loop_until_idle(loop, c);
+	test_assert(b.job.result == STORE_OK);
+	test_assert_strcmp(b.blob.hash, a.blob.hash);
+	f = fopen(path, "r");
+	test_assert(f != NULL);
+	n = f != NULL ? fread(got, 1, sizeof(got), f) : 0;
+	if (f != NULL)
+		fclose(f);
+	test_assert(n == strlen(TEST_BLOB) && memcmp(got, TEST_BLOB, n) == 0);
+	store_commit_free(&c);
+	store_close(&s);
+	ev_loop_free(&loop);
+}
+
 static const struct test_case tests[] = {
 	{ "commit_batch", test_commit_batch },
 	{ "commit_failure_alone", test_commit_failure_alone },
@@ -375,6 +522,8 @@ static const struct test_case tests[] = {
 	{ "commit_drain", test_commit_drain },
 	{ "commit_pipeline", test_commit_pipeline },
 	{ "commit_parked", test_commit_parked },
+	{ "commit_overlap", test_commit_overlap },
+	{ "commit_name_taken", test_commit_name_taken },
 	{ NULL, NULL },
 };
 
