@@ -1,0 +1,298 @@
+"""STORE, EXPUNGE, UID EXPUNGE, CLOSE and POP3 QUIT write on the worker's
+commit thread (group commit), like APPEND: the replies wait for the
+durable COMMIT, pipelined commands wait for the write before them,
+other sessions see the change once it is answered, a client that goes
+away meanwhile leaves a healthy server and an all-or-nothing change,
+and a write that fails (SQLITE_BUSY: the test holds the write lock)
+answers NO / -ERR and changes nothing."""
+import os
+import re
+import socket
+import sqlite3
+import time
+
+from pop3_helpers import Pop, deliver
+from test_imap_helpers import Raw, login, msg, new_account
+
+
+def _fill(tern, addr, pw, n):
+    m = login(tern, addr, pw)
+    for i in range(n):
+        m.append("INBOX", None, None, msg("m%d" % i))
+    m.logout()
+
+
+def _selected(tern, addr, pw, cmd="SELECT INBOX", tls=True):
+    r = Raw(tern, tls=tls)
+    r.login(addr, pw)
+    line, _ = r.cmd(cmd)
+    assert " OK " in line, line
+    return r
+
+
+def _flags(r, seqs):
+    """{seq: set of flags} from FETCH seqs (FLAGS)."""
+    line, unt = r.cmd("FETCH %s (FLAGS)" % seqs)
+    assert " OK " in line, line
+    out = {}
+    for u in unt:
+        m = re.fullmatch(rb"\* (\d+) FETCH \(FLAGS \(([^)]*)\)\)", u)
+        if m:
+            out[int(m.group(1))] = set(m.group(2).split())
+    return out
+
+
+def _no_worker_died(tern):
+    assert "child-died" not in tern.log()
+
+
+def test_pipelined_store_and_fetch(tern):
+    addr, pw = new_account(tern)
+    _fill(tern, addr, pw, 3)
+    r = _selected(tern, addr, pw)
+    # one packet: every command waits for the write before it
+    r.send("a STORE 1 +FLAGS (\\Seen)\r\nb FETCH 1 (FLAGS)\r\n"
+           "c STORE 1:3 FLAGS (\\Flagged k1)\r\nd FETCH 1:3 (FLAGS)\r\n"
+           "e STORE 2 -FLAGS.SILENT (k1)\r\nf FETCH 2 (FLAGS)\r\n")
+    line, unt = r.tagged("a")
+    assert line == "a OK Store completed."
+    assert unt == [b"* 1 FETCH (FLAGS (\\Seen \\Recent))"]
+    line, unt = r.tagged("b")
+    assert unt == [b"* 1 FETCH (FLAGS (\\Seen \\Recent))"]
+    line, unt = r.tagged("c")
+    assert line == "c OK Store completed."
+    assert b"* 1 FETCH (FLAGS (\\Flagged \\Recent k1))" in unt
+    line, unt = r.tagged("d")
+    assert unt[-3:] == [b"* %d FETCH (FLAGS (\\Flagged \\Recent k1))" % i
+                        for i in (1, 2, 3)]
+    line, unt = r.tagged("e")
+    assert line == "e OK Store completed." and unt == []
+    line, unt = r.tagged("f")
+    assert unt == [b"* 2 FETCH (FLAGS (\\Flagged \\Recent))"]
+    r.close()
+
+
+def test_two_connections_store_at_once(tern):
+    addr, pw = new_account(tern)
+    _fill(tern, addr, pw, 4)
+    conns = [_selected(tern, addr, pw) for _ in range(4)]
+    # all four at once (likely more than one worker): each its own flag
+    for i, r in enumerate(conns):
+        r.send("s STORE %d +FLAGS (\\Seen)\r\nt STORE 1:4 +FLAGS (w%d)\r\n"
+               % (i + 1, i))
+    for i, r in enumerate(conns):
+        line, unt = r.tagged("s")
+        assert line == "s OK Store completed.", line
+        line, unt = r.tagged("t")
+        assert line == "t OK Store completed.", line
+        assert len(unt) >= 4
+    for r in conns:
+        flags = _flags(r, "1:4")
+        for seq in range(1, 5):
+            assert b"\\Seen" in flags[seq]
+            assert {b"w0", b"w1", b"w2", b"w3"} <= flags[seq], flags
+        r.close()
+
+
+def test_expunge_with_idle_client(tern):
+    addr, pw = new_account(tern)
+    _fill(tern, addr, pw, 5)
+    idler = _selected(tern, addr, pw)
+    idler.send("i IDLE\r\n")
+    assert idler.line() == b"+ idling"
+    a = _selected(tern, addr, pw)
+    line, _ = a.cmd("STORE 2,4 +FLAGS.SILENT (\\Deleted)")
+    assert line.endswith("OK Store completed.")
+    line, unt = a.cmd("EXPUNGE")
+    assert line.endswith("OK Expunge completed.")
+    assert unt == [b"* 4 EXPUNGE", b"* 2 EXPUNGE"]
+    idler.sock.settimeout(20)
+    pushed = []
+    while len([x for x in pushed if x.endswith(b"EXPUNGE")]) < 2:
+        pushed.append(idler.line())
+    assert [x for x in pushed if x.endswith(b"EXPUNGE")] == \
+        [b"* 4 EXPUNGE", b"* 2 EXPUNGE"]
+    idler.send("DONE\r\n")
+    line, _ = idler.tagged("i")
+    assert line == "i OK Idle completed."
+    # UID EXPUNGE takes only the UIDs named; CLOSE the rest
+    a.cmd("STORE 1:2 +FLAGS.SILENT (\\Deleted)")  # UIDs 1 and 3
+    line, unt = a.cmd("UID EXPUNGE 3")
+    assert line.endswith("OK Expunge completed.") and unt == [b"* 2 EXPUNGE"]
+    line, _ = a.cmd("CLOSE")
+    assert line.endswith("OK Close completed.")
+    line, unt = idler.cmd("NOOP")
+    assert [u for u in unt if u.endswith(b"EXPUNGE")] == \
+        [b"* 2 EXPUNGE", b"* 1 EXPUNGE"]
+    line, unt = a.cmd("STATUS INBOX (MESSAGES)")
+    assert b'* STATUS "INBOX" (MESSAGES 1)' in unt
+    for r in (a, idler):
+        r.close()
+
+
+def test_qresync_vanished_after_expunge(tern):
+    addr, pw = new_account(tern)
+    _fill(tern, addr, pw, 3)
+    r = Raw(tern)
+    r.login(addr, pw)
+    r.cmd("ENABLE QRESYNC")
+    r.cmd("SELECT INBOX")
+    r.cmd("STORE 1,3 +FLAGS.SILENT (\\Deleted)")
+    line, unt = r.cmd("EXPUNGE")
+    assert re.fullmatch(r"\S+ OK \[HIGHESTMODSEQ \d+\] Expunge completed.",
+                        line), line
+    assert unt == [b"* VANISHED 1,3"]
+    r.close()
+
+
+def _hangup(r, text):
+    """Send text and close at once. Plain TCP with nothing unread: the
+    server reads text before the end of the stream (no RST)."""
+    r.send(text)
+    r.sock.shutdown(socket.SHUT_WR)
+    r.sock.close()
+
+
+def _until(fn, what):
+    """Poll fn() (bounded) until it returns true."""
+    for _ in range(200):
+        if fn():
+            return
+        time.sleep(0.05)
+    raise AssertionError("never: " + what)
+
+
+def test_client_gone_while_store_or_expunge_pending(tern):
+    addr, pw = new_account(tern)
+    _fill(tern, addr, pw, 5)
+    check = _selected(tern, addr, pw)
+    for i in range(15):
+        r = _selected(tern, addr, pw, tls=False)
+        _hangup(r, "a STORE 1:5 +FLAGS (g%d)\r\n" % i)
+
+        def done():
+            # at any moment the change is all there or absent
+            flags = _flags(check, "1:5")
+            have = [b"g%d" % i in flags[s] for s in range(1, 6)]
+            assert all(have) or not any(have), flags
+            return all(have)
+        _until(done, "STORE of a closed session")
+    check.cmd("STORE 4:5 +FLAGS.SILENT (\\Deleted)")
+    r = _selected(tern, addr, pw, tls=False)
+    _hangup(r, "a EXPUNGE\r\n")
+    gone = []
+
+    def expunged():
+        line, unt = check.cmd("NOOP")
+        gone.extend(u for u in unt if u.endswith(b"EXPUNGE"))
+        return len(gone) > 0
+    _until(expunged, "EXPUNGE of a closed session")
+    assert gone == [b"* 5 EXPUNGE", b"* 4 EXPUNGE"]
+    check.close()
+    _no_worker_died(tern)
+
+
+def test_pop3_dele_quit_then_new_session(tern):
+    addr, pw = new_account(tern)
+    deliver(tern, 4, to=addr, tag="cj")
+    p = Pop(tern)
+    p.login(addr, pw)
+    # pipelined (RFC 2449 6.6): the +OK of QUIT after the durable removal
+    p.send("DELE 1\r\nDELE 3\r\nQUIT\r\n")
+    assert p.line().startswith("+OK")
+    assert p.line().startswith("+OK")
+    assert p.line() == "+OK Bye, 2 messages removed"
+    assert p.closed()
+    q = Pop(tern)
+    q.login(addr, pw)
+    assert q.cmd("STAT").startswith("+OK 2 ")
+    assert q.cmd("QUIT") == "+OK Bye, 0 messages removed"
+    imap = _selected(tern, addr, pw)
+    line, unt = imap.cmd("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    subjects = b" ".join(unt)
+    assert b"cj 1" in subjects and b"cj 3" in subjects
+    assert b"cj 0" not in subjects and b"cj 2" not in subjects
+    imap.close()
+
+
+def test_pop3_client_gone_during_quit(tern):
+    addr, pw = new_account(tern)
+    deliver(tern, 3, to=addr, tag="gone")
+    p = Pop(tern, "pop3")  # plain: see _hangup
+    p.login(addr, pw)
+    p.send("DELE 1\r\nDELE 2\r\n")
+    assert p.line().startswith("+OK") and p.line().startswith("+OK")
+    p.send("QUIT\r\n")
+    p.sock.shutdown(socket.SHUT_WR)
+    p.sock.close()
+    # the maildrop lock goes once the update is over (bounded wait)
+    for _ in range(200):
+        q = Pop(tern)
+        q.send("USER %s\r\n" % addr)
+        q.line()
+        r = q.cmd("PASS " + pw)
+        if r.startswith("+OK"):
+            break
+        assert "[IN-USE]" in r, r
+        q.close()
+        time.sleep(0.05)
+    else:
+        raise AssertionError("maildrop still locked")
+    assert q.cmd("STAT").startswith("+OK 1 ")
+    q.cmd("QUIT")
+    _no_worker_died(tern)
+
+
+def _db(tern):
+    con = sqlite3.connect(os.path.join(tern.datadir, "tern.db"),
+                          timeout=30, isolation_level=None)
+    return con
+
+
+def test_write_fails_busy_then_works(fresh_tern):
+    """The test holds SQLite's write lock: the commit thread's batch gets
+    SQLITE_BUSY (after its busy wait) and each command answers as a
+    temporary failure with nothing changed; after the release all of it
+    works."""
+    tern = fresh_tern
+    addr, pw = new_account(tern)
+    _fill(tern, addr, pw, 2)
+    deliver(tern, 1, to=addr, tag="busy")
+    a = _selected(tern, addr, pw)
+    b = _selected(tern, addr, pw)
+    line, _ = b.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    assert line.endswith("OK Store completed.")
+    p = Pop(tern)
+    p.login(addr, pw)
+    assert p.cmd("DELE 3").startswith("+OK")
+    con = _db(tern)
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        a.send("s STORE 2 +FLAGS (\\Flagged)\r\n")
+        b.send("e EXPUNGE\r\n")
+        p.send("QUIT\r\n")
+        for r in (a, b):
+            r.sock.settimeout(60)
+        p.sock.settimeout(60)
+        line, unt = a.tagged("s")
+        assert line == "s NO [UNAVAILABLE] Internal error, try again later."
+        line, unt = b.tagged("e")
+        assert line == "e NO [UNAVAILABLE] Internal error, try again later."
+        assert not any(u.endswith(b"EXPUNGE") for u in unt)
+        assert p.line().startswith("-ERR [SYS/TEMP]")
+    finally:
+        con.rollback()
+        con.close()
+    assert b"\\Flagged" not in _flags(a, "2")[2]
+    line, unt = a.cmd("STORE 2 +FLAGS (\\Flagged)")
+    assert line.endswith("OK Store completed.")
+    assert b"* 2 FETCH (FLAGS (\\Flagged \\Recent))" in unt
+    line, unt = b.cmd("EXPUNGE")
+    assert line.endswith("OK Expunge completed.")
+    assert [u for u in unt if u.endswith(b"EXPUNGE")] == [b"* 1 EXPUNGE"]
+    q = Pop(tern)
+    q.login(addr, pw)
+    assert q.cmd("STAT").startswith("+OK 2 ")
+    q.cmd("QUIT")
+    for r in (a, b):
+        r.close()
