@@ -1,10 +1,10 @@
-"""STORE, EXPUNGE, UID EXPUNGE, CLOSE and POP3 QUIT write on the worker's
-commit thread (group commit), like APPEND: the replies wait for the
-durable COMMIT, pipelined commands wait for the write before them,
-other sessions see the change once it is answered, a client that goes
-away meanwhile leaves a healthy server and an all-or-nothing change,
-and a write that fails (SQLITE_BUSY: the test holds the write lock)
-answers NO / -ERR and changes nothing."""
+"""STORE, EXPUNGE, UID EXPUNGE, CLOSE, COPY, MOVE and POP3 QUIT write on
+the worker's commit thread (group commit), like APPEND: the replies wait
+for the durable COMMIT, pipelined commands wait for the write before
+them, other sessions see the change once it is answered, a client that
+goes away meanwhile leaves a healthy server and an all-or-nothing
+change, and a write that fails (SQLITE_BUSY: the test holds the write
+lock) answers NO / -ERR and changes nothing."""
 import os
 import re
 import socket
@@ -69,6 +69,28 @@ def test_pipelined_store_and_fetch(tern):
     assert line == "e OK Store completed." and unt == []
     line, unt = r.tagged("f")
     assert unt == [b"* 2 FETCH (FLAGS (\\Flagged \\Recent))"]
+    r.close()
+
+
+def test_pipelined_move_and_copy(tern):
+    addr, pw = new_account(tern)
+    _fill(tern, addr, pw, 3)
+    r = _selected(tern, addr, pw)
+    line, _ = r.cmd("CREATE Dst")
+    assert line.endswith("Create completed."), line
+    line, unt = r.cmd("STATUS Dst (UIDVALIDITY)")
+    v = int(re.search(rb"UIDVALIDITY (\d+)", unt[0]).group(1))
+    r.send("a MOVE 1 Dst\r\nb FETCH 1:* (UID)\r\nc COPY 1 Dst\r\n"
+           "d STATUS Dst (MESSAGES)\r\n")
+    line, unt = r.tagged("a")
+    assert line == "a OK Move completed."
+    assert unt == [b"* OK [COPYUID %d 1 1] Moved UIDs." % v, b"* 1 EXPUNGE"]
+    line, unt = r.tagged("b")
+    assert unt == [b"* 1 FETCH (UID 2)", b"* 2 FETCH (UID 3)"]
+    line, unt = r.tagged("c")
+    assert line == "c OK [COPYUID %d 2 2] Copy completed." % v
+    line, unt = r.tagged("d")
+    assert unt == [b'* STATUS "Dst" (MESSAGES 2)']
     r.close()
 
 
@@ -260,6 +282,9 @@ def test_write_fails_busy_then_works(fresh_tern):
     deliver(tern, 1, to=addr, tag="busy")
     a = _selected(tern, addr, pw)
     b = _selected(tern, addr, pw)
+    c = _selected(tern, addr, pw)
+    line, _ = c.cmd("CREATE Dst")
+    assert line.endswith("Create completed."), line
     line, _ = b.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
     assert line.endswith("OK Store completed.")
     p = Pop(tern)
@@ -270,14 +295,18 @@ def test_write_fails_busy_then_works(fresh_tern):
     try:
         a.send("s STORE 2 +FLAGS (\\Flagged)\r\n")
         b.send("e EXPUNGE\r\n")
+        c.send("m MOVE 2 Dst\r\n")
         p.send("QUIT\r\n")
-        for r in (a, b):
+        for r in (a, b, c):
             r.sock.settimeout(60)
         p.sock.settimeout(60)
         line, unt = a.tagged("s")
         assert line == "s NO [UNAVAILABLE] Internal error, try again later."
         line, unt = b.tagged("e")
         assert line == "e NO [UNAVAILABLE] Internal error, try again later."
+        assert not any(u.endswith(b"EXPUNGE") for u in unt)
+        line, unt = c.tagged("m")
+        assert line == "m NO [UNAVAILABLE] Internal error, try again later."
         assert not any(u.endswith(b"EXPUNGE") for u in unt)
         assert p.line().startswith("-ERR [SYS/TEMP]")
     finally:
@@ -290,9 +319,13 @@ def test_write_fails_busy_then_works(fresh_tern):
     line, unt = b.cmd("EXPUNGE")
     assert line.endswith("OK Expunge completed.")
     assert [u for u in unt if u.endswith(b"EXPUNGE")] == [b"* 1 EXPUNGE"]
+    line, unt = c.cmd("STATUS Dst (MESSAGES)")
+    assert b'* STATUS "Dst" (MESSAGES 0)' in unt
     q = Pop(tern)
     q.login(addr, pw)
     assert q.cmd("STAT").startswith("+OK 2 ")
     q.cmd("QUIT")
-    for r in (a, b):
+    line, unt = c.cmd("MOVE 2 Dst")
+    assert line.endswith("OK Move completed.")
+    for r in (a, b, c):
         r.close()
