@@ -944,6 +944,8 @@ imap_session_commit_done(struct store_commit_job *job)
 	struct imap_session *s = ic->s;
 
 	s->commit_pending = false;
+	if (s->dead)
+		log_info("imap", s->id, "write-done-after-close");
 	if (imap_session_dead(s))
 		return; /* it closed meanwhile: now freed, ic with it */
 	imap_session_resume(s);

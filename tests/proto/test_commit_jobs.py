@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import sqlite3
+import struct
 import time
 
 from pop3_helpers import Pop, deliver
@@ -329,3 +330,65 @@ def test_write_fails_busy_then_works(fresh_tern):
     assert line.endswith("OK Move completed.")
     for r in (a, b, c):
         r.close()
+
+
+def _reset(sock):
+    """Close with an RST (SO_LINGER 0): the server sees it at once, even
+    with its input paused."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                    struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_client_reset_while_write_waits(fresh_tern):
+    """The test holds the write lock, so the writes wait on the commit
+    thread while their clients reset the connection: the sessions close
+    meanwhile, the jobs finish after the release and find them gone (no
+    use after free under ASan), and each change is all there or absent."""
+    tern = fresh_tern
+    addr, pw = new_account(tern)
+    _fill(tern, addr, pw, 3)
+    deliver(tern, 1, to=addr, tag="rst")
+    r = _selected(tern, addr, pw, tls=False)
+    p = Pop(tern, "pop3")
+    p.login(addr, pw)
+    assert p.cmd("DELE 1").startswith("+OK")
+    before = tern.log().count("disconnect")
+    con = _db(tern)
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        # the reply to the NOOP comes after the STORE behind it was read
+        r.send("a NOOP\r\nb STORE 1:3 +FLAGS (gone)\r\n")
+        line, _ = r.tagged("a")
+        p.send("NOOP\r\nQUIT\r\n")
+        assert p.line().startswith("+OK")
+        _reset(r.sock)
+        _reset(p.sock)
+        _until(lambda: tern.log().count("disconnect") >= before + 2,
+               "the server saw both resets")
+    finally:
+        con.rollback()
+        con.close()
+    check = _selected(tern, addr, pw)
+
+    def store_done():
+        flags = _flags(check, "1:3")
+        have = [b"gone" in flags[s] for s in range(1, 4)]
+        assert all(have) or not any(have), flags
+        return all(have) or "write-done-after-close" in tern.log()
+    _until(store_done, "the STORE job ended")
+
+    def pop_free():
+        q = Pop(tern)
+        q.send("USER %s\r\n" % addr)
+        q.line()
+        ok = q.cmd("PASS " + pw).startswith("+OK")
+        if ok:
+            stat = q.cmd("STAT")
+            assert stat.startswith(("+OK 3 ", "+OK 4 ")), stat
+            q.cmd("QUIT")
+        q.close()
+        return ok
+    _until(pop_free, "the maildrop lock released")
+    check.close()
+    _no_worker_died(tern)
