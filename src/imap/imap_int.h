@@ -329,7 +329,7 @@ void imap_view_keywords_add(struct imap_session *s, const char *kw);
 /* Send "* n FETCH (FLAGS (...))" for message idx (UID too when uid). */
 void imap_view_send_flags(struct imap_session *s, size_t idx, bool uid);
 /* A command's write on the worker's commit thread (STORE, EXPUNGE,
-   CLOSE): the thread runs job.run with its own store in a savepoint of
+   CLOSE, COPY, MOVE): the thread runs job.run with its own store in a savepoint of
    its group-committed batch; once that batch is durable (or failed) the
    command's cont runs on the loop, the session alive, and reads
    job.result. Lives in the command arena. */

@@ -223,9 +223,9 @@ pop3_cmd_quit_done(struct store_commit_job *job)
 			pop3_reply_ok(s, "Bye, %zu message%s removed",
 				      u->count, u->count == 1 ? "" : "s");
 	}
-	if (s == NULL)
+	if (s == NULL) {
 		log_info("pop3", u->id, "update-done-after-close");
-	if (s != NULL) {
+	} else {
 		s->update = NULL;
 		pop3_session_close(s);
 	}
