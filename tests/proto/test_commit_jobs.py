@@ -177,8 +177,8 @@ def _hangup(r, text):
 
 
 def _until(fn, what):
-    """Poll fn() (bounded) until it returns true."""
-    for _ in range(200):
+    """Poll fn() (bounded: 20 s) until it returns true."""
+    for _ in range(400):
         if fn():
             return
         time.sleep(0.05)
@@ -298,9 +298,11 @@ def test_write_fails_busy_then_works(fresh_tern):
         b.send("e EXPUNGE\r\n")
         c.send("m MOVE 2 Dst\r\n")
         p.send("QUIT\r\n")
+        # each batch waits out the busy timeout (5 s) twice, whole and
+        # job by job: a few batches in a row under load
         for r in (a, b, c):
-            r.sock.settimeout(60)
-        p.sock.settimeout(60)
+            r.sock.settimeout(120)
+        p.sock.settimeout(120)
         line, unt = a.tagged("s")
         assert line == "s NO [UNAVAILABLE] Internal error, try again later."
         line, unt = b.tagged("e")
