@@ -1,7 +1,9 @@
 /* COPY (RFC 9051 6.4.7) and MOVE (RFC 6851, 9051 6.4.8) with COPYUID
    (RFC 4315 UIDPLUS). Quota is checked by the store for the whole set:
    NO [OVERQUOTA] and nothing is copied. MOVE reports COPYUID in an
-   untagged OK, then EXPUNGE for each moved message (RFC 6851 4.3). */
+   untagged OK, then EXPUNGE for each moved message (RFC 6851 4.3). The
+   copy runs on the worker's commit thread (imap_session_commit): the
+   replies follow its durable COMMIT. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +13,8 @@
 #include "store/store.h"
 
 static void
-imap_copy_error(struct imap_session *s, struct imap_cmd *cmd, int r)
+imap_copy_error(struct imap_session *s, struct imap_cmd *cmd, int r,
+		const char *error)
 {
 	if (r == STORE_OVERQUOTA)
 		imap_cmd_no(cmd, "NO [OVERQUOTA] Quota exceeded.");
@@ -21,7 +24,7 @@ imap_copy_error(struct imap_session *s, struct imap_cmd *cmd, int r)
 		imap_cmd_no(cmd, "NO [TRYCREATE] Mailbox doesn't exist.");
 	else {
 		log_error("imap", s->id, "copy-failed code=%d error=%s", r,
-			  store_last_error(s->env->store));
+			  error);
 		imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try again "
 				 "later.");
 	}
@@ -56,14 +59,81 @@ imap_copyuid(struct arena *a, uint32_t uidvalidity, const uint32_t *src,
 	return r;
 }
 
+/* A COPY or MOVE: the store's copy runs on the commit thread
+   (imap_session_commit); the replies follow the durable COMMIT. */
+struct imap_copy_job {
+	struct imap_commit ic; /* first */
+	int64_t src_id, dst_id;
+	uint32_t dst_uidvalidity;
+	const uint32_t *uids; /* command arena */
+	size_t k;
+	bool move;
+	uint32_t *new_uids; /* out of the thread (xmalloc'd) */
+};
+
+/* On the commit thread (store_commit_run_fn), with its store. */
+static int
+imap_copy_commit_run(struct store *st, struct store_commit_job *job)
+{
+	struct imap_copy_job *j = (struct imap_copy_job *)job;
+
+	free(j->new_uids); /* from a first run of a failed batch */
+	j->new_uids = NULL;
+	return store_msg_copy(st, j->src_id, j->uids, j->k, j->dst_id,
+			      j->move, &j->new_uids);
+}
+
+/* cmd->cleanup: the session went away before the reply. */
+static void
+imap_copy_cleanup(struct imap_cmd *cmd)
+{
+	struct imap_copy_job *j = cmd->ctx;
+
+	free(j->new_uids);
+	j->new_uids = NULL;
+	cmd->cleanup = NULL;
+}
+
+/* cmd->cont once the copy is durable or failed. */
+static enum imap_cmd_res
+imap_copy_reply(struct imap_session *s, struct imap_cmd *cmd)
+{
+	struct imap_copy_job *j = cmd->ctx;
+	const char *copyuid;
+
+	if (j->ic.job.result != STORE_OK) {
+		imap_copy_error(s, cmd, j->ic.job.result, j->ic.job.error);
+		imap_copy_cleanup(cmd);
+		return IMAP_CMD_DONE;
+	}
+	copyuid = imap_copyuid(cmd->arena, j->dst_uidvalidity, j->uids,
+			       j->new_uids, j->k);
+	imap_copy_cleanup(cmd);
+	imap_notify_publish(s, j->dst_id);
+	if (j->move) {
+		imap_notify_publish(s, j->src_id);
+		if (copyuid != NULL)
+			imap_session_printf(s, "* OK [COPYUID %s] Moved UIDs.",
+					    copyuid);
+		imap_session_expunged(s, j->uids, j->k);
+		imap_cmd_ok(cmd, "OK Move completed.");
+	} else if (copyuid != NULL) {
+		imap_cmd_reply(cmd, "OK [COPYUID %s] Copy completed.", copyuid);
+	} else {
+		imap_cmd_ok(cmd, "OK Copy completed.");
+	}
+	return IMAP_CMD_DONE;
+}
+
 static enum imap_cmd_res
 imap_copy(struct imap_session *s, struct imap_cmd *cmd, bool move)
 {
 	struct imap_view *v = s->view;
+	struct imap_copy_job *j;
 	struct store_mailbox dst;
-	const char *name, *error = NULL, *copyuid;
+	const char *name, *error = NULL;
 	size_t *idx, n, i, k = 0;
-	uint32_t *uids, *new_uids = NULL;
+	uint32_t *uids;
 	int r;
 
 	if (cmd->argc != 2) {
@@ -83,7 +153,8 @@ imap_copy(struct imap_session *s, struct imap_cmd *cmd, bool move)
 	}
 	r = store_mailbox_get(s->env->store, s->account_id, name, &dst);
 	if (r != 1) {
-		imap_copy_error(s, cmd, r == 0 ? STORE_NOTFOUND : r);
+		imap_copy_error(s, cmd, r == 0 ? STORE_NOTFOUND : r,
+				store_last_error(s->env->store));
 		return IMAP_CMD_DONE;
 	}
 	uids = arena_alloc(cmd->arena, (n > 0 ? n : 1) * sizeof(*uids));
@@ -93,34 +164,21 @@ imap_copy(struct imap_session *s, struct imap_cmd *cmd, bool move)
 	}
 	if (k == 0) {
 		store_mailbox_clear(&dst);
-		imap_cmd_ok(cmd, move ? "OK No messages found." :
-					"OK No messages found.");
+		imap_cmd_ok(cmd, "OK No messages found.");
 		return IMAP_CMD_DONE;
 	}
-	r = store_msg_copy(s->env->store, v->mailbox_id, uids, k, dst.id, move,
-			   &new_uids);
-	if (r != STORE_OK) {
-		store_mailbox_clear(&dst);
-		imap_copy_error(s, cmd, r);
-		return IMAP_CMD_DONE;
-	}
-	copyuid = imap_copyuid(cmd->arena, dst.uidvalidity, uids, new_uids, k);
-	imap_notify_publish(s, dst.id);
+	j = arena_zalloc(cmd->arena, sizeof(*j));
+	j->src_id = v->mailbox_id;
+	j->dst_id = dst.id;
+	j->dst_uidvalidity = dst.uidvalidity;
+	j->uids = uids;
+	j->k = k;
+	j->move = move;
 	store_mailbox_clear(&dst);
-	free(new_uids);
-	if (move) {
-		imap_notify_publish(s, v->mailbox_id);
-		if (copyuid != NULL)
-			imap_session_printf(s, "* OK [COPYUID %s] Moved UIDs.",
-					    copyuid);
-		imap_session_expunged(s, uids, k);
-		imap_cmd_ok(cmd, "OK Move completed.");
-	} else if (copyuid != NULL) {
-		imap_cmd_reply(cmd, "OK [COPYUID %s] Copy completed.", copyuid);
-	} else {
-		imap_cmd_ok(cmd, "OK Copy completed.");
-	}
-	return IMAP_CMD_DONE;
+	cmd->ctx = j;
+	cmd->cleanup = imap_copy_cleanup;
+	j->ic.job.run = imap_copy_commit_run;
+	return imap_session_commit(s, cmd, &j->ic, imap_copy_reply);
 }
 
 enum imap_cmd_res

@@ -3,10 +3,13 @@
    EXAMINE only looks) and UNSEEN; the LIST response for IMAP4rev2
    clients), CLOSE (6.4.1), UNSELECT (RFC 3691,
    9051 6.4.2), CHECK (RFC 3501 6.4.1), EXPUNGE (6.4.3) and UID EXPUNGE
-   (RFC 4315, 9051 6.4.9). The view is loaded once at SELECT; later
+   (RFC 4315, 9051 6.4.9): their removal runs on the commit thread
+   (imap_session_commit), the reply follows the durable COMMIT. The
+   view is loaded once at SELECT; later
    changes come through imap_session_sync(). SELECT parameters
    CONDSTORE and QRESYNC (RFC 7162 3.1.8, 3.2.5) and the CLOSED response
    (3.2.11) are handled with imap_condstore.c. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -268,37 +271,101 @@ imap_cmd_examine(struct imap_session *s, struct imap_cmd *cmd)
 	return imap_select(s, cmd, true);
 }
 
-/* Expunge the \Deleted messages (only those with a UID in set, when
-   given) in the store. 0 or -1. */
-static int
-imap_expunge_deleted(struct imap_session *s, const struct imap_seqset *set)
-{
-	struct imap_view *v = s->view;
-	struct store_msg *msgs = NULL;
-	uint32_t *uids;
-	size_t n = 0, i, k = 0;
-	uint64_t modseq;
-	int r = 0;
+/* An EXPUNGE (or CLOSE): the \Deleted messages the loop found, removed
+   on the commit thread (imap_session_commit) if they still have it. */
+struct imap_expunge_job {
+	struct imap_commit ic; /* first */
+	int64_t mailbox_id;
+	uint32_t *uids; /* command arena */
+	size_t k;
+};
 
-	if (store_msg_list(s->env->store, v->mailbox_id, 1, &msgs, &n) < 0)
+/* On the commit thread (store_commit_run_fn), with its store. */
+static int
+imap_expunge_commit_run(struct store *st, struct store_commit_job *job)
+{
+	struct imap_expunge_job *j = (struct imap_expunge_job *)job;
+	uint64_t modseq;
+
+	return store_msg_expunge_deleted(st, j->mailbox_id, j->uids, j->k,
+					 &modseq);
+}
+
+/* The UIDs of the \Deleted messages (only those in set, when given). */
+static int
+imap_expunge_list(struct imap_session *s, struct imap_cmd *cmd,
+		  const struct imap_seqset *set, struct imap_expunge_job *j)
+{
+	struct store_msg *msgs = NULL;
+	size_t n = 0, i, k;
+
+	if (store_msg_list(s->env->store, j->mailbox_id, 1, &msgs, &n) < 0)
 		return -1;
-	uids = xcalloc(n > 0 ? n : 1, sizeof(*uids));
 	for (i = 0; i < n; i++) {
-		if ((msgs[i].flags & STORE_FLAG_DELETED) == 0)
-			continue;
-		if (set != NULL && !imap_seqset_contains(set, msgs[i].uid))
-			continue;
-		uids[k++] = msgs[i].uid;
+		if ((msgs[i].flags & STORE_FLAG_DELETED) == 0 ||
+		    (set != NULL && !imap_seqset_contains(set, msgs[i].uid)))
+			msgs[i].uid = 0;
+		else
+			j->k++;
+	}
+	j->uids = arena_alloc(cmd->arena,
+			      (j->k > 0 ? j->k : 1) * sizeof(*j->uids));
+	for (i = 0, k = 0; i < n; i++) {
+		if (msgs[i].uid != 0)
+			j->uids[k++] = msgs[i].uid;
 	}
 	store_msgs_free(msgs, n);
-	if (k > 0) {
-		r = store_msg_expunge(s->env->store, v->mailbox_id, uids, k,
-				      &modseq);
-		if (r == STORE_OK)
-			imap_notify_publish(s, v->mailbox_id);
+	return 0;
+}
+
+/* Expunge the \Deleted messages (only those with a UID in set, when
+   given) in the store, then cont reads cmd->ctx's job.result (at once
+   when there was nothing to remove or the list failed). */
+static enum imap_cmd_res
+imap_expunge_start(struct imap_session *s, struct imap_cmd *cmd,
+		   const struct imap_seqset *set, imap_cmd_fn *cont)
+{
+	struct imap_expunge_job *j = arena_zalloc(cmd->arena, sizeof(*j));
+
+	j->mailbox_id = s->view->mailbox_id;
+	cmd->ctx = j;
+	if (imap_expunge_list(s, cmd, set, j) < 0) {
+		j->ic.job.result = STORE_ERR;
+		snprintf(j->ic.job.error, sizeof(j->ic.job.error), "%s",
+			 store_last_error(s->env->store));
+		return cont(s, cmd);
 	}
-	free(uids);
-	return r == STORE_OK ? 0 : -1;
+	if (j->k == 0)
+		return cont(s, cmd);
+	j->ic.job.run = imap_expunge_commit_run;
+	return imap_session_commit(s, cmd, &j->ic, cont);
+}
+
+/* The job is over: 0, or -1 (logged) when it failed. */
+static int
+imap_expunge_done(struct imap_session *s, struct imap_cmd *cmd)
+{
+	struct imap_expunge_job *j = cmd->ctx;
+
+	if (j->ic.job.result != STORE_OK) {
+		log_error("imap", s->id, "expunge-failed error=%s",
+			  j->ic.job.error);
+		return -1;
+	}
+	if (j->k > 0)
+		imap_notify_publish(s, j->mailbox_id);
+	return 0;
+}
+
+static enum imap_cmd_res
+imap_expunge_reply(struct imap_session *s, struct imap_cmd *cmd)
+{
+	if (imap_expunge_done(s, cmd) < 0)
+		imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try again "
+				 "later.");
+	else
+		imap_cmd_ok(cmd, "OK Expunge completed.");
+	return IMAP_CMD_DONE;
 }
 
 enum imap_cmd_res
@@ -325,23 +392,30 @@ imap_cmd_expunge(struct imap_session *s, struct imap_cmd *cmd)
 		imap_seqset_resolve(&set, v->count > 0 ?
 						  v->msgs[v->count - 1].uid : 0);
 	}
-	if (imap_expunge_deleted(s, cmd->uid ? &set : NULL) < 0) {
-		imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try again "
-				 "later.");
-		return IMAP_CMD_DONE;
-	}
-	imap_cmd_ok(cmd, "OK Expunge completed.");
+	return imap_expunge_start(s, cmd, cmd->uid ? &set : NULL,
+				  imap_expunge_reply);
+}
+
+/* CLOSE answers OK even when its expunge failed (RFC 9051 6.4.1: the
+   mailbox is closed either way). */
+static enum imap_cmd_res
+imap_close_reply(struct imap_session *s, struct imap_cmd *cmd)
+{
+	(void)imap_expunge_done(s, cmd);
+	imap_session_unselect(s);
+	imap_cmd_ok(cmd, "OK Close completed.");
 	return IMAP_CMD_DONE;
 }
 
 enum imap_cmd_res
 imap_cmd_close(struct imap_session *s, struct imap_cmd *cmd)
 {
-	if (!s->view->readonly)
-		(void)imap_expunge_deleted(s, NULL);
-	imap_session_unselect(s);
-	imap_cmd_ok(cmd, "OK Close completed.");
-	return IMAP_CMD_DONE;
+	if (s->view->readonly) {
+		imap_session_unselect(s);
+		imap_cmd_ok(cmd, "OK Close completed.");
+		return IMAP_CMD_DONE;
+	}
+	return imap_expunge_start(s, cmd, NULL, imap_close_reply);
 }
 
 enum imap_cmd_res

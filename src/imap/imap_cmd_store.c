@@ -4,7 +4,10 @@
    UID (RFC 9051 6.4.9). UNCHANGEDSINCE (RFC 7162 3.1.3): messages changed
    after it are left alone and named in OK [MODIFIED set]; with CONDSTORE
    on, the FETCH responses carry MODSEQ, and .SILENT still reports the
-   new MODSEQ of each changed message. */
+   new MODSEQ of each changed message. The write runs on the worker's
+   commit thread in a group-committed batch (imap_session_commit): the
+   replies go out once it is durable, and the loop serves the other
+   connections during its fsync. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -146,21 +149,119 @@ imap_store_modifiers(struct imap_session *s, struct imap_cmd *cmd,
 	return 0;
 }
 
+/* A STORE: its write goes to the commit thread (imap_session_commit),
+   the untagged FETCH and the tagged reply follow once it is durable. */
+struct imap_store_job {
+	struct imap_commit ic; /* first */
+	int64_t mailbox_id;
+	const uint32_t *uids; /* ascending, not expunged in the view */
+	size_t k;
+	enum store_flag_op op;
+	uint32_t flags;
+	const char *keywords;
+	uint64_t since; /* UNCHANGEDSINCE, 0 for none */
+	/* out of the thread (xmalloc'd) */
+	uint32_t *modified;
+	size_t nmod;
+	/* for the reply */
+	const size_t *idx;
+	size_t n;
+	const uint64_t *old_modseq;
+	bool silent;
+};
+
+/* On the commit thread (store_commit_run_fn), with its store. */
+static int
+imap_store_commit_run(struct store *st, struct store_commit_job *job)
+{
+	struct imap_store_job *j = (struct imap_store_job *)job;
+	uint64_t modseq;
+
+	free(j->modified); /* from a first run of a failed batch */
+	j->modified = NULL;
+	j->nmod = 0;
+	return store_msg_set_flags(st, j->mailbox_id, j->uids, j->k, j->op,
+				   j->flags, j->keywords, j->since, &modseq,
+				   &j->modified, &j->nmod);
+}
+
+/* cmd->cleanup: the session went away before the reply. */
+static void
+imap_store_cleanup(struct imap_cmd *cmd)
+{
+	struct imap_store_job *j = cmd->ctx;
+
+	free(j->modified);
+	j->modified = NULL;
+	cmd->cleanup = NULL;
+}
+
+/* The untagged responses and the tagged reply (cmd->cont once the write
+   is durable, or at once when there was nothing to write). */
+static enum imap_cmd_res
+imap_store_reply(struct imap_session *s, struct imap_cmd *cmd)
+{
+	struct imap_store_job *j = cmd->ctx;
+
+	if (j->k > 0) {
+		int r = j->ic.job.result;
+
+		if (r != STORE_OK || imap_store_refresh(s, j->uids, j->k) < 0) {
+			log_error("imap", s->id, "store-flags-failed error=%s",
+				  r != STORE_OK ? j->ic.job.error :
+						  store_last_error(
+							  s->env->store));
+			imap_store_cleanup(cmd);
+			imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try "
+					 "again later.");
+			return IMAP_CMD_DONE;
+		}
+		imap_notify_publish(s, j->mailbox_id);
+		if (j->op != STORE_FLAGS_REMOVE)
+			imap_view_keywords_add(s, j->keywords);
+	}
+	imap_store_report(s, cmd, j->idx, j->n, j->old_modseq, j->modified,
+			  j->nmod, j->silent);
+	if (j->nmod > 0)
+		imap_store_modified(s, cmd, j->modified, j->nmod);
+	else
+		imap_cmd_ok(cmd, "OK Store completed.");
+	imap_store_cleanup(cmd);
+	return IMAP_CMD_DONE;
+}
+
+/* The UIDs to change, and the old MODSEQ of each message of the set. */
+static void
+imap_store_targets(struct imap_session *s, struct imap_cmd *cmd,
+		   struct imap_store_job *j)
+{
+	struct imap_view *v = s->view;
+	size_t n = j->n > 0 ? j->n : 1;
+	uint32_t *uids = arena_alloc(cmd->arena, n * sizeof(*uids));
+	uint64_t *old = arena_alloc(cmd->arena, n * sizeof(*old));
+
+	j->k = 0;
+	for (size_t i = 0; i < j->n; i++) {
+		old[i] = v->msgs[j->idx[i]].modseq;
+		if (!v->msgs[j->idx[i]].expunged)
+			uids[j->k++] = v->msgs[j->idx[i]].uid;
+	}
+	j->uids = uids;
+	j->old_modseq = old;
+}
+
 enum imap_cmd_res
 imap_cmd_store(struct imap_session *s, struct imap_cmd *cmd)
 {
 	struct imap_view *v = s->view;
+	struct imap_store_job *j;
 	const struct imap_arg *fl;
 	const char *error = NULL, *keywords;
 	enum store_flag_op op;
-	size_t *idx, n, i, nfl, k = 0;
-	uint32_t flags, *uids;
-	uint64_t modseq;
-	uint32_t *modified = NULL;
-	uint64_t since = 0, *old_modseq;
-	size_t nmod = 0;
+	size_t *idx, n, nfl;
+	uint32_t flags;
+	uint64_t since = 0;
 	bool silent, cond;
-	int r;
 
 	if (imap_store_modifiers(s, cmd, &since, &cond) < 0)
 		return IMAP_CMD_DONE;
@@ -191,43 +292,28 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *cmd)
 		imap_cmd_no(cmd, "NO [READ-ONLY] Mailbox is read-only.");
 		return IMAP_CMD_DONE;
 	}
-	uids = arena_alloc(cmd->arena, (n > 0 ? n : 1) * sizeof(*uids));
-	old_modseq = arena_alloc(cmd->arena,
-				 (n > 0 ? n : 1) * sizeof(*old_modseq));
-	for (i = 0; i < n; i++) {
-		old_modseq[i] = v->msgs[idx[i]].modseq;
-		if (!v->msgs[idx[i]].expunged)
-			uids[k++] = v->msgs[idx[i]].uid;
-	}
-	if (cond && since == 0 && k > 0) {
+	j = arena_zalloc(cmd->arena, sizeof(*j));
+	j->mailbox_id = v->mailbox_id;
+	j->op = op;
+	j->flags = flags;
+	j->keywords = keywords;
+	j->since = since;
+	j->idx = idx;
+	j->n = n;
+	j->silent = silent;
+	imap_store_targets(s, cmd, j);
+	cmd->ctx = j;
+	cmd->cleanup = imap_store_cleanup;
+	if (cond && since == 0 && j->k > 0) {
 		/* RFC 7162 3.1.3: UNCHANGEDSINCE 0 fails for every message
 		   (each has a MODSEQ >= 1); the store reads 0 as "none" */
-		modified = xcalloc(k, sizeof(*modified));
-		memcpy(modified, uids, k * sizeof(*uids));
-		nmod = k;
-		k = 0;
+		j->modified = xcalloc(j->k, sizeof(*j->modified));
+		memcpy(j->modified, j->uids, j->k * sizeof(*j->uids));
+		j->nmod = j->k;
+		j->k = 0;
 	}
-	if (k > 0) {
-		r = store_msg_set_flags(s->env->store, v->mailbox_id, uids, k,
-					op, flags, keywords, since, &modseq,
-					&modified, &nmod);
-		if (r != STORE_OK || imap_store_refresh(s, uids, k) < 0) {
-			free(modified);
-			log_error("imap", s->id, "store-flags-failed error=%s",
-				  store_last_error(s->env->store));
-			imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try "
-					 "again later.");
-			return IMAP_CMD_DONE;
-		}
-		imap_notify_publish(s, v->mailbox_id);
-		if (op != STORE_FLAGS_REMOVE)
-			imap_view_keywords_add(s, keywords);
-	}
-	imap_store_report(s, cmd, idx, n, old_modseq, modified, nmod, silent);
-	if (nmod > 0)
-		imap_store_modified(s, cmd, modified, nmod);
-	else
-		imap_cmd_ok(cmd, "OK Store completed.");
-	free(modified);
-	return IMAP_CMD_DONE;
+	if (j->k == 0)
+		return imap_store_reply(s, cmd);
+	j->ic.job.run = imap_store_commit_run;
+	return imap_session_commit(s, cmd, &j->ic, imap_store_reply);
 }

@@ -287,7 +287,10 @@ struct imap_session {
 	struct imap_session *prev, *next;
 	/* APPEND streaming */
 	struct imap_append *append;
-	bool dead; /* connection closed while the APPEND was pending */
+	/* a command's write is on the commit thread (imap_session_commit) */
+	bool commit_pending;
+	/* connection closed while the APPEND or a write was pending */
+	bool dead;
 	/* NOTIFY (imap_cmd_notify.c) and COMPRESS (imap_cmd_compress.c) */
 	struct imap_notify *notify;
 	bool compressed;
@@ -325,6 +328,22 @@ void imap_view_set_flags(struct imap_view *v, size_t idx, uint32_t flags,
 void imap_view_keywords_add(struct imap_session *s, const char *kw);
 /* Send "* n FETCH (FLAGS (...))" for message idx (UID too when uid). */
 void imap_view_send_flags(struct imap_session *s, size_t idx, bool uid);
+/* A command's write on the worker's commit thread (STORE, EXPUNGE,
+   CLOSE, COPY, MOVE): the thread runs job.run with its own store in a savepoint of
+   its group-committed batch; once that batch is durable (or failed) the
+   command's cont runs on the loop, the session alive, and reads
+   job.result. Lives in the command arena. */
+struct imap_commit {
+	struct store_commit_job job; /* first: the job is the write */
+	struct imap_session *s;
+};
+/* Submit ic (ic->job.run set by the caller) and return IMAP_CMD_WAIT:
+   the session reads no further command until cont has run. A session
+   whose connection closes meanwhile is freed when the job is done. */
+enum imap_cmd_res imap_session_commit(struct imap_session *s,
+				      struct imap_cmd *cmd,
+				      struct imap_commit *ic,
+				      imap_cmd_fn *cont);
 /* Resume a command that returned AGAIN/WAIT. */
 void imap_session_resume(struct imap_session *s);
 /* Finish the running WAIT command (after its cont set the reply). */

@@ -915,9 +915,9 @@ imap_on_close(struct conn *c, void *ctx, enum conn_close_reason reason)
 	(void)c;
 	log_info("imap", s->id, "disconnect user=%s reason=%d",
 		 s->user != NULL ? s->user : "-", (int)reason);
-	if (imap_append_pending(s)) {
-		/* The commit thread reads the APPEND: free the session at
-		   its done (imap_session_dead). */
+	if (imap_append_pending(s) || s->commit_pending) {
+		/* The commit thread reads the command's job: free the
+		   session at its done (imap_session_dead). */
 		imap_session_detach(s);
 		s->c = NULL;
 		s->closing = true;
@@ -934,6 +934,33 @@ imap_session_dead(struct imap_session *s)
 		return false;
 	imap_session_free(s);
 	return true;
+}
+
+/* Back on the loop (store_commit_done_fn). */
+static void
+imap_session_commit_done(struct store_commit_job *job)
+{
+	struct imap_commit *ic = (struct imap_commit *)job;
+	struct imap_session *s = ic->s;
+
+	s->commit_pending = false;
+	if (s->dead)
+		log_info("imap", s->id, "write-done-after-close");
+	if (imap_session_dead(s))
+		return; /* it closed meanwhile: now freed, ic with it */
+	imap_session_resume(s);
+}
+
+enum imap_cmd_res
+imap_session_commit(struct imap_session *s, struct imap_cmd *cmd,
+		    struct imap_commit *ic, imap_cmd_fn *cont)
+{
+	ic->s = s;
+	ic->job.done = imap_session_commit_done;
+	s->commit_pending = true;
+	cmd->cont = cont;
+	store_commit_submit(s->env->commit, &ic->job);
+	return IMAP_CMD_WAIT;
 }
 
 static const struct conn_handler imap_handler = {

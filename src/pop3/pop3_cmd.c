@@ -202,33 +202,60 @@ pop3_cmd_rset(struct pop3_session *s, const struct pop3_cmdline *cmd)
 	pop3_reply_ok(s, "%zu messages", s->md.live_count);
 }
 
+/* The UPDATE is durable or failed (store_commit_done_fn): answer QUIT
+   and close, unless the client went away meanwhile. */
+static void
+pop3_cmd_quit_done(struct store_commit_job *job)
+{
+	struct pop3_update *u = (struct pop3_update *)job;
+	struct pop3_session *s = u->s;
+
+	if (job->result != STORE_OK) {
+		log_error("pop3", u->id, "update-failed user=%s error=%s",
+			  u->user, job->error);
+		if (s != NULL)
+			pop3_reply_err(s, "[SYS/TEMP] Messages could not be "
+					  "removed; nothing was deleted");
+	} else {
+		log_info("pop3", u->id, "update user=%s removed=%zu",
+			 u->user, u->count);
+		if (s != NULL)
+			pop3_reply_ok(s, "Bye, %zu message%s removed",
+				      u->count, u->count == 1 ? "" : "s");
+	}
+	if (s == NULL) {
+		log_info("pop3", u->id, "update-done-after-close");
+	} else {
+		s->update = NULL;
+		pop3_session_close(s);
+	}
+	pop3_update_free(&u);
+}
+
 /* RFC 1939 6: QUIT in TRANSACTION enters UPDATE: the marked messages are
    removed durably before +OK; on failure nothing is removed. */
 static void
 pop3_cmd_quit(struct pop3_session *s, const struct pop3_cmdline *cmd)
 {
-	const char *error;
-	size_t removed;
+	struct pop3_update *u;
 
+	(void)cmd;
 	if (s->state != POP3_STATE_TRANSACTION) {
 		pop3_reply_ok(s, "Bye");
 		pop3_session_close(s);
 		return;
 	}
 	s->state = POP3_STATE_UPDATE;
-	removed = s->md.count - s->md.live_count;
-	if (pop3_maildrop_commit(&s->md, s->env->store, &error) < 0) {
-		log_error("pop3", conn_id(s->c), "update-failed user=%s error=%s",
-			  s->account, error);
-		pop3_reply_err(s, "[SYS/TEMP] Messages could not be removed; "
-				  "nothing was deleted");
-	} else {
-		log_info("pop3", conn_id(s->c), "update user=%s removed=%zu",
-			 s->account, removed);
-		pop3_reply_ok(s, "Bye, %zu message%s removed", removed,
-			      removed == 1 ? "" : "s");
+	u = pop3_maildrop_update(&s->md, pop3_cmd_quit_done);
+	snprintf(u->id, sizeof(u->id), "%s", conn_id(s->c));
+	snprintf(u->user, sizeof(u->user), "%s", s->account);
+	u->s = s;
+	if (u->count == 0) {
+		pop3_cmd_quit_done(&u->job); /* nothing to write */
+		return;
 	}
-	pop3_maildrop_unlock(&s->md);
-	pop3_session_close(s);
-	(void)cmd;
+	s->update = u;
+	s->busy = true;
+	conn_pause_input(s->c);
+	store_commit_submit(s->env->commit, &u->job);
 }

@@ -109,10 +109,26 @@ enum pop3_maildrop_res pop3_maildrop_open(struct pop3_maildrop *md,
 					  struct store *store,
 					  const char *account,
 					  const char **error_r);
-/* Remove the marked messages durably (store_msg_expunge). 0 or -1 with
-   nothing removed. */
-int pop3_maildrop_commit(struct pop3_maildrop *md, struct store *store,
-			 const char **error_r);
+/* QUIT's UPDATE: the marked messages removed (store_msg_expunge) on the
+   worker's commit thread, in a group-committed batch, so the loop serves
+   the other sessions during its fsync. The job holds the maildrop's
+   lock until it is done (durable or failed: job.result). */
+struct pop3_update {
+	struct store_commit_job job; /* first: the job is the update */
+	struct pop3_session *s;	     /* NULL once the session is gone */
+	char id[32];		     /* the session's, for the log */
+	char user[256];		     /* the account, for the log */
+	int64_t mailbox_id;
+	uint32_t *uids;
+	size_t count;
+	int lock_fd;
+};
+/* The update of md's marked messages, with md's lock (md keeps its
+   list); done set, not submitted. Free it with pop3_update_free. */
+struct pop3_update *pop3_maildrop_update(struct pop3_maildrop *md,
+					 store_commit_done_fn *done);
+/* Release the lock and free (safe on NULL). */
+void pop3_update_free(struct pop3_update **up);
 /* Release the lock only. */
 void pop3_maildrop_unlock(struct pop3_maildrop *md);
 /* Release the lock and free the list; safe on a zeroed or closed one. */
@@ -161,7 +177,8 @@ struct pop3_session {
 	struct store_map map;
 	struct pop3_msg_fmt fmt;
 	uint32_t list_next;
-	bool busy;			/* stream or delay: input paused */
+	bool busy;			/* stream, delay or update: input paused */
+	struct pop3_update *update;	/* QUIT on the commit thread */
 	struct pop3_session *prev, *next;
 };
 

@@ -86,26 +86,47 @@ pop3_maildrop_open(struct pop3_maildrop *md, struct store *store,
 	return POP3_MAILDROP_OK;
 }
 
-int
-pop3_maildrop_commit(struct pop3_maildrop *md, struct store *store,
-		     const char **error_r)
+/* On the commit thread (store_commit_run_fn), with its store. */
+static int
+pop3_update_run(struct store *st, struct store_commit_job *job)
 {
-	uint32_t *uids;
-	size_t n = 0;
+	struct pop3_update *u = (struct pop3_update *)job;
 	uint64_t modseq;
-	int ret = 0;
 
-	uids = xcalloc(md->count + 1, sizeof(*uids));
+	return store_msg_expunge(st, u->mailbox_id, u->uids, u->count,
+				 &modseq);
+}
+
+struct pop3_update *
+pop3_maildrop_update(struct pop3_maildrop *md, store_commit_done_fn *done)
+{
+	struct pop3_update *u = xcalloc(1, sizeof(*u));
+
+	u->job.run = pop3_update_run;
+	u->job.done = done;
+	u->mailbox_id = md->mailbox_id;
+	u->uids = xcalloc(md->count + 1, sizeof(*u->uids));
 	for (size_t i = 0; i < md->count; i++) {
 		if (md->deleted[i])
-			uids[n++] = md->msgs[i].uid;
+			u->uids[u->count++] = md->msgs[i].uid;
 	}
-	if (n > 0 && store_msg_expunge(store, md->mailbox_id, uids, n, &modseq) < 0) {
-		*error_r = store_last_error(store);
-		ret = -1;
-	}
-	free(uids);
-	return ret;
+	u->lock_fd = md->lock_fd;
+	md->lock_fd = -1;
+	return u;
+}
+
+void
+pop3_update_free(struct pop3_update **up)
+{
+	struct pop3_update *u = *up;
+
+	if (u == NULL)
+		return;
+	if (u->lock_fd >= 0)
+		close(u->lock_fd);
+	free(u->uids);
+	free(u);
+	*up = NULL;
 }
 
 void

@@ -318,6 +318,8 @@ pop3_session_closed(struct conn *c, void *ctx, enum conn_close_reason reason)
 	if (s->stream == POP3_STREAM_MSG)
 		store_blob_unmap(&s->map);
 	ev_timer_del(s->env->loop, &s->delay);
+	if (s->update != NULL)
+		s->update->s = NULL; /* QUIT's update completes without us */
 	/* Never UPDATE here: only QUIT removes messages. */
 	pop3_maildrop_close(&s->md);
 	pop3_auth_reset(s);

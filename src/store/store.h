@@ -440,6 +440,11 @@ int store_msg_set_flags(struct store *s, int64_t mailbox_id,
    QRESYNC) and release their quota and blob references. */
 int store_msg_expunge(struct store *s, int64_t mailbox_id,
 		      const uint32_t *uids, size_t count, uint64_t *modseq_r);
+/* The same for those of uids that have \Deleted when it runs (IMAP
+   EXPUNGE: on the commit thread, after the loop listed them). */
+int store_msg_expunge_deleted(struct store *s, int64_t mailbox_id,
+			      const uint32_t *uids, size_t count,
+			      uint64_t *modseq_r);
 /* Copy (or move) UIDs into dst; new_uids_r[i] is the UID of uids[i] in
    dst (COPYUID). Quota is checked for the whole set first. */
 int store_msg_copy(struct store *s, int64_t src_mailbox_id,

@@ -1114,24 +1114,27 @@ store_msg_set_flags(struct store *s, int64_t mailbox_id, const uint32_t *uids,
 
 /* ---- expunge (inside write transactions) ---- */
 
-/* Remove one message; *modseq is bumped on the first removal. Usage is
-   accumulated in bytes/messages for one update at the end. */
+/* Remove one message when it has every flag of need; *modseq is bumped
+   on the first removal. Usage is accumulated in bytes/messages for one
+   update at the end. */
 static int
 store_msg_expunge_one(struct store *s, const struct store_msg_box *box,
-		      uint32_t uid, uint64_t *modseq, uint64_t *bytes,
-		      uint64_t *messages)
+		      uint32_t uid, uint32_t need, uint64_t *modseq,
+		      uint64_t *bytes, uint64_t *messages)
 {
 	sqlite3_stmt *st;
 	int64_t blob_id = 0;
 	uint64_t size = 0;
 	int rc, ret;
 
-	st = store_stmt(s, "DELETE FROM messages WHERE mailbox_id = ?"
-			   " AND uid = ? RETURNING blob_id, size");
+	st = store_stmt(s, "DELETE FROM messages WHERE mailbox_id = ?1"
+			   " AND uid = ?2 AND (flags & ?3) = ?3"
+			   " RETURNING blob_id, size");
 	if (st == NULL)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, box->id);
 	sqlite3_bind_int64(st, 2, uid);
+	sqlite3_bind_int64(st, 3, need);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		blob_id = sqlite3_column_int64(st, 0);
@@ -1163,18 +1166,19 @@ store_msg_expunge_one(struct store *s, const struct store_msg_box *box,
 	return ret;
 }
 
-/* Expunge uids of box; *modseq_r is the new MODSEQ, or 0 when nothing
-   was there. */
+/* Expunge those of uids of box that have the flags need; *modseq_r is
+   the new MODSEQ, or 0 when nothing was there. */
 static int
 store_msg_expunge_tx(struct store *s, const struct store_msg_box *box,
-		     const uint32_t *uids, size_t count, uint64_t *modseq_r)
+		     const uint32_t *uids, size_t count, uint32_t need,
+		     uint64_t *modseq_r)
 {
 	uint64_t modseq = 0, bytes = 0, messages = 0;
 	int ret = STORE_OK;
 
 	for (size_t i = 0; ret == STORE_OK && i < count; i++)
-		ret = store_msg_expunge_one(s, box, uids[i], &modseq, &bytes,
-					    &messages);
+		ret = store_msg_expunge_one(s, box, uids[i], need, &modseq,
+					    &bytes, &messages);
 	if (ret == STORE_OK)
 		ret = store_msg_usage(s, box->account_id, -(int64_t)bytes,
 				      -(int64_t)messages);
@@ -1186,22 +1190,25 @@ store_msg_expunge_tx(struct store *s, const struct store_msg_box *box,
 
 static int
 store_msg_expunge_box(struct store *s, int64_t mailbox_id,
-		      const uint32_t *uids, size_t count, uint64_t *modseq_r)
+		      const uint32_t *uids, size_t count, uint32_t need,
+		      uint64_t *modseq_r)
 {
 	struct store_msg_box box;
 	int ret;
 
 	ret = store_msg_box_get(s, mailbox_id, &box);
 	if (ret == STORE_OK)
-		ret = store_msg_expunge_tx(s, &box, uids, count, modseq_r);
+		ret = store_msg_expunge_tx(s, &box, uids, count, need,
+					   modseq_r);
 	if (ret == STORE_OK && *modseq_r == 0)
 		ret = store_msg_highestmodseq(s, mailbox_id, modseq_r);
 	return ret;
 }
 
-int
-store_msg_expunge(struct store *s, int64_t mailbox_id, const uint32_t *uids,
-		  size_t count, uint64_t *modseq_r)
+static int
+store_msg_expunge_if(struct store *s, int64_t mailbox_id,
+		     const uint32_t *uids, size_t count, uint32_t need,
+		     uint64_t *modseq_r)
 {
 	struct store_tx tx;
 	uint64_t modseq = 0;
@@ -1210,7 +1217,8 @@ store_msg_expunge(struct store *s, int64_t mailbox_id, const uint32_t *uids,
 	ret = store_tx_begin(s, &tx);
 	if (ret != STORE_OK)
 		return ret;
-	ret = store_msg_expunge_box(s, mailbox_id, uids, count, &modseq);
+	ret = store_msg_expunge_box(s, mailbox_id, uids, count, need,
+				    &modseq);
 	if (ret != STORE_OK) {
 		store_tx_rollback(s, &tx);
 		return ret;
@@ -1219,6 +1227,22 @@ store_msg_expunge(struct store *s, int64_t mailbox_id, const uint32_t *uids,
 	if (ret == STORE_OK && modseq_r != NULL)
 		*modseq_r = modseq;
 	return ret;
+}
+
+int
+store_msg_expunge(struct store *s, int64_t mailbox_id, const uint32_t *uids,
+		  size_t count, uint64_t *modseq_r)
+{
+	return store_msg_expunge_if(s, mailbox_id, uids, count, 0, modseq_r);
+}
+
+int
+store_msg_expunge_deleted(struct store *s, int64_t mailbox_id,
+			  const uint32_t *uids, size_t count,
+			  uint64_t *modseq_r)
+{
+	return store_msg_expunge_if(s, mailbox_id, uids, count,
+				    STORE_FLAG_DELETED, modseq_r);
 }
 
 /* ---- copy and move ---- */
@@ -1326,7 +1350,7 @@ store_msg_copy_tx(struct store *s, int64_t src_id, const uint32_t *uids,
 		ret = store_msg_copy_insert(s, &dst, srcs, count, found,
 					    new_uids);
 	if (ret == STORE_OK && move)
-		ret = store_msg_expunge_tx(s, &src, uids, count, &modseq);
+		ret = store_msg_expunge_tx(s, &src, uids, count, 0, &modseq);
 	return ret;
 }
 
