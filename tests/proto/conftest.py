@@ -45,6 +45,23 @@ def _port_free(port):
         s.close()
 
 
+def children(pid):
+    """The pids whose parent is pid, from /proc (a process that exits
+    while it is read is left out)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            out.append(int(d))
+    return out
+
+
 def pick_base():
     """A base such that base+25 ... base+995 are all free."""
     for _ in range(200):

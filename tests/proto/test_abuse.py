@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import Tern
+from conftest import Tern, children
 from test_imap_helpers import msg
 
 CONFIG = """workers = 1
@@ -125,15 +125,9 @@ def test_slowloris_cut_at_timeout(abuse, proto):
 
 def rss_kib(pid):
     total = 0
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
+    for kid in children(pid):
         try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            if ppid != pid:
-                continue
-            with open("/proc/%s/status" % d) as f:
+            with open("/proc/%d/status" % kid) as f:
                 for line in f:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1])

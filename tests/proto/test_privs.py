@@ -20,23 +20,8 @@ import time
 
 import pytest
 
-from conftest import TERNCTL, TERND, Tern, pick_base
+from conftest import TERNCTL, TERND, Tern, children, pick_base
 from test_imap_helpers import login, msg
-
-
-def children(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(d))
-    return out
 
 
 def ids(pid):

@@ -11,6 +11,7 @@ import smtplib
 import sqlite3
 import time
 
+from conftest import children
 from test_smtp_helpers import messages
 
 
@@ -19,18 +20,12 @@ def db_openers(tern):
     path = os.path.join(tern.datadir, "tern.db")
     want = os.stat(path).st_ino
     out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
+    for pid in children(tern.proc.pid):
         try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            if ppid != tern.proc.pid:
-                continue
-            for fd in os.listdir("/proc/%s/fd" % d):
-                target = os.readlink("/proc/%s/fd/%s" % (d, fd))
+            for fd in os.listdir("/proc/%d/fd" % pid):
+                target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
                 if target == path and os.stat(target).st_ino == want:
-                    out[int(d)] = want
+                    out[pid] = want
         except OSError:
             continue     # a process that went away meanwhile
     return out

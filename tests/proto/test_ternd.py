@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from conftest import children
+
 STARTTLS = {"smtp": "smtp", "submission": "smtp", "imap": "imap",
             "pop3": "pop3"}
 IMPLICIT = ["submissions", "imaps", "pop3s"]
@@ -51,12 +53,6 @@ def test_tls_versions_refused(tern):
                         "-brief"],
                        input="", capture_output=True, text=True, timeout=30)
     assert "Protocol version: TLSv1.2" in r.stdout + r.stderr
-
-
-def children(pid):
-    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)],
-                         capture_output=True, text=True).stdout
-    return [int(line.split()[0]) for line in out.splitlines() if line.strip()]
 
 
 def wait_for(cond, timeout=10):
