@@ -24,15 +24,16 @@
    keep their order through both stages.
    Post-commit work (change notifications, blob garbage collection) runs
    from the thread's store, after its COMMIT. The full-text rows of new
-   blobs are written after the loop was woken, for several batches at
-   once (STORE_COMMIT_FTS_*: 32 rows, 1 MB or 100 ms), in transactions
-   of at most 32 rows without an fsync (store_fts_defer: until then
-   those blobs are unindexed, so SEARCH reads them). The index was most
-   of a batch's CPU and WAL pages, done under the write lock that the
-   other worker's thread waits for. The WAL is checkpointed here too,
-   after the loop was woken (never inside a COMMIT, where SQLite's
-   automatic checkpoint would hold back the batch's replies by the time
-   it takes to copy and fsync the database). The fsync helpers are a
+   blobs are not written here at all: a batch only notes each new blob,
+   and after the loop was woken the notes go to the index thread
+   (store_index.c), which reads the blobs and writes their rows beside
+   the next batches (until then those blobs are unindexed, so SEARCH
+   reads them). The text extraction and the index were most of a
+   batch's CPU and WAL pages. The WAL is checkpointed by the index
+   thread too, when this one finds it past STORE_COMMIT_CHECKPOINT_FRAMES
+   after a batch (never inside a COMMIT, where SQLite's automatic
+   checkpoint would hold back the batch's replies by the time it takes
+   to copy and fsync the database). The fsync helpers are a
    small pool started with the blob stage. While the threads work the
    loop keeps serving its other connections. The durability rule holds:
    done sees STORE_OK only after blob fsync, directory fsync and the
@@ -57,14 +58,6 @@
 /* Helper threads that fsync the files of a batch alongside the commit
    thread (a pool started with it). */
 #define STORE_COMMIT_FSYNC_THREADS 7
-/* Held full-text rows (store_fts_defer) are written once there are this
-   many, or this much text, or the oldest waited this long; at most this
-   many per transaction, so the other worker's commit thread waits for
-   the write lock for about that many rows' indexing at most (some
-   0.5 ms of CPU each for 5 KB of text). */
-#define STORE_COMMIT_FTS_ROWS 32
-#define STORE_COMMIT_FTS_BYTES (1024 * 1024)
-#define STORE_COMMIT_FTS_WAIT_MS 100
 /* Checkpoint the WAL after a batch once it holds this many frames
    (SQLite's automatic checkpoint, off on this connection, uses 1000). */
 #define STORE_COMMIT_CHECKPOINT_FRAMES 1000
@@ -116,7 +109,9 @@ struct store_commit {
 	uint64_t batches, jobs; /* statistics, under mu */
 	struct store_commit_pool pool;
 	bool pool_started;
-	int64_t fts_since; /* when the oldest held full-text row came */
+	struct store_index *ix; /* full-text rows and checkpoints */
+	struct store_fts_hint *hints; /* the commit thread's, for ix */
+	size_t hints_cap;
 	int wal_frames; /* frames in the WAL after the thread's last commit */
 
 	/* loop side only */
@@ -476,81 +471,33 @@ store_commit_batch(struct store_commit *c, struct store_commit_job *jobs)
 	}
 }
 
-/* After the loop was woken: copy the WAL back into the database once it
-   grew past the threshold. PASSIVE: it takes no lock that a writer
-   waits for, and stops where a reader still needs the old pages (the
-   next one continues). */
+/* After the loop was woken: the new blobs of the batch to the index
+   thread, and a checkpoint of the WAL there once it grew past the
+   threshold. */
 static void
-store_commit_checkpoint(struct store_commit *c)
+store_commit_after(struct store_commit *c)
 {
-	int frames = store_take_wal_frames(c->st);
+	size_t n = 0;
+	int frames;
 
+	store_fts_take_hints(c->st, &c->hints, &c->hints_cap, &n);
+	store_index_add(c->ix, c->hints, n);
+	frames = store_take_wal_frames(c->st);
 	if (frames > 0)
 		c->wal_frames = frames;
 	if (c->wal_frames < STORE_COMMIT_CHECKPOINT_FRAMES)
 		return;
 	c->wal_frames = 0;
-	(void)sqlite3_wal_checkpoint_v2(c->st->db, NULL,
-					SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-}
-
-/* Monotonic milliseconds. */
-static int64_t
-store_commit_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Are the held full-text rows due (store_fts_defer)? Many rows make one
-   index segment (less CPU, fewer pages than one per batch); they wait
-   at most STORE_COMMIT_FTS_WAIT_MS. */
-static bool
-store_commit_fts_due(const struct store_commit *c)
-{
-	const struct store *st = c->st;
-
-	if (st->fts_count == 0)
-		return false;
-	return st->fts_count >= STORE_COMMIT_FTS_ROWS ||
-	       st->fts_bytes >= STORE_COMMIT_FTS_BYTES ||
-	       store_commit_now_ms() - c->fts_since >= STORE_COMMIT_FTS_WAIT_MS;
-}
-
-/* One transaction of held rows (the oldest). */
-static void
-store_commit_fts_flush(struct store_commit *c)
-{
-	/* the rest stays due (fts_since is the oldest's): written next,
-	   unless jobs are waiting */
-	(void)store_fts_flush_deferred(c->st, STORE_COMMIT_FTS_ROWS);
+	store_index_checkpoint_soon(c->ix);
 }
 
 /* Wait (under mu) for jobs with their blobs done, or the end of the
-   blob stage; meanwhile write held full-text rows once they are due. */
+   blob stage. */
 static void
 store_commit_wait(struct store_commit *c)
 {
-	struct timespec ts;
-	int64_t at;
-
-	while (c->ready == NULL && !c->blobs_stopped) {
-		if (c->st->fts_count == 0) {
-			pthread_cond_wait(&c->ready_cond, &c->mu);
-			continue;
-		}
-		at = c->fts_since + STORE_COMMIT_FTS_WAIT_MS;
-		ts.tv_sec = (time_t)(at / 1000);
-		ts.tv_nsec = (long)(at % 1000) * 1000000L;
-		(void)pthread_cond_timedwait(&c->ready_cond, &c->mu, &ts);
-		if (c->ready == NULL && store_commit_fts_due(c)) {
-			pthread_mutex_unlock(&c->mu);
-			store_commit_fts_flush(c);
-			pthread_mutex_lock(&c->mu);
-		}
-	}
+	while (c->ready == NULL && !c->blobs_stopped)
+		pthread_cond_wait(&c->ready_cond, &c->mu);
 }
 
 /* The blob stage: phase 1 for whatever the loop handed over, then on
@@ -603,15 +550,12 @@ store_commit_main(void *arg)
 	struct store_commit_job *jobs, *last;
 	uint64_t one = 1;
 	size_t n;
-	bool held;
 
 	for (;;) {
 		pthread_mutex_lock(&c->mu);
 		store_commit_wait(c);
 		if (c->ready == NULL) {
 			pthread_mutex_unlock(&c->mu);
-			while (c->st->fts_count > 0)
-				store_commit_fts_flush(c);
 			break;
 		}
 		/* every job ready: several blob rounds may form one batch */
@@ -620,10 +564,7 @@ store_commit_main(void *arg)
 		c->ready_tail = &c->ready;
 		pthread_mutex_unlock(&c->mu);
 
-		held = c->st->fts_count > 0;
 		store_commit_batch(c, jobs);
-		if (!held && c->st->fts_count > 0)
-			c->fts_since = store_commit_now_ms();
 
 		n = 0;
 		for (last = jobs; last->next != NULL; last = last->next)
@@ -637,15 +578,9 @@ store_commit_main(void *arg)
 		pthread_mutex_unlock(&c->mu);
 		while (write(c->efd, &one, sizeof(one)) < 0 && errno == EINTR)
 			;
-		/* the replies are on their way: now the full-text rows that
-		   are due, then maybe a checkpoint (jobs arriving meanwhile
-		   form the next batch). All that are due: one chunk per
-		   batch let a steady MULTIAPPEND (1,000 rows a batch) pile
-		   up rows until they went into the batches themselves, a
-		   segment each, and appends slowed to a crawl. */
-		while (store_commit_fts_due(c))
-			store_commit_fts_flush(c);
-		store_commit_checkpoint(c);
+		/* the replies are on their way (jobs arriving meanwhile
+		   form the next batch) */
+		store_commit_after(c);
 	}
 	return NULL;
 }
@@ -779,17 +714,21 @@ store_commit_new(struct ev_loop *loop, const char *datadir,
 	c->st = store_open(datadir, &e);
 	if (c->st != NULL)
 		c->bst = store_open(datadir, &e);
-	if (c->efd < 0 || c->st == NULL || c->bst == NULL ||
+	if (c->bst != NULL)
+		c->ix = store_index_new(datadir, &e);
+	if (c->efd < 0 || c->st == NULL || c->bst == NULL || c->ix == NULL ||
 	    ev_fd_add(loop, c->efd, EV_READ, store_commit_on_wake, c) < 0) {
 		/* XXX a static buffer, as for store_open */
 		snprintf(err, sizeof(err), "commit thread: %s",
-			 c->st == NULL || c->bst == NULL ? e : strerror(errno));
+			 c->st == NULL || c->bst == NULL || c->ix == NULL
+				 ? e
+				 : strerror(errno));
 		goto fail;
 	}
-	/* no checkpoint inside the thread's COMMITs: it checkpoints after
-	   waking the loop (store_commit_checkpoint) */
+	/* no checkpoint inside the thread's COMMITs: the index thread
+	   checkpoints (store_commit_after) */
 	store_set_autocheckpoint(c->st, 0);
-	store_fts_defer(c->st);
+	store_fts_hints(c->st);
 	/* The threads take no signals (the worker reads them from a
 	   signalfd on the loop). */
 	sigfillset(&all);
@@ -837,12 +776,14 @@ store_commit_free(struct store_commit **cp)
 		pthread_join(c->thread, NULL);
 		ev_fd_del(c->loop, c->efd);
 	}
+	store_index_free(&c->ix); /* indexes what the batches left */
 	if (c->pool_started)
 		store_commit_pool_stop(&c->pool);
 	if (c->efd >= 0)
 		close(c->efd);
 	store_close(&c->bst);
 	store_close(&c->st);
+	free(c->hints);
 	pthread_cond_destroy(&c->done_cond);
 	pthread_cond_destroy(&c->ready_cond);
 	pthread_cond_destroy(&c->work_cond);

@@ -17,7 +17,8 @@
    phrase for a third of the work. The row is written inside the
    delivery/APPEND transaction (store_msg.c, once per blob, when its
    structure is parsed; inside a batch, all rows together before its
-   COMMIT) and
+   COMMIT), or, for the commit thread's batches, by the index thread
+   after the COMMIT (store_fts_hints, store_index.c), and
    removed by a trigger when the blob row is collected (store_schema.c
    steps 5 and 9). Blobs stored before the index existed have blobs.fts
    = 0 and are always candidates.
@@ -262,6 +263,7 @@ store_fts_flush(struct store *s)
 
 static int store_fts_mark(struct store *s, int64_t blob_id, const char *col,
 			  int state);
+static void store_fts_hold(struct store *s, const struct store_fts_pending *e);
 
 void
 store_fts_defer(struct store *s)
@@ -307,9 +309,10 @@ store_fts_write_deferred(struct store *s, const struct store_fts_pending *p)
 			ret = store_fts_insert_row(s, p->blob_id, &p->hdr,
 						   &p->body);
 	}
-	if (ret == STORE_OK && p->fields) {
+	/* a SKIPPED hstate without fields is a claim alone */
+	if (ret == STORE_OK && (p->fields || p->hstate == STORE_FTS_SKIPPED)) {
 		ret = store_fts_claim(s, p, true, p->hstate, &claimed);
-		if (ret == STORE_OK && claimed)
+		if (ret == STORE_OK && claimed && p->fields)
 			ret = store_fts_insert_fields(s, p->blob_id, p->fld);
 	}
 	return ret;
@@ -365,7 +368,7 @@ store_fts_insert(struct store *s, struct store_fts_pending *p)
 {
 	int ret;
 
-	if (!p->text && !p->fields) {
+	if (!p->text && !p->fields && p->hstate != STORE_FTS_SKIPPED) {
 		store_fts_pending_free(p);
 		return STORE_OK;
 	}
@@ -375,7 +378,8 @@ store_fts_insert(struct store *s, struct store_fts_pending *p)
 			ret = p->text ? store_fts_mark(s, p->blob_id, "fts",
 						       p->state)
 				      : STORE_OK;
-			if (ret == STORE_OK && p->fields)
+			if (ret == STORE_OK &&
+			    (p->fields || p->hstate == STORE_FTS_SKIPPED))
 				ret = store_fts_mark(s, p->blob_id, "hfts",
 						     p->hstate);
 			if (ret == STORE_OK)
@@ -389,10 +393,7 @@ store_fts_insert(struct store *s, struct store_fts_pending *p)
 		store_fts_pending_free(p);
 		return ret;
 	}
-	s->fts_pending = store_grow(s->fts_pending, &s->fts_cap, s->fts_count,
-				    sizeof(*s->fts_pending));
-	s->fts_pending[s->fts_count++] = *p;
-	s->fts_bytes += store_fts_pending_bytes(p);
+	store_fts_hold(s, p);
 	return STORE_OK;
 }
 
@@ -451,13 +452,61 @@ store_fts_fields(struct store *s, int64_t blob_id, const uint8_t *msg,
 	if (total > STORE_FTS_INDEX_MAX_BYTES) {
 		for (i = 0; i < STORE_HFTS_FIELDS; i++)
 			buf_free(&p->fld[i]);
-		return store_fts_mark(s, blob_id, "hfts", STORE_FTS_SKIPPED);
+		if (!s->fts_deferred)
+			return store_fts_mark(s, blob_id, "hfts",
+					      STORE_FTS_SKIPPED);
+		p->hstate = STORE_FTS_SKIPPED; /* claimed with the rows */
+		return STORE_OK;
 	}
 	p->fields = true;
 	p->hstate = store_fts_fields_state(p->fld);
 	/* deferred: marked with its row, after the COMMIT */
 	return s->fts_deferred ? STORE_OK
 			       : store_fts_mark(s, blob_id, "hfts", p->hstate);
+}
+
+/* The rows of one blob into *p: its text, its fields and their states
+   (marked now, unless deferred: then claimed with the rows). */
+static int
+store_fts_prepare(struct store *s, int64_t blob_id, const char *hash,
+		  const uint8_t *msg, size_t len, struct store_fts_pending *p)
+{
+	int ret = STORE_OK;
+
+	memset(p, 0, sizeof(*p));
+	p->blob_id = blob_id;
+	snprintf(p->hash, sizeof(p->hash), "%s", hash);
+	buf_init(&p->hdr, STORE_FTS_TEXT_MAX_BYTES);
+	buf_init(&p->body, STORE_FTS_TEXT_MAX_BYTES);
+	(void)mime_extract_headers(msg, len, &p->hdr);
+	(void)mime_extract_text(msg, len, &p->body);
+	if (p->hdr.len + p->body.len > STORE_FTS_INDEX_MAX_BYTES) {
+		buf_free(&p->hdr);
+		buf_free(&p->body);
+		/* deferred: fts stays STORE_FTS_NONE (0), nothing to claim */
+		if (!s->fts_deferred)
+			ret = store_fts_mark(s, blob_id, "fts", STORE_FTS_NONE);
+	} else {
+		p->text = true;
+		p->state = store_fts_state(&p->hdr, &p->body);
+		if (!s->fts_deferred)
+			ret = store_fts_mark(s, blob_id, "fts", p->state);
+	}
+	if (ret == STORE_OK)
+		ret = store_fts_fields(s, blob_id, msg, len, p);
+	if (ret != STORE_OK)
+		store_fts_pending_free(p);
+	return ret;
+}
+
+/* Hold e (taken) after the others. */
+static void
+store_fts_hold(struct store *s, const struct store_fts_pending *e)
+{
+	s->fts_pending = store_grow(s->fts_pending, &s->fts_cap, s->fts_count,
+				    sizeof(*s->fts_pending));
+	s->fts_pending[s->fts_count++] = *e;
+	s->fts_bytes += store_fts_pending_bytes(e);
 }
 
 int
@@ -467,31 +516,63 @@ store_fts_add(struct store *s, int64_t blob_id, const char *hash,
 	struct store_fts_pending p;
 	int ret;
 
-	memset(&p, 0, sizeof(p));
-	p.blob_id = blob_id;
-	snprintf(p.hash, sizeof(p.hash), "%s", hash);
-	buf_init(&p.hdr, STORE_FTS_TEXT_MAX_BYTES);
-	buf_init(&p.body, STORE_FTS_TEXT_MAX_BYTES);
-	(void)mime_extract_headers(msg, len, &p.hdr);
-	(void)mime_extract_text(msg, len, &p.body);
-	if (p.hdr.len + p.body.len > STORE_FTS_INDEX_MAX_BYTES) {
-		buf_free(&p.hdr);
-		buf_free(&p.body);
-		ret = store_fts_mark(s, blob_id, "fts", STORE_FTS_NONE);
-	} else {
-		p.text = true;
-		p.state = store_fts_state(&p.hdr, &p.body);
-		/* deferred: marked with its row, after the COMMIT */
-		ret = s->fts_deferred ? STORE_OK
-				      : store_fts_mark(s, blob_id, "fts", p.state);
+	if (s->fts_hints) {
+		/* the index thread reads the text (store_fts_index_hints) */
+		memset(&p, 0, sizeof(p));
+		p.blob_id = blob_id;
+		snprintf(p.hash, sizeof(p.hash), "%s", hash);
+		store_fts_hold(s, &p);
+		return STORE_OK;
 	}
-	if (ret == STORE_OK)
-		ret = store_fts_fields(s, blob_id, msg, len, &p);
-	if (ret != STORE_OK) {
-		store_fts_pending_free(&p);
-		return ret;
+	ret = store_fts_prepare(s, blob_id, hash, msg, len, &p);
+	return ret == STORE_OK ? store_fts_insert(s, &p) : ret;
+}
+
+void
+store_fts_hints(struct store *s)
+{
+	s->fts_deferred = true;
+	s->fts_hints = true;
+}
+
+void
+store_fts_take_hints(struct store *s, struct store_fts_hint **out, size_t *cap,
+		     size_t *count_r)
+{
+	size_t n = *count_r;
+
+	for (size_t i = 0; i < s->fts_count; i++) {
+		*out = store_grow(*out, cap, n, sizeof(**out));
+		(*out)[n].blob_id = s->fts_pending[i].blob_id;
+		memcpy((*out)[n].hash, s->fts_pending[i].hash,
+		       sizeof((*out)[n].hash));
+		n++;
 	}
-	return store_fts_insert(s, &p);
+	*count_r = n;
+	store_fts_discard(s, 0);
+}
+
+int
+store_fts_index_hints(struct store *s, const struct store_fts_hint *hints,
+		      size_t n)
+{
+	static const uint8_t empty[1];
+	struct store_fts_pending p;
+	struct store_map map;
+
+	if (s->fts_count > 0 || s->batch || s->tx_depth > 0)
+		return store_fail(s, STORE_INVALID, "index: rows held");
+	for (size_t i = 0; i < n; i++) {
+		/* gone (collected meanwhile): nothing to index */
+		if (store_blob_map(s, hints[i].hash, &map) != STORE_OK)
+			continue;
+		if (store_fts_prepare(s, hints[i].blob_id, hints[i].hash,
+				      map.data != NULL ? map.data : empty,
+				      map.len, &p) == STORE_OK)
+			store_fts_hold(s, &p);
+		store_blob_unmap(&map);
+	}
+	return store_fts_flush_deferred(s, s->fts_count);
 }
 
 /* One transaction of the backfill of blob_hfts: up to

@@ -49,6 +49,12 @@ struct store_fts_pending {
 	char hash[STORE_HASH_HEX_LEN + 1];
 };
 
+/* A blob for the index thread (store_index.c): its id and hash only. */
+struct store_fts_hint {
+	int64_t blob_id;
+	char hash[STORE_HASH_HEX_LEN + 1];
+};
+
 struct store_stmt_slot {
 	const char *sql;
 	sqlite3_stmt *stmt;
@@ -80,6 +86,8 @@ struct store {
 	/* index after the COMMIT, in a transaction of its own
 	   (store_fts_defer); fts_batch_mark: rows held before this batch */
 	bool fts_deferred;
+	/* hints only (store_fts_hints): held entries carry no text */
+	bool fts_hints;
 	size_t fts_batch_mark;
 	/* the mailbox the last merge pass read (store_fts.c), or NULL */
 	struct store_fts_box *fts_box;
@@ -334,6 +342,34 @@ void store_fts_defer(struct store *s);
    are skipped. On error those rows are dropped (their blobs stay
    unindexed). Outside a transaction only. */
 int store_fts_flush_deferred(struct store *s, size_t max_rows);
+/* From now on this store (the commit thread's) does not even read the
+   text of new blobs: a batch only holds each new blob's id and hash,
+   store_fts_take_hints hands them to the index thread after the COMMIT,
+   and that one extracts and indexes them (store_fts_index_hints). So
+   neither the text extraction nor the index's write lock time is on the
+   path of a reply. Implies store_fts_defer. */
+void store_fts_hints(struct store *s);
+/* Move the held hints of committed batches into *out (grown as needed,
+   *count_r entries); the store holds none after. */
+void store_fts_take_hints(struct store *s, struct store_fts_hint **out,
+			  size_t *cap, size_t *count_r);
+/* Read and index the blobs of hints[0..n) in one transaction without an
+   fsync (store_fts_flush_deferred); blobs collected or indexed
+   meanwhile are skipped. Outside a transaction only. */
+int store_fts_index_hints(struct store *s, const struct store_fts_hint *hints,
+			  size_t n);
+/* The index thread (store_index.c). */
+struct store_index;
+struct store_index *store_index_new(const char *datadir, const char **error_r);
+/* Queue blobs (committed) for their index rows. */
+void store_index_add(struct store_index *ix, const struct store_fts_hint *hints,
+		     size_t n);
+/* Run a PASSIVE checkpoint on the index thread, soon. */
+void store_index_checkpoint_soon(struct store_index *ix);
+void store_index_stats(struct store_index *ix, uint64_t *indexed_r,
+		       uint64_t *waiting_r, uint64_t *dropped_r);
+/* Index what waits (for a bounded time), stop the thread, free. */
+void store_index_free(struct store_index **ix);
 /* Drop held rows from index mark on (a rolled-back savepoint). */
 void store_fts_discard(struct store *s, size_t mark);
 /* Free s->fts_box (store_close). */

@@ -9,7 +9,10 @@
    the next batch's blobs are finished while a batch is still in its
    SQL (the two stages overlap), a failure there not touching the next
    batch's job, and a file found under a blob's name is replaced by the
-   new blob's own. */
+   new blob's own; the full-text rows of a batch's new blobs are written
+   by the index thread after the reply (a blob collected before that is
+   skipped), and what is still waiting at the end is indexed before
+   store_commit_free returns. */
 #include <dirent.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -515,7 +518,193 @@ test_commit_name_taken(void)
 	ev_loop_free(&loop);
 }
 
+/* An APPEND of its blob into mailbox *box (test_index_job.box). */
+struct test_append_job {
+	struct test_job t; /* first */
+	int64_t box;
+};
+
+static int
+test_append_run(struct store *s, struct store_commit_job *job)
+{
+	struct test_append_job *a = (struct test_append_job *)job;
+	uint32_t uid;
+
+	return store_msg_append(s, a->box, a->t.blob.hash, 0, NULL, 1700000000,
+				&uid);
+}
+
+static void
+test_append_init(struct test_append_job *a, struct store *s, int64_t box,
+		 const char *text)
+{
+	memset(a, 0, sizeof(*a));
+	a->box = box;
+	a->t.job.run = test_append_run;
+	a->t.job.done = test_job_done;
+	a->t.blob.w = store_blob_writer_new(s);
+	test_assert(store_blob_writer_write(a->t.blob.w, text, strlen(text)) ==
+		    STORE_OK);
+	a->t.job.blobs = &a->t.blob;
+	a->t.job.blob_count = 1;
+}
+
+/* blobs.fts of the blob (-1: no such blob), read by another connection */
+static int
+test_fts_state(struct store *s, const char *hash)
+{
+	sqlite3_stmt *st;
+	int state = -1;
+
+	test_assert(sqlite3_prepare_v2(s->db, "SELECT fts FROM blobs WHERE"
+					      " hash = ?", -1, &st, NULL) ==
+		    SQLITE_OK);
+	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		state = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return state;
+}
+
+static int
+test_fts_rows(struct store *s, const char *needle)
+{
+	sqlite3_stmt *st;
+	int n = -1;
+
+	test_assert(sqlite3_prepare_v2(s->db, "SELECT count(*) FROM blob_fts"
+					      " WHERE blob_fts MATCH ?", -1,
+				       &st, NULL) == SQLITE_OK);
+	sqlite3_bind_text(st, 1, needle, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* The batch leaves its new blob unindexed (fts 0) and the index thread
+   writes its rows after the reply; a blob collected before the index
+   thread reaches it is skipped; free indexes what still waits. */
+static void
+test_commit_index(void)
+{
+	struct test_append_job a, b;
+	struct ev_loop *loop = ev_loop_new();
+	struct store_commit *c;
+	struct store *s;
+	struct store_mailbox box;
+	char dir[512];
+	int64_t account = 0;
+	int state = -1;
+
+	s = test_open("index", dir, sizeof(dir));
+	test_assert(store_domain_add(s, "ix.test") == STORE_OK);
+	test_assert(store_account_add(s, "u@ix.test", "standard", "h", NULL,
+				      &account) == STORE_OK);
+	test_assert(store_mailbox_get(s, account, "INBOX", &box) == 1);
+	c = store_commit_new(loop, dir, NULL);
+	test_assert(c != NULL);
+	test_append_init(&a, s, box.id, "Subject: one\r\n\r\nzebra crossing\r\n");
+	store_commit_submit(c, &a.t.job);
+	test_loop_until_idle(loop, c);
+	test_assert(a.t.job.result == STORE_OK);
+	/* bounded: the index thread is not told to hurry */
+	for (int i = 0; i < 2000; i++) {
+		state = test_fts_state(s, a.t.blob.hash);
+		if (state != 0)
+			break;
+		usleep(1000);
+	}
+	test_assert(state == STORE_FTS_EXACT);
+	test_assert(test_fts_rows(s, "\"zebra cross\"") == 1);
+
+	/* b: indexed at free, after the test's loop is gone */
+	test_append_init(&b, s, box.id, "Subject: two\r\n\r\nyak shaving\r\n");
+	store_commit_submit(c, &b.t.job);
+	test_loop_until_idle(loop, c);
+	test_assert(b.t.job.result == STORE_OK);
+	store_commit_free(&c);
+	test_assert(test_fts_state(s, b.t.blob.hash) == STORE_FTS_EXACT);
+	test_assert(test_fts_rows(s, "\"yak shav\"") == 1);
+	store_mailbox_clear(&box);
+	store_close(&s);
+	ev_loop_free(&loop);
+}
+
+/* The index thread's own work: a hint for a blob that is gone is
+   skipped, a hint for one indexed meanwhile writes nothing twice. */
+static void
+test_index_hints_skip(void)
+{
+	static const char msg[] = "Subject: s\r\n\r\nquokka island\r\n";
+	struct store_fts_hint h[2];
+	struct store_mailbox box;
+	struct store *s, *ix;
+	char dir[512], hash[STORE_HASH_HEX_LEN + 1];
+	const char *error = NULL;
+	int64_t account = 0;
+	uint32_t uid;
+
+	s = test_open("hints", dir, sizeof(dir));
+	test_assert(store_domain_add(s, "h.test") == STORE_OK);
+	test_assert(store_account_add(s, "u@h.test", "standard", "h", NULL,
+				      &account) == STORE_OK);
+	test_assert(store_mailbox_get(s, account, "INBOX", &box) == 1);
+	/* s indexes in its own transaction: the blob is at 1 already */
+	test_assert(store_blob_write(s, msg, sizeof(msg) - 1, hash) ==
+		    STORE_OK);
+	test_assert(store_msg_append(s, box.id, hash, 0, NULL, 1764572400,
+				     &uid) == STORE_OK);
+	test_assert(test_fts_state(s, hash) == STORE_FTS_EXACT);
+	test_assert(test_fts_rows(s, "quokka") == 1);
+
+	ix = store_open(dir, &error);
+	test_assert(ix != NULL);
+	store_fts_defer(ix);
+	memset(h, 0, sizeof(h));
+	h[0].blob_id = 12345; /* no such blob, no such file */
+	memset(h[0].hash, 'a', STORE_HASH_HEX_LEN);
+	h[1].blob_id = 0;
+	{
+		sqlite3_stmt *st;
+
+		test_assert(sqlite3_prepare_v2(s->db, "SELECT id FROM blobs"
+						      " WHERE hash = ?", -1,
+					       &st, NULL) == SQLITE_OK);
+		sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+		test_assert(sqlite3_step(st) == SQLITE_ROW);
+		h[1].blob_id = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	memcpy(h[1].hash, hash, sizeof(h[1].hash));
+	/* a planted row would be replaced by a second indexing */
+	{
+		char sql[128];
+
+		snprintf(sql, sizeof(sql), "UPDATE blob_fts SET body = 'planted'"
+			 " WHERE rowid = %lld", (long long)h[1].blob_id);
+		test_assert(sqlite3_exec(s->db, sql, NULL, NULL, NULL) ==
+			    SQLITE_OK);
+	}
+	test_assert(store_fts_index_hints(ix, h, 2) == STORE_OK);
+	test_assert(test_fts_rows(s, "planted") == 1);
+	test_assert(test_fts_rows(s, "quokka") == 0);
+	test_assert(test_fts_state(s, hash) == STORE_FTS_EXACT);
+	/* at 0 (a power cut lost the index transaction) it is indexed */
+	test_assert(sqlite3_exec(s->db, "UPDATE blobs SET fts = 0, hfts = 0",
+				 NULL, NULL, NULL) == SQLITE_OK);
+	test_assert(store_fts_index_hints(ix, h + 1, 1) == STORE_OK);
+	test_assert(test_fts_rows(s, "quokka") == 1);
+	test_assert(test_fts_rows(s, "planted") == 0);
+	test_assert(test_fts_state(s, hash) == STORE_FTS_EXACT);
+	store_close(&ix);
+	store_mailbox_clear(&box);
+	store_close(&s);
+}
+
 static const struct test_case tests[] = {
+	{ "commit_index", test_commit_index },
+	{ "index_hints_skip", test_index_hints_skip },
 	{ "commit_batch", test_commit_batch },
 	{ "commit_failure_alone", test_commit_failure_alone },
 	{ "commit_blob_failure", test_commit_blob_failure },
