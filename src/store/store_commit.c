@@ -117,7 +117,9 @@ struct store_commit {
 	/* loop side only */
 	struct store_commit_job *local, **local_tail;
 	bool flush_scheduled;
-	size_t inflight; /* submitted, done not yet called */
+	/* submitted, done not yet called (changed on the loop, read by the
+	   index thread) */
+	_Atomic size_t inflight;
 };
 
 /* ---- the thread ---- */
@@ -715,7 +717,7 @@ store_commit_new(struct ev_loop *loop, const char *datadir,
 	if (c->st != NULL)
 		c->bst = store_open(datadir, &e);
 	if (c->bst != NULL)
-		c->ix = store_index_new(datadir, &e);
+		c->ix = store_index_new(datadir, &c->inflight, &e);
 	if (c->efd < 0 || c->st == NULL || c->bst == NULL || c->ix == NULL ||
 	    ev_fd_add(loop, c->efd, EV_READ, store_commit_on_wake, c) < 0) {
 		/* XXX a static buffer, as for store_open */

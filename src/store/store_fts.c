@@ -556,6 +556,16 @@ int
 store_fts_index_hints(struct store *s, const struct store_fts_hint *hints,
 		      size_t n)
 {
+	int ret = store_fts_read_hints(s, hints, n);
+
+	return ret == STORE_OK ? store_fts_flush_deferred(s, s->fts_count)
+			       : ret;
+}
+
+int
+store_fts_read_hints(struct store *s, const struct store_fts_hint *hints,
+		     size_t n)
+{
 	static const uint8_t empty[1];
 	struct store_fts_pending p;
 	struct store_map map;
@@ -572,7 +582,7 @@ store_fts_index_hints(struct store *s, const struct store_fts_hint *hints,
 			store_fts_hold(s, &p);
 		store_blob_unmap(&map);
 	}
-	return store_fts_flush_deferred(s, s->fts_count);
+	return STORE_OK;
 }
 
 /* One transaction of the backfill of blob_hfts: up to

@@ -3,23 +3,26 @@
    and hash of each new blob (store_fts_hints); after each batch's
    COMMIT and the wake of the loop it hands them over here
    (store_index_add). This thread, with a store of its own, reads each
-   blob, extracts its text and header fields and writes their rows, at
-   most STORE_INDEX_ROWS blobs per transaction, without an fsync
-   (store_fts_index_hints: a power cut loses index rows only; their
-   blobs stay at blobs.fts = 0, which SEARCH reads and checks). It also
-   runs the checkpoints the commit thread asks for.
+   blob and extracts its text and header fields (no lock held), then
+   writes their rows, STORE_INDEX_ROWS blobs per transaction, without an
+   fsync (store_fts_read_hints, store_fts_flush_deferred: a power cut
+   loses index rows only; their blobs stay at blobs.fts = 0, which
+   SEARCH reads and checks). It also runs the checkpoints the commit
+   thread asks for.
 
-   Why a thread: the text extraction and FTS5's tokenizing were most of
-   the commit thread's time per message, done between two batches, so a
-   batch's replies waited for the previous batch's index rows. Here they
-   run beside the batches (on the other core when there is one). The
-   index rows still take SQLite's write lock, so a transaction is kept
-   short: a few blobs.
+   Why: the text extraction and FTS5's work were most of the commit
+   thread's time per message, and the index rows hold SQLite's one write
+   lock for about 0.5 ms per 5 KB message, while the batches that the
+   replies wait for queue behind them. So the rows wait (STORE_INDEX_
+   YIELD_MS at most) until the commit thread has nothing in flight: a
+   burst of APPENDs or deliveries is answered first and indexed right
+   after. With more than STORE_INDEX_EAGER blobs waiting they no longer
+   wait, so a steady flood is indexed as it comes, at the batches' cost.
 
    Bounds: at most STORE_INDEX_QUEUE_MAX blobs wait; past that a blob is
-   not indexed (it stays at 0: always a candidate, read by SEARCH) and
-   counted. At the end, what waits is indexed for at most
-   STORE_INDEX_DRAIN_MS; the rest stays at 0 the same way. */
+   not indexed (it stays at 0: always a candidate, read by SEARCH). At
+   the end, what waits is indexed for at most STORE_INDEX_DRAIN_MS; the
+   rest stays at 0 the same way. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -29,23 +32,38 @@
 #include "lib/xalloc.h"
 #include "store/store_int.h"
 
-/* Blobs per index transaction: about 0.5 ms of FTS5 work each for 5 KB
-   of text, so the other writers wait at most a few ms for the lock. */
-#define STORE_INDEX_ROWS 8
+/* Blobs per index transaction, and how long the first one waits for
+   the others: each transaction makes a new FTS5 segment (and sooner or
+   later a merge), so fewer, larger ones cost less CPU and fewer WAL
+   pages; about 0.5 ms of FTS5 work each for 5 KB of text is how long
+   the other writers may wait for the write lock. */
+#define STORE_INDEX_ROWS 32
+#define STORE_INDEX_WAIT_MS 100
+/* Rows read wait for the commit thread to have nothing in flight, at
+   most this long (then they are written anyway), polling every
+   STORE_INDEX_POLL_MS. */
+#define STORE_INDEX_YIELD_MS 500
+#define STORE_INDEX_POLL_MS 1
+/* With more than this many blobs waiting the rows no longer wait: a
+   steady flood of APPENDs or deliveries must not leave ever more mail
+   unindexed (each such blob is read by every SEARCH BODY/TEXT of its
+   mailbox). Below it, a burst is indexed once it has passed. */
+#define STORE_INDEX_EAGER 2000
 #define STORE_INDEX_QUEUE_MAX 100000
 #define STORE_INDEX_DRAIN_MS 1000
 
 struct store_index {
 	struct store *st; /* this thread's only */
+	const _Atomic size_t *busy; /* the commit thread's jobs in flight */
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t mu;
 	pthread_cond_t cond; /* work, a checkpoint or stop */
 	struct store_fts_hint *q; /* waiting blobs, q[head..count) */
 	size_t head, count, cap;
+	int64_t since; /* when q[head] came (CLOCK_MONOTONIC ms) */
 	bool checkpoint; /* asked for, not run yet */
-	bool stop;
-	uint64_t indexed, dropped; /* statistics, under mu */
+	_Atomic bool stop; /* written under mu, read by store_index_yield */
 };
 
 static int64_t
@@ -69,7 +87,51 @@ store_index_take(struct store_index *ix, struct store_fts_hint *rows)
 	ix->head += n;
 	if (ix->head == ix->count)
 		ix->head = ix->count = 0;
+	/* the rest came later, but not long enough to wait again */
 	return n;
+}
+
+/* Wait (under mu) for STORE_INDEX_ROWS blobs, or for the first one to
+   have waited STORE_INDEX_WAIT_MS, or a checkpoint, or stop. */
+static void
+store_index_wait(struct store_index *ix)
+{
+	struct timespec ts;
+	int64_t at;
+
+	for (;;) {
+		if (ix->checkpoint || ix->stop ||
+		    ix->count - ix->head >= STORE_INDEX_ROWS)
+			return;
+		if (ix->head == ix->count) {
+			pthread_cond_wait(&ix->cond, &ix->mu);
+			continue;
+		}
+		at = ix->since + STORE_INDEX_WAIT_MS;
+		if (store_index_now_ms() >= at)
+			return;
+		ts.tv_sec = (time_t)(at / 1000);
+		ts.tv_nsec = (long)(at % 1000) * 1000000L;
+		(void)pthread_cond_timedwait(&ix->cond, &ix->mu, &ts);
+	}
+}
+
+/* Let the commit thread's batches go first: wait, bounded, until it has
+   no job in flight (the text was read meanwhile, outside any lock). */
+static void
+store_index_yield(struct store_index *ix)
+{
+	struct timespec ts = { 0, STORE_INDEX_POLL_MS * 1000000L };
+	int64_t until = store_index_now_ms() + STORE_INDEX_YIELD_MS;
+	size_t waiting;
+
+	pthread_mutex_lock(&ix->mu);
+	waiting = ix->count - ix->head;
+	pthread_mutex_unlock(&ix->mu);
+	if (waiting > STORE_INDEX_EAGER)
+		return;
+	while (*ix->busy > 0 && !ix->stop && store_index_now_ms() < until)
+		nanosleep(&ts, NULL);
 }
 
 static void
@@ -92,13 +154,11 @@ store_index_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&ix->mu);
-		while (ix->head == ix->count && !ix->checkpoint && !ix->stop)
-			pthread_cond_wait(&ix->cond, &ix->mu);
+		store_index_wait(ix);
 		if (ix->stop && deadline == 0)
 			deadline = store_index_now_ms() + STORE_INDEX_DRAIN_MS;
 		if (ix->stop && (ix->head == ix->count ||
 				 store_index_now_ms() >= deadline)) {
-			ix->dropped += ix->count - ix->head;
 			pthread_mutex_unlock(&ix->mu);
 			break;
 		}
@@ -107,25 +167,31 @@ store_index_main(void *arg)
 		ix->checkpoint = false;
 		pthread_mutex_unlock(&ix->mu);
 
-		if (n > 0)
-			(void)store_fts_index_hints(ix->st, rows, n);
+		if (n > 0 &&
+		    store_fts_read_hints(ix->st, rows, n) == STORE_OK) {
+			store_index_yield(ix);
+			(void)store_fts_flush_deferred(ix->st, n);
+		}
 		if (ckpt)
 			store_index_checkpoint(ix);
-		pthread_mutex_lock(&ix->mu);
-		ix->indexed += n;
-		pthread_mutex_unlock(&ix->mu);
 	}
 	return NULL;
 }
 
 struct store_index *
-store_index_new(const char *datadir, const char **error_r)
+store_index_new(const char *datadir, const _Atomic size_t *busy,
+		const char **error_r)
 {
 	struct store_index *ix = xcalloc(1, sizeof(*ix));
+	pthread_condattr_t cattr;
 	sigset_t all, old;
 
+	ix->busy = busy;
 	pthread_mutex_init(&ix->mu, NULL);
-	pthread_cond_init(&ix->cond, NULL);
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&ix->cond, &cattr);
+	pthread_condattr_destroy(&cattr);
 	ix->st = store_open(datadir, error_r);
 	if (ix->st == NULL) {
 		store_index_free(&ix);
@@ -133,9 +199,6 @@ store_index_new(const char *datadir, const char **error_r)
 	}
 	store_set_autocheckpoint(ix->st, 0);
 	store_fts_defer(ix->st);
-	/* a few blobs per transaction touch few pages: a small page cache
-	   (2 MB, not the store's 16 MB) keeps memory at rest down */
-	(void)store_exec(ix->st, "PRAGMA cache_size=-2000");
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	ix->started = pthread_create(&ix->thread, NULL, store_index_main,
@@ -160,10 +223,8 @@ store_index_add(struct store_index *ix, const struct store_fts_hint *hints,
 		return;
 	pthread_mutex_lock(&ix->mu);
 	room = STORE_INDEX_QUEUE_MAX - (ix->count - ix->head);
-	if (n > room) {
-		ix->dropped += n - room;
-		n = room;
-	}
+	if (n > room)
+		n = room; /* the rest stay unindexed (see the top) */
 	if (ix->head > 0 && ix->count + n > ix->cap) {
 		memmove(ix->q, ix->q + ix->head,
 			(ix->count - ix->head) * sizeof(*ix->q));
@@ -172,6 +233,8 @@ store_index_add(struct store_index *ix, const struct store_fts_hint *hints,
 	}
 	while (ix->count + n > ix->cap) /* store_grow grows when full */
 		ix->q = store_grow(ix->q, &ix->cap, ix->cap, sizeof(*ix->q));
+	if (ix->head == ix->count)
+		ix->since = store_index_now_ms();
 	memcpy(ix->q + ix->count, hints, n * sizeof(*hints));
 	ix->count += n;
 	pthread_cond_signal(&ix->cond);
@@ -184,17 +247,6 @@ store_index_checkpoint_soon(struct store_index *ix)
 	pthread_mutex_lock(&ix->mu);
 	ix->checkpoint = true;
 	pthread_cond_signal(&ix->cond);
-	pthread_mutex_unlock(&ix->mu);
-}
-
-void
-store_index_stats(struct store_index *ix, uint64_t *indexed_r,
-		  uint64_t *waiting_r, uint64_t *dropped_r)
-{
-	pthread_mutex_lock(&ix->mu);
-	*indexed_r = ix->indexed;
-	*waiting_r = ix->count - ix->head;
-	*dropped_r = ix->dropped;
 	pthread_mutex_unlock(&ix->mu);
 }
 

@@ -358,16 +358,23 @@ void store_fts_take_hints(struct store *s, struct store_fts_hint **out,
    meanwhile are skipped. Outside a transaction only. */
 int store_fts_index_hints(struct store *s, const struct store_fts_hint *hints,
 			  size_t n);
+/* Its first half: read and extract them, held in s (no transaction);
+   store_fts_flush_deferred writes them. */
+int store_fts_read_hints(struct store *s, const struct store_fts_hint *hints,
+			 size_t n);
 /* The index thread (store_index.c). */
 struct store_index;
-struct store_index *store_index_new(const char *datadir, const char **error_r);
+/* busy: how many jobs the process's commit thread has in flight; the
+   index rows wait for it to be 0 (or a bounded time), so that they do
+   not take the write lock from the batches that replies wait for. */
+struct store_index *store_index_new(const char *datadir,
+				    const _Atomic size_t *busy,
+				    const char **error_r);
 /* Queue blobs (committed) for their index rows. */
 void store_index_add(struct store_index *ix, const struct store_fts_hint *hints,
 		     size_t n);
 /* Run a PASSIVE checkpoint on the index thread, soon. */
 void store_index_checkpoint_soon(struct store_index *ix);
-void store_index_stats(struct store_index *ix, uint64_t *indexed_r,
-		       uint64_t *waiting_r, uint64_t *dropped_r);
 /* Index what waits (for a bounded time), stop the thread, free. */
 void store_index_free(struct store_index **ix);
 /* Drop held rows from index mark on (a rolled-back savepoint). */
