@@ -92,6 +92,7 @@ struct conn_z {
 
 static size_t conn_live;
 static uint32_t conn_next_id;
+static uint64_t conn_tls_begun;
 
 /* Live connections per peer address and in total are counted server-wide
    in the shared limits table (shared_limits.c); conn_live is this
@@ -120,6 +121,12 @@ size_t
 conn_count(void)
 {
 	return conn_live;
+}
+
+uint64_t
+conn_tls_started(void)
+{
+	return conn_tls_begun;
 }
 
 static void
@@ -163,6 +170,7 @@ conn_fill_addrs(struct conn *c)
 static int
 conn_tls_begin(struct conn *c, struct tls_ctx *tls)
 {
+	conn_tls_begun++;
 	c->ssl = SSL_new(tls_ctx_ssl_ctx(tls));
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
 		return -1;
