@@ -5,11 +5,16 @@ INBOX, optionally NOTIFY SET over INBOX and two folders, enter IDLE, then
 report the RSS growth of the worker processes divided by N.
 
   bench/imap_idle_rss.py [-n 2000] [--tls] [--notify] [--compress]
-                         [--accounts 100]
+                         [--accounts 100] [--parallel K]
+
+--parallel K (with --tls): K TLS handshakes at a time, not one after
+the other, as when many clients reconnect at once (each handshake
+allocates and frees about 34 KB in the worker).
 
 Not a timed test; figures go to docs/performance.md."""
 import argparse
 import os
+import select
 import socket
 import ssl
 import sys
@@ -47,6 +52,7 @@ def main():
     ap.add_argument("--notify", action="store_true")
     ap.add_argument("--compress", action="store_true")
     ap.add_argument("--accounts", type=int, default=100)
+    ap.add_argument("--parallel", type=int, default=1)
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="tern-rss-")
     t = Tern(tmp, extra_config="max_connections_per_ip = 100000\n")
@@ -60,9 +66,51 @@ def main():
         port = t.port("imaps" if a.tls else "imap")
         ctx = ssl._create_unverified_context()
 
+        def handshakes(batch, deadline):
+            """TLS handshakes of a batch of connected sockets, all at
+            once; the greeting is read afterwards."""
+            pend = []
+            for s in batch:
+                s.setblocking(False)
+                pend.append(ctx.wrap_socket(s, do_handshake_on_connect=False))
+            done = []
+            while pend:
+                if time.time() > deadline:
+                    raise TimeoutError("handshakes")
+                waiting_r, waiting_w = [], []
+                for s in pend:
+                    try:
+                        s.do_handshake()
+                        done.append(s)
+                    except ssl.SSLWantReadError:
+                        waiting_r.append(s)
+                    except ssl.SSLWantWriteError:
+                        waiting_w.append(s)
+                pend = waiting_r + waiting_w
+                if pend:
+                    poll = select.poll()
+                    for s in waiting_r:
+                        poll.register(s, select.POLLIN)
+                    for s in waiting_w:
+                        poll.register(s, select.POLLOUT)
+                    poll.poll(1000)
+            for s in done:
+                s.setblocking(True)
+                s.settimeout(30)
+            return done
+
         def opened(count):
             socks = []
             deadline = time.time() + 120 + count / 10
+            if a.tls and a.parallel > 1:
+                for i in range(0, count, a.parallel):
+                    batch = [socket.create_connection((t.host, port),
+                                                      timeout=30)
+                             for _ in range(min(a.parallel, count - i))]
+                    for s in handshakes(batch, deadline):
+                        socks.append([s, read_until(s, b"", b"\r\n",
+                                                    deadline)])
+                count = 0
             for i in range(count):
                 s = socket.create_connection((t.host, port), timeout=30)
                 if a.tls:
@@ -116,8 +164,8 @@ def main():
         after = {k: rss_kb(k) for k in kids}
         grow = sum(after[k] - before[k] for k in kids)
         print("connections=%d tls=%s notify=%s compress=%s accounts=%d "
-              "setup=%.1fs" % (a.n, a.tls, a.notify, a.compress, a.accounts,
-                               took))
+              "parallel=%d setup=%.1fs" % (a.n, a.tls, a.notify, a.compress,
+                                           a.accounts, a.parallel, took))
         for k in kids:
             print("  pid %d rss %d kB -> %d kB" % (k, before[k], after[k]))
         print("rss growth %d kB, %.1f kB per idle connection"

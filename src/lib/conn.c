@@ -73,20 +73,26 @@ struct conn {
 	struct ev_timer *rate_timer;
 	bool rate_wait; /* waiting for a token: on_input is held */
 	bool close_eof; /* closing after the peer's EOF: flush, then EOF */
-	/* COMPRESS=DEFLATE */
-	z_stream *zin, *zout;
-	struct buf zraw; /* compressed input not yet inflated */
-	size_t zout_mark; /* out bytes before this are already compressed */
-	bool zout_live;	  /* the deflate state is allocated */
-	bool zlean;	  /* free it whenever all output is sent */
+	struct conn_z *z; /* COMPRESS=DEFLATE, NULL until it starts */
 	char id[9];
 	char peer[INET6_ADDRSTRLEN];
 	uint16_t peer_port, local_port;
 	bool loopback;
 };
 
+/* COMPRESS state, apart from struct conn: most connections never use
+   it, and every byte of struct conn is paid by each idle client. */
+struct conn_z {
+	z_stream in, out;
+	struct buf raw; /* compressed input not yet inflated */
+	size_t out_mark; /* out bytes before this are already compressed */
+	bool out_live;	 /* the deflate state is allocated */
+	bool lean;	 /* free it whenever all output is sent */
+};
+
 static size_t conn_live;
 static uint32_t conn_next_id;
+static uint64_t conn_tls_begun;
 
 /* Live connections per peer address and in total are counted server-wide
    in the shared limits table (shared_limits.c); conn_live is this
@@ -115,6 +121,12 @@ size_t
 conn_count(void)
 {
 	return conn_live;
+}
+
+uint64_t
+conn_tls_started(void)
+{
+	return conn_tls_begun;
 }
 
 static void
@@ -158,6 +170,7 @@ conn_fill_addrs(struct conn *c)
 static int
 conn_tls_begin(struct conn *c, struct tls_ctx *tls)
 {
+	conn_tls_begun++;
 	c->ssl = SSL_new(tls_ctx_ssl_ctx(tls));
 	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
 		return -1;
@@ -244,16 +257,13 @@ conn_free(struct conn *c)
 	ev_timer_del(c->loop, &c->timer);
 	ev_timer_del(c->loop, &c->rate_timer);
 	ev_defer_cancel(c->loop, NULL, c);
-	if (c->zin != NULL) {
-		inflateEnd(c->zin);
-		free(c->zin);
+	if (c->z != NULL) {
+		inflateEnd(&c->z->in);
+		if (c->z->out_live)
+			deflateEnd(&c->z->out);
+		buf_free(&c->z->raw);
+		free(c->z);
 	}
-	if (c->zout != NULL) {
-		if (c->zout_live)
-			deflateEnd(c->zout);
-		free(c->zout);
-	}
-	buf_free(&c->zraw);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	shared_limits_conn_remove(shared_limits_current(), c->peer);
@@ -376,6 +386,15 @@ conn_input_call(struct ev_loop *loop, void *ctx)
 		return;
 	if (conn_input_len(c) > 0 || c->discarding)
 		c->h->on_input(c, c->ctx);
+	/* Everything taken and the session not waiting: free the buffer
+	   now rather than at the next read, which for a client in IDLE
+	   can be hours away (64 bytes or more of every idle connection).
+	   A paused session may still hold views into it until it resumes. */
+	if (c->state == CONN_OPEN && !c->paused && !c->rate_wait &&
+	    c->in_off == c->in.len && c->in.cap > 0) {
+		buf_free(&c->in);
+		c->in_off = 0;
+	}
 	/* TLS may hold decrypted bytes we could not take while the input
 	   buffer was full; the socket will not signal them. */
 	if (c->state == CONN_OPEN && c->ssl != NULL && !c->paused &&
@@ -637,7 +656,8 @@ conn_write(struct conn *c, const void *data, size_t len)
 	if (c->out_off > 0 && c->out_off == c->out.len) {
 		buf_reset(&c->out);
 		c->out_off = 0;
-		c->zout_mark = 0;
+		if (c->z != NULL)
+			c->z->out_mark = 0;
 	}
 	if (buf_append(&c->out, data, len) < 0) {
 		/* The client does not read what it asked for. */
@@ -721,18 +741,18 @@ static int
 conn_deflate_out(struct conn *c, const uint8_t *p, size_t len,
 		 struct buf *dst)
 {
-	c->zout->next_in = (Bytef *)p;
-	c->zout->avail_in = (uInt)len;
+	c->z->out.next_in = (Bytef *)p;
+	c->z->out.avail_in = (uInt)len;
 	do {
 		uint8_t *o = buf_reserve(dst, 16384);
 		if (o == NULL)
 			return -1;
-		c->zout->next_out = o;
-		c->zout->avail_out = 16384;
-		if (deflate(c->zout, Z_SYNC_FLUSH) == Z_STREAM_ERROR)
+		c->z->out.next_out = o;
+		c->z->out.avail_out = 16384;
+		if (deflate(&c->z->out, Z_SYNC_FLUSH) == Z_STREAM_ERROR)
 			return -1;
-		buf_commit(dst, 16384 - c->zout->avail_out);
-	} while (c->zout->avail_out == 0 || c->zout->avail_in > 0);
+		buf_commit(dst, 16384 - c->z->out.avail_out);
+	} while (c->z->out.avail_out == 0 || c->z->out.avail_in > 0);
 	return 0;
 }
 
@@ -780,24 +800,24 @@ conn_compress_pending(struct conn *c)
 {
 	struct buf z;
 
-	if (c->zout == NULL || c->zout_mark == c->out.len)
+	if (c->z == NULL || c->z->out_mark == c->out.len)
 		return 0;
-	if (!c->zout_live && conn_deflate_init(c->zout) < 0)
+	if (!c->z->out_live && conn_deflate_init(&c->z->out) < 0)
 		return -1;
-	c->zout_live = true;
+	c->z->out_live = true;
 	buf_init(&z, CONN_OUTPUT_MAX_BYTES);
-	if (conn_deflate_out(c, c->out.data + c->zout_mark,
-			     c->out.len - c->zout_mark, &z) < 0) {
+	if (conn_deflate_out(c, c->out.data + c->z->out_mark,
+			     c->out.len - c->z->out_mark, &z) < 0) {
 		buf_free(&z);
 		return -1;
 	}
-	c->out.len = c->zout_mark;
+	c->out.len = c->z->out_mark;
 	if (buf_append(&c->out, z.data, z.len) < 0) {
 		buf_free(&z);
 		return -1;
 	}
 	buf_free(&z);
-	c->zout_mark = c->out.len;
+	c->z->out_mark = c->out.len;
 	return 0;
 }
 
@@ -813,13 +833,13 @@ conn_flush(struct conn *c)
 		return;
 	}
 	r = conn_send(c);
-	if (c->zout != NULL)
-		c->zout_mark = c->out.len;
-	if (r == 1 && c->zlean && c->zout_live) {
+	if (c->z != NULL)
+		c->z->out_mark = c->out.len;
+	if (r == 1 && c->z != NULL && c->z->lean && c->z->out_live) {
 		/* everything sent ends in a sync flush, on a byte boundary: a
 		   fresh raw deflate stream may follow (no back-references) */
-		deflateEnd(c->zout);
-		c->zout_live = false;
+		deflateEnd(&c->z->out);
+		c->z->out_live = false;
 	}
 	if (r < 0) {
 		conn_abort(c, CONN_CLOSE_ERROR);
@@ -929,27 +949,27 @@ conn_handshake(struct conn *c)
 	conn_abort(c, CONN_CLOSE_ERROR);
 }
 
-/* Inflate compressed bytes in zraw into the input buffer. */
+/* Inflate compressed bytes in z->raw into the input buffer. */
 static int
 conn_inflate_in(struct conn *c)
 {
-	c->zin->next_in = c->zraw.data;
-	c->zin->avail_in = (uInt)c->zraw.len;
-	while (c->zin->avail_in > 0) {
+	c->z->in.next_in = c->z->raw.data;
+	c->z->in.avail_in = (uInt)c->z->raw.len;
+	while (c->z->in.avail_in > 0) {
 		uint8_t *o = buf_reserve(&c->in, 16384);
 		int r;
 		if (o == NULL)
 			break; /* input full: keep the rest compressed */
-		c->zin->next_out = o;
-		c->zin->avail_out = 16384;
-		r = inflate(c->zin, Z_SYNC_FLUSH);
+		c->z->in.next_out = o;
+		c->z->in.avail_out = 16384;
+		r = inflate(&c->z->in, Z_SYNC_FLUSH);
 		if (r != Z_OK && r != Z_BUF_ERROR)
 			return -1;
-		buf_commit(&c->in, 16384 - c->zin->avail_out);
-		if (r == Z_BUF_ERROR && c->zin->avail_out > 0)
+		buf_commit(&c->in, 16384 - c->z->in.avail_out);
+		if (r == Z_BUF_ERROR && c->z->in.avail_out > 0)
 			break;
 	}
-	buf_consume(&c->zraw, c->zraw.len - c->zin->avail_in);
+	buf_consume(&c->z->raw, c->z->raw.len - c->z->in.avail_in);
 	return 0;
 }
 
@@ -958,7 +978,7 @@ conn_inflate_in(struct conn *c)
 static int
 conn_recv(struct conn *c)
 {
-	struct buf *dst = c->zin != NULL ? &c->zraw : &c->in;
+	struct buf *dst = c->z != NULL ? &c->z->raw : &c->in;
 	int got = 0;
 
 	/* Views into the input die here, as documented: compact, or free
@@ -1017,7 +1037,7 @@ conn_recv(struct conn *c)
 		if (c->ssl == NULL && (size_t)n < CONN_READ_CHUNK)
 			break;
 	}
-	if (c->zin != NULL && c->zraw.len > 0 && conn_inflate_in(c) < 0)
+	if (c->z != NULL && c->z->raw.len > 0 && conn_inflate_in(c) < 0)
 		return -1;
 	return got;
 }
@@ -1115,30 +1135,31 @@ conn_tls_cipher_bits(const struct conn *c)
 void
 conn_compress_lean(struct conn *c, bool lean)
 {
-	c->zlean = lean;
-	if (lean && c->zout_live && conn_output_pending(c) == 0) {
-		deflateEnd(c->zout);
-		c->zout_live = false;
+	if (c->z == NULL)
+		return;
+	c->z->lean = lean;
+	if (lean && c->z->out_live && conn_output_pending(c) == 0) {
+		deflateEnd(&c->z->out);
+		c->z->out_live = false;
 	}
 }
 
 int
 conn_compress_start(struct conn *c)
 {
-	if (c->zin != NULL || c->state != CONN_OPEN)
+	if (c->z != NULL || c->state != CONN_OPEN)
 		return -1;
-	c->zin = xcalloc(1, sizeof(*c->zin));
-	c->zout = xcalloc(1, sizeof(*c->zout));
-	if (inflateInit2(c->zin, -15) != Z_OK ||
-	    conn_deflate_init(c->zout) < 0)
+	c->z = xcalloc(1, sizeof(*c->z));
+	buf_init(&c->z->raw, CONN_INPUT_MAX_BYTES);
+	if (inflateInit2(&c->z->in, -15) != Z_OK ||
+	    conn_deflate_init(&c->z->out) < 0)
 		return -1;
-	c->zout_live = true;
-	buf_init(&c->zraw, CONN_INPUT_MAX_BYTES);
+	c->z->out_live = true;
 	/* Output queued so far (the tagged OK) goes out uncompressed; input
 	   buffered after the command is already compressed. */
-	c->zout_mark = c->out.len;
+	c->z->out_mark = c->out.len;
 	if (conn_input_len(c) > 0) {
-		buf_append(&c->zraw, conn_in_ptr(c), conn_input_len(c));
+		buf_append(&c->z->raw, conn_in_ptr(c), conn_input_len(c));
 		conn_input_consume(c, conn_input_len(c));
 		if (conn_inflate_in(c) < 0)
 			return -1;

@@ -164,6 +164,9 @@ bool conn_closing(const struct conn *c);
 
 /* Number of live connections in this process (for draining and status). */
 size_t conn_count(void);
+/* TLS handshakes begun in this process so far (implicit TLS and
+   STARTTLS); the worker gives their freed memory back after a burst. */
+uint64_t conn_tls_started(void);
 /* Server-wide, over every worker (shared_limits.c): live connections from
    the same peer address as c (c included; never less than the true
    count, possibly more after a hash collision), and in total. */

@@ -55,6 +55,30 @@ def test_tls_versions_refused(tern):
     assert "Protocol version: TLSv1.2" in r.stdout + r.stderr
 
 
+def tls13_suite(tern, offered=None):
+    cmd = ["openssl", "s_client", "-connect",
+           "127.0.0.1:%d" % tern.port("imaps"), "-tls1_3", "-brief"]
+    if offered:
+        cmd += ["-ciphersuites", offered]
+    r = subprocess.run(cmd, input="", capture_output=True, text=True,
+                       timeout=30)
+    for ln in (r.stdout + r.stderr).splitlines():
+        if ln.startswith("Ciphersuite:"):
+            return ln.split(":", 1)[1].strip()
+    return None
+
+
+def test_tls13_suite_order(tern):
+    # The server picks TLS 1.3 suites in its own order (docs/security.md):
+    # ChaCha20-Poly1305 (the least memory per idle connection), then
+    # AES-128-GCM, then AES-256-GCM, whatever order the client lists.
+    assert tls13_suite(tern) == "TLS_CHACHA20_POLY1305_SHA256"
+    assert tls13_suite(tern, "TLS_AES_256_GCM_SHA384:"
+                       "TLS_AES_128_GCM_SHA256") == "TLS_AES_128_GCM_SHA256"
+    assert tls13_suite(tern, "TLS_AES_256_GCM_SHA384") == \
+        "TLS_AES_256_GCM_SHA384"
+
+
 def wait_for(cond, timeout=10):
     deadline = time.time() + timeout
     while time.time() < deadline:
