@@ -79,6 +79,7 @@ struct imap_fetch_ctx {
 	struct imap_fetch *f;
 	size_t *idx, n, pos;
 	bool *with_flags; /* \Seen was set implicitly */
+	struct imap_seen_job *seen; /* that write, or NULL */
 	struct store_msg *msgs;
 	size_t nmsgs;
 	bool from_cache; /* msgs came from imap_msg_cache, not the store */
@@ -887,16 +888,43 @@ imap_fetch_cont(struct imap_session *s, struct imap_cmd *cmd)
 	return IMAP_CMD_DONE;
 }
 
-/* Set \Seen on the unseen messages a non-PEEK body fetch touches. */
+/* The implicit \Seen of a non-PEEK body fetch: written on the commit
+   thread like a STORE (imap_session_commit), so the loop never waits
+   for the disk; the fetch runs once it is durable. */
+struct imap_seen_job {
+	struct imap_commit ic; /* first */
+	int64_t mailbox_id;
+	const uint32_t *uids; /* ascending, unseen in the view */
+	size_t k;
+	uint64_t modseq; /* out of the thread */
+};
+
+/* On the commit thread (store_commit_run_fn), with its store. */
 static int
-imap_fetch_set_seen(struct imap_session *s, struct imap_fetch_ctx *fc,
+imap_fetch_seen_run(struct store *st, struct store_commit_job *job)
+{
+	struct imap_seen_job *j = (struct imap_seen_job *)job;
+	uint32_t *modified = NULL;
+	size_t nmod = 0;
+	int r;
+
+	r = store_msg_set_flags(st, j->mailbox_id, j->uids, j->k,
+				STORE_FLAGS_ADD, STORE_FLAG_SEEN, NULL, 0,
+				&j->modseq, &modified, &nmod);
+	free(modified);
+	return r;
+}
+
+/* The unseen messages a non-PEEK body fetch touches, as fc->seen (NULL
+   when there are none). */
+static void
+imap_fetch_seen_job(struct imap_session *s, struct imap_fetch_ctx *fc,
 		    struct arena *a)
 {
 	struct imap_view *v = s->view;
 	uint32_t *uids = arena_alloc(a, (fc->n + 1) * sizeof(*uids));
-	uint32_t *modified = NULL;
-	size_t i, k = 0, nmod = 0;
-	uint64_t modseq;
+	struct imap_seen_job *j;
+	size_t i, k = 0;
 
 	for (i = 0; i < fc->n; i++) {
 		struct imap_msg *m = &v->msgs[fc->idx[i]];
@@ -907,21 +935,29 @@ imap_fetch_set_seen(struct imap_session *s, struct imap_fetch_ctx *fc,
 		fc->with_flags[i] = true;
 	}
 	if (k == 0)
-		return 0;
-	if (store_msg_set_flags(s->env->store, v->mailbox_id, uids, k,
-				STORE_FLAGS_ADD, STORE_FLAG_SEEN, NULL, 0,
-				&modseq, &modified, &nmod) != STORE_OK)
-		return -1;
-	free(modified);
-	for (i = 0; i < fc->n; i++) {
+		return;
+	j = arena_zalloc(a, sizeof(*j));
+	j->mailbox_id = v->mailbox_id;
+	j->uids = uids;
+	j->k = k;
+	j->ic.job.run = imap_fetch_seen_run;
+	fc->seen = j;
+}
+
+/* The view after the durable \Seen. */
+static void
+imap_fetch_seen_apply(struct imap_session *s, struct imap_fetch_ctx *fc)
+{
+	struct imap_view *v = s->view;
+
+	for (size_t i = 0; i < fc->n; i++) {
 		if (!fc->with_flags[i])
 			continue;
 		v->msgs[fc->idx[i]].flags |= STORE_FLAG_SEEN;
 		/* one new MODSEQ for every message the command changed */
-		v->msgs[fc->idx[i]].modseq = modseq;
+		v->msgs[fc->idx[i]].modseq = fc->seen->modseq;
 	}
 	imap_notify_publish(s, v->mailbox_id);
-	return 0;
 }
 
 /* The messages of a short FETCH from the worker's cache, when every one
@@ -972,6 +1008,29 @@ imap_fetch_load_msgs(struct imap_session *s, struct imap_fetch_ctx *fc)
 	return 0;
 }
 
+/* The fetch itself, after the implicit \Seen (if any) is durable
+   (imap_session_commit's cont). */
+static enum imap_cmd_res
+imap_fetch_start(struct imap_session *s, struct imap_cmd *cmd)
+{
+	struct imap_fetch_ctx *fc = cmd->ctx;
+	const char *error = NULL;
+
+	if (fc->seen != NULL && fc->seen->ic.job.result != STORE_OK)
+		error = fc->seen->ic.job.error;
+	else if (fc->seen != NULL)
+		imap_fetch_seen_apply(s, fc);
+	if (error == NULL && fc->f->need_msg && imap_fetch_load_msgs(s, fc) < 0)
+		error = store_last_error(s->env->store);
+	if (error != NULL) {
+		log_error("imap", s->id, "fetch-failed error=%s", error);
+		imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try again "
+				 "later.");
+		return IMAP_CMD_DONE;
+	}
+	return imap_fetch_cont(s, cmd);
+}
+
 enum imap_cmd_res
 imap_cmd_fetch(struct imap_session *s, struct imap_cmd *cmd)
 {
@@ -1012,16 +1071,12 @@ imap_cmd_fetch(struct imap_session *s, struct imap_cmd *cmd)
 	fc->with_flags = arena_zalloc(cmd->arena, (n + 1) * sizeof(bool));
 	cmd->ctx = fc;
 	cmd->cleanup = imap_fetch_cleanup;
-	if ((f->set_seen && !s->view->readonly &&
-	     imap_fetch_set_seen(s, fc, cmd->arena) < 0) ||
-	    (f->need_msg && imap_fetch_load_msgs(s, fc) < 0)) {
-		log_error("imap", s->id, "fetch-failed error=%s",
-			  store_last_error(s->env->store));
-		imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try again "
-				 "later.");
-		return IMAP_CMD_DONE;
-	}
-	return imap_fetch_cont(s, cmd);
+	if (f->set_seen && !s->view->readonly)
+		imap_fetch_seen_job(s, fc, cmd->arena);
+	if (fc->seen != NULL)
+		return imap_session_commit(s, cmd, &fc->seen->ic,
+					   imap_fetch_start);
+	return imap_fetch_start(s, cmd);
 }
 
 /* ---- MessageNew fetch-att (RFC 5465 5.2) ---- */

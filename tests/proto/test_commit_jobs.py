@@ -1,10 +1,10 @@
-"""STORE, EXPUNGE, UID EXPUNGE, CLOSE, COPY, MOVE and POP3 QUIT write on
-the worker's commit thread (group commit), like APPEND: the replies wait
-for the durable COMMIT, pipelined commands wait for the write before
-them, other sessions see the change once it is answered, a client that
-goes away meanwhile leaves a healthy server and an all-or-nothing
-change, and a write that fails (SQLITE_BUSY: the test holds the write
-lock) answers NO / -ERR and changes nothing."""
+"""STORE, EXPUNGE, UID EXPUNGE, CLOSE, COPY, MOVE, FETCH's implicit
+\\Seen and POP3 QUIT write on the worker's commit thread (group commit),
+like APPEND: the replies wait for the durable COMMIT, pipelined commands
+wait for the write before them, other sessions see the change once it is
+answered, a client that goes away meanwhile leaves a healthy server and
+an all-or-nothing change, and a write that fails (SQLITE_BUSY: the test
+holds the write lock) answers NO / -ERR and changes nothing."""
 import os
 import re
 import socket
@@ -332,6 +332,55 @@ def test_write_fails_busy_then_works(fresh_tern):
     assert line.endswith("OK Move completed.")
     for r in (a, b, c):
         r.close()
+
+
+def test_fetch_implicit_seen(fresh_tern):
+    """A non-PEEK body fetch sets \\Seen through the commit thread: the
+    FETCH shows it, the pipelined command after it and another session
+    see it; with the write lock held it answers NO and sets nothing, while
+    a PEEK (no write) is answered; after the release it works."""
+    tern = fresh_tern
+    addr, pw = new_account(tern)
+    _fill(tern, addr, pw, 2)
+    r = _selected(tern, addr, pw)
+    r.send("a FETCH 1 BODY[]\r\nb FETCH 1 (FLAGS)\r\n")
+    line, unt = r.tagged("a")
+    assert line == "a OK Fetch completed.", line
+    assert len(unt) == 1 and unt[0].startswith(
+        b"* 1 FETCH (FLAGS (\\Seen \\Recent) BODY[] {"), unt
+    assert b"m0" in unt[0]
+    line, unt = r.tagged("b")
+    assert unt == [b"* 1 FETCH (FLAGS (\\Seen \\Recent))"]
+    other = _selected(tern, addr, pw, cmd="EXAMINE INBOX")
+    assert b"\\Seen" in _flags(other, "1")[1]
+    assert b"\\Seen" not in _flags(other, "2")[2]
+    con = _db(tern)
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        r.sock.settimeout(120)
+        line, unt = r.cmd("FETCH 2 BODY.PEEK[]")
+        assert line.endswith("OK Fetch completed."), line
+        assert b"FLAGS" not in unt[0]
+        line, unt = r.cmd("FETCH 2 BODY[]")
+        assert line.endswith(
+            "NO [UNAVAILABLE] Internal error, try again later."), line
+        assert unt == []
+    finally:
+        con.rollback()
+        con.close()
+    assert b"\\Seen" not in _flags(other, "2")[2]
+    line, unt = r.cmd("FETCH 2 (BODY[TEXT])")
+    assert line.endswith("OK Fetch completed."), line
+    assert unt[0].startswith(b"* 2 FETCH (FLAGS (\\Seen \\Recent) "
+                             b"BODY[TEXT] {"), unt
+    assert b"\\Seen" in _flags(other, "2")[2]
+    # already seen: no write, no FLAGS
+    line, unt = r.cmd("FETCH 1:2 (BODY[HEADER])")
+    assert line.endswith("OK Fetch completed.")
+    assert all(b"FLAGS" not in u for u in unt)
+    r.close()
+    other.close()
+    _no_worker_died(tern)
 
 
 def _reset(sock):
