@@ -3,7 +3,10 @@
    messages), SUBSCRIBE / UNSUBSCRIBE (6.3.7, 6.3.8) and STATUS (6.3.11,
    SIZE from RFC 8438, RECENT always 0: tern keeps no \Recent, as RFC
    9051 allows; MAILBOXID from RFC 8474 4). Response codes from RFC
-   5530. */
+   5530. CREATE, DELETE, RENAME, SUBSCRIBE and UNSUBSCRIBE write on the
+   worker's commit thread (imap_session_commit), like STORE: the reply
+   follows the durable COMMIT and the event loop never waits for the
+   disk. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -43,7 +46,9 @@ imap_store_error(struct imap_session *s, struct imap_cmd *cmd, int r,
 		break;
 	case STORE_INVALID:
 		imap_cmd_reply(cmd, "NO [CANNOT] %s",
-			       error != NULL ? error : "Invalid mailbox name.");
+			       error != NULL && error[0] != '\0'
+				       ? error
+				       : "Invalid mailbox name.");
 		break;
 	case STORE_OVERQUOTA:
 		imap_cmd_no(cmd, "NO [OVERQUOTA] Quota exceeded.");
@@ -53,11 +58,91 @@ imap_store_error(struct imap_session *s, struct imap_cmd *cmd, int r,
 		break;
 	default:
 		log_error("imap", s->id, "store-error code=%d error=%s", r,
-			  store_last_error(s->env->store));
+			  error != NULL ? error : "-");
 		imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try again "
 				 "later.");
 		break;
 	}
+}
+
+/* A change of the mailbox list, run on the commit thread. */
+enum imap_mbox_op {
+	IMAP_MBOX_CREATE,
+	IMAP_MBOX_DELETE,
+	IMAP_MBOX_RENAME,
+	IMAP_MBOX_SUBSCRIBE,
+	IMAP_MBOX_UNSUBSCRIBE,
+};
+
+struct imap_mbox_job {
+	struct imap_commit ic; /* first */
+	enum imap_mbox_op op;
+	int64_t account_id;
+	const char *name, *to, *use; /* in the command's arena */
+	int64_t id; /* out: CREATE's new mailbox */
+};
+
+/* On the commit thread (store_commit_run_fn), with its store; an error
+   text is in job->error (store_commit_job_fail). */
+static int
+imap_mbox_run(struct store *st, struct store_commit_job *job)
+{
+	struct imap_mbox_job *j = (struct imap_mbox_job *)job;
+	const char *error = NULL;
+	int r = STORE_INVALID;
+
+	switch (j->op) {
+	case IMAP_MBOX_CREATE:
+		r = store_mailbox_create(st, j->account_id, j->name, j->use,
+					 &j->id, &error);
+		break;
+	case IMAP_MBOX_DELETE:
+		r = store_mailbox_delete(st, j->account_id, j->name);
+		break;
+	case IMAP_MBOX_RENAME:
+		r = store_mailbox_rename(st, j->account_id, j->name, j->to,
+					 &error);
+		break;
+	case IMAP_MBOX_SUBSCRIBE:
+	case IMAP_MBOX_UNSUBSCRIBE:
+		r = store_mailbox_subscribe(st, j->account_id, j->name,
+					    j->op == IMAP_MBOX_SUBSCRIBE);
+		/* unsubscribing what is not subscribed is fine */
+		if (r == STORE_NOTFOUND && j->op == IMAP_MBOX_UNSUBSCRIBE)
+			r = STORE_OK;
+		break;
+	}
+	return r;
+}
+
+static enum imap_cmd_res
+imap_mbox_submit(struct imap_session *s, struct imap_cmd *cmd,
+		 enum imap_mbox_op op, const char *name, const char *to,
+		 const char *use, imap_cmd_fn *reply)
+{
+	struct imap_mbox_job *j = arena_zalloc(cmd->arena, sizeof(*j));
+
+	j->op = op;
+	j->account_id = s->account_id;
+	j->name = name;
+	j->to = to;
+	j->use = use;
+	j->ic.job.run = imap_mbox_run;
+	cmd->ctx = j;
+	return imap_session_commit(s, cmd, &j->ic, reply);
+}
+
+/* The job's result, answered as an error when it failed: 0 when it did
+   not. */
+static int
+imap_mbox_failed(struct imap_session *s, struct imap_cmd *cmd)
+{
+	struct imap_mbox_job *j = cmd->ctx;
+
+	if (j->ic.job.result == STORE_OK)
+		return 0;
+	imap_store_error(s, cmd, j->ic.job.result, j->ic.job.error);
+	return -1;
 }
 
 static bool
@@ -93,14 +178,26 @@ imap_create_use(struct imap_cmd *cmd, const struct imap_arg *opt,
 	return true;
 }
 
+static enum imap_cmd_res
+imap_create_reply(struct imap_session *s, struct imap_cmd *cmd)
+{
+	struct imap_mbox_job *j = cmd->ctx;
+	char oid[IMAP_OBJECTID_MAX_BYTES];
+
+	if (imap_mbox_failed(s, cmd) < 0)
+		return IMAP_CMD_DONE;
+	imap_notify_publish(s, 0);
+	imap_objectid_mailbox(oid, sizeof(oid), j->id);
+	/* RFC 8474 4.1 */
+	imap_cmd_reply(cmd, "OK [MAILBOXID (%s)] Create completed.", oid);
+	return IMAP_CMD_DONE;
+}
+
 enum imap_cmd_res
 imap_cmd_create(struct imap_session *s, struct imap_cmd *cmd)
 {
 	const char *name, *use = NULL, *error = NULL;
-	char oid[IMAP_OBJECTID_MAX_BYTES];
 	struct imap_arg tmp;
-	int64_t id;
-	int r;
 
 	if (cmd->argc < 1 || cmd->argc > 2 ||
 	    !imap_arg_is_astring(&cmd->args[0])) {
@@ -119,41 +216,18 @@ imap_cmd_create(struct imap_session *s, struct imap_cmd *cmd)
 		cmd->bad = error[0] == 'B';
 		return IMAP_CMD_DONE;
 	}
-	r = store_mailbox_create(s->env->store, s->account_id, name, use, &id,
-				 &error);
-	if (r != STORE_OK) {
-		imap_store_error(s, cmd, r, error);
-		return IMAP_CMD_DONE;
-	}
-	imap_notify_publish(s, 0);
-	imap_objectid_mailbox(oid, sizeof(oid), id);
-	/* RFC 8474 4.1 */
-	imap_cmd_reply(cmd, "OK [MAILBOXID (%s)] Create completed.", oid);
-	return IMAP_CMD_DONE;
+	return imap_mbox_submit(s, cmd, IMAP_MBOX_CREATE, name, NULL, use,
+				imap_create_reply);
 }
 
-enum imap_cmd_res
-imap_cmd_delete(struct imap_session *s, struct imap_cmd *cmd)
+static enum imap_cmd_res
+imap_delete_reply(struct imap_session *s, struct imap_cmd *cmd)
 {
-	const char *name;
-	int r;
+	struct imap_mbox_job *j = cmd->ctx;
 
-	if (cmd->argc != 1) {
-		imap_cmd_bad(cmd, "BAD Invalid DELETE arguments.");
+	if (imap_mbox_failed(s, cmd) < 0)
 		return IMAP_CMD_DONE;
-	}
-	if ((name = imap_mailbox_arg(s, cmd, 0)) == NULL)
-		return IMAP_CMD_DONE;
-	if (strcmp(name, "INBOX") == 0) {
-		imap_cmd_no(cmd, "NO [CANNOT] INBOX can't be deleted.");
-		return IMAP_CMD_DONE;
-	}
-	r = store_mailbox_delete(s->env->store, s->account_id, name);
-	if (r != STORE_OK) {
-		imap_store_error(s, cmd, r, NULL);
-		return IMAP_CMD_DONE;
-	}
-	if (s->view != NULL && strcmp(s->view->name, name) == 0) {
+	if (s->view != NULL && strcmp(s->view->name, j->name) == 0) {
 		imap_session_unselect(s);
 		if (s->rev2)
 			imap_session_printf(s, "* OK [CLOSED] Mailbox "
@@ -165,10 +239,38 @@ imap_cmd_delete(struct imap_session *s, struct imap_cmd *cmd)
 }
 
 enum imap_cmd_res
+imap_cmd_delete(struct imap_session *s, struct imap_cmd *cmd)
+{
+	const char *name;
+
+	if (cmd->argc != 1) {
+		imap_cmd_bad(cmd, "BAD Invalid DELETE arguments.");
+		return IMAP_CMD_DONE;
+	}
+	if ((name = imap_mailbox_arg(s, cmd, 0)) == NULL)
+		return IMAP_CMD_DONE;
+	if (strcmp(name, "INBOX") == 0) {
+		imap_cmd_no(cmd, "NO [CANNOT] INBOX can't be deleted.");
+		return IMAP_CMD_DONE;
+	}
+	return imap_mbox_submit(s, cmd, IMAP_MBOX_DELETE, name, NULL, NULL,
+				imap_delete_reply);
+}
+
+static enum imap_cmd_res
+imap_rename_reply(struct imap_session *s, struct imap_cmd *cmd)
+{
+	if (imap_mbox_failed(s, cmd) < 0)
+		return IMAP_CMD_DONE;
+	imap_notify_publish(s, 0);
+	imap_cmd_ok(cmd, "OK Rename completed.");
+	return IMAP_CMD_DONE;
+}
+
+enum imap_cmd_res
 imap_cmd_rename(struct imap_session *s, struct imap_cmd *cmd)
 {
-	const char *from, *to, *error = NULL;
-	int r;
+	const char *from, *to;
 
 	if (cmd->argc != 2) {
 		imap_cmd_bad(cmd, "BAD Invalid RENAME arguments.");
@@ -181,14 +283,20 @@ imap_cmd_rename(struct imap_session *s, struct imap_cmd *cmd)
 		imap_cmd_no(cmd, "NO [ALREADYEXISTS] INBOX already exists.");
 		return IMAP_CMD_DONE;
 	}
-	r = store_mailbox_rename(s->env->store, s->account_id, from, to,
-				 &error);
-	if (r != STORE_OK) {
-		imap_store_error(s, cmd, r, error);
+	return imap_mbox_submit(s, cmd, IMAP_MBOX_RENAME, from, to, NULL,
+				imap_rename_reply);
+}
+
+static enum imap_cmd_res
+imap_subscribe_reply(struct imap_session *s, struct imap_cmd *cmd)
+{
+	struct imap_mbox_job *j = cmd->ctx;
+
+	if (imap_mbox_failed(s, cmd) < 0)
 		return IMAP_CMD_DONE;
-	}
-	imap_notify_publish(s, 0);
-	imap_cmd_ok(cmd, "OK Rename completed.");
+	imap_cmd_ok(cmd, j->op == IMAP_MBOX_SUBSCRIBE
+				 ? "OK Subscribe completed."
+				 : "OK Unsubscribe completed.");
 	return IMAP_CMD_DONE;
 }
 
@@ -196,7 +304,6 @@ static enum imap_cmd_res
 imap_subscribe(struct imap_session *s, struct imap_cmd *cmd, bool on)
 {
 	const char *name;
-	int r;
 
 	if (cmd->argc != 1) {
 		imap_cmd_bad(cmd, "BAD Invalid arguments.");
@@ -204,14 +311,9 @@ imap_subscribe(struct imap_session *s, struct imap_cmd *cmd, bool on)
 	}
 	if ((name = imap_mailbox_arg(s, cmd, 0)) == NULL)
 		return IMAP_CMD_DONE;
-	r = store_mailbox_subscribe(s->env->store, s->account_id, name, on);
-	if (r != STORE_OK && !(r == STORE_NOTFOUND && !on)) {
-		imap_store_error(s, cmd, r, NULL);
-		return IMAP_CMD_DONE;
-	}
-	imap_cmd_ok(cmd, on ? "OK Subscribe completed." :
-			      "OK Unsubscribe completed.");
-	return IMAP_CMD_DONE;
+	return imap_mbox_submit(s, cmd,
+				on ? IMAP_MBOX_SUBSCRIBE : IMAP_MBOX_UNSUBSCRIBE,
+				name, NULL, NULL, imap_subscribe_reply);
 }
 
 enum imap_cmd_res

@@ -383,6 +383,61 @@ def test_fetch_implicit_seen(fresh_tern):
     _no_worker_died(tern)
 
 
+def _names(r, cmd='LIST "" "*"'):
+    line, unt = r.cmd(cmd)
+    assert " OK " in line, line
+    return {u.rsplit(b" ", 1)[1].strip(b'"') for u in unt}
+
+
+def test_mailbox_commands_on_commit_thread(fresh_tern):
+    """CREATE, RENAME, DELETE, SUBSCRIBE and UNSUBSCRIBE write on the
+    commit thread: pipelined commands see each change, errors keep their
+    codes, and with the write lock held each answers NO [UNAVAILABLE]
+    and changes nothing; after the release they work."""
+    tern = fresh_tern
+    addr, pw = new_account(tern)
+    r = _selected(tern, addr, pw)
+    r.send("a CREATE Work/Projects\r\nb RENAME Work Job\r\n"
+           "c SUBSCRIBE Job/Projects\r\nd LSUB \"\" \"*\"\r\n"
+           "e CREATE Job\r\nf DELETE Nope\r\ng UNSUBSCRIBE Nope\r\n")
+    line, _ = r.tagged("a")
+    assert re.fullmatch(r"a OK \[MAILBOXID \(\S+\)\] Create completed\.",
+                        line), line
+    assert r.tagged("b")[0] == "b OK Rename completed."
+    assert r.tagged("c")[0] == "c OK Subscribe completed."
+    line, unt = r.tagged("d")
+    assert any(u.endswith(b'"Job/Projects"') for u in unt), unt
+    assert r.tagged("e")[0] == "e NO [ALREADYEXISTS] Mailbox already exists."
+    assert r.tagged("f")[0] == "f NO [NONEXISTENT] Mailbox doesn't exist."
+    assert r.tagged("g")[0] == "g OK Unsubscribe completed."
+    names = _names(r)
+    assert b"Job/Projects" in names and b"Work" not in names
+    con = _db(tern)
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        r.sock.settimeout(120)
+        # each waits out the busy timeout (5 s) twice: three of them
+        for cmd in ("CREATE Held", "RENAME Job Held2", "SUBSCRIBE Held3"):
+            line, _ = r.cmd(cmd)
+            assert line.endswith(
+                "NO [UNAVAILABLE] Internal error, try again later."), line
+    finally:
+        con.rollback()
+        con.close()
+    names = _names(r)
+    assert b"Held" not in names and b"Held2" not in names
+    assert b"Job/Projects" in names
+    subs = _names(r, 'LSUB "" "*"')
+    assert b"Job/Projects" in subs and b"Held3" not in subs
+    line, _ = r.cmd("DELETE Job/Projects")
+    assert line.endswith("OK Delete completed."), line
+    assert b"Job/Projects" not in _names(r)
+    line, _ = r.cmd("CREATE Held")
+    assert line.endswith("Create completed."), line
+    r.close()
+    _no_worker_died(tern)
+
+
 def _reset(sock):
     """Close with an RST (SO_LINGER 0): the server sees it at once, even
     with its input paused."""
