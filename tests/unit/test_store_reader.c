@@ -1,10 +1,13 @@
 /* Tests for the read thread (store_reader.c) and the one-snapshot read
    of a mailbox's view (store_mailbox_view_snapshot): jobs run on the
    thread, not the loop, one after the other, done runs on the loop in
-   submission order, free waits for what is in flight; a snapshot sees
-   the mailbox row and the messages as of one moment although another
-   connection appends and changes flags while it is being read, and a
-   missing mailbox is "not found" without a call of the callback. */
+   submission order, free waits for what is in flight; a message
+   appended and a flag changed by another connection while the thread
+   is in the middle of the rows show neither in the rows nor in the
+   mailbox row (UIDNEXT, HIGHESTMODSEQ) it returns, and a missing
+   mailbox is "not found" without a call of the callback. (That the
+   mailbox row and the rows come from one transaction is not reachable
+   from here: nothing can run between the two reads.) */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
