@@ -18,7 +18,7 @@
 
 #include "lib/ev.h"
 #include "lib/xalloc.h"
-#include "store/store.h"
+#include "store/store_int.h"
 
 struct store_reader {
 	struct ev_loop *loop;
@@ -62,6 +62,10 @@ store_reader_main(void *arg)
 		if (job->result < 0 && job->error[0] == '\0')
 			snprintf(job->error, sizeof(job->error), "%s",
 				 store_last_error(r->st));
+		/* A job reads much once (a whole mailbox's view); the
+		   pages stay in the kernel's cache, not in this
+		   connection's for the rest of the worker's life. */
+		(void)sqlite3_db_release_memory(r->st->db);
 
 		pthread_mutex_lock(&r->mu);
 		*r->done_tail = job;

@@ -16,6 +16,7 @@ worker's view cache never keeps it and every SELECT of it goes through
 the read thread."""
 import os
 import re
+import smtplib
 import time
 
 import pytest
@@ -155,6 +156,10 @@ def test_load_off_the_loop_and_change_meanwhile(srv):
     b.send(m + b"\r\n")
     line, _ = b.tagged("b9")
     assert " OK " in line and "APPENDUID %d %d" % (uv, FILLED + 1) in line
+    # and a delivery over SMTP (250 only once it is committed)
+    sm = smtplib.SMTP(t.host, t.port("smtp"), timeout=20)
+    sm.sendmail("someone@remote.example", [t.acct[0]], msg("by smtp"))
+    sm.quit()
     _release(t)
 
     # SELECT shows the snapshot: before B's changes
@@ -167,14 +172,14 @@ def test_load_off_the_loop_and_change_meanwhile(srv):
     # then the changes, as untagged updates of the next command
     line, unt = a.tagged("a2")
     assert " OK " in line, line
-    assert _exists(unt) == [LEFT + 1], unt
+    assert _exists(unt) == [LEFT + 2], unt
     assert b"* VANISHED 600" in unt, unt
     fl = [u for u in unt if b"FETCH" in u]
     # UID 500 is message 350 (UIDs 1..150 are gone)
     assert len(fl) == 1, unt
     assert fl[0].startswith(b"* %d FETCH " % (500 - GONE)), fl
     assert b"\\Flagged" in fl[0], fl
-    want = [u for u in uids0 if u != 600] + [FILLED + 1]
+    want = [u for u in uids0 if u != 600] + [FILLED + 1, FILLED + 2]
     assert _uids(a) == want
     line, unt = a.cmd("UID FETCH 500 (FLAGS)")
     assert b"\\Flagged" in unt[0], unt
@@ -183,6 +188,9 @@ def test_load_off_the_loop_and_change_meanwhile(srv):
 
 
 def test_qresync_through_the_thread(srv):
+    """A QRESYNC SELECT whose view is read on the thread (right after
+    the first test's changes): VANISHED (EARLIER) and the FETCH of the
+    changed message, nothing else; EXAMINE the same way."""
     t = srv
     b = _session(t)
     line, unt = b.cmd("STATUS INBOX (HIGHESTMODSEQ UIDVALIDITY MESSAGES)")
