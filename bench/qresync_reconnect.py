@@ -98,6 +98,10 @@ def main():
         times.sort()
         print("QRESYNC SELECT on %d messages: %d bytes, %d FETCH, %s"
               % (a.m, size, fetches, vanished.strip().decode()))
+        # the read thread's own figures (ternd logs each view it read)
+        for ln in t.log().splitlines():
+            if "view-loaded" in ln:
+                print(ln.split(" view-loaded ", 1)[1])
         if a.probe and rtts:
             rtts.sort()
             print("probe NOOP ms: median %.2f max %.1f (of %d)"

@@ -10,9 +10,9 @@
    mailbox that the worker's cache (imap_view_cache.c) does not hold is
    read on the worker's read thread (store_reader.c), mailbox row and
    messages in one snapshot, while the loop serves the other
-   connections; the session reads no further command until it is in. SELECT parameters
-   CONDSTORE and QRESYNC (RFC 7162 3.1.8, 3.2.5) and the CLOSED response
-   (3.2.11) are handled with imap_condstore.c. */
+   connections; the session reads no further command until it is in.
+   SELECT parameters CONDSTORE and QRESYNC (RFC 7162 3.1.8, 3.2.5) and
+   the CLOSED response (3.2.11) are handled with imap_condstore.c. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,7 +170,18 @@ struct imap_select_job {
 	int found; /* 1, 0 (gone meanwhile), STORE_ERR */
 	struct store_mailbox box;
 	struct imap_view data; /* msgs, count, cap, keywords */
+	/* for the log: when submitted, and how long the read took */
+	int64_t submit_us, read_us;
 };
+
+static int64_t
+imap_select_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static void
 imap_view_free_msgs(struct imap_view *v)
@@ -226,10 +237,12 @@ imap_select_job_run(struct store *st, struct store_reader_job *job)
 {
 	struct imap_select_job *j = (struct imap_select_job *)job;
 	struct imap_view_loader l;
+	int64_t start = imap_select_now_us();
 
 	imap_view_loader_init(&l, &j->data);
 	j->found = store_mailbox_view_snapshot(st, j->mailbox_id, &j->box,
 					       imap_view_load_one, &l);
+	j->read_us = imap_select_now_us() - start;
 	if (j->found < 0) {
 		buf_free(&l.kw);
 		return STORE_ERR;
@@ -248,6 +261,10 @@ imap_select_job_done(struct store_reader_job *job)
 	struct imap_session *s = j->s;
 
 	s->load_pending = false;
+	log_info("imap", s->id, "view-loaded mailbox_id=%lld messages=%zu "
+		 "read_ms=%.1f wait_ms=%.1f", (long long)j->mailbox_id,
+		 j->data.count, (double)j->read_us / 1000.0,
+		 (double)(imap_select_now_us() - j->submit_us) / 1000.0);
 	if (s->dead)
 		log_info("imap", s->id, "view-load-done-after-close");
 	if (imap_session_dead(s))
@@ -301,6 +318,7 @@ imap_select_async(struct imap_session *s, struct imap_cmd *cmd,
 	cmd->cont = imap_select_loaded;
 	cmd->cleanup = imap_select_job_cleanup;
 	s->load_pending = true;
+	j->submit_us = imap_select_now_us();
 	store_reader_submit(imap_select_reader, &j->job);
 	return IMAP_CMD_WAIT;
 }

@@ -8,7 +8,8 @@
    Every process (worker, queue, ternctl) opens its own struct store; SQLite
    serialises writers between processes. All functions are synchronous.
    A struct store is used by one thread at a time; a worker has two (one
-   for its event loop, one for its commit thread, see store_commit_new).
+   for its event loop, one for its commit thread, see store_commit_new),
+   and one more for its read thread (store_reader_new).
 
    Return conventions: operations return STORE_OK (0) or a negative enum
    store_err; lookups return 1 found / 0 not found / STORE_ERR. Strings in

@@ -230,18 +230,20 @@ def test_qresync_through_the_thread(srv):
 def test_disconnect_during_the_load(srv):
     t = srv
     addr = t.acct[0]
-    mark = "disconnect user=%s" % addr
 
-    def gone():
-        return t.log().count(mark)
+    def settled():
+        # every session of the account that logged in is logged out
+        text = t.log()
+        return (text.count("login user=%s " % addr) ==
+                text.count("disconnect user=%s " % addr))
 
-    before = gone()
+    _wait(settled, "the earlier sessions to end")
     _hold(t)
     d = _session(t)
     d.send("d1 SELECT INBOX\r\nd2 FETCH 1:* (FLAGS)\r\n")
     _held(t)
     d.close()
-    _wait(lambda: gone() > before, "the disconnect")
+    _wait(settled, "the disconnect")
     done = t.log().count("view-load-done-after-close")
     _release(t)
     _wait(lambda: t.log().count("view-load-done-after-close") > done,
