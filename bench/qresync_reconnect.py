@@ -6,7 +6,15 @@ expunge 5 others from a second session, then reconnect with
 SELECT INBOX (QRESYNC (uidvalidity modseq)) and report the bytes the
 server sent for that SELECT and the time it took (median of R).
 
-  bench/qresync_reconnect.py [-m 100000] [-r 5]
+  bench/qresync_reconnect.py [-m 100000] [-r 5] [--workers N]
+                             [--restart] [--probe]
+
+--restart restarts ternd after the changes, so that no worker has the
+mailbox's view cached and the first reconnect that lands on each worker
+reads the whole view (the times are printed in order). --probe keeps a
+second connection sending NOOP during the reconnects and reports its
+slowest round trip: with --workers 1 it shares the worker, so that is
+how long the worker's loop was held by a SELECT.
 
 Bounded; loopback only. Not a timed test; figures go to
 docs/performance.md."""
@@ -15,6 +23,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,8 +40,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-m", type=int, default=100000)
     ap.add_argument("-r", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--restart", action="store_true")
+    ap.add_argument("--probe", action="store_true")
     a = ap.parse_args()
-    t = Tern(tempfile.mkdtemp(prefix="tern-qresync-"))
+    extra = "workers = %d\n" % a.workers if a.workers > 0 else ""
+    t = Tern(tempfile.mkdtemp(prefix="tern-qresync-"), extra_config=extra)
     t.start()
     try:
         t0 = time.time()
@@ -51,6 +64,20 @@ def main():
         other.cmd("UID STORE 60,70,80,90,100 +FLAGS (\\Deleted)")
         other.cmd("UID EXPUNGE 60,70,80,90,100")
         other.close()
+        if a.restart:
+            t.restart()
+        stop, rtts = threading.Event(), []
+        if a.probe:
+            p = Imap(t, t.user, t.password)
+
+            def probe():
+                # bounded: stops with the reconnects
+                while not stop.is_set():
+                    t2 = time.perf_counter()
+                    p.cmd("NOOP")
+                    rtts.append((time.perf_counter() - t2) * 1000)
+            th = threading.Thread(target=probe)
+            th.start()
         times, size, vanished, fetches = [], 0, b"", 0
         for _ in range(a.r):
             c = Imap(t, t.user, t.password)
@@ -62,9 +89,23 @@ def main():
             vanished = b"".join(l for l in lines if b"VANISHED" in l)
             fetches = sum(1 for l in lines if b" FETCH " in l)
             c.close()
+        if a.probe:
+            stop.set()
+            th.join()
+            p.close()
+        print("times ms in order: %s"
+              % " ".join("%.1f" % x for x in times))
         times.sort()
         print("QRESYNC SELECT on %d messages: %d bytes, %d FETCH, %s"
               % (a.m, size, fetches, vanished.strip().decode()))
+        # the read thread's own figures (ternd logs each view it read)
+        for ln in t.log().splitlines():
+            if "view-loaded" in ln:
+                print(ln.split(" view-loaded ", 1)[1])
+        if a.probe and rtts:
+            rtts.sort()
+            print("probe NOOP ms: median %.2f max %.1f (of %d)"
+                  % (rtts[len(rtts) // 2], rtts[-1], len(rtts)))
         print("time ms: median %.1f best %.1f (of %d)"
               % (times[len(times) // 2], times[0], a.r))
     finally:

@@ -6,13 +6,20 @@
    (RFC 4315, 9051 6.4.9): their removal runs on the commit thread
    (imap_session_commit), the reply follows the durable COMMIT. The
    view is loaded once at SELECT; later
-   changes come through imap_session_sync(). SELECT parameters
-   CONDSTORE and QRESYNC (RFC 7162 3.1.8, 3.2.5) and the CLOSED response
-   (3.2.11) are handled with imap_condstore.c. */
+   changes come through imap_session_sync(). The view of a large
+   mailbox that the worker's cache (imap_view_cache.c) does not hold is
+   read on the worker's read thread (store_reader.c), mailbox row and
+   messages in one snapshot, while the loop serves the other
+   connections; the session reads no further command until it is in.
+   SELECT parameters CONDSTORE and QRESYNC (RFC 7162 3.1.8, 3.2.5) and
+   the CLOSED response (3.2.11) are handled with imap_condstore.c. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "imap/imap_int.h"
 #include "lib/log.h"
@@ -80,6 +87,26 @@ imap_view_load_one(void *ctx, const struct store_view_msg *sm)
 	return 0;
 }
 
+/* Give back the unused tail of an array grown by doubling, which an
+   idle session would otherwise keep. */
+static void
+imap_view_trim(struct imap_view *v)
+{
+	if (v->cap - v->count > v->count / 4 + 16) {
+		v->cap = v->count > 0 ? v->count : 16;
+		v->msgs = xreallocarray(v->msgs, v->cap, sizeof(*v->msgs));
+	}
+}
+
+static void
+imap_view_loader_init(struct imap_view_loader *l, struct imap_view *v)
+{
+	v->cap = 16;
+	v->msgs = xreallocarray(NULL, v->cap, sizeof(*v->msgs));
+	l->v = v;
+	buf_init(&l->kw, IMAP_VIEW_KEYWORDS_MAX_BYTES);
+}
+
 /* The whole view from the store (into v, whose msgs is NULL); a large
    one is kept in the worker's cache for the next SELECT. */
 static int
@@ -88,32 +115,22 @@ imap_view_load_store(struct imap_session *s, const struct store_mailbox *box,
 {
 	struct imap_view_loader l;
 
-	v->cap = 16;
-	v->msgs = xreallocarray(NULL, v->cap, sizeof(*v->msgs));
-	l.v = v;
-	buf_init(&l.kw, IMAP_VIEW_KEYWORDS_MAX_BYTES);
+	imap_view_loader_init(&l, v);
 	if (store_msg_list_view(s->env->store, box->id, 1, imap_view_load_one,
 				&l) < 0) {
 		buf_free(&l.kw);
 		return -1;
 	}
-	/* Grown by doubling: give back the unused tail, which an idle
-	   session would otherwise keep. */
-	if (v->cap - v->count > v->count / 4 + 16) {
-		v->cap = v->count > 0 ? v->count : 16;
-		v->msgs = xreallocarray(v->msgs, v->cap, sizeof(*v->msgs));
-	}
+	imap_view_trim(v);
 	v->keywords = buf_steal(&l.kw, NULL);
 	imap_view_cache_put(box, v);
 	return 0;
 }
 
-static int
-imap_view_load(struct imap_session *s, const struct store_mailbox *box,
-	       bool readonly)
+static struct imap_view *
+imap_view_new(const struct store_mailbox *box, bool readonly)
 {
 	struct imap_view *v = xcalloc(1, sizeof(*v));
-	int r;
 
 	v->mailbox_id = box->id;
 	v->readonly = readonly;
@@ -121,17 +138,189 @@ imap_view_load(struct imap_session *s, const struct store_mailbox *box,
 	v->uidnext = box->uidnext;
 	v->modseq = box->highestmodseq;
 	v->name = xstrdup(box->name);
-	r = imap_view_cache_load(s->env->store, box, v);
-	if (r == 0 && imap_view_load_store(s, box, v) < 0)
-		r = -1;
-	if (r < 0) {
-		imap_view_free(&v);
-		return -1;
-	}
+	return v;
+}
+
+static void
+imap_view_install(struct imap_session *s, struct imap_view *v,
+		  uint32_t recent_uid)
+{
 	s->view = v;
 	s->state = IMAP_STATE_SELECTED;
-	imap_view_take_recent(s, box->recent_uid);
+	imap_view_take_recent(s, recent_uid);
+}
+
+/* ---- the read thread: large views off the loop ---- */
+
+static struct store_reader *imap_select_reader;
+/* Test hook (TERN_TEST_VIEW_LOAD_HOLD, read at start): while the file
+   it names exists, a view loaded on the read thread is held after its
+   snapshot was read; "<file>.held" exists meanwhile. */
+static char *imap_select_hold;
+
+/* A view being read on the read thread for a SELECT. The command's
+   ctx; freed by its cont, or by cleanup when the session goes first. */
+struct imap_select_job {
+	struct store_reader_job job; /* first */
+	struct imap_session *s;
+	int64_t mailbox_id;
+	bool readonly;
+	struct imap_qresync q; /* known: in the command arena */
+	/* out, written by the thread */
+	int found; /* 1, 0 (gone meanwhile), STORE_ERR */
+	struct store_mailbox box;
+	struct imap_view data; /* msgs, count, cap, keywords */
+	/* for the log: when submitted, and how long the read took */
+	int64_t submit_us, read_us;
+};
+
+static int64_t
+imap_select_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+imap_view_free_msgs(struct imap_view *v)
+{
+	size_t i;
+
+	for (i = 0; i < v->count; i++)
+		free(v->msgs[i].keywords);
+	free(v->msgs);
+	free(v->keywords);
+	memset(v, 0, sizeof(*v));
+}
+
+static void
+imap_select_job_free(struct imap_select_job *j)
+{
+	store_mailbox_clear(&j->box);
+	imap_view_free_msgs(&j->data);
+	free(j);
+}
+
+static void
+imap_select_job_cleanup(struct imap_cmd *cmd)
+{
+	imap_select_job_free(cmd->ctx);
+	cmd->ctx = NULL;
+}
+
+static void
+imap_select_hold_wait(void)
+{
+	char held[4096];
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int fd, i;
+
+	if (imap_select_hold == NULL || access(imap_select_hold, F_OK) != 0)
+		return;
+	if (snprintf(held, sizeof(held), "%s.held", imap_select_hold) >=
+	    (int)sizeof(held))
+		return;
+	fd = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	/* bounded: 30 s at most */
+	for (i = 0; i < 3000 && access(imap_select_hold, F_OK) == 0; i++)
+		nanosleep(&ts, NULL);
+	(void)unlink(held);
+}
+
+/* On the read thread, with its store: the snapshot into the job. */
+static int
+imap_select_job_run(struct store *st, struct store_reader_job *job)
+{
+	struct imap_select_job *j = (struct imap_select_job *)job;
+	struct imap_view_loader l;
+	int64_t start = imap_select_now_us();
+
+	imap_view_loader_init(&l, &j->data);
+	j->found = store_mailbox_view_snapshot(st, j->mailbox_id, &j->box,
+					       imap_view_load_one, &l);
+	j->read_us = imap_select_now_us() - start;
+	if (j->found < 0) {
+		buf_free(&l.kw);
+		return STORE_ERR;
+	}
+	imap_view_trim(&j->data);
+	j->data.keywords = buf_steal(&l.kw, NULL);
+	imap_select_hold_wait();
+	return STORE_OK;
+}
+
+/* Back on the loop. */
+static void
+imap_select_job_done(struct store_reader_job *job)
+{
+	struct imap_select_job *j = (struct imap_select_job *)job;
+	struct imap_session *s = j->s;
+
+	s->load_pending = false;
+	log_info("imap", s->id, "view-loaded mailbox_id=%lld messages=%zu "
+		 "read_ms=%.1f wait_ms=%.1f", (long long)j->mailbox_id,
+		 j->data.count, (double)j->read_us / 1000.0,
+		 (double)(imap_select_now_us() - j->submit_us) / 1000.0);
+	if (s->dead)
+		log_info("imap", s->id, "view-load-done-after-close");
+	if (imap_session_dead(s))
+		return; /* freed, the job with it (cleanup) */
+	imap_session_resume(s);
+}
+
+int
+imap_select_init(struct tern_env *env)
+{
+	const char *error, *hold = getenv("TERN_TEST_VIEW_LOAD_HOLD");
+
+	imap_select_reader = store_reader_new(env->loop,
+					      store_datadir(env->store),
+					      &error);
+	if (imap_select_reader == NULL) {
+		log_warn("imap", "-", "view-reader-failed error=%s", error);
+		return -1;
+	}
+	if (hold != NULL && *hold != '\0')
+		imap_select_hold = xstrdup(hold);
 	return 0;
+}
+
+void
+imap_select_deinit(void)
+{
+	store_reader_free(&imap_select_reader);
+	xfree(&imap_select_hold);
+}
+
+static enum imap_cmd_res imap_select_loaded(struct imap_session *s,
+					    struct imap_cmd *cmd);
+
+/* Hand the load of box's view to the read thread: the SELECT goes on
+   in imap_select_loaded. */
+static enum imap_cmd_res
+imap_select_async(struct imap_session *s, struct imap_cmd *cmd,
+		  const struct store_mailbox *box, bool readonly,
+		  const struct imap_qresync *q)
+{
+	struct imap_select_job *j = xcalloc(1, sizeof(*j));
+
+	j->job.run = imap_select_job_run;
+	j->job.done = imap_select_job_done;
+	j->s = s;
+	j->mailbox_id = box->id;
+	j->readonly = readonly;
+	j->q = *q;
+	cmd->ctx = j;
+	cmd->cont = imap_select_loaded;
+	cmd->cleanup = imap_select_job_cleanup;
+	s->load_pending = true;
+	j->submit_us = imap_select_now_us();
+	store_reader_submit(imap_select_reader, &j->job);
+	return IMAP_CMD_WAIT;
 }
 
 static void
@@ -202,12 +391,94 @@ imap_select_untagged(struct imap_session *s)
 			    v->uidnext);
 }
 
+/* The view is in: the untagged responses, the QRESYNC part, the OK. */
+static enum imap_cmd_res
+imap_select_reply(struct imap_session *s, struct imap_cmd *cmd,
+		  const struct imap_qresync *q, bool readonly)
+{
+	imap_select_untagged(s);
+	if (imap_condstore_select_sync(s, q) < 0) {
+		log_error("imap", s->id, "qresync-failed error=%s",
+			  store_last_error(s->env->store));
+		imap_session_unselect(s);
+		imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try again "
+				 "later.");
+		return IMAP_CMD_DONE;
+	}
+	imap_cmd_ok(cmd, readonly ? "OK [READ-ONLY] Examine completed." :
+				    "OK [READ-WRITE] Select completed.");
+	return IMAP_CMD_DONE;
+}
+
+/* The read thread's snapshot (cmd->ctx) becomes the session's view. */
+static enum imap_cmd_res
+imap_select_loaded(struct imap_session *s, struct imap_cmd *cmd)
+{
+	struct imap_select_job *j = cmd->ctx;
+	struct imap_view *v;
+	enum imap_cmd_res res = IMAP_CMD_DONE;
+
+	cmd->cleanup = NULL;
+	cmd->ctx = NULL;
+	if (j->job.result != STORE_OK) {
+		log_error("imap", s->id, "select-failed error=%s",
+			  j->job.error);
+		imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try again "
+				 "later.");
+	} else if (j->found == 0 || j->box.account_id != s->account_id) {
+		/* deleted while it was read */
+		imap_cmd_no(cmd, "NO [NONEXISTENT] Mailbox doesn't exist.");
+	} else {
+		v = imap_view_new(&j->box, j->readonly);
+		v->msgs = j->data.msgs;
+		v->count = j->data.count;
+		v->cap = j->data.cap;
+		v->keywords = j->data.keywords;
+		memset(&j->data, 0, sizeof(j->data));
+		imap_view_cache_put(&j->box, v);
+		imap_view_install(s, v, j->box.recent_uid);
+		res = imap_select_reply(s, cmd, &j->q, j->readonly);
+	}
+	imap_select_job_free(j);
+	return res;
+}
+
+/* The view of box: from the worker's cache or, for a small mailbox,
+   from the store at once; a large one from the read thread. */
+static enum imap_cmd_res
+imap_select_load(struct imap_session *s, struct imap_cmd *cmd,
+		 const struct store_mailbox *box, bool readonly,
+		 const struct imap_qresync *q)
+{
+	struct imap_view *v = imap_view_new(box, readonly);
+	int r = imap_view_cache_load(s->env->store, box, v);
+
+	if (r == 0 && imap_select_reader != NULL &&
+	    box->uidnext > IMAP_VIEW_THREAD_MIN_UIDS) {
+		imap_view_free(&v);
+		return imap_select_async(s, cmd, box, readonly, q);
+	}
+	if (r == 0 && imap_view_load_store(s, box, v) < 0)
+		r = -1;
+	if (r < 0) {
+		imap_view_free(&v);
+		log_error("imap", s->id, "select-failed error=%s",
+			  store_last_error(s->env->store));
+		imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try again "
+				 "later.");
+		return IMAP_CMD_DONE;
+	}
+	imap_view_install(s, v, box->recent_uid);
+	return imap_select_reply(s, cmd, q, readonly);
+}
+
 static enum imap_cmd_res
 imap_select(struct imap_session *s, struct imap_cmd *cmd, bool readonly)
 {
 	struct store_mailbox box;
 	struct imap_qresync q;
 	const char *name, *error;
+	enum imap_cmd_res res;
 	int r;
 
 	if (cmd->argc < 1 || cmd->argc > 2) {
@@ -235,28 +506,16 @@ imap_select(struct imap_session *s, struct imap_cmd *cmd, bool readonly)
 		imap_cmd_no(cmd, "NO [NONEXISTENT] Mailbox doesn't exist.");
 		return IMAP_CMD_DONE;
 	}
-	if (r < 0 || imap_view_load(s, &box, readonly) < 0) {
-		if (r == 1)
-			store_mailbox_clear(&box);
+	if (r < 0) {
 		log_error("imap", s->id, "select-failed error=%s",
 			  store_last_error(s->env->store));
 		imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try again "
 				 "later.");
 		return IMAP_CMD_DONE;
 	}
+	res = imap_select_load(s, cmd, &box, readonly, &q);
 	store_mailbox_clear(&box);
-	imap_select_untagged(s);
-	if (imap_condstore_select_sync(s, &q) < 0) {
-		log_error("imap", s->id, "qresync-failed error=%s",
-			  store_last_error(s->env->store));
-		imap_session_unselect(s);
-		imap_cmd_no(cmd, "NO [UNAVAILABLE] Internal error, try again "
-				 "later.");
-		return IMAP_CMD_DONE;
-	}
-	imap_cmd_ok(cmd, readonly ? "OK [READ-ONLY] Examine completed." :
-				    "OK [READ-WRITE] Select completed.");
-	return IMAP_CMD_DONE;
+	return res;
 }
 
 enum imap_cmd_res

@@ -289,6 +289,8 @@ struct imap_session {
 	struct imap_append *append;
 	/* a command's write is on the commit thread (imap_session_commit) */
 	bool commit_pending;
+	/* SELECT's view is being read on the read thread (imap_cmd_select.c) */
+	bool load_pending;
 	/* connection closed while the APPEND or a write was pending */
 	bool dead;
 	/* NOTIFY (imap_cmd_notify.c) and COMPRESS (imap_cmd_compress.c) */
@@ -373,6 +375,13 @@ struct store_msg;
 #define IMAP_VIEW_CACHE_ENTRIES 4
 #define IMAP_VIEW_CACHE_MIN_MSGS 1000
 #define IMAP_VIEW_CACHE_MAX_MSGS (2u * 1024u * 1024u)
+/* A SELECT of a mailbox that is not cached and has had more UIDs than
+   this reads its view on the worker's read thread (imap_cmd_select.c),
+   not on the loop. */
+#define IMAP_VIEW_THREAD_MIN_UIDS 1000
+/* Start and stop that thread (imap_init, imap_deinit). 0 or -1. */
+int imap_select_init(struct tern_env *env);
+void imap_select_deinit(void);
 /* Fill v->msgs, count, cap and keywords from the cached snapshot of box,
    brought up to date with the store first. 1 done, 0 not cached (v
    untouched), -1 store error (v untouched). */

@@ -91,6 +91,8 @@ int
 imap_init(struct tern_env *env)
 {
 	imap_notify_env = env;
+	if (imap_select_init(env) < 0)
+		return -1;
 	imap_notify_fd = store_notify_open(env->store);
 	if (imap_notify_fd < 0) {
 		log_warn("imap", "-", "notify-open-failed error=%s",
@@ -113,6 +115,7 @@ imap_deinit(void)
 		ev_fd_del(imap_notify_env->loop, imap_notify_fd);
 	imap_notify_fd = -1;
 	imap_notify_env = NULL;
+	imap_select_deinit();
 	imap_view_cache_deinit();
 	imap_msg_cache_deinit();
 }

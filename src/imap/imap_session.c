@@ -915,9 +915,9 @@ imap_on_close(struct conn *c, void *ctx, enum conn_close_reason reason)
 	(void)c;
 	log_info("imap", s->id, "disconnect user=%s reason=%d",
 		 s->user != NULL ? s->user : "-", (int)reason);
-	if (imap_append_pending(s) || s->commit_pending) {
-		/* The commit thread reads the command's job: free the
-		   session at its done (imap_session_dead). */
+	if (imap_append_pending(s) || s->commit_pending || s->load_pending) {
+		/* The commit (or read) thread reads the command's job: free
+		   the session at its done (imap_session_dead). */
 		imap_session_detach(s);
 		s->c = NULL;
 		s->closing = true;

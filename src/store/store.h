@@ -8,7 +8,8 @@
    Every process (worker, queue, ternctl) opens its own struct store; SQLite
    serialises writers between processes. All functions are synchronous.
    A struct store is used by one thread at a time; a worker has two (one
-   for its event loop, one for its commit thread, see store_commit_new).
+   for its event loop, one for its commit thread, see store_commit_new),
+   and one more for its read thread (store_reader_new).
 
    Return conventions: operations return STORE_OK (0) or a negative enum
    store_err; lookups return 1 found / 0 not found / STORE_ERR. Strings in
@@ -345,6 +346,14 @@ struct store_view_msg {
 typedef int store_msg_view_fn(void *ctx, const struct store_view_msg *m);
 int store_msg_list_view(struct store *s, int64_t mailbox_id,
 			uint32_t uid_min, store_msg_view_fn *fn, void *ctx);
+/* The mailbox row (as store_mailbox_get_by_id) and its view (as
+   store_msg_list_view from UID 1) read in one transaction, so both
+   are one snapshot: HIGHESTMODSEQ, UIDNEXT and the messages agree.
+   1 found, 0 no such mailbox (fn not called), STORE_ERR
+   (store_mailbox.c). Clear *box_r with store_mailbox_clear. */
+int store_mailbox_view_snapshot(struct store *s, int64_t mailbox_id,
+				struct store_mailbox *box_r,
+				store_msg_view_fn *fn, void *ctx);
 /* What changed after since_modseq: messages whose modseq is greater
    (new or flag changes), and UIDs expunged after it (ascending). */
 int store_msg_changes(struct store *s, int64_t mailbox_id,
@@ -686,5 +695,43 @@ size_t store_commit_pending(const struct store_commit *c);
 /* Batches committed and jobs in them, since the start. */
 void store_commit_stats(struct store_commit *c, uint64_t *batches_r,
 			uint64_t *jobs_r);
+
+/* ---- read thread (store_reader.c) ---- */
+/* A helper thread with its own store for long reads off the event loop
+   (the view of a large mailbox): the loop submits jobs, the thread runs
+   them one at a time, then the loop calls each job's done. Not
+   thread-safe itself: call it from the loop only. */
+struct store_reader;
+struct store_reader_job;
+/* On the thread, with s the thread's store: STORE_OK, or an error (its
+   text is copied to job->error). Must not touch state the loop
+   changes while the job is pending. */
+typedef int store_reader_run_fn(struct store *s, struct store_reader_job *job);
+/* On the loop, once run returned (job->result). May free the job. */
+typedef void store_reader_done_fn(struct store_reader_job *job);
+struct store_reader_job {
+	store_reader_run_fn *run;
+	store_reader_done_fn *done;
+	/* out, for done */
+	int result;
+	char error[256];
+	/* private */
+	struct store_reader_job *next;
+};
+/* Start the thread with its own store on datadir (as store_open); its
+   wake-up fd is watched on loop. NULL with *error_r (static). */
+struct store_reader *store_reader_new(struct ev_loop *loop,
+				      const char *datadir,
+				      const char **error_r);
+/* Wait for every submitted job (running done callbacks), stop the
+   thread, close its store. */
+void store_reader_free(struct store_reader **r);
+/* Queue a job (the caller owns it until done). done is always called,
+   from the loop, never from inside submit. */
+void store_reader_submit(struct store_reader *r, struct store_reader_job *job);
+/* Block until every submitted job is done (their done run here). */
+void store_reader_drain(struct store_reader *r);
+/* Jobs submitted whose done has not run yet. */
+size_t store_reader_pending(const struct store_reader *r);
 
 #endif

@@ -348,6 +348,28 @@ store_mailbox_get_by_id(struct store *s, int64_t mailbox_id,
 	return store_mailbox_get_one(s, st, box_r);
 }
 
+int
+store_mailbox_view_snapshot(struct store *s, int64_t mailbox_id,
+			    struct store_mailbox *box_r,
+			    store_msg_view_fn *fn, void *ctx)
+{
+	bool started;
+	int r;
+
+	memset(box_r, 0, sizeof(*box_r));
+	/* BEGIN is deferred: the snapshot starts with the mailbox row */
+	if (store_read_begin(s, &started) != STORE_OK)
+		return STORE_ERR;
+	r = store_mailbox_get_by_id(s, mailbox_id, box_r);
+	if (r == 1 && store_msg_list_view(s, mailbox_id, 1, fn, ctx) !=
+			      STORE_OK) {
+		store_mailbox_clear(box_r);
+		r = STORE_ERR;
+	}
+	store_read_end(s, started);
+	return r;
+}
+
 /* ---- internal: insert, modseq ---- */
 
 /* Next value of the server-wide UIDVALIDITY counter (see top). */
