@@ -294,7 +294,7 @@ imap_condstore_send_modseq(struct imap_session *s, size_t idx, bool uid)
 {
 	const struct imap_msg *m = &s->view->msgs[idx];
 
-	if (uid)
+	if (uid || s->qresync) /* as imap_view_send_flags */
 		imap_session_printf(s, "* %zu FETCH (UID %u MODSEQ (%llu))",
 				    idx + 1, m->uid,
 				    (unsigned long long)m->modseq);

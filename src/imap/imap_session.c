@@ -421,6 +421,9 @@ imap_view_send_flags(struct imap_session *s, size_t idx, bool uid)
 	struct imap_msg *m = &s->view->msgs[idx];
 	struct buf b;
 
+	/* a QRESYNC client keeps its state by UID: it gets the UID in every
+	   untagged FETCH, not only in answers to UID commands */
+	uid = uid || s->qresync;
 	buf_init(&b, 64 * 1024);
 	if (buf_printf(&b, "* %zu FETCH (", idx + 1) == 0 &&
 	    (!uid || buf_printf(&b, "UID %u ", m->uid) == 0) &&

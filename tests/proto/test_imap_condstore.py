@@ -245,6 +245,21 @@ def test_qresync_vanished_live_and_closed(tern):
     _select(a)
     b = _session(tern, addr, pw)
     _select(b)
+    # another session's flag change: with QRESYNC, the UID comes too
+    b.cmd("STORE 3 +FLAGS.SILENT (\\Flagged)")
+    line, unt = a.cmd("NOOP")
+    fetches = [u for u in unt if b"FETCH" in u]
+    assert len(fetches) == 1 and re.fullmatch(
+        rb"\* 3 FETCH \(UID 3 MODSEQ \(\d+\) FLAGS \(\\Flagged( \\Recent)?\)\)",
+        fetches[0]), unt
+    # and its own STORE without a UID: the UID too
+    line, unt = a.cmd("STORE 4 +FLAGS (\\Seen)")
+    assert len(unt) == 1 and re.fullmatch(
+        rb"\* 4 FETCH \(UID 4 MODSEQ \(\d+\) FLAGS \(\\Seen( \\Recent)?\)\)",
+        unt[0]), unt
+    line, unt = a.cmd("STORE 4 -FLAGS.SILENT (\\Seen)")
+    assert len(unt) == 1 and re.fullmatch(
+        rb"\* 4 FETCH \(UID 4 MODSEQ \(\d+\)\)", unt[0]), unt
     b.cmd("STORE 2 +FLAGS.SILENT (\\Deleted)")
     b.cmd("EXPUNGE")
     # another session's expunge: VANISHED, never EXPUNGE (3.2.10)
