@@ -554,6 +554,7 @@ store_commit_main(void *arg)
 	size_t n;
 
 	for (;;) {
+		store_index_throttle(c->ix);
 		pthread_mutex_lock(&c->mu);
 		store_commit_wait(c);
 		if (c->ready == NULL) {

@@ -17,7 +17,10 @@
    YIELD_MS at most) until the commit thread has nothing in flight: a
    burst of APPENDs or deliveries is answered first and indexed right
    after. With more than STORE_INDEX_EAGER blobs waiting they no longer
-   wait, so a steady flood is indexed as it comes, at the batches' cost.
+   wait, so a steady flood is indexed as it comes, at the batches' cost;
+   past STORE_INDEX_HIGH the commit thread waits for the index
+   (store_index_throttle): what a long flood leaves unindexed is
+   bounded.
 
    Bounds: at most STORE_INDEX_QUEUE_MAX blobs wait; past that a blob is
    not indexed (it stays at 0: always a candidate, read by SEARCH). At
@@ -49,6 +52,13 @@
    unindexed (each such blob is read by every SEARCH BODY/TEXT of its
    mailbox). Below it, a burst is indexed once it has passed. */
 #define STORE_INDEX_EAGER 2000
+/* With more than this many waiting, the commit thread waits before its
+   next batch (store_index_throttle) until fewer are: a flood is then
+   answered no faster than it is indexed, so a long import leaves at
+   most this many messages unindexed. Above STORE_INDEX_EAGER plus a
+   transaction, so the index thread (which then does not yield) never
+   waits for the commit thread that waits for it. */
+#define STORE_INDEX_HIGH 4000
 #define STORE_INDEX_QUEUE_MAX 100000
 #define STORE_INDEX_DRAIN_MS 1000
 
@@ -59,6 +69,7 @@ struct store_index {
 	bool started;
 	pthread_mutex_t mu;
 	pthread_cond_t cond; /* work, a checkpoint or stop */
+	pthread_cond_t drained; /* at most STORE_INDEX_HIGH wait, or stop */
 	struct store_fts_hint *q; /* waiting blobs, q[head..count) */
 	size_t head, count, cap;
 	int64_t since; /* when q[head] came (CLOCK_MONOTONIC ms) */
@@ -87,6 +98,8 @@ store_index_take(struct store_index *ix, struct store_fts_hint *rows)
 	ix->head += n;
 	if (ix->head == ix->count)
 		ix->head = ix->count = 0;
+	if (ix->count - ix->head <= STORE_INDEX_HIGH)
+		pthread_cond_broadcast(&ix->drained);
 	/* the rest came later, but not long enough to wait again */
 	return n;
 }
@@ -192,6 +205,7 @@ store_index_new(const char *datadir, const _Atomic size_t *busy,
 	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
 	pthread_cond_init(&ix->cond, &cattr);
 	pthread_condattr_destroy(&cattr);
+	pthread_cond_init(&ix->drained, NULL);
 	ix->st = store_open(datadir, error_r);
 	if (ix->st == NULL) {
 		store_index_free(&ix);
@@ -242,6 +256,15 @@ store_index_add(struct store_index *ix, const struct store_fts_hint *hints,
 }
 
 void
+store_index_throttle(struct store_index *ix)
+{
+	pthread_mutex_lock(&ix->mu);
+	while (ix->count - ix->head > STORE_INDEX_HIGH && !ix->stop)
+		pthread_cond_wait(&ix->drained, &ix->mu);
+	pthread_mutex_unlock(&ix->mu);
+}
+
+void
 store_index_checkpoint_soon(struct store_index *ix)
 {
 	pthread_mutex_lock(&ix->mu);
@@ -262,12 +285,14 @@ store_index_free(struct store_index **ixp)
 		pthread_mutex_lock(&ix->mu);
 		ix->stop = true;
 		pthread_cond_signal(&ix->cond);
+		pthread_cond_broadcast(&ix->drained);
 		pthread_mutex_unlock(&ix->mu);
 		pthread_join(ix->thread, NULL);
 	}
 	store_close(&ix->st);
 	free(ix->q);
 	pthread_cond_destroy(&ix->cond);
+	pthread_cond_destroy(&ix->drained);
 	pthread_mutex_destroy(&ix->mu);
 	free(ix);
 }

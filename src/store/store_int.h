@@ -373,6 +373,9 @@ struct store_index *store_index_new(const char *datadir,
 /* Queue blobs (committed) for their index rows. */
 void store_index_add(struct store_index *ix, const struct store_fts_hint *hints,
 		     size_t n);
+/* Wait while too many blobs wait for their index rows (the commit
+   thread, before a batch). */
+void store_index_throttle(struct store_index *ix);
 /* Run a PASSIVE checkpoint on the index thread, soon. */
 void store_index_checkpoint_soon(struct store_index *ix);
 /* Index what waits (for a bounded time), stop the thread, free. */
