@@ -732,11 +732,16 @@ def unindexed(tern):
         con.close()
 
 
-def index_catch_up(tern, out, limit=600):
-    """Seconds until no blob waits for its index rows (bounded)."""
+def index_catch_up(tern, out, limit=300):
+    """Seconds until no blob waits for its index rows (bounded: a blob
+    left unindexed shows as the limit, and is logged)."""
     t0 = time.time()
-    while time.time() - t0 < limit and unindexed(tern) > 0:
+    left = unindexed(tern)
+    while time.time() - t0 < limit and left > 0:
         time.sleep(0.1)
+        left = unindexed(tern)
+    if left > 0:
+        log(f"tern: {left} blobs still unindexed after {limit} s")
     out.append(round(time.time() - t0, 1))
 
 
@@ -751,7 +756,8 @@ def figure_big(tern, pd, want):
     # tern indexes new mail after the replies (the index thread): how
     # long until the populate is indexed, measured while Dovecot's
     # maildir is written (Dovecot indexes in its untimed warm-up below)
-    waiter = threading.Thread(target=index_catch_up, args=(tern, res_ix))
+    waiter = threading.Thread(target=index_catch_up, args=(tern, res_ix),
+                              daemon=True)
     waiter.start()
     populate_maildir_direct(pd, BIG_USER, count, 800)
     waiter.join()

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/log.h"
 #include "lib/xalloc.h"
 #include "store/store_int.h"
 
@@ -60,6 +61,8 @@
    waits for the commit thread that waits for it. */
 #define STORE_INDEX_HIGH 4000
 #define STORE_INDEX_QUEUE_MAX 100000
+#define STORE_INDEX_TRIES 3
+#define STORE_INDEX_RETRY_MS 50
 #define STORE_INDEX_DRAIN_MS 1000
 
 struct store_index {
@@ -147,6 +150,34 @@ store_index_yield(struct store_index *ix)
 		nanosleep(&ts, NULL);
 }
 
+/* Index rows[0..n): read, yield, write. A transaction that found the
+   write lock busy past its timeout (a MULTIAPPEND of thousands of
+   messages holds it for seconds) is tried again until it goes through
+   or the thread stops; one that failed otherwise, a few times, before
+   its blobs are left unindexed. */
+static void
+store_index_rows(struct store_index *ix, const struct store_fts_hint *rows,
+		 size_t n)
+{
+	struct timespec pause = { 0, STORE_INDEX_RETRY_MS * 1000000L };
+	int ret, tries = 0;
+
+	for (;;) {
+		ret = store_fts_read_hints(ix->st, rows, n);
+		if (ret == STORE_OK) {
+			store_index_yield(ix);
+			ret = store_fts_flush_deferred(ix->st, n);
+		}
+		if (ret == STORE_OK ||
+		    (ret == STORE_BUSY ? ix->stop : ++tries >= STORE_INDEX_TRIES))
+			break;
+		nanosleep(&pause, NULL);
+	}
+	if (ret != STORE_OK)
+		log_error("store", "-", "index-failed blobs=%zu error=%s", n,
+			  store_last_error(ix->st));
+}
+
 static void
 store_index_checkpoint(struct store_index *ix)
 {
@@ -180,11 +211,8 @@ store_index_main(void *arg)
 		ix->checkpoint = false;
 		pthread_mutex_unlock(&ix->mu);
 
-		if (n > 0 &&
-		    store_fts_read_hints(ix->st, rows, n) == STORE_OK) {
-			store_index_yield(ix);
-			(void)store_fts_flush_deferred(ix->st, n);
-		}
+		if (n > 0)
+			store_index_rows(ix, rows, n);
 		if (ckpt)
 			store_index_checkpoint(ix);
 	}
