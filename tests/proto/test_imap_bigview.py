@@ -9,7 +9,7 @@ before the changes keeps its sequence numbers until told of the
 expunges."""
 import re
 
-from test_imap_helpers import Raw, new_account
+from test_imap_helpers import Raw, multiappend, new_account
 
 N = 1100
 ROUNDS = 4
@@ -19,17 +19,7 @@ CONNS = 4
 def _fill(tern, addr, pw, n):
     r = Raw(tern)
     r.login(addr, pw)
-    done = 0
-    while done < n:
-        k = min(500, n - done)
-        parts = ["f%d APPEND INBOX" % done]
-        for i in range(done, done + k):
-            m = "Subject: m%d\r\n\r\nbody %d\r\n" % (i, i)
-            parts.append(" {%d+}\r\n%s" % (len(m), m))
-        r.send("".join(parts) + "\r\n")
-        line, _ = r.tagged("f%d" % done)
-        assert " OK " in line, line
-        done += k
+    multiappend(r, n)
     r.close()
 
 

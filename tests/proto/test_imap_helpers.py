@@ -123,3 +123,19 @@ class Raw:
             self.sock.close()
         except OSError:
             pass
+
+
+def multiappend(r, n):
+    """n small messages into INBOX over r (a logged-in Raw), 500 per
+    MULTIAPPEND with LITERAL+: subjects and bodies m0.., body 0..."""
+    done = 0
+    while done < n:
+        k = min(500, n - done)
+        parts = ["f%d APPEND INBOX" % done]
+        for i in range(done, done + k):
+            m = "Subject: m%d\r\n\r\nbody %d\r\n" % (i, i)
+            parts.append(" {%d+}\r\n%s" % (len(m), m))
+        r.send("".join(parts) + "\r\n")
+        line, _ = r.tagged("f%d" % done)
+        assert " OK " in line, line
+        done += k

@@ -22,7 +22,7 @@ import time
 import pytest
 
 from conftest import Tern
-from test_imap_helpers import Raw, msg, new_account
+from test_imap_helpers import Raw, msg, multiappend, new_account
 
 FILLED = 1100
 GONE = 150  # UIDs 1..150 expunged: 950 messages, UIDNEXT 1101
@@ -50,17 +50,7 @@ def srv(tmp_path_factory):
     addr, pw = new_account(t)
     r = Raw(t)
     r.login(addr, pw)
-    done = 0
-    while done < FILLED:
-        k = min(500, FILLED - done)
-        parts = ["f%d APPEND INBOX" % done]
-        for i in range(done, done + k):
-            m = "Subject: m%d\r\n\r\nbody %d\r\n" % (i, i)
-            parts.append(" {%d+}\r\n%s" % (len(m), m))
-        r.send("".join(parts) + "\r\n")
-        line, _ = r.tagged("f%d" % done)
-        assert " OK " in line, line
-        done += k
+    multiappend(r, FILLED)
     line, _ = r.cmd("SELECT INBOX")
     assert " OK " in line, line
     line, _ = r.cmd("UID STORE 1:%d +FLAGS.SILENT (\\Deleted)" % GONE)
