@@ -241,6 +241,11 @@ store_index_new(const char *datadir, const _Atomic size_t *busy,
 	}
 	store_set_autocheckpoint(ix->st, 0);
 	store_fts_defer(ix->st);
+	/* a 2 MB page cache, not the store's 16 MB: the pages this thread
+	   writes (new index segments) are read again only by merges, from
+	   the OS page cache; a full cache of them per worker was most of
+	   the memory the index thread added at rest */
+	(void)store_exec(ix->st, "PRAGMA cache_size=-2000");
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	ix->started = pthread_create(&ix->thread, NULL, store_index_main,
