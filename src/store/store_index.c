@@ -95,6 +95,8 @@ store_index_take(struct store_index *ix, struct store_fts_hint *rows)
 {
 	size_t n = ix->count - ix->head;
 
+	if (n == 0) /* woken for a checkpoint or stop; q may be NULL */
+		return 0;
 	if (n > STORE_INDEX_ROWS)
 		n = STORE_INDEX_ROWS;
 	memcpy(rows, ix->q + ix->head, n * sizeof(*rows));
