@@ -696,7 +696,6 @@ store_commit_new(struct ev_loop *loop, const char *datadir,
 	static char err[300];
 	struct store_commit *c = xcalloc(1, sizeof(*c));
 	sigset_t all, old;
-	pthread_condattr_t cattr;
 	const char *e = NULL;
 
 	c->loop = loop;
@@ -705,10 +704,7 @@ store_commit_new(struct ev_loop *loop, const char *datadir,
 	c->done_tail = &c->done;
 	c->local_tail = &c->local;
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_condattr_init(&cattr);
-	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->ready_cond, &cattr);
-	pthread_condattr_destroy(&cattr);
+	pthread_cond_init(&c->ready_cond, NULL);
 	pthread_cond_init(&c->work_cond, NULL);
 	pthread_cond_init(&c->done_cond, NULL);
 	c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

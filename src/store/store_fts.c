@@ -517,7 +517,7 @@ store_fts_add(struct store *s, int64_t blob_id, const char *hash,
 	int ret;
 
 	if (s->fts_hints) {
-		/* the index thread reads the text (store_fts_index_hints) */
+		/* the index thread reads the text (store_fts_read_hints) */
 		memset(&p, 0, sizeof(p));
 		p.blob_id = blob_id;
 		snprintf(p.hash, sizeof(p.hash), "%s", hash);
@@ -550,16 +550,6 @@ store_fts_take_hints(struct store *s, struct store_fts_hint **out, size_t *cap,
 	}
 	*count_r = n;
 	store_fts_discard(s, 0);
-}
-
-int
-store_fts_index_hints(struct store *s, const struct store_fts_hint *hints,
-		      size_t n)
-{
-	int ret = store_fts_read_hints(s, hints, n);
-
-	return ret == STORE_OK ? store_fts_flush_deferred(s, s->fts_count)
-			       : ret;
 }
 
 int

@@ -345,7 +345,8 @@ int store_fts_flush_deferred(struct store *s, size_t max_rows);
 /* From now on this store (the commit thread's) does not even read the
    text of new blobs: a batch only holds each new blob's id and hash,
    store_fts_take_hints hands them to the index thread after the COMMIT,
-   and that one extracts and indexes them (store_fts_index_hints). So
+   and that one extracts them (store_fts_read_hints) and writes their
+   rows (store_fts_flush_deferred). So
    neither the text extraction nor the index's write lock time is on the
    path of a reply. Implies store_fts_defer. */
 void store_fts_hints(struct store *s);
@@ -353,13 +354,9 @@ void store_fts_hints(struct store *s);
    *count_r entries); the store holds none after. */
 void store_fts_take_hints(struct store *s, struct store_fts_hint **out,
 			  size_t *cap, size_t *count_r);
-/* Read and index the blobs of hints[0..n) in one transaction without an
-   fsync (store_fts_flush_deferred); blobs collected or indexed
-   meanwhile are skipped. Outside a transaction only. */
-int store_fts_index_hints(struct store *s, const struct store_fts_hint *hints,
-			  size_t n);
-/* Its first half: read and extract them, held in s (no transaction);
-   store_fts_flush_deferred writes them. */
+/* Read and extract the blobs of hints[0..n), held in s (no transaction;
+   blobs collected meanwhile are skipped); store_fts_flush_deferred
+   writes their rows. Outside a transaction only. */
 int store_fts_read_hints(struct store *s, const struct store_fts_hint *hints,
 			 size_t n);
 /* The index thread (store_index.c). */
