@@ -152,17 +152,7 @@ imap_store_modifiers(struct imap_session *s, struct imap_cmd *cmd,
 /* A STORE: its write goes to the commit thread (imap_session_commit),
    the untagged FETCH and the tagged reply follow once it is durable. */
 struct imap_store_job {
-	struct imap_commit ic; /* first */
-	int64_t mailbox_id;
-	const uint32_t *uids; /* ascending, not expunged in the view */
-	size_t k;
-	enum store_flag_op op;
-	uint32_t flags;
-	const char *keywords;
-	uint64_t since; /* UNCHANGEDSINCE, 0 for none */
-	/* out of the thread (xmalloc'd) */
-	uint32_t *modified;
-	size_t nmod;
+	struct imap_flag_job fj; /* first */
 	/* for the reply */
 	const size_t *idx;
 	size_t n;
@@ -171,18 +161,23 @@ struct imap_store_job {
 };
 
 /* On the commit thread (store_commit_run_fn), with its store. */
-static int
-imap_store_commit_run(struct store *st, struct store_commit_job *job)
+int
+imap_flag_job_run(struct store *st, struct store_commit_job *job)
 {
-	struct imap_store_job *j = (struct imap_store_job *)job;
-	uint64_t modseq;
+	struct imap_flag_job *j = (struct imap_flag_job *)job;
 
-	free(j->modified); /* from a first run of a failed batch */
+	imap_flag_job_clear(j); /* from a first run of a failed batch */
+	return store_msg_set_flags(st, j->mailbox_id, j->uids, j->k, j->op,
+				   j->flags, j->keywords, j->since, &j->modseq,
+				   &j->modified, &j->nmod);
+}
+
+void
+imap_flag_job_clear(struct imap_flag_job *j)
+{
+	free(j->modified);
 	j->modified = NULL;
 	j->nmod = 0;
-	return store_msg_set_flags(st, j->mailbox_id, j->uids, j->k, j->op,
-				   j->flags, j->keywords, j->since, &modseq,
-				   &j->modified, &j->nmod);
 }
 
 /* cmd->cleanup: the session went away before the reply. */
@@ -191,8 +186,7 @@ imap_store_cleanup(struct imap_cmd *cmd)
 {
 	struct imap_store_job *j = cmd->ctx;
 
-	free(j->modified);
-	j->modified = NULL;
+	imap_flag_job_clear(&j->fj);
 	cmd->cleanup = NULL;
 }
 
@@ -203,12 +197,12 @@ imap_store_reply(struct imap_session *s, struct imap_cmd *cmd)
 {
 	struct imap_store_job *j = cmd->ctx;
 
-	if (j->k > 0) {
-		int r = j->ic.job.result;
+	if (j->fj.k > 0) {
+		int r = j->fj.ic.job.result;
 
-		if (r != STORE_OK || imap_store_refresh(s, j->uids, j->k) < 0) {
+		if (r != STORE_OK || imap_store_refresh(s, j->fj.uids, j->fj.k) < 0) {
 			log_error("imap", s->id, "store-flags-failed error=%s",
-				  r != STORE_OK ? j->ic.job.error :
+				  r != STORE_OK ? j->fj.ic.job.error :
 						  store_last_error(
 							  s->env->store));
 			imap_store_cleanup(cmd);
@@ -216,14 +210,14 @@ imap_store_reply(struct imap_session *s, struct imap_cmd *cmd)
 					 "again later.");
 			return IMAP_CMD_DONE;
 		}
-		imap_notify_publish(s, j->mailbox_id);
-		if (j->op != STORE_FLAGS_REMOVE)
-			imap_view_keywords_add(s, j->keywords);
+		imap_notify_publish(s, j->fj.mailbox_id);
+		if (j->fj.op != STORE_FLAGS_REMOVE)
+			imap_view_keywords_add(s, j->fj.keywords);
 	}
-	imap_store_report(s, cmd, j->idx, j->n, j->old_modseq, j->modified,
-			  j->nmod, j->silent);
-	if (j->nmod > 0)
-		imap_store_modified(s, cmd, j->modified, j->nmod);
+	imap_store_report(s, cmd, j->idx, j->n, j->old_modseq, j->fj.modified,
+			  j->fj.nmod, j->silent);
+	if (j->fj.nmod > 0)
+		imap_store_modified(s, cmd, j->fj.modified, j->fj.nmod);
 	else
 		imap_cmd_ok(cmd, "OK Store completed.");
 	imap_store_cleanup(cmd);
@@ -240,13 +234,13 @@ imap_store_targets(struct imap_session *s, struct imap_cmd *cmd,
 	uint32_t *uids = arena_alloc(cmd->arena, n * sizeof(*uids));
 	uint64_t *old = arena_alloc(cmd->arena, n * sizeof(*old));
 
-	j->k = 0;
+	j->fj.k = 0;
 	for (size_t i = 0; i < j->n; i++) {
 		old[i] = v->msgs[j->idx[i]].modseq;
 		if (!v->msgs[j->idx[i]].expunged)
-			uids[j->k++] = v->msgs[j->idx[i]].uid;
+			uids[j->fj.k++] = v->msgs[j->idx[i]].uid;
 	}
-	j->uids = uids;
+	j->fj.uids = uids;
 	j->old_modseq = old;
 }
 
@@ -293,27 +287,27 @@ imap_cmd_store(struct imap_session *s, struct imap_cmd *cmd)
 		return IMAP_CMD_DONE;
 	}
 	j = arena_zalloc(cmd->arena, sizeof(*j));
-	j->mailbox_id = v->mailbox_id;
-	j->op = op;
-	j->flags = flags;
-	j->keywords = keywords;
-	j->since = since;
+	j->fj.mailbox_id = v->mailbox_id;
+	j->fj.op = op;
+	j->fj.flags = flags;
+	j->fj.keywords = keywords;
+	j->fj.since = since;
 	j->idx = idx;
 	j->n = n;
 	j->silent = silent;
 	imap_store_targets(s, cmd, j);
 	cmd->ctx = j;
 	cmd->cleanup = imap_store_cleanup;
-	if (cond && since == 0 && j->k > 0) {
+	if (cond && since == 0 && j->fj.k > 0) {
 		/* RFC 7162 3.1.3: UNCHANGEDSINCE 0 fails for every message
 		   (each has a MODSEQ >= 1); the store reads 0 as "none" */
-		j->modified = xcalloc(j->k, sizeof(*j->modified));
-		memcpy(j->modified, j->uids, j->k * sizeof(*j->uids));
-		j->nmod = j->k;
-		j->k = 0;
+		j->fj.modified = xcalloc(j->fj.k, sizeof(*j->fj.modified));
+		memcpy(j->fj.modified, j->fj.uids, j->fj.k * sizeof(*j->fj.uids));
+		j->fj.nmod = j->fj.k;
+		j->fj.k = 0;
 	}
-	if (j->k == 0)
+	if (j->fj.k == 0)
 		return imap_store_reply(s, cmd);
-	j->ic.job.run = imap_store_commit_run;
-	return imap_session_commit(s, cmd, &j->ic, imap_store_reply);
+	j->fj.ic.job.run = imap_flag_job_run;
+	return imap_session_commit(s, cmd, &j->fj.ic, imap_store_reply);
 }

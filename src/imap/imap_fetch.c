@@ -79,7 +79,7 @@ struct imap_fetch_ctx {
 	struct imap_fetch *f;
 	size_t *idx, n, pos;
 	bool *with_flags; /* \Seen was set implicitly */
-	struct imap_seen_job *seen; /* that write, or NULL */
+	struct imap_flag_job *seen; /* that write, or NULL */
 	struct store_msg *msgs;
 	size_t nmsgs;
 	bool from_cache; /* msgs came from imap_msg_cache, not the store */
@@ -812,6 +812,8 @@ imap_fetch_cleanup(struct imap_cmd *cmd)
 	store_msgs_free(fc->msgs, fc->nmsgs);
 	fc->msgs = NULL;
 	fc->nmsgs = 0;
+	if (fc->seen != NULL)
+		imap_flag_job_clear(fc->seen);
 }
 
 /* Write the responses of fc from where it stopped. sliced (a command):
@@ -888,42 +890,17 @@ imap_fetch_cont(struct imap_session *s, struct imap_cmd *cmd)
 	return IMAP_CMD_DONE;
 }
 
-/* The implicit \Seen of a non-PEEK body fetch: written on the commit
-   thread like a STORE (imap_session_commit), so the loop never waits
-   for the disk; the fetch runs once it is durable. */
-struct imap_seen_job {
-	struct imap_commit ic; /* first */
-	int64_t mailbox_id;
-	const uint32_t *uids; /* ascending, unseen in the view */
-	size_t k;
-	uint64_t modseq; /* out of the thread */
-};
-
-/* On the commit thread (store_commit_run_fn), with its store. */
-static int
-imap_fetch_seen_run(struct store *st, struct store_commit_job *job)
-{
-	struct imap_seen_job *j = (struct imap_seen_job *)job;
-	uint32_t *modified = NULL;
-	size_t nmod = 0;
-	int r;
-
-	r = store_msg_set_flags(st, j->mailbox_id, j->uids, j->k,
-				STORE_FLAGS_ADD, STORE_FLAG_SEEN, NULL, 0,
-				&j->modseq, &modified, &nmod);
-	free(modified);
-	return r;
-}
-
-/* The unseen messages a non-PEEK body fetch touches, as fc->seen (NULL
-   when there are none). */
+/* The implicit \Seen of a non-PEEK body fetch: the unseen messages it
+   touches, as fc->seen (NULL when there are none). Written on the
+   commit thread like a STORE (imap_session_commit), so the loop never
+   waits for the disk; the fetch runs once it is durable. */
 static void
 imap_fetch_seen_job(struct imap_session *s, struct imap_fetch_ctx *fc,
 		    struct arena *a)
 {
 	struct imap_view *v = s->view;
 	uint32_t *uids = arena_alloc(a, (fc->n + 1) * sizeof(*uids));
-	struct imap_seen_job *j;
+	struct imap_flag_job *j;
 	size_t i, k = 0;
 
 	for (i = 0; i < fc->n; i++) {
@@ -940,7 +917,9 @@ imap_fetch_seen_job(struct imap_session *s, struct imap_fetch_ctx *fc,
 	j->mailbox_id = v->mailbox_id;
 	j->uids = uids;
 	j->k = k;
-	j->ic.job.run = imap_fetch_seen_run;
+	j->op = STORE_FLAGS_ADD;
+	j->flags = STORE_FLAG_SEEN;
+	j->ic.job.run = imap_flag_job_run;
 	fc->seen = j;
 }
 

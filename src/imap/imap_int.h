@@ -346,6 +346,26 @@ enum imap_cmd_res imap_session_commit(struct imap_session *s,
 				      struct imap_cmd *cmd,
 				      struct imap_commit *ic,
 				      imap_cmd_fn *cont);
+/* A flag change on the commit thread: STORE, and the implicit \Seen of
+   a body FETCH. Its run (imap_flag_job_run) calls store_msg_set_flags
+   with the thread's store; the owner reads modseq and modified after. */
+struct imap_flag_job {
+	struct imap_commit ic; /* first */
+	int64_t mailbox_id;
+	const uint32_t *uids; /* ascending, not expunged in the view */
+	size_t k;
+	enum store_flag_op op;
+	uint32_t flags;
+	const char *keywords;
+	uint64_t since; /* UNCHANGEDSINCE, 0 for none */
+	/* out of the thread */
+	uint64_t modseq;
+	uint32_t *modified; /* xmalloc'd: UIDs UNCHANGEDSINCE refused */
+	size_t nmod;
+};
+int imap_flag_job_run(struct store *st, struct store_commit_job *job);
+/* Free what the job's run handed back (idempotent). */
+void imap_flag_job_clear(struct imap_flag_job *j);
 /* Resume a command that returned AGAIN/WAIT. */
 void imap_session_resume(struct imap_session *s);
 /* Finish the running WAIT command (after its cont set the reply). */
