@@ -186,11 +186,7 @@ imap_select_now_us(void)
 static void
 imap_view_free_msgs(struct imap_view *v)
 {
-	size_t i;
-
-	for (i = 0; i < v->count; i++)
-		free(v->msgs[i].keywords);
-	free(v->msgs);
+	imap_msgs_free(v->msgs, v->count);
 	free(v->keywords);
 	memset(v, 0, sizeof(*v));
 }

@@ -442,6 +442,8 @@ void imap_msg_cache_deinit(void);
 
 /* Free the view (and keywords). */
 void imap_view_free(struct imap_view **vp);
+/* The messages of a view (or of a cached copy) with their keywords. */
+void imap_msgs_free(struct imap_msg *msgs, size_t n);
 /* Index of uid in the view (0-based), or -1. */
 long imap_view_find_uid(const struct imap_view *v, uint32_t uid);
 

@@ -198,16 +198,21 @@ imap_session_login(struct imap_session *s, const char *user)
 /* ---- the view ---- */
 
 void
+imap_msgs_free(struct imap_msg *msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(msgs[i].keywords);
+	free(msgs);
+}
+
+void
 imap_view_free(struct imap_view **vp)
 {
 	struct imap_view *v = *vp;
-	size_t i;
 
 	if (v == NULL)
 		return;
-	for (i = 0; i < v->count; i++)
-		free(v->msgs[i].keywords);
-	free(v->msgs);
+	imap_msgs_free(v->msgs, v->count);
 	free(v->name);
 	free(v->keywords);
 	free(v);

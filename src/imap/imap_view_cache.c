@@ -28,11 +28,7 @@ static uint64_t imap_view_cache_tick;
 static void
 imap_view_snap_clear(struct imap_view_snap *c)
 {
-	size_t i;
-
-	for (i = 0; i < c->count; i++)
-		free(c->msgs[i].keywords);
-	free(c->msgs);
+	imap_msgs_free(c->msgs, c->count);
 	free(c->keywords);
 	memset(c, 0, sizeof(*c));
 }
