@@ -7,6 +7,7 @@ an all-or-nothing change, and a write that fails (SQLITE_BUSY: the test
 holds the write lock) answers NO / -ERR and changes nothing."""
 import os
 import re
+import select
 import socket
 import sqlite3
 import struct
@@ -334,15 +335,34 @@ def test_write_fails_busy_then_works(fresh_tern):
         r.close()
 
 
-def test_fetch_implicit_seen(fresh_tern):
+def _one_worker(tern_factory):
+    """A server with one worker: two connections share its loop."""
+    return tern_factory(name="oneworker", extra_config="workers = 1\n")
+
+
+def _loop_free_while_pending(pending, other):
+    """pending has sent a write that waits for the held write lock (its
+    commit thread waits out the busy timeout, 5 s, twice): the loop
+    still answers another connection, and pending's reply has not come
+    yet. On a loop that waited for the lock itself, the NOOP would be
+    answered only after that reply."""
+    line, _ = other.cmd("NOOP")
+    assert line.endswith("OK NOOP completed."), line
+    readable, _, _ = select.select([pending.sock], [], [], 0)
+    assert not readable and not pending.buf, \
+        "the write was answered before the NOOP"
+
+
+def test_fetch_implicit_seen(tern_factory):
     """A non-PEEK body fetch sets \\Seen through the commit thread: the
     FETCH shows it, the pipelined command after it and another session
     see it; with the write lock held it answers NO and sets nothing, while
-    a PEEK (no write) is answered; after the release it works."""
-    tern = fresh_tern
+    a PEEK (no write) is answered and the loop answers other sessions;
+    after the release it works."""
+    tern = _one_worker(tern_factory)
     addr, pw = new_account(tern)
     _fill(tern, addr, pw, 2)
-    r = _selected(tern, addr, pw)
+    r = _selected(tern, addr, pw, tls=False)
     r.send("a FETCH 1 BODY[]\r\nb FETCH 1 (FLAGS)\r\n")
     line, unt = r.tagged("a")
     assert line == "a OK Fetch completed.", line
@@ -361,7 +381,9 @@ def test_fetch_implicit_seen(fresh_tern):
         line, unt = r.cmd("FETCH 2 BODY.PEEK[]")
         assert line.endswith("OK Fetch completed."), line
         assert b"FLAGS" not in unt[0]
-        line, unt = r.cmd("FETCH 2 BODY[]")
+        r.send("h FETCH 2 BODY[]\r\n")
+        _loop_free_while_pending(r, other)
+        line, unt = r.tagged("h")
         assert line.endswith(
             "NO [UNAVAILABLE] Internal error, try again later."), line
         assert unt == []
@@ -389,14 +411,16 @@ def _names(r, cmd='LIST "" "*"'):
     return {u.rsplit(b" ", 1)[1].strip(b'"') for u in unt}
 
 
-def test_mailbox_commands_on_commit_thread(fresh_tern):
+def test_mailbox_commands_on_commit_thread(tern_factory):
     """CREATE, RENAME, DELETE, SUBSCRIBE and UNSUBSCRIBE write on the
     commit thread: pipelined commands see each change, errors keep their
     codes, and with the write lock held each answers NO [UNAVAILABLE]
-    and changes nothing; after the release they work."""
-    tern = fresh_tern
+    and changes nothing while the loop answers other sessions; after the
+    release they work."""
+    tern = _one_worker(tern_factory)
     addr, pw = new_account(tern)
-    r = _selected(tern, addr, pw)
+    r = _selected(tern, addr, pw, tls=False)
+    other = _selected(tern, addr, pw, cmd="EXAMINE INBOX")
     r.send("a CREATE Work/Projects\r\nb RENAME Work Job\r\n"
            "c SUBSCRIBE Job/Projects\r\nd LSUB \"\" \"*\"\r\n"
            "e CREATE Job\r\nf DELETE Nope\r\ng UNSUBSCRIBE Nope\r\n")
@@ -417,8 +441,11 @@ def test_mailbox_commands_on_commit_thread(fresh_tern):
     try:
         r.sock.settimeout(120)
         # each waits out the busy timeout (5 s) twice: three of them
-        for cmd in ("CREATE Held", "RENAME Job Held2", "SUBSCRIBE Held3"):
-            line, _ = r.cmd(cmd)
+        for i, cmd in enumerate(("CREATE Held", "RENAME Job Held2",
+                                 "SUBSCRIBE Held3")):
+            r.send("h%d %s\r\n" % (i, cmd))
+            _loop_free_while_pending(r, other)
+            line, _ = r.tagged("h%d" % i)
             assert line.endswith(
                 "NO [UNAVAILABLE] Internal error, try again later."), line
     finally:
@@ -435,6 +462,7 @@ def test_mailbox_commands_on_commit_thread(fresh_tern):
     line, _ = r.cmd("CREATE Held")
     assert line.endswith("Create completed."), line
     r.close()
+    other.close()
     _no_worker_died(tern)
 
 
