@@ -134,6 +134,7 @@ bool imap_arg_is_nil(const struct imap_arg *a);
 #define IMAP_SEQ_STAR UINT32_MAX
 struct imap_range {
 	uint32_t lo, hi;
+	bool lo_star, hi_star; /* '*' until imap_seqset_resolve */
 };
 struct imap_seqset {
 	struct imap_range *r;
@@ -141,7 +142,8 @@ struct imap_seqset {
 	bool has_star;
 };
 /* Parse "1:5,7,10:*" (not "$"). 0, or -1 with nothing allocated that
-   matters (arena). Numbers are 1..2^32-1; '*' is IMAP_SEQ_STAR. */
+   matters (arena). Numbers are 1..2^32-1; '*' is IMAP_SEQ_STAR with
+   lo_star/hi_star set (4294967295 itself is a number). */
 int imap_seqset_parse(struct arena *a, const char *s, size_t len,
 		      struct imap_seqset *set_r);
 /* Replace '*' by star, order each range, sort and merge. */

@@ -7,16 +7,19 @@
 
 #include "imap/imap_int.h"
 
+/* A number 1..2^32-1, or '*' (*star_r; its value is resolved later:
+   "n:4294967295" and "n:*" differ when n is above the last UID). */
 static int
-imap_seq_number(const char *s, size_t len, uint32_t *n_r)
+imap_seq_number(const char *s, size_t len, uint32_t *n_r, bool *star_r)
 {
-	if (len == 1 && s[0] == '*') {
+	*star_r = len == 1 && s[0] == '*';
+	if (*star_r) {
 		*n_r = IMAP_SEQ_STAR;
 		return 0;
 	}
 	if (len == 0 || s[0] == '0')
 		return -1;
-	return parse_u32(sv_make(s, len), UINT32_MAX - 1, n_r);
+	return parse_u32(sv_make(s, len), UINT32_MAX, n_r);
 }
 
 int
@@ -37,22 +40,27 @@ imap_seqset_parse(struct arena *a, const char *s, size_t len,
 		const char *item = s + start;
 		size_t ilen, colon;
 		uint32_t lo, hi;
+		bool lo_star, hi_star;
 
 		for (i = start; i < len && s[i] != ','; i++)
 			;
 		ilen = i - start;
 		for (colon = 0; colon < ilen && item[colon] != ':'; colon++)
 			;
-		if (imap_seq_number(item, colon, &lo) < 0)
+		if (imap_seq_number(item, colon, &lo, &lo_star) < 0)
 			return -1;
 		hi = lo;
+		hi_star = lo_star;
 		if (colon < ilen &&
-		    imap_seq_number(item + colon + 1, ilen - colon - 1, &hi) < 0)
+		    imap_seq_number(item + colon + 1, ilen - colon - 1, &hi,
+				    &hi_star) < 0)
 			return -1;
-		if (lo == IMAP_SEQ_STAR || hi == IMAP_SEQ_STAR)
+		if (lo_star || hi_star)
 			set_r->has_star = true;
 		set_r->r[n].lo = lo;
 		set_r->r[n].hi = hi;
+		set_r->r[n].lo_star = lo_star;
+		set_r->r[n].hi_star = hi_star;
 		n++;
 	}
 	set_r->count = n;
@@ -77,10 +85,11 @@ imap_seqset_resolve(struct imap_seqset *set, uint32_t star)
 	for (i = 0; i < set->count; i++) {
 		struct imap_range *r = &set->r[i];
 
-		if (r->lo == IMAP_SEQ_STAR)
+		if (r->lo_star)
 			r->lo = star;
-		if (r->hi == IMAP_SEQ_STAR)
+		if (r->hi_star)
 			r->hi = star;
+		r->lo_star = r->hi_star = false;
 		if (r->lo > r->hi) {
 			uint32_t t = r->lo;
 

@@ -315,10 +315,19 @@ test_imap_seqset(void)
 	struct buf b;
 	static const uint32_t nums[] = { 1, 2, 3, 5, 7, 8, 10 };
 
-	test_assert(imap_seqset_parse(a, "1:4294967295", 12, &set) < 0);
-	test_assert(imap_seqset_parse(a, "1:4294967294", 12, &set) == 0);
+	/* 2^32-1 is a number (RFC 9051 nz-number), not '*' */
+	test_assert(imap_seqset_parse(a, "1:4294967296", 12, &set) < 0);
+	test_assert(imap_seqset_parse(a, "1:4294967295", 12, &set) == 0);
+	test_assert(!set.has_star);
 	imap_seqset_resolve(&set, 10);
-	test_assert(set.count == 1 && imap_seqset_contains(&set, 4000000000u));
+	test_assert(set.count == 1 && imap_seqset_contains(&set, 4294967295u));
+	/* above the last UID: n:4294967295 stays empty, n:* does not */
+	test_assert(imap_seqset_parse(a, "20:4294967295", 13, &set) == 0);
+	imap_seqset_resolve(&set, 10);
+	test_assert(set.r[0].lo == 20 && !imap_seqset_contains(&set, 10));
+	test_assert(imap_seqset_parse(a, "20:*", 4, &set) == 0);
+	imap_seqset_resolve(&set, 10);
+	test_assert(set.r[0].lo == 10 && set.r[0].hi == 20);
 	test_assert(imap_seqset_parse(a, "5:*,1,3:2,0", 11, &set) < 0);
 	test_assert(imap_seqset_parse(a, "5:*,1,3:2", 9, &set) == 0);
 	test_assert(set.has_star);
