@@ -28,7 +28,20 @@
 void
 imap_condstore_enable(struct imap_session *s)
 {
+	char line[80];
+	int n;
+
+	if (s->condstore)
+		return;
 	s->condstore = true;
+	/* RFC 7162 3.1: enabled while a mailbox is selected, the client
+	   learns the mailbox's HIGHESTMODSEQ now (a SELECT with CONDSTORE
+	   sends it with the mailbox's other data instead) */
+	if (s->view == NULL)
+		return;
+	n = snprintf(line, sizeof(line), "* OK [HIGHESTMODSEQ %llu] "
+		     "Highest\r\n", (unsigned long long)s->view->modseq);
+	imap_session_write(s, line, (size_t)n);
 }
 
 void
@@ -112,7 +125,8 @@ imap_condstore_select_params(struct imap_session *s, struct imap_cmd *cmd,
 		const struct imap_arg *a = &list->list[i];
 
 		if (imap_arg_is_atom(a, "CONDSTORE")) {
-			imap_condstore_enable(s);
+			/* the SELECT's own reply carries HIGHESTMODSEQ */
+			s->condstore = true;
 			continue;
 		}
 		if (!imap_arg_is_atom(a, "QRESYNC") || q_r->set ||

@@ -32,6 +32,8 @@ def _listing(r):
     assert " OK " in line, line
     out = []
     for u in unt:
+        if u.startswith(b"* OK [HIGHESTMODSEQ "):
+            continue  # CONDSTORE enabled by this FETCH (RFC 7162 3.1)
         mt = FETCH_RE.match(u)
         assert mt, u
         uid = int(re.search(rb"UID (\d+)", u).group(1))

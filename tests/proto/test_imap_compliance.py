@@ -43,3 +43,27 @@ def test_uid_set_up_to_the_largest_uid(tern):
     line, _ = r.cmd("UID SEARCH UID 1:4294967296")
     assert " BAD " in line, line
     r.close()
+
+
+def test_condstore_enabled_while_selected_gets_highestmodseq(tern):
+    """RFC 7162 3.1: the first CONDSTORE-enabling command while a mailbox
+    is selected makes the server send HIGHESTMODSEQ."""
+    r = _selected(tern, 2)
+    line, unt = r.cmd("STATUS INBOX (HIGHESTMODSEQ)")
+    assert " OK " in line, line
+    highest = [u for u in unt if u.startswith(b"* OK [HIGHESTMODSEQ ")]
+    assert len(highest) == 1, unt
+    m = re.search(rb"HIGHESTMODSEQ (\d+)\)", b"".join(
+        u for u in unt if u.startswith(b"* STATUS")))
+    assert highest[0].startswith(b"* OK [HIGHESTMODSEQ %s]" % m.group(1))
+    # once only
+    line, unt = r.cmd("FETCH 1 (MODSEQ)")
+    assert not [u for u in unt if b"HIGHESTMODSEQ" in u], unt
+    r.close()
+    r = _selected(tern, 1)
+    line, unt = r.cmd("FETCH 1 (MODSEQ)")
+    assert [u for u in unt if u.startswith(b"* OK [HIGHESTMODSEQ ")], unt
+    # SELECT (CONDSTORE) says it once, in the SELECT's own responses
+    line, unt = r.cmd("SELECT INBOX (CONDSTORE)")
+    assert len([u for u in unt if b"HIGHESTMODSEQ" in u]) == 1, unt
+    r.close()
