@@ -1069,6 +1069,21 @@ imap_search_append_num(struct buf *b, uint32_t v)
 	return buf_append(b, tmp + i, sizeof(tmp) - i);
 }
 
+/* RFC 4731 3.2: with MIN and/or MAX only, the MODSEQ is the highest of
+   the messages returned, not of every match. */
+static uint64_t
+imap_search_minmax_modseq(const struct imap_view *v, const size_t *idx,
+			  size_t n, unsigned opts)
+{
+	uint64_t lo = v->msgs[idx[0]].modseq, hi = v->msgs[idx[n - 1]].modseq;
+
+	if (!(opts & IMAP_ESEARCH_MAX))
+		return lo;
+	if (!(opts & IMAP_ESEARCH_MIN))
+		return hi;
+	return lo > hi ? lo : hi;
+}
+
 static void
 imap_search_output(struct imap_session *s, struct imap_cmd *cmd,
 		   const size_t *idx, size_t n, unsigned opts, bool esearch,
@@ -1086,6 +1101,10 @@ imap_search_output(struct imap_session *s, struct imap_cmd *cmd,
 		if (modseq && v->msgs[idx[i]].modseq > highest)
 			highest = v->msgs[idx[i]].modseq;
 	}
+	if (modseq && esearch && n > 0 &&
+	    !(opts & (IMAP_ESEARCH_ALL | IMAP_ESEARCH_COUNT)) &&
+	    (opts & (IMAP_ESEARCH_MIN | IMAP_ESEARCH_MAX)))
+		highest = imap_search_minmax_modseq(v, idx, n, opts);
 	buf_init(&b, CONN_OUTPUT_MAX_BYTES / 2);
 	if (!esearch) {
 		(void)buf_append_str(&b, "* SEARCH");

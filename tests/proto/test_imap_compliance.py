@@ -67,3 +67,30 @@ def test_condstore_enabled_while_selected_gets_highestmodseq(tern):
     line, unt = r.cmd("SELECT INBOX (CONDSTORE)")
     assert len([u for u in unt if b"HIGHESTMODSEQ" in u]) == 1, unt
     r.close()
+
+
+def test_esearch_min_max_modseq_is_of_the_returned_message(tern):
+    """RFC 4731 3.2: SEARCH RETURN (MIN) or (MAX) with a MODSEQ key
+    reports the MODSEQ of the message(s) returned."""
+    r = _selected(tern, 3)
+    mods = {}
+    for seq in (3, 2, 1):  # decreasing MODSEQ along the sequence
+        line, unt = r.cmd("STORE %d +FLAGS (\\Seen)" % seq)
+        assert " OK " in line, line
+    line, unt = r.cmd("FETCH 1:3 (MODSEQ)")
+    for u in unt:
+        m = re.match(rb"\* (\d+) FETCH \(MODSEQ \((\d+)\)\)", u)
+        if m:
+            mods[int(m.group(1))] = int(m.group(2))
+    assert mods[1] > mods[2] > mods[3], mods
+
+    def esearch(ret):
+        line, unt = r.cmd('SEARCH RETURN (%s) MODSEQ "/flags/\\\\seen" all 1'
+                          % ret)
+        assert " OK " in line, line
+        return [u for u in unt if u.startswith(b"* ESEARCH")][0]
+    assert esearch("MIN").endswith(b"MIN 1 MODSEQ %d" % mods[1])
+    assert esearch("MAX").endswith(b"MAX 3 MODSEQ %d" % mods[3])
+    assert esearch("MIN MAX").endswith(b"MODSEQ %d" % mods[1])
+    assert esearch("COUNT").endswith(b"COUNT 3 MODSEQ %d" % mods[1])
+    r.close()
