@@ -320,7 +320,27 @@ imap_parse_name(struct imap_parser *p, const char *s, size_t n)
 	return i;
 }
 
-/* An atom; "[...]" may hold spaces and parentheses (FETCH sections). */
+/* Does the atom s[0..len) name a fetch-att with a section, whose
+   "[...]" may hold spaces and parentheses? */
+static bool
+imap_atom_takes_section(const char *s, size_t len)
+{
+	static const char *const names[] = {
+		"BODY", "BODY.PEEK", "BINARY", "BINARY.PEEK", "BINARY.SIZE",
+	};
+
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+		if (strlen(names[k]) == len &&
+		    strncasecmp(s, names[k], len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* An atom; after a fetch-att name, "[...]" may hold spaces and
+   parentheses (FETCH sections). Anywhere else '[' and ']' are atom
+   characters like others (RFC 9051 ATOM-CHAR, ASTRING-CHAR): a mailbox
+   may be called "a[b". */
 static size_t
 imap_parse_atom(struct imap_parser *p, const char *s, size_t n)
 {
@@ -337,7 +357,8 @@ imap_parse_atom(struct imap_parser *p, const char *s, size_t n)
 					 "Control character in atom");
 			return 0;
 		}
-		if (c == '[') {
+		if (c == '[' &&
+		    (brackets > 0 || imap_atom_takes_section(s, i))) {
 			if (++brackets > IMAP_BRACKET_DEPTH_MAX) {
 				imap_parser_fail(p, IMAP_PERR_SYNTAX,
 						 "Too many '['");

@@ -94,3 +94,32 @@ def test_esearch_min_max_modseq_is_of_the_returned_message(tern):
     assert esearch("MIN MAX").endswith(b"MODSEQ %d" % mods[1])
     assert esearch("COUNT").endswith(b"COUNT 3 MODSEQ %d" % mods[1])
     r.close()
+
+
+def test_brackets_are_atom_characters_outside_fetch_sections(tern):
+    """RFC 9051 ATOM-CHAR/ASTRING-CHAR: '[', ']' and '}' may be in an
+    atom; only a fetch-att's section "[...]" may hold spaces."""
+    addr, pw = new_account(tern)
+    r = Raw(tern)
+    r.login(addr, pw)
+    name = "x!#$'+,-.09:;<=>?@^_`|[}"  # '&' is mUTF-7's
+    line, _ = r.cmd("SELECT %s" % name)
+    assert line.split()[1] == "NO", line  # parsed: no such mailbox
+    line, _ = r.cmd("CREATE %s" % name)
+    assert " OK " in line, line
+    line, unt = r.cmd('LIST "" x!#*')
+    assert " OK " in line, line
+    assert any(u.endswith(b'"' + name.encode() + b'"') or
+               u.endswith(b" " + name.encode()) for u in unt), unt
+    line, _ = r.cmd("SELECT a]b[c")
+    assert line.split()[1] == "NO", line
+    # a section still takes spaces and parentheses
+    data = msg("brackets")
+    r.send(b"a APPEND INBOX {%d+}\r\n%s\r\n" % (len(data), data))
+    assert " OK " in r.tagged("a")[0]
+    r.cmd("SELECT INBOX")
+    line, unt = r.cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject)])")
+    assert " OK " in line and b"Subject: brackets" in unt[0], unt
+    line, _ = r.cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject))")
+    assert line.split()[1] == "BAD", line
+    r.close()

@@ -172,6 +172,10 @@ static const struct {
 	{ "c6 X a\"b\r\n", "ERR c6 1|" },
 	{ "c7 X a)\r\n", "ERR c7 1|" },
 	{ "c8 X BODY[\r\n", "ERR c8 1|" },
+	/* '[' opens a section only after a fetch-att name */
+	{ "e1 SELECT a[b}c]\r\n", "CMD e1 SELECT a[b}c]|" },
+	{ "e2 X b[ (c)\r\n", "CMD e2 X b[ (c)|" },
+	{ "e3 X binary.peek[1 2]\r\n", "CMD e3 X binary.peek[1 2]|" },
 	{ "c9 X a\x01 b\r\n", "ERR c9 1|" },
 	{ "d0 X {3+}\r\n", "" },
 	{ "d0 X {99999999999999999999+}\r\nabc\r\n", "ERR d0 4|" },
