@@ -605,14 +605,16 @@ imap_session_cmd_end(struct imap_session *s)
 {
 	s->cmd = NULL;
 	if (s->arena != NULL) {
-		if (conn_input_len(s->c) == 0) {
-			/* idle: no arena and no parser; the next input
-			   makes them */
+		arena_reset(s->arena);
+		imap_session_parser_begin(s);
+		/* idle: no arena and no parser; the next input makes them.
+		   Not while the parser still has to skip a refused literal
+		   (LITERAL+) that has not arrived: its bytes are no
+		   commands. */
+		if (conn_input_len(s->c) == 0 &&
+		    imap_parser_at_start(s->parser)) {
 			arena_free(&s->arena);
 			imap_parser_free(&s->parser);
-		} else {
-			arena_reset(s->arena);
-			imap_session_parser_begin(s);
 		}
 	}
 	if (s->mode == IMAP_INPUT_BUSY)

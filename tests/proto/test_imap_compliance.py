@@ -123,3 +123,28 @@ def test_brackets_are_atom_characters_outside_fetch_sections(tern):
     line, _ = r.cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject))")
     assert line.split()[1] == "BAD", line
     r.close()
+
+
+def test_refused_literal_plus_arriving_late_is_skipped(tern):
+    """A non-synchronising literal (RFC 7888) of a refused APPEND is
+    skipped even when its bytes come after the NO: the message's lines
+    are never taken for commands."""
+    addr, pw = new_account(tern)
+    r = Raw(tern, tls=False)
+    r.login(addr, pw)
+    body = b"a1 CREATE Hijacked\r\nSubject: x\r\n\r\nb\r\n"
+    r.send(b"t APPEND Nonexistent {%d+}\r\n" % len(body))
+    line, _ = r.tagged("t")
+    assert line.startswith("t NO [TRYCREATE]"), line
+    # nothing else was buffered: the server went idle before the bytes
+    r.send(body + b"\r\n")
+    line, unt = r.cmd("LIST \"\" *")
+    assert " OK " in line and not any(b"Hijacked" in u for u in unt), unt
+    assert not [u for u in unt if b"BAD" in u], unt
+    # a synchronising one is not asked for: the command just ends
+    r.send(b"u APPEND Nonexistent {%d}\r\n" % len(body))
+    line, unt = r.tagged("u")
+    assert line.startswith("u NO [TRYCREATE]") and unt == [], (line, unt)
+    line, _ = r.cmd("NOOP")
+    assert line.endswith("OK NOOP completed."), line
+    r.close()
