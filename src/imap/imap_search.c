@@ -634,11 +634,49 @@ imap_search_day(int64_t t)
 	return d * 86400;
 }
 
+/* The Date: field as the ENVELOPE holds it (its first item, written by
+   mime_imap_envelope: NIL, a quoted string or a literal) into out. */
+static bool
+imap_envelope_date(const char *env, char *out, size_t out_size)
+{
+	const char *p = env;
+	size_t n = 0;
+
+	if (p == NULL || *p++ != '(')
+		return false;
+	if (*p == '{') {
+		char *end;
+		unsigned long len = strtoul(p + 1, &end, 10);
+
+		if (end[0] != '}' || end[1] != '\r' || end[2] != '\n' ||
+		    len >= out_size || strnlen(end + 3, len) < len)
+			return false;
+		memcpy(out, end + 3, len);
+		out[len] = '\0';
+		return true;
+	}
+	if (*p++ != '"')
+		return false;
+	for (; *p != '\0' && *p != '"' && n + 1 < out_size; p++) {
+		if (*p == '\\' && p[1] != '\0')
+			p++;
+		out[n++] = *p;
+	}
+	out[n] = '\0';
+	return *p == '"';
+}
+
+/* The day of the Date: field as written, its time and zone disregarded
+   (RFC 9051 6.4.4 SENTBEFORE/SENTON/SENTSINCE): a message sent at
+   00:30 +0200 on the 25th was sent on the 25th, though it is the 24th in
+   UTC. */
 static bool
 imap_search_sent(struct imap_session *s, struct imap_search *se,
 		 int64_t *date_r)
 {
 	const struct store_msg *row;
+	char date[256];
+	int64_t day;
 
 	if (!se->meta_tried) {
 		se->meta_tried = true;
@@ -647,9 +685,11 @@ imap_search_sent(struct imap_session *s, struct imap_search *se,
 				store_msg_meta(s->env->store, row->blob,
 					       &se->meta) == 1;
 	}
-	if (!se->have_meta || se->meta.date < 0)
+	if (!se->have_meta || se->meta.date < 0 ||
+	    !imap_envelope_date(se->meta.envelope, date, sizeof(date)) ||
+	    mime_date_parse_day(date, strlen(date), &day) < 0)
 		return false;
-	*date_r = imap_search_day(se->meta.date);
+	*date_r = day * 86400;
 	return true;
 }
 

@@ -208,6 +208,10 @@ bool mime_cte_known(const char *cte);
    EST...; military letters count as +0000), missing zone = +0000.
    Returns 0 with *time_r = unix time (UTC), or -1 on invalid input. */
 int mime_date_parse(const char *s, size_t len, int64_t *time_r);
+/* The same syntax; the day of the date as written (days since
+   1970-01-01), its time and zone disregarded: what IMAP's SENTBEFORE,
+   SENTON and SENTSINCE compare (RFC 9051 6.4.4). */
+int mime_date_parse_day(const char *s, size_t len, int64_t *day_r);
 
 enum mime_address_kind {
 	MIME_ADDRESS_MAILBOX,

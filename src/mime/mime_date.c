@@ -206,16 +206,37 @@ mime_date_date(struct mime_lex *lx, uint32_t *y_r, uint32_t *m_r,
 	return *d_r <= mime_date_month_days(*y_r, *m_r);
 }
 
-int
-mime_date_parse(const char *s, size_t len, int64_t *time_r)
+/* Every field of a date-time (RFC 5322 3.3, with the obsolete forms). */
+static bool
+mime_date_fields(const char *s, size_t len, uint32_t *y, uint32_t *m,
+		 uint32_t *d, uint32_t *secs, int32_t *off)
 {
 	struct mime_lex lx;
+
+	mime_lex_init(&lx, s, len);
+	return mime_date_date(&lx, y, m, d) && mime_date_time(&lx, secs) &&
+	       mime_date_zone(&lx, off);
+}
+
+int
+mime_date_parse_day(const char *s, size_t len, int64_t *day_r)
+{
 	uint32_t y, m, d, secs;
 	int32_t off;
 
-	mime_lex_init(&lx, s, len);
-	if (!mime_date_date(&lx, &y, &m, &d) || !mime_date_time(&lx, &secs) ||
-	    !mime_date_zone(&lx, &off))
+	if (!mime_date_fields(s, len, &y, &m, &d, &secs, &off))
+		return -1;
+	*day_r = mime_date_days_since_epoch(y, m, d);
+	return 0;
+}
+
+int
+mime_date_parse(const char *s, size_t len, int64_t *time_r)
+{
+	uint32_t y, m, d, secs;
+	int32_t off;
+
+	if (!mime_date_fields(s, len, &y, &m, &d, &secs, &off))
 		return -1;
 	*time_r = mime_date_days_since_epoch(y, m, d) * 86400 +
 		  (int64_t)secs - off;

@@ -148,3 +148,26 @@ def test_refused_literal_plus_arriving_late_is_skipped(tern):
     line, _ = r.cmd("NOOP")
     assert line.endswith("OK NOOP completed."), line
     r.close()
+
+
+def test_sent_dates_by_the_day_as_written(tern):
+    """RFC 9051 6.4.4: SENTBEFORE/SENTON/SENTSINCE compare the Date:
+    field's date disregarding time and zone (not its UTC day)."""
+    addr, pw = new_account(tern)
+    r = Raw(tern)
+    r.login(addr, pw)
+    dates = ["Sun, 25 Mar 2007 00:30:00 +0200",   # 24 Mar in UTC
+             "Sat, 24 Mar 2007 23:30:00 -0500",   # 25 Mar in UTC
+             "Sun, 25 Mar 2007 12:00:00 +0000"]
+    for d in dates:
+        data = ("From: a@b.example\r\nSubject: d\r\nDate: %s\r\n\r\nx\r\n"
+                % d).encode()
+        r.send(b"a APPEND INBOX {%d+}\r\n%s\r\n" % (len(data), data))
+        assert " OK " in r.tagged("a")[0]
+    r.cmd("SELECT INBOX")
+    assert _search(r, "SEARCH SENTON 25-Mar-2007") == [1, 3]
+    assert _search(r, "SEARCH SENTON 24-Mar-2007") == [2]
+    assert _search(r, "SEARCH SENTBEFORE 25-Mar-2007") == [2]
+    assert _search(r, "SEARCH SENTSINCE 25-Mar-2007") == [1, 3]
+    assert _search(r, "SEARCH NOT SENTON 25-Mar-2007") == [2]
+    r.close()

@@ -233,7 +233,29 @@ test_mime_rfc2231_boundary(void)
 	mime_info_free(&in);
 }
 
+/* A Date: field as UTC time, and as the day it was written on. */
+static void
+test_mime_date_day(void)
+{
+	static const char d1[] = "Sun, 25 Mar 2007 00:30:00 +0200";
+	static const char d2[] = "24 Mar 07 23:30 EST";
+	int64_t t, day;
+
+	test_assert(mime_date_parse(d1, strlen(d1), &t) == 0);
+	test_assert(t == 1174775400); /* 2007-03-24 22:30 UTC */
+	test_assert(mime_date_parse_day(d1, strlen(d1), &day) == 0);
+	test_assert(day == 13597); /* 2007-03-25 */
+	test_assert(mime_date_parse(d2, strlen(d2), &t) == 0);
+	test_assert(t / 86400 == 13597); /* 04:30 UTC on the 25th */
+	test_assert(mime_date_parse_day(d2, strlen(d2), &day) == 0);
+	test_assert(day == 13596);
+	test_assert(mime_date_parse_day("32 Mar 2007 00:00 +0000", 23,
+					&day) < 0);
+	test_assert(mime_date_parse_day("", 0, &day) < 0);
+}
+
 static const struct test_case tests[] = {
+	{ "mime_date_day", test_mime_date_day },
 	{ "mime_rfc2231_boundary", test_mime_rfc2231_boundary },
 	{ "mime_info_summary", test_mime_info_summary },
 	{ "mime_section", test_mime_section },
