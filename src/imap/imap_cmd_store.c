@@ -75,6 +75,9 @@ imap_store_refresh(struct imap_session *s, const uint32_t *uids, size_t n)
 		idx = imap_view_find_uid(v, msgs[i].uid);
 		if (idx < 0 || v->msgs[idx].expunged)
 			continue;
+		/* keywords another session set may come with ours: FLAGS
+		   first (RFC 9051 7.3.5), then the FETCH that shows them */
+		imap_view_keywords_add(s, msgs[i].keywords);
 		imap_view_set_flags(v, (size_t)idx, msgs[i].flags,
 				    msgs[i].keywords);
 		v->msgs[idx].modseq = msgs[i].modseq;

@@ -171,3 +171,28 @@ def test_sent_dates_by_the_day_as_written(tern):
     assert _search(r, "SEARCH SENTSINCE 25-Mar-2007") == [1, 3]
     assert _search(r, "SEARCH NOT SENTON 25-Mar-2007") == [2]
     r.close()
+
+
+def test_store_reply_announces_other_sessions_keywords_first(tern):
+    """A keyword another session set appears in FLAGS before any FETCH
+    shows it (RFC 9051 7.3.5), also in the FETCH that answers STORE."""
+    addr, pw = new_account(tern)
+    a = Raw(tern)
+    a.login(addr, pw)
+    data = msg("kw")
+    a.send(b"t APPEND INBOX {%d+}\r\n%s\r\n" % (len(data), data))
+    assert " OK " in a.tagged("t")[0]
+    assert " OK " in a.cmd("SELECT INBOX")[0]
+    b = Raw(tern)
+    b.login(addr, pw)
+    assert " OK " in b.cmd("SELECT INBOX")[0]
+    assert " OK " in b.cmd("STORE 1 +FLAGS ($Other)")[0]
+    line, unt = a.cmd("STORE 1 +FLAGS (\\Seen)")
+    assert " OK " in line, line
+    flags = [i for i, u in enumerate(unt)
+             if u.startswith(b"* FLAGS ") and b"$Other" in u]
+    fetch = [i for i, u in enumerate(unt)
+             if b"FETCH" in u and b"$Other" in u]
+    assert flags and fetch and flags[0] < fetch[0], unt
+    a.close()
+    b.close()
