@@ -43,8 +43,10 @@
 #define STORE_VIEW_SNAP_MIN_MSGS 5000
 #define STORE_VIEW_SNAP_MAX_DELTA 1000
 /* How long that write waits for the write lock (ms): the read thread's
-   next job waits behind it, and a missed write is only a slower load. */
-#define STORE_VIEW_SNAP_BUSY_MS 20
+   next job waits behind it, and a missed write is only a slower load.
+   Long enough for a few of the other writers' transactions (an index
+   transaction of STORE_INDEX_ROWS blobs holds it for up to ~16 ms). */
+#define STORE_VIEW_SNAP_BUSY_MS 50
 
 /* The header fields of the second index (blob_hfts, schema step 11). */
 #define STORE_HFTS_FIELDS 5
@@ -445,8 +447,16 @@ int store_view_snap_load(struct store *s, const struct store_mailbox *box,
 /* Write the kept snapshot (outside a transaction; inside one it waits
    for the next call): its own transaction, synchronous=NORMAL, at most
    STORE_VIEW_SNAP_BUSY_MS for the lock, never over a newer one. The
-   snapshot is dropped whatever the result. */
-int store_view_snap_flush(struct store *s);
+   snapshot is dropped whatever the result. 1 done (*w_r, may be NULL,
+   says what), 0 none was kept, or an error (*w_r names the mailbox). */
+struct store_view_snap_write {
+	int64_t mailbox_id;
+	uint32_t count;
+	uint64_t modseq;
+	size_t bytes;
+	bool written; /* false: the row there was as new or newer */
+};
+int store_view_snap_flush(struct store *s, struct store_view_snap_write *w_r);
 /* Forget the kept snapshot unwritten (store_close). */
 void store_view_snap_drop(struct store *s);
 /* Set the thresholds (tests). */

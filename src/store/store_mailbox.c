@@ -361,7 +361,7 @@ store_mailbox_view_snapshot(struct store *s, int64_t mailbox_id,
 	memset(box_r, 0, sizeof(*box_r));
 	memset(&load, 0, sizeof(load));
 	/* one the last call kept and nobody wrote: before the read */
-	(void)store_view_snap_flush(s);
+	(void)store_view_snap_flush(s, NULL);
 	/* BEGIN is deferred: the snapshot starts with the mailbox row */
 	if (store_read_begin(s, &started) != STORE_OK)
 		return STORE_ERR;

@@ -22,9 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/ev.h"
+#include "lib/log.h"
 #include "lib/xalloc.h"
 #include "store/store_int.h"
 
@@ -44,6 +46,34 @@ struct store_reader {
 
 	size_t inflight; /* loop side: submitted, done not called yet */
 };
+
+/* The view snapshot the last job's load kept, if any: written now, and
+   logged (a failure only makes the next cold load a full read). */
+static void
+store_reader_snap_write(struct store_reader *r)
+{
+	struct store_view_snap_write w;
+	struct timespec t0, t1;
+	int ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = store_view_snap_flush(r->st, &w);
+	if (ret == 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (ret < 0) {
+		log_warn("store", "-", "view-snapshot-write-failed "
+			 "mailbox_id=%lld error=%s", (long long)w.mailbox_id,
+			 store_last_error(r->st));
+		return;
+	}
+	log_info("store", "-", "view-snapshot-write mailbox_id=%lld "
+		 "messages=%u modseq=%llu bytes=%zu written=%d ms=%.1f",
+		 (long long)w.mailbox_id, w.count,
+		 (unsigned long long)w.modseq, w.bytes, w.written,
+		 (double)(t1.tv_sec - t0.tv_sec) * 1000.0 +
+			 (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+}
 
 static void *
 store_reader_main(void *arg)
@@ -78,9 +108,8 @@ store_reader_main(void *arg)
 		pthread_mutex_unlock(&r->mu);
 		while (write(r->efd, &one, sizeof(one)) < 0 && errno == EINTR)
 			;
-		/* the job is the loop's now: then the cache write it left,
-		   if any (a failure is only a slower next load) */
-		(void)store_view_snap_flush(r->st);
+		/* the job is the loop's now: then the cache write it left */
+		store_reader_snap_write(r);
 		/* A job reads much once (a whole mailbox's view); the
 		   pages stay in the kernel's cache, not in this
 		   connection's for the rest of the worker's life. */

@@ -558,15 +558,20 @@ store_view_snap_insert(struct store *s, const struct store_view_snap_out *o)
 }
 
 int
-store_view_snap_flush(struct store *s)
+store_view_snap_flush(struct store *s, struct store_view_snap_write *w_r)
 {
 	struct store_view_snap_out *o = s->snap_out;
 	int ret;
 
-	if (o == NULL)
-		return STORE_OK;
-	if (!sqlite3_get_autocommit(s->db))
-		return STORE_OK; /* later, outside the caller's transaction */
+	if (o == NULL || !sqlite3_get_autocommit(s->db))
+		return 0; /* inside the caller's transaction: later */
+	if (w_r != NULL) {
+		w_r->mailbox_id = o->mailbox_id;
+		w_r->count = o->count;
+		w_r->modseq = o->modseq;
+		w_r->bytes = o->len;
+		w_r->written = false;
+	}
 	/* a cache: WAL with synchronous=NORMAL loses it at worst, and a
 	   short wait for the lock (the read thread's next job waits) */
 	s->busy_limit_ms = STORE_VIEW_SNAP_BUSY_MS;
@@ -575,6 +580,8 @@ store_view_snap_flush(struct store *s)
 		ret = store_exec(s, "BEGIN IMMEDIATE");
 	if (ret == STORE_OK)
 		ret = store_view_snap_insert(s, o);
+	if (ret == STORE_OK && w_r != NULL)
+		w_r->written = sqlite3_changes(s->db) > 0;
 	if (ret == STORE_OK)
 		ret = store_exec(s, "COMMIT");
 	if (ret != STORE_OK && !sqlite3_get_autocommit(s->db))
@@ -582,7 +589,7 @@ store_view_snap_flush(struct store *s)
 	(void)store_exec_cached(s, "PRAGMA synchronous=FULL");
 	s->busy_limit_ms = 0;
 	store_view_snap_drop(s);
-	return ret;
+	return ret == STORE_OK ? 1 : ret;
 }
 
 void

@@ -166,7 +166,7 @@ test_load(struct store *s, int64_t id, struct test_view *v,
 	r = store_mailbox_view_snapshot(s, id, &box, test_view_add, v, load);
 	if (r == 1)
 		store_mailbox_clear(&box);
-	test_assert(store_view_snap_flush(s) == STORE_OK);
+	test_assert(store_view_snap_flush(s, NULL) >= 0);
 	return r;
 }
 
@@ -640,6 +640,7 @@ test_view_snap_older(void)
 	struct store_view_load load;
 	struct store_mailbox box;
 	struct test_view v;
+	struct store_view_snap_write w;
 	struct test_box t;
 	struct store *s2;
 	uint32_t u = 5;
@@ -664,8 +665,9 @@ test_view_snap_older(void)
 	test_check(&t, t.inbox, &load);
 	newer = test_snap_modseq(t.s, t.inbox);
 	test_assert(newer == (int64_t)test_highestmodseq(t.s, t.inbox));
-	test_assert(store_view_snap_flush(s2) == STORE_OK);
-	test_assert(s2->snap_out == NULL);
+	test_assert(store_view_snap_flush(s2, &w) == 1);
+	test_assert(s2->snap_out == NULL && !w.written);
+	test_assert(w.modseq < (uint64_t)newer && w.count == 25);
 	test_assert(test_snap_modseq(t.s, t.inbox) == newer);
 	/* and the view is still right */
 	test_check(&t, t.inbox, &load);
@@ -713,7 +715,7 @@ test_view_snap_delete(void)
 	test_view_free(&v);
 	test_assert(t.s->snap_out != NULL);
 	test_assert(store_mailbox_delete(t.s, t.acct, "Other") == STORE_OK);
-	test_assert(store_view_snap_flush(t.s) != STORE_OK);
+	test_assert(store_view_snap_flush(t.s, NULL) < 0);
 	test_assert(test_snap_rows(t.s) == 0);
 
 	/* RENAME INBOX: the snapshot of INBOX says all of it went */
