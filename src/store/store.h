@@ -348,7 +348,7 @@ int store_msg_list_view(struct store *s, int64_t mailbox_id,
 			uint32_t uid_min, store_msg_view_fn *fn, void *ctx);
 /* Where a view read by store_mailbox_view_snapshot came from. */
 struct store_view_load {
-	bool snap_used;	  /* from the mailbox's persisted view snapshot */
+	bool snap_used;	  /* from the mailbox's persisted snapshot */
 	size_t from_snap; /* messages taken from it unchanged */
 	size_t from_rows; /* messages read from their rows: changed since
 			     the snapshot, or all of them without one */

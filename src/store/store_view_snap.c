@@ -147,7 +147,8 @@ store_view_snap_check_recs(const uint8_t *rec, uint32_t count)
 	uint32_t prev = 0, uid;
 
 	for (uint32_t i = 0; i < count; i++) {
-		uid = store_view_snap_u32(rec + (size_t)i * STORE_VIEW_SNAP_REC);
+		uid = store_view_snap_u32(rec +
+					  (size_t)i * STORE_VIEW_SNAP_REC);
 		if (uid <= prev)
 			return false;
 		prev = uid;
@@ -218,7 +219,8 @@ store_view_snap_next(struct store_view_snap_rd *rd, struct store_view_msg *m)
 	m->keywords = NULL;
 	/* validated by open: an entry is whole, its string ends in NUL */
 	if (rd->k < rd->kw_count && store_view_snap_u32(rd->next_kw) == rd->i) {
-		m->keywords = (const char *)rd->next_kw + STORE_VIEW_SNAP_KW_HDR;
+		m->keywords =
+			(const char *)rd->next_kw + STORE_VIEW_SNAP_KW_HDR;
 		rd->next_kw += STORE_VIEW_SNAP_KW_HDR +
 			       store_view_snap_u32(rd->next_kw + 4);
 		rd->k++;
@@ -462,8 +464,9 @@ store_view_snap_find(struct store *s, const struct store_mailbox *box,
 	return 0;
 }
 
-/* Keep the new snapshot for store_view_snap_flush. */
-static void
+/* Keep the new snapshot for store_view_snap_flush; false when the
+   encoder could not make one. */
+static bool
 store_view_snap_keep(struct store *s, const struct store_mailbox *box,
 		     struct store_view_snap_enc *enc, bool force)
 {
@@ -473,7 +476,7 @@ store_view_snap_keep(struct store *s, const struct store_mailbox *box,
 	uint8_t *data = store_view_snap_enc_finish(enc, &len);
 
 	if (data == NULL)
-		return;
+		return false;
 	store_view_snap_drop(s);
 	o = xcalloc(1, sizeof(*o));
 	o->mailbox_id = box->id;
@@ -484,6 +487,7 @@ store_view_snap_keep(struct store *s, const struct store_mailbox *box,
 	o->len = len;
 	o->force = force;
 	s->snap_out = o;
+	return true;
 }
 
 int
@@ -514,10 +518,10 @@ store_view_snap_load(struct store *s, const struct store_mailbox *box,
 		/* a mailbox that had one keeps it current below the size */
 		load->snap_save = e.n >= s->snap_min_msgs || row;
 	}
-	if (ret == STORE_OK && load->snap_save && e.enc != NULL)
-		store_view_snap_keep(s, box, &enc, row && !load->snap_used);
-	else
-		load->snap_save = false;
+	load->snap_save = ret == STORE_OK && load->snap_save &&
+			  e.enc != NULL &&
+			  store_view_snap_keep(s, box, &enc,
+					       row && !load->snap_used);
 	store_view_snap_enc_free(&enc);
 	return ret;
 }
@@ -534,6 +538,11 @@ store_view_snap_drop(struct store *s)
 	}
 }
 
+/* Over a row only at a higher modseq, or when the load found the row
+   unusable (force): then even a snapshot at the same modseq, or at a
+   lower one should another worker have written a newer one meanwhile,
+   is better than one nobody can read (an older snapshot is still right,
+   only more rows to merge). */
 static int
 store_view_snap_insert(struct store *s, const struct store_view_snap_out *o)
 {

@@ -71,7 +71,8 @@ test_view_eq(const struct test_view *a, const struct test_view *b)
 		const struct test_vmsg *x = &a->m[i], *y = &b->m[i];
 
 		if (x->uid != y->uid || x->flags != y->flags ||
-		    x->modseq != y->modseq || (x->kw == NULL) != (y->kw == NULL) ||
+		    x->modseq != y->modseq ||
+		    (x->kw == NULL) != (y->kw == NULL) ||
 		    (x->kw != NULL && strcmp(x->kw, y->kw) != 0)) {
 			fprintf(stderr, "view differs at %zu: uid %u/%u flags "
 				"%u/%u modseq %llu/%llu kw %s/%s\n", i, x->uid,
@@ -126,12 +127,14 @@ test_fill(struct test_box *t, int64_t id, int n)
 	uint32_t uid;
 
 	test_assert(store_batch_begin(t->s) == STORE_OK);
-	for (int i = 0; i < n; i++)
-		test_assert_idx(store_msg_append(t->s, id, t->hash,
-						 i % 3 == 0 ? STORE_FLAG_SEEN : 0,
-						 i % 7 == 0 ? "$a $b" : NULL,
+	for (int i = 0; i < n; i++) {
+		uint32_t flags = i % 3 == 0 ? STORE_FLAG_SEEN : 0;
+		const char *kw = i % 7 == 0 ? "$a $b" : NULL;
+
+		test_assert_idx(store_msg_append(t->s, id, t->hash, flags, kw,
 						 1764572400, &uid) == STORE_OK,
 				i);
+	}
 	test_assert(store_batch_commit(t->s) == STORE_OK);
 }
 
@@ -284,8 +287,7 @@ test_view_snap_codec(void)
 			test_assert_idx(m.keywords == NULL, i);
 		else
 			test_assert_idx(m.keywords != NULL &&
-						strcmp(m.keywords, w->keywords) ==
-							0,
+						!strcmp(m.keywords, w->keywords),
 					i);
 		i++;
 	}
