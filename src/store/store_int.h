@@ -311,6 +311,10 @@ int store_mailbox_bump_modseq(struct store *s, int64_t mailbox_id,
 /* Inside a transaction: expunge every message of the mailbox (releasing
    blob references and quota) without recording expunged UIDs. */
 int store_msg_purge_mailbox(struct store *s, int64_t mailbox_id);
+/* UIDs of mailbox_id expunged after since, ascending (free *uids_r). */
+int store_msg_expunged_list(struct store *s, int64_t mailbox_id,
+			    uint64_t since, uint32_t **uids_r,
+			    size_t *count_r);
 
 /* ---- store_sort.c ---- */
 struct mime_sort_keys;

@@ -245,14 +245,6 @@ store_view_snap_row_cmp(const void *a, const void *b)
 	return x->uid < y->uid ? -1 : x->uid > y->uid;
 }
 
-static int
-store_view_snap_uid_cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static void
 store_view_snap_rows_free(struct store_view_snap_row *rows, size_t n)
 {
@@ -296,39 +288,6 @@ store_view_snap_changed(struct store *s, int64_t mailbox_id, uint64_t since,
 	if (n > 1)
 		qsort(rows, n, sizeof(*rows), store_view_snap_row_cmp);
 	*rows_r = rows;
-	*n_r = n;
-	return STORE_OK;
-}
-
-/* UIDs expunged after since, sorted (the same reason). */
-static int
-store_view_snap_gone(struct store *s, int64_t mailbox_id, uint64_t since,
-		     uint32_t **uids_r, size_t *n_r)
-{
-	uint32_t *uids = NULL;
-	size_t n = 0, cap = 0;
-	sqlite3_stmt *st;
-	int rc;
-
-	st = store_stmt(s, "SELECT uid FROM expunged"
-			   " INDEXED BY expunged_modseq"
-			   " WHERE mailbox_id = ? AND modseq > ?");
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, mailbox_id);
-	sqlite3_bind_int64(st, 2, (int64_t)since);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		uids = store_grow(uids, &cap, n, sizeof(*uids));
-		uids[n++] = (uint32_t)sqlite3_column_int64(st, 0);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		free(uids);
-		return store_sql_err(s, rc);
-	}
-	if (n > 1)
-		qsort(uids, n, sizeof(*uids), store_view_snap_uid_cmp);
-	*uids_r = uids;
 	*n_r = n;
 	return STORE_OK;
 }
@@ -410,7 +369,8 @@ store_view_snap_apply(struct store *s, const struct store_mailbox *box,
 
 	ret = store_view_snap_changed(s, box->id, since, &rows, &nrows);
 	if (ret == STORE_OK)
-		ret = store_view_snap_gone(s, box->id, since, &gone, &ngone);
+		ret = store_msg_expunged_list(s, box->id, since, &gone,
+					      &ngone);
 	/* a large change: the next cold load should not read it again */
 	if (ret == STORE_OK && nrows + ngone > s->snap_max_delta)
 		load->snap_save = true;

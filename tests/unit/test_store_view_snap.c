@@ -7,7 +7,7 @@
    view a full read gives (store_msg_list_view), for several mixes,
    with and without a rewrite; the thresholds; an older snapshot never
    replaces a newer one; the row goes with its mailbox (DELETE, INBOX
-   rename, account deletion). */
+   rename, account deletion); expunged UIDs come sorted. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -743,7 +743,33 @@ test_view_snap_delete(void)
 	store_close(&t.s);
 }
 
+/* UIDs expunged after a modseq come in ascending UID order (the merge
+   and VANISHED rely on it), also when a later expunge took lower UIDs:
+   the query reads them in modseq order. */
+static void
+test_view_snap_expunged_order(void)
+{
+	static const uint32_t first[] = { 9, 10 }, then[] = { 2, 3 };
+	struct test_box t;
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	uint64_t since;
+
+	test_box_open(&t, "order");
+	test_fill(&t, t.inbox, 12);
+	since = test_highestmodseq(t.s, t.inbox);
+	test_expunge(&t, t.inbox, first, 2);
+	test_expunge(&t, t.inbox, then, 2);
+	test_assert(store_msg_vanished(t.s, t.inbox, since, &uids, &n) ==
+		    STORE_OK);
+	test_assert(n == 4 && uids[0] == 2 && uids[1] == 3 && uids[2] == 9 &&
+		    uids[3] == 10);
+	free(uids);
+	store_close(&t.s);
+}
+
 static const struct test_case tests[] = {
+	{ "view_snap_expunged_order", test_view_snap_expunged_order },
 	{ "view_snap_codec", test_view_snap_codec },
 	{ "view_snap_corrupt", test_view_snap_corrupt },
 	{ "view_snap_bad_row", test_view_snap_bad_row },
