@@ -98,10 +98,12 @@ def main():
         times.sort()
         print("QRESYNC SELECT on %d messages: %d bytes, %d FETCH, %s"
               % (a.m, size, fetches, vanished.strip().decode()))
-        # the read thread's own figures (ternd logs each view it read)
+        # the read thread's own figures (ternd logs each view it read,
+        # and each view snapshot it wrote)
         for ln in t.log().splitlines():
-            if "view-loaded" in ln:
-                print(ln.split(" view-loaded ", 1)[1])
+            for ev in ("view-loaded", "view-snapshot-write"):
+                if " %s " % ev in ln:
+                    print(ev, ln.split(" %s " % ev, 1)[1])
         if a.probe and rtts:
             rtts.sort()
             print("probe NOOP ms: median %.2f max %.1f (of %d)"

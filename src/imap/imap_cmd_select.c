@@ -170,8 +170,10 @@ struct imap_select_job {
 	int found; /* 1, 0 (gone meanwhile), STORE_ERR */
 	struct store_mailbox box;
 	struct imap_view data; /* msgs, count, cap, keywords */
-	/* for the log: when submitted, and how long the read took */
+	/* for the log: when submitted, how long the read took, and
+	   where the view came from (the persisted snapshot or rows) */
 	int64_t submit_us, read_us;
+	struct store_view_load load;
 };
 
 static int64_t
@@ -237,7 +239,8 @@ imap_select_job_run(struct store *st, struct store_reader_job *job)
 
 	imap_view_loader_init(&l, &j->data);
 	j->found = store_mailbox_view_snapshot(st, j->mailbox_id, &j->box,
-					       imap_view_load_one, &l);
+					       imap_view_load_one, &l,
+					       &j->load);
 	j->read_us = imap_select_now_us() - start;
 	if (j->found < 0) {
 		buf_free(&l.kw);
@@ -258,8 +261,12 @@ imap_select_job_done(struct store_reader_job *job)
 
 	s->load_pending = false;
 	log_info("imap", s->id, "view-loaded mailbox_id=%lld messages=%zu "
-		 "read_ms=%.1f wait_ms=%.1f", (long long)j->mailbox_id,
-		 j->data.count, (double)j->read_us / 1000.0,
+		 "snapshot=%d from_snapshot=%zu from_rows=%zu "
+		 "expunged_since=%zu snapshot_save=%d read_ms=%.1f "
+		 "wait_ms=%.1f", (long long)j->mailbox_id, j->data.count,
+		 j->load.snap_used, j->load.from_snap, j->load.from_rows,
+		 j->load.expunged, j->load.snap_save,
+		 (double)j->read_us / 1000.0,
 		 (double)(imap_select_now_us() - j->submit_us) / 1000.0);
 	if (s->dead)
 		log_info("imap", s->id, "view-load-done-after-close");

@@ -402,7 +402,8 @@ store_busy_wait(void *ctx, int count)
 		s->busy_since = now;
 	elapsed_ms = (int64_t)(now.tv_sec - s->busy_since.tv_sec) * 1000 +
 		     (now.tv_nsec - s->busy_since.tv_nsec) / 1000000;
-	if (elapsed_ms >= STORE_BUSY_TIMEOUT_MS)
+	if (elapsed_ms >= (s->busy_limit_ms > 0 ? s->busy_limit_ms :
+						  STORE_BUSY_TIMEOUT_MS))
 		return 0;
 	ts.tv_sec = 0;
 	ts.tv_nsec = (count < 20 ? STORE_BUSY_POLL_FIRST_US :
@@ -462,6 +463,8 @@ store_open(const char *datadir, const char **error_r)
 
 	s->datadir = xstrdup(datadir);
 	s->notify_fd = s->send_fd = s->journal_fd = -1;
+	s->snap_min_msgs = STORE_VIEW_SNAP_MIN_MSGS;
+	s->snap_max_delta = STORE_VIEW_SNAP_MAX_DELTA;
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		ret = store_mkdir(s, dirs[i]);
 		if (ret != STORE_OK)
@@ -505,6 +508,7 @@ store_close(struct store **sp)
 		store_batch_rollback(s);
 	store_fts_discard(s, 0);
 	store_fts_box_free(s);
+	store_view_snap_drop(s);
 	for (size_t i = 0; i < STORE_STMT_SLOTS; i++) {
 		if (s->stmts[i].stmt != NULL)
 			sqlite3_finalize(s->stmts[i].stmt);

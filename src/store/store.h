@@ -346,14 +346,29 @@ struct store_view_msg {
 typedef int store_msg_view_fn(void *ctx, const struct store_view_msg *m);
 int store_msg_list_view(struct store *s, int64_t mailbox_id,
 			uint32_t uid_min, store_msg_view_fn *fn, void *ctx);
+/* Where a view read by store_mailbox_view_snapshot came from. */
+struct store_view_load {
+	bool snap_used;	  /* from the mailbox's persisted snapshot */
+	size_t from_snap; /* messages taken from it unchanged */
+	size_t from_rows; /* messages read from their rows: changed since
+			     the snapshot, or all of them without one */
+	size_t expunged;  /* of the snapshot's, expunged since */
+	/* a new snapshot of this view is kept in s and written by
+	   store_view_snap_flush after the answer (store_reader.c) */
+	bool snap_save;
+};
 /* The mailbox row (as store_mailbox_get_by_id) and its view (as
    store_msg_list_view from UID 1) read in one transaction, so both
    are one snapshot: HIGHESTMODSEQ, UIDNEXT and the messages agree.
-   1 found, 0 no such mailbox (fn not called), STORE_ERR
-   (store_mailbox.c). Clear *box_r with store_mailbox_clear. */
+   A large mailbox's view comes from its persisted snapshot
+   (store_view_snap.c) and the rows changed since, when it has a usable
+   one. 1 found, 0 no such mailbox (fn not called), STORE_ERR
+   (store_mailbox.c). Clear *box_r with store_mailbox_clear. load_r
+   (may be NULL): where the view came from. */
 int store_mailbox_view_snapshot(struct store *s, int64_t mailbox_id,
 				struct store_mailbox *box_r,
-				store_msg_view_fn *fn, void *ctx);
+				store_msg_view_fn *fn, void *ctx,
+				struct store_view_load *load_r);
 /* What changed after since_modseq: messages whose modseq is greater
    (new or flag changes), and UIDs expunged after it (ascending). */
 int store_msg_changes(struct store *s, int64_t mailbox_id,

@@ -351,22 +351,30 @@ store_mailbox_get_by_id(struct store *s, int64_t mailbox_id,
 int
 store_mailbox_view_snapshot(struct store *s, int64_t mailbox_id,
 			    struct store_mailbox *box_r,
-			    store_msg_view_fn *fn, void *ctx)
+			    store_msg_view_fn *fn, void *ctx,
+			    struct store_view_load *load_r)
 {
+	struct store_view_load load;
 	bool started;
 	int r;
 
 	memset(box_r, 0, sizeof(*box_r));
+	memset(&load, 0, sizeof(load));
+	/* one the last call kept and nobody wrote: before the read */
+	(void)store_view_snap_flush(s, NULL);
 	/* BEGIN is deferred: the snapshot starts with the mailbox row */
 	if (store_read_begin(s, &started) != STORE_OK)
 		return STORE_ERR;
 	r = store_mailbox_get_by_id(s, mailbox_id, box_r);
-	if (r == 1 && store_msg_list_view(s, mailbox_id, 1, fn, ctx) !=
+	if (r == 1 && store_view_snap_load(s, box_r, fn, ctx, &load) !=
 			      STORE_OK) {
 		store_mailbox_clear(box_r);
+		store_view_snap_drop(s);
 		r = STORE_ERR;
 	}
 	store_read_end(s, started);
+	if (load_r != NULL)
+		*load_r = load;
 	return r;
 }
 

@@ -301,6 +301,18 @@ store_msg_list_view(struct store *s, int64_t mailbox_id, uint32_t uid_min,
 }
 
 static int
+store_msg_uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Sorted here: with ORDER BY uid SQLite (no statistics) walks every
+   expunged row of the mailbox in primary key order instead of the
+   modseq range, 25 ms for a mailbox with 200,000 expunges behind it at
+   every sync after a change (0.1 ms through the index). */
+int
 store_msg_expunged_list(struct store *s, int64_t mailbox_id, uint64_t since,
 			uint32_t **uids_r, size_t *count_r)
 {
@@ -310,7 +322,8 @@ store_msg_expunged_list(struct store *s, int64_t mailbox_id, uint64_t since,
 	int rc;
 
 	st = store_stmt(s, "SELECT uid FROM expunged"
-			   " WHERE mailbox_id = ? AND modseq > ? ORDER BY uid");
+			   " INDEXED BY expunged_modseq"
+			   " WHERE mailbox_id = ? AND modseq > ?");
 	if (st == NULL)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, mailbox_id);
@@ -324,6 +337,8 @@ store_msg_expunged_list(struct store *s, int64_t mailbox_id, uint64_t since,
 		free(uids);
 		return store_sql_err(s, rc);
 	}
+	if (n > 1)
+		qsort(uids, n, sizeof(*uids), store_msg_uid_cmp);
 	*uids_r = uids;
 	*count_r = n;
 	return STORE_OK;

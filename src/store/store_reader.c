@@ -5,8 +5,16 @@
    queues them for the loop, which it wakes through an eventfd; the
    loop calls each job's done in submission order. Used for the view
    of a large mailbox at its first SELECT in a worker (imap), which
-   took 15-40 ms of the loop on 100,000 messages. Nothing here writes:
-   a job that wants a durable write goes to the commit thread. */
+   took 15-40 ms of the loop on 100,000 messages. The one write here is
+   a cache: the view snapshot a job's load left (store_view_snap.c),
+   written after the job went back to the loop, so no answer waits for
+   it, in its own short transaction without an fsync (WAL with
+   synchronous=NORMAL: a power cut can lose it, never corrupt it) that
+   waits at most STORE_VIEW_SNAP_BUSY_MS for the lock and never
+   replaces a newer snapshot. It touches no table a session syncs from
+   (no change is published), and a failed write only makes the next
+   cold load a full read. A job that wants a durable write goes to the
+   commit thread. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,9 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/ev.h"
+#include "lib/log.h"
 #include "lib/xalloc.h"
 #include "store/store_int.h"
 
@@ -36,6 +46,34 @@ struct store_reader {
 
 	size_t inflight; /* loop side: submitted, done not called yet */
 };
+
+/* The view snapshot the last job's load kept, if any: written now, and
+   logged (a failure only makes the next cold load a full read). */
+static void
+store_reader_snap_write(struct store_reader *r)
+{
+	struct store_view_snap_write w;
+	struct timespec t0, t1;
+	int ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = store_view_snap_flush(r->st, &w);
+	if (ret == 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (ret < 0) {
+		log_warn("store", "-", "view-snapshot-write-failed "
+			 "mailbox_id=%lld error=%s", (long long)w.mailbox_id,
+			 store_last_error(r->st));
+		return;
+	}
+	log_info("store", "-", "view-snapshot-write mailbox_id=%lld "
+		 "messages=%u modseq=%llu bytes=%zu written=%d ms=%.1f",
+		 (long long)w.mailbox_id, w.count,
+		 (unsigned long long)w.modseq, w.bytes, w.written,
+		 (double)(t1.tv_sec - t0.tv_sec) * 1000.0 +
+			 (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+}
 
 static void *
 store_reader_main(void *arg)
@@ -62,10 +100,6 @@ store_reader_main(void *arg)
 		if (job->result < 0 && job->error[0] == '\0')
 			snprintf(job->error, sizeof(job->error), "%s",
 				 store_last_error(r->st));
-		/* A job reads much once (a whole mailbox's view); the
-		   pages stay in the kernel's cache, not in this
-		   connection's for the rest of the worker's life. */
-		(void)sqlite3_db_release_memory(r->st->db);
 
 		pthread_mutex_lock(&r->mu);
 		*r->done_tail = job;
@@ -74,6 +108,12 @@ store_reader_main(void *arg)
 		pthread_mutex_unlock(&r->mu);
 		while (write(r->efd, &one, sizeof(one)) < 0 && errno == EINTR)
 			;
+		/* the job is the loop's now: then the cache write it left */
+		store_reader_snap_write(r);
+		/* A job reads much once (a whole mailbox's view); the
+		   pages stay in the kernel's cache, not in this
+		   connection's for the rest of the worker's life. */
+		(void)sqlite3_db_release_memory(r->st->db);
 		pthread_mutex_lock(&r->mu);
 	}
 	pthread_mutex_unlock(&r->mu);
@@ -170,7 +210,8 @@ store_reader_new(struct ev_loop *loop, const char *datadir,
 			 r->st == NULL ? e : strerror(errno));
 		goto fail;
 	}
-	/* the thread only reads: it never grows the WAL */
+	/* it writes a snapshot now and then: the loop's and the commit
+	   thread's connections checkpoint */
 	store_set_autocheckpoint(r->st, 0);
 	/* no signals on the thread (the worker reads a signalfd) */
 	sigfillset(&all);

@@ -189,6 +189,18 @@ static const char *const store_migrations[] = {
 	   one covering lookup each, or one pass in blob order */
 	"CREATE INDEX messages_box_blob ON messages(mailbox_id,"
 	" blob_id, uid);",
+	/* 12: a persisted snapshot of a large mailbox's view
+	   (store_view_snap.c): every message's uid, flags, modseq and
+	   keywords as of the mailbox's HIGHESTMODSEQ modseq, packed in
+	   data, so the first SELECT in a worker reads the snapshot and the
+	   rows changed since (messages_modseq, expunged_modseq) instead of
+	   every row. A cache: a row that is missing, older or unreadable
+	   only costs a full read. Goes with its mailbox (the cascade, for
+	   DELETE and account deletion alike). */
+	"CREATE TABLE view_snap(mailbox_id INTEGER PRIMARY KEY"
+	" REFERENCES mailboxes(id) ON DELETE CASCADE,"
+	" uidvalidity INTEGER NOT NULL, modseq INTEGER NOT NULL,"
+	" count INTEGER NOT NULL, data BLOB NOT NULL);",
 };
 
 #define STORE_MIGRATIONS_COUNT \

@@ -152,7 +152,7 @@ test_snap_run(struct store *s, struct store_reader_job *job)
 	struct test_rjob *t = (struct test_rjob *)job;
 
 	t->found = store_mailbox_view_snapshot(s, t->mailbox_id, &t->box,
-					       test_snap_one, t);
+					       test_snap_one, t, NULL);
 	return t->found < 0 ? STORE_ERR : STORE_OK;
 }
 
