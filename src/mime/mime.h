@@ -67,8 +67,9 @@ int mime_subject_base(const char *in, size_t len, struct buf *out,
 struct mime_sort_keys {
 	char *subject;		/* base subject, "" when none */
 	bool reply;		/* see mime_subject_base */
-	char *from, *to, *cc;	/* addr-mailbox of the first mailbox of the
-				   field, NULL when it has none */
+	char *from, *to, *cc;	/* addr-mailbox of the first address of the
+				   field (a group start: the group's name),
+				   NULL when it has none */
 	char *dfrom, *dto;	/* RFC 5957 display form, NULL likewise */
 	char *msgid;		/* first "<...>" of Message-ID, or NULL */
 	char *refs;		/* References ids (else the first of

@@ -189,6 +189,14 @@ static const char *const store_migrations[] = {
 	   one covering lookup each, or one pass in blob order */
 	"CREATE INDEX messages_box_blob ON messages(mailbox_id,"
 	" blob_id, uid);",
+	/* 12: the address sort keys now take a group's name when the field
+	   starts with a group (mime_sort.c), as ENVELOPE's first address
+	   structure is: the keys of every blob are computed again, by the
+	   backfill of step 8 at the next store_open (store_msg_sort_backfill;
+	   a message whose row is not filled yet has its keys computed at
+	   command time, as before step 8) */
+	"DELETE FROM blob_sort;"
+	"UPDATE blobs SET sort_keys = 0 WHERE sort_keys != 0;",
 };
 
 #define STORE_MIGRATIONS_COUNT \
