@@ -188,6 +188,15 @@ int mime_extract_headers(const uint8_t *msg, size_t len, struct buf *out);
 #define MIME_SEARCH_FIELD_MAX_BYTES (512 * 1024)
 int mime_search_field(const uint8_t *hdr, size_t hdr_len, const char *name,
 		      struct buf *out);
+/* SEARCH HEADER (RFC 9051 6.4.4: "a header field with the specified
+   field-name ... that contains the specified string"): fn gets the
+   value of each field named name in hdr, in header order, as
+   mime_search_field gives the first, until it returns true. Returns 1
+   when fn returned true, else 0. */
+int mime_search_field_each(const uint8_t *hdr, size_t hdr_len,
+			   const char *name,
+			   bool (*fn)(void *ctx, const struct buf *value),
+			   void *ctx);
 /* The length of the top header of msg for mime_search_field (len when
    the message has no body). */
 size_t mime_search_header_len(const uint8_t *msg, size_t len);

@@ -377,6 +377,36 @@ mime_search_field(const uint8_t *hdr, size_t hdr_len, const char *name,
 }
 
 int
+mime_search_field_each(const uint8_t *hdr, size_t hdr_len, const char *name,
+		       bool (*fn)(void *ctx, const struct buf *value),
+		       void *ctx)
+{
+	struct mime_header_iter it;
+	struct mime_field f;
+	struct buf raw, dec;
+	bool hit = false;
+
+	buf_init(&raw, MIME_SEARCH_FIELD_RAW_MAX_BYTES);
+	buf_init(&dec, MIME_SEARCH_FIELD_MAX_BYTES);
+	mime_header_iter_init(&it, hdr, hdr_len);
+	while (!hit && mime_header_iter_next(&it, &f) > 0) {
+		if (!mime_header_field_is(hdr, &f, name))
+			continue;
+		buf_reset(&raw);
+		buf_reset(&dec);
+		/* a cut value is compared as far as it goes, as in
+		   mime_search_field */
+		(void)mime_header_unfold(hdr, &f, &raw);
+		(void)mime_decode_words(&dec, (const char *)raw.data,
+					raw.len);
+		hit = fn(ctx, &dec);
+	}
+	buf_free(&dec);
+	buf_free(&raw);
+	return hit ? 1 : 0;
+}
+
+int
 mime_extract_text(const uint8_t *msg, size_t len, struct buf *out)
 {
 	struct mime_tree tree;
