@@ -176,14 +176,18 @@ int mime_extract_text(const uint8_t *msg, size_t len, struct buf *out);
    encoded-words decoded (mime_decode_words) and followed by "\n".
    Stops quietly at out->max (never inside a UTF-8 sequence). */
 int mime_extract_headers(const uint8_t *msg, size_t len, struct buf *out);
-/* The text SEARCH SUBJECT/FROM/TO/CC/BCC/HEADER compares with
-   (RFC 9051 6.4.4), for it and the full-text index alike: the unfolded
-   value of the first field named name (mime_header_get) in the top
-   header hdr[0..hdr_len) (mime_search_header_len of the message), at
-   most MIME_SEARCH_FIELD_RAW_MAX_BYTES, with RFC 2047 encoded-words
-   decoded into out (init it with a max of at least
-   MIME_SEARCH_FIELD_MAX_BYTES). Returns 1 found, 0 not found (out
-   untouched). */
+/* The text SEARCH SUBJECT/FROM/TO/CC/BCC compares with (RFC 9051
+   6.4.4), for it and the full-text index alike: the unfolded value of
+   the first field named name (mime_header_get) in the top header
+   hdr[0..hdr_len) (mime_search_header_len of the message), at most
+   MIME_SEARCH_FIELD_RAW_MAX_BYTES, with RFC 2047 encoded-words decoded
+   into out (init it with a max of at least
+   MIME_SEARCH_FIELD_MAX_BYTES). From, To, Cc and Bcc ("the envelope
+   structure's ... field") give their addresses as ENVELOPE parses
+   them, written out as "name <mailbox@domain>, ..." and groups as
+   "name: ...;" (no comments, quotes or folding white space; a field
+   with an element that does not parse also gives its decoded text,
+   after a "\n"). Returns 1 found, 0 not found (out untouched). */
 #define MIME_SEARCH_FIELD_RAW_MAX_BYTES (256 * 1024)
 #define MIME_SEARCH_FIELD_MAX_BYTES (512 * 1024)
 int mime_search_field(const uint8_t *hdr, size_t hdr_len, const char *name,

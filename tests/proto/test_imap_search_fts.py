@@ -415,8 +415,10 @@ def test_header_keys_equal_scan(fresh_tern):
     assert scanned[("HEADER Subject", "second one")] == [10]  # every one
     assert scanned[("SUBJECT", "foo bar")] == [11]           # in words
     assert scanned[("SUBJECT", "subject")] == [10]
-    assert scanned[("TO", "org, b")] == []                   # a tab
-    assert scanned[("TO", "org,\tb")] == [10]
+    # the addresses as ENVELOPE has them, written out: the fold and tab
+    # between the two are gone
+    assert scanned[("TO", "org, b")] == [10]
+    assert scanned[("TO", "org,\tb")] == []
     assert scanned[("CC", "J\u00f6rg M")] == [10]             # decoded
     assert scanned[("FROM", "karl")] == [11]                 # in address
     assert scanned[("FROM", "\u212aarl")] == [11]
@@ -432,6 +434,63 @@ def test_header_keys_equal_scan(fresh_tern):
     assert " OK " in r.cmd("SELECT INBOX")[0]
     again = header_answers(r, HEADER_NEEDLES)
     assert {k: v for k, v in again.items() if v != scanned[k]} == {}
+    r.cmd("LOGOUT")
+
+
+def test_address_keys_use_envelope(tern):
+    # FROM/TO/CC/BCC: "the envelope structure's ... field" (RFC 9051
+    # 6.4.4): comments and the white space around them are not part of
+    # an address, a comment after one is its name, groups keep theirs.
+    r, _ = fill_inbox(tern, [
+        mk(["From: <quinn (work) @ (main) shop.example>",
+            "To: ops (pager): ren@desk.example, =?utf-8?Q?S=C3=A9b?="
+            " <seb@desk.example>;",
+            "Cc: \"Lee, Ada\" <ada@lab.example>"]),
+        mk(["From: quinn@shop.example (Quinn Q)", "To: solo@desk.example",
+            "Cc: broken <<x@y"]),
+    ])
+    assert search(r, "FROM", "quinn@shop.example") == [1, 2]
+    assert search(r, "FROM", "work") == []             # a comment
+    assert search(r, "FROM", "Quinn Q <quinn@") == [2]  # comment as name
+    assert search(r, "TO", "ops: ren@desk.example") == [1]
+    assert search(r, "TO", "S\u00e9b <seb@") == [1]      # decoded name
+    assert search(r, "TO", "pager") == []
+    assert search(r, "CC", "Lee, Ada <ada@lab.example>") == [1]
+    assert search(r, "CC", "broken <<x") == [2]  # unparsed: its text too
+    # HEADER still looks at the text of the field
+    assert search(r, "HEADER From", "(work)") == [1]
+    r.cmd("LOGOUT")
+
+
+def test_address_rows_redone_by_step12(fresh_tern):
+    # A store from before schema step 12 has field index rows holding
+    # the raw text (planted here, at version 11): opening it drops
+    # them and fills them again as ENVELOPE has the addresses.
+    r, (addr, pw) = fill_inbox(fresh_tern, [
+        mk(["From: <quinn (work) @ (main) shop.example>", "To: a@b.example"]),
+    ])
+    db = os.path.join(fresh_tern.datadir, "tern.db")
+    assert 0 not in indexed_hfts(db)
+    r.cmd("LOGOUT")
+    c = sqlite3.connect(db, timeout=30)
+    try:
+        c.execute("UPDATE blob_hfts SET f_from = 'stale'")
+        c.execute("PRAGMA user_version = 11")
+        c.commit()
+    finally:
+        c.close()
+    fresh_tern.restart()
+    c = sqlite3.connect(db, timeout=30)
+    try:
+        rows = c.execute("SELECT f_from FROM blob_hfts").fetchall()
+        states = c.execute("SELECT hfts FROM blobs").fetchall()
+    finally:
+        c.close()
+    assert rows == [("quinn@shop.example",)] and states == [(1,)]
+    r = Raw(fresh_tern)
+    r.login(addr, pw)
+    assert " OK " in r.cmd("SELECT INBOX")[0]
+    assert search(r, "FROM", "quinn@shop.example") == [1]
     r.cmd("LOGOUT")
 
 

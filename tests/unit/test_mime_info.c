@@ -286,7 +286,44 @@ test_mime_search_field_each(void)
 	test_assert(fs.n == 0);
 }
 
+/* mime_search_field: the address fields as ENVELOPE parses them,
+   written out; other fields decoded as they are. */
+static void
+test_mime_search_field_addresses(void)
+{
+	static const struct {
+		const char *hdr, *name, *want;
+	} cases[] = {
+		{ "From: <a (c1) @ (c2) b.example>\r\n", "from",
+		  "a@b.example" },
+		{ "To: x@y.example (Ex Why), \"Doe, J\" <j@d.example>\r\n",
+		  "To", "Ex Why <x@y.example>, Doe, J <j@d.example>" },
+		{ "Cc: team: =?utf-8?Q?J=C3=B6?= <jo@t.example>,\r\n"
+		  "\tk@t.example;, z@z.example\r\n", "CC",
+		  "team: J\xc3\xb6 <jo@t.example>, k@t.example;, z@z.example" },
+		{ "Bcc: nobody:;\r\n", "Bcc", "nobody:;" },
+		/* an element that does not parse: its text too */
+		{ "To: daemon\r\n", "To", "daemon\ndaemon" },
+		{ "Subject: a (b)  c\r\n", "Subject", "a (b)  c" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct buf out;
+
+		buf_init(&out, MIME_SEARCH_FIELD_MAX_BYTES);
+		test_assert_idx(mime_search_field(
+					(const uint8_t *)cases[i].hdr,
+					strlen(cases[i].hdr), cases[i].name,
+					&out) == 1,
+				i);
+		test_assert_strcmp(buf_cstr(&out), cases[i].want);
+		buf_free(&out);
+	}
+}
+
 static const struct test_case tests[] = {
+	{ "mime_search_field_addresses", test_mime_search_field_addresses },
 	{ "mime_search_field_each", test_mime_search_field_each },
 	{ "mime_rfc2231_boundary", test_mime_rfc2231_boundary },
 	{ "mime_info_summary", test_mime_info_summary },
