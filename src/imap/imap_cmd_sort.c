@@ -6,8 +6,9 @@
    Strings compare with i;ascii-casemap (RFC 4790 9.2). Messages that
    compare equal keep mailbox order (RFC 5256 3). The sent date is the
    Date: header in UTC, or INTERNALDATE when it is missing or does not
-   parse (RFC 5256 2.2). The address keys use the first mailbox of the
-   field (group markers skipped); a missing field sorts as "". The keys
+   parse (RFC 5256 2.2). The address keys use the first address of the
+   field as ENVELOPE has it (a group's name when the field starts with
+   a group, RFC 5256 3, RFC 5957 3); a missing field sorts as "". The keys
    are computed when a message is stored (mime_sort.c) and read for the
    whole mailbox in one query (store_msg_sort_keys). The search
    criteria are parsed and run by imap_search.c. */

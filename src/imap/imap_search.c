@@ -15,11 +15,12 @@
    the candidate messages and check only those exactly, so the result is
    the same as a scan of every message; the candidates the index calls
    sure (an ASCII needle on text where its match is exact) are not read
-   again. SUBJECT, FROM, TO, CC, BCC (and HEADER with those names) do
+   again. SUBJECT, FROM, TO, CC, BCC (the first field of the name) do
    the same through the store's field index, also for needles with
-   white space; other HEADER fields use the text index's header column
-   as a filter (each piece of the needle between white space must be
-   in it). A message's store row is read only
+   white space; HEADER (every field of the name, RFC 9051 6.4.4) uses
+   the text index's header column as a filter (each piece of the
+   needle between white space must be in it). A message's store row is
+   read only
    when a key needs it. */
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,7 @@ struct imap_snode {
 	struct store_fts_result fts; /* BODY/TEXT/header: candidates */
 	size_t cur, scur; /* into fts.uids, fts.sure (UIDs only grow) */
 	bool use_cand;
+	bool all_fields; /* HEADER: every field of the name, not the first */
 	struct imap_snode **kids;
 	size_t nkids;
 };
@@ -321,6 +323,7 @@ imap_search_named(struct imap_sparse *p, const char *name,
 			return NULL;
 		n->field = a->str;
 		n->str = b->str;
+		n->all_fields = true;
 		return n;
 	}
 	if (strcasecmp(name, "KEYWORD") == 0 ||
@@ -560,6 +563,15 @@ imap_search_map(struct imap_session *s, struct imap_search *se)
 }
 
 static bool
+imap_search_field_has(void *ctx, const struct buf *value)
+{
+	const struct imap_snode *n = ctx;
+
+	return imap_search_contains((const char *)value->data, value->len,
+				    n->str);
+}
+
+static bool
 imap_search_header(struct imap_session *s, struct imap_search *se,
 		   const struct imap_snode *n)
 {
@@ -568,6 +580,13 @@ imap_search_header(struct imap_session *s, struct imap_search *se,
 
 	if (!imap_search_map(s, se))
 		return false;
+	if (n->all_fields)
+		return mime_search_field_each(
+			       se->map.data,
+			       mime_search_header_len(se->map.data,
+						      se->map.len),
+			       n->field, imap_search_field_has,
+			       (void *)n) == 1;
 	buf_init(&dec, MIME_SEARCH_FIELD_MAX_BYTES);
 	if (mime_search_field(se->map.data,
 			      mime_search_header_len(se->map.data, se->map.len),
@@ -816,13 +835,19 @@ imap_search_fts(struct imap_session *s, struct imap_snode *n)
 						       : 0),
 				      &n->fts) == 1;
 	} else if (n->kind == SK_HEADER) {
-		/* Subject, From, To, Cc, Bcc: the field index holds the
-		   very text the exact check compares */
-		n->use_cand = store_fts_field_candidates(
-				      s->env->store, s->view->mailbox_id,
-				      n->field, n->str, STORE_FTS_SURE,
-				      &n->fts) == 1;
-		/* other fields: the text index's hdr column starts with
+		/* SUBJECT, FROM, TO, CC, BCC: the field index holds the
+		   very text the exact check compares (the first field of
+		   the name). Not HEADER, which looks at every field of
+		   the name. */
+		if (!n->all_fields)
+			n->use_cand = store_fts_field_candidates(
+					      s->env->store,
+					      s->view->mailbox_id, n->field,
+					      n->str, STORE_FTS_SURE,
+					      &n->fts) == 1;
+		/* HEADER and fields without an index (store_fts_field_
+		   candidates answers 0 for those): the text index's hdr
+		   column starts with
 		   the raw top header decoded (folds kept), the exact check
 		   decodes the unfolded field: they agree on every piece of
 		   the needle without white space, because unfolding only

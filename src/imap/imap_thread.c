@@ -8,7 +8,9 @@
 
    REFERENCES (the steps of RFC 5256 5): (1) link messages and dummy
    containers through References (else the first Message-ID of
-   In-Reply-To), refusing links that would make a loop; a missing or
+   In-Reply-To), refusing links that would make a loop (a message's
+   own last reference replaces the parent other messages presumed for
+   it, and when that link would loop it is left with none); a missing or
    duplicate Message-ID makes the message unique; (2) the root set is
    every container without a parent; (3) dummies without children go,
    dummies with children are replaced by them, except a root dummy with
@@ -156,11 +158,12 @@ imap_thr_link_msg(struct imap_thr_set *t, struct imap_sort_msg *m)
 			r->parent = prev;
 		prev = r;
 	}
-	/* (1)(C): the last reference (none: no parent) is the parent,
-	   replacing an earlier one, unless that would make a loop */
-	if (prev == NULL)
-		c->parent = NULL;
-	else if (!imap_thr_below(prev, c))
+	/* (1)(C): the last reference (none: no parent) is the parent.
+	   A parent presumed from another message's References is broken
+	   off first, and the new link is not made when it would make a
+	   loop, so the message may be left without one. */
+	c->parent = NULL;
+	if (prev != NULL && !imap_thr_below(prev, c))
 		c->parent = prev;
 }
 

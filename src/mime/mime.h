@@ -67,8 +67,9 @@ int mime_subject_base(const char *in, size_t len, struct buf *out,
 struct mime_sort_keys {
 	char *subject;		/* base subject, "" when none */
 	bool reply;		/* see mime_subject_base */
-	char *from, *to, *cc;	/* addr-mailbox of the first mailbox of the
-				   field, NULL when it has none */
+	char *from, *to, *cc;	/* addr-mailbox of the first address of the
+				   field (a group start: the group's name),
+				   NULL when it has none */
 	char *dfrom, *dto;	/* RFC 5957 display form, NULL likewise */
 	char *msgid;		/* first "<...>" of Message-ID, or NULL */
 	char *refs;		/* References ids (else the first of
@@ -175,18 +176,31 @@ int mime_extract_text(const uint8_t *msg, size_t len, struct buf *out);
    encoded-words decoded (mime_decode_words) and followed by "\n".
    Stops quietly at out->max (never inside a UTF-8 sequence). */
 int mime_extract_headers(const uint8_t *msg, size_t len, struct buf *out);
-/* The text SEARCH SUBJECT/FROM/TO/CC/BCC/HEADER compares with
-   (RFC 9051 6.4.4), for it and the full-text index alike: the unfolded
-   value of the first field named name (mime_header_get) in the top
-   header hdr[0..hdr_len) (mime_search_header_len of the message), at
-   most MIME_SEARCH_FIELD_RAW_MAX_BYTES, with RFC 2047 encoded-words
-   decoded into out (init it with a max of at least
-   MIME_SEARCH_FIELD_MAX_BYTES). Returns 1 found, 0 not found (out
-   untouched). */
+/* The text SEARCH SUBJECT/FROM/TO/CC/BCC compares with (RFC 9051
+   6.4.4), for it and the full-text index alike: the unfolded value of
+   the first field named name (mime_header_get) in the top header
+   hdr[0..hdr_len) (mime_search_header_len of the message), at most
+   MIME_SEARCH_FIELD_RAW_MAX_BYTES, with RFC 2047 encoded-words decoded
+   into out (init it with a max of at least
+   MIME_SEARCH_FIELD_MAX_BYTES). From, To, Cc and Bcc ("the envelope
+   structure's ... field") give their addresses as ENVELOPE parses
+   them, written out as "name <mailbox@domain>, ..." and groups as
+   "name: ...;" (no comments, quotes or folding white space; a field
+   with an element that does not parse also gives its decoded text,
+   after a "\n"). Returns 1 found, 0 not found (out untouched). */
 #define MIME_SEARCH_FIELD_RAW_MAX_BYTES (256 * 1024)
 #define MIME_SEARCH_FIELD_MAX_BYTES (512 * 1024)
 int mime_search_field(const uint8_t *hdr, size_t hdr_len, const char *name,
 		      struct buf *out);
+/* SEARCH HEADER (RFC 9051 6.4.4: "a header field with the specified
+   field-name ... that contains the specified string"): fn gets the
+   value of each field named name in hdr, in header order, as
+   mime_search_field gives the first, until it returns true. Returns 1
+   when fn returned true, else 0. */
+int mime_search_field_each(const uint8_t *hdr, size_t hdr_len,
+			   const char *name,
+			   bool (*fn)(void *ctx, const struct buf *value),
+			   void *ctx);
 /* The length of the top header of msg for mime_search_field (len when
    the message has no body). */
 size_t mime_search_header_len(const uint8_t *msg, size_t len);

@@ -361,6 +361,79 @@ mime_search_header_len(const uint8_t *msg, size_t len)
 	return len;
 }
 
+/* The address of a, "mailbox@domain" ("mailbox" without a domain). */
+static void
+mime_search_addr_spec(struct buf *out, const struct mime_address *a)
+{
+	if (a->mailbox != NULL)
+		(void)buf_append_str(out, a->mailbox);
+	if (a->domain != NULL && a->domain[0] != '\0') {
+		(void)buf_append_byte(out, '@');
+		(void)buf_append_str(out, a->domain);
+	}
+}
+
+/* The address list raw[0..len) as ENVELOPE holds it, written out:
+   "name <mailbox@domain>" (decoded name; "mailbox@domain" without one)
+   separated by ", ", a group as "name: ...;". Comments, quoting and
+   folding white space are gone. Fields the parser could not read
+   completely (an invalid element, nothing found, too many addresses)
+   get their decoded text too, after a "\n", so nothing in them is
+   lost to SEARCH. */
+static void
+mime_search_addresses(const char *raw, size_t len, struct buf *out)
+{
+	struct mime_address_list list;
+	enum mime_address_kind prev = MIME_ADDRESS_GROUP_END;
+	bool whole = false, first = true;
+	size_t i;
+
+	(void)mime_address_parse(raw, len, &list);
+	whole = list.count == 0 || list.count >= MIME_ADDRESSES_MAX;
+	for (i = 0; i < list.count; i++) {
+		const struct mime_address *a = &list.addrs[i];
+
+		whole = whole || a->invalid;
+		if (a->kind == MIME_ADDRESS_GROUP_END) {
+			(void)buf_append_byte(out, ';');
+			prev = a->kind;
+			continue;
+		}
+		if (prev == MIME_ADDRESS_GROUP_START)
+			(void)buf_append_byte(out, ' ');
+		else if (!first)
+			(void)buf_append_str(out, ", ");
+		first = false;
+		prev = a->kind;
+		if (a->kind == MIME_ADDRESS_GROUP_START) {
+			if (a->mailbox != NULL)
+				(void)mime_decode_words(out, a->mailbox,
+							strlen(a->mailbox));
+			(void)buf_append_byte(out, ':');
+		} else if (a->name != NULL && a->name[0] != '\0') {
+			(void)mime_decode_words(out, a->name, strlen(a->name));
+			(void)buf_append_str(out, " <");
+			mime_search_addr_spec(out, a);
+			(void)buf_append_byte(out, '>');
+		} else {
+			mime_search_addr_spec(out, a);
+		}
+	}
+	mime_address_list_free(&list);
+	if (whole) {
+		if (out->len > 0)
+			(void)buf_append_byte(out, '\n');
+		(void)mime_decode_words(out, raw, len);
+	}
+}
+
+static bool
+mime_search_is_address(const char *name)
+{
+	return strcasecmp(name, "From") == 0 || strcasecmp(name, "To") == 0 ||
+	       strcasecmp(name, "Cc") == 0 || strcasecmp(name, "Bcc") == 0;
+}
+
 int
 mime_search_field(const uint8_t *hdr, size_t hdr_len, const char *name,
 		  struct buf *out)
@@ -370,10 +443,42 @@ mime_search_field(const uint8_t *hdr, size_t hdr_len, const char *name,
 
 	buf_init(&raw, MIME_SEARCH_FIELD_RAW_MAX_BYTES);
 	r = mime_header_get(hdr, hdr_len, name, &raw);
-	if (r != 0)
+	if (r != 0 && mime_search_is_address(name))
+		mime_search_addresses(buf_cstr(&raw), raw.len, out);
+	else if (r != 0)
 		(void)mime_decode_words(out, (const char *)raw.data, raw.len);
 	buf_free(&raw);
 	return r != 0;
+}
+
+int
+mime_search_field_each(const uint8_t *hdr, size_t hdr_len, const char *name,
+		       bool (*fn)(void *ctx, const struct buf *value),
+		       void *ctx)
+{
+	struct mime_header_iter it;
+	struct mime_field f;
+	struct buf raw, dec;
+	bool hit = false;
+
+	buf_init(&raw, MIME_SEARCH_FIELD_RAW_MAX_BYTES);
+	buf_init(&dec, MIME_SEARCH_FIELD_MAX_BYTES);
+	mime_header_iter_init(&it, hdr, hdr_len);
+	while (!hit && mime_header_iter_next(&it, &f) > 0) {
+		if (!mime_header_field_is(hdr, &f, name))
+			continue;
+		buf_reset(&raw);
+		buf_reset(&dec);
+		/* a cut value is compared as far as it goes, as in
+		   mime_search_field */
+		(void)mime_header_unfold(hdr, &f, &raw);
+		(void)mime_decode_words(&dec, (const char *)raw.data,
+					raw.len);
+		hit = fn(ctx, &dec);
+	}
+	buf_free(&dec);
+	buf_free(&raw);
+	return hit ? 1 : 0;
 }
 
 int

@@ -15,9 +15,11 @@
    subj-refwd = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":",
    subj-blob = "[" *BLOBCHAR "]" *WSP, matched case-insensitively.
 
-   The address keys are the first mailbox of the field (group markers
-   skipped): its addr-mailbox, and the RFC 5957 display form (decoded
-   display-name, else mailbox@host). The thread keys are the first
+   The address keys come from the first address structure of the field
+   as ENVELOPE has it (RFC 5256 3 "the first address"), which is the
+   start of a group when the field begins with one: its addr-mailbox
+   (a group's name), and the RFC 5957 3 display form (decoded
+   display-name, else mailbox@host, else, for a group, its name). The thread keys are the first
    "<...>" of Message-ID and the Message-IDs of References (the newest
    MIME_SORT_REFS_MAX), else the first of In-Reply-To (RFC 5256 5
    (1)(B)). Pure: no I/O. */
@@ -239,8 +241,11 @@ mime_sort_join(const char *mailbox, const char *domain)
 	return r;
 }
 
-/* First mailbox of an address field (value freed): addr-mailbox in
-   *mbox_r, the display form in *disp_r (disp_r NULL: not wanted). */
+/* First address of an address field (value freed), as the first
+   address structure of the ENVELOPE field: a mailbox, or the start of
+   a group. addr-mailbox in *mbox_r (a group's: its name), the display
+   form in *disp_r (disp_r NULL: not wanted; a group's: its name, as
+   RFC 5957 3 takes addr-mailbox when addr-host is NIL). */
 static void
 mime_sort_addr(char *value, char **mbox_r, char **disp_r)
 {
@@ -252,10 +257,14 @@ mime_sort_addr(char *value, char **mbox_r, char **disp_r)
 		return;
 	(void)mime_address_parse(value, strlen(value), &list);
 	for (i = 0; i < list.count && ad == NULL; i++) {
-		if (list.addrs[i].kind == MIME_ADDRESS_MAILBOX)
+		if (list.addrs[i].kind != MIME_ADDRESS_GROUP_END)
 			ad = &list.addrs[i];
 	}
-	if (ad != NULL) {
+	if (ad != NULL && ad->kind == MIME_ADDRESS_GROUP_START) {
+		*mbox_r = xstrdup(ad->mailbox ? ad->mailbox : "");
+		if (disp_r != NULL)
+			*disp_r = xstrdup(*mbox_r);
+	} else if (ad != NULL) {
 		*mbox_r = xstrdup(ad->mailbox ? ad->mailbox : "");
 		if (disp_r != NULL && ad->name != NULL && ad->name[0] != '\0')
 			*disp_r = mime_sort_decode(ad->name);

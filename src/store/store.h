@@ -395,7 +395,7 @@ struct store_sort_msg {
 	int64_t internaldate;
 	int64_t date;	      /* Date: header (UTC), -1 when none */
 	const char *subject;  /* RFC 5256 base subject, never NULL */
-	const char *from, *to, *cc; /* addr-mailbox of the first mailbox */
+	const char *from, *to, *cc; /* addr-mailbox of the first address */
 	const char *dfrom, *dto;    /* RFC 5957 display forms */
 	const char *msgid;	    /* "<...>" or NULL */
 	const char *refs;	    /* "<a> <b> ...", oldest first, or NULL */
@@ -531,8 +531,8 @@ struct store_fts_result {
 int store_fts_candidates(struct store *s, int64_t mailbox_id,
 			 const char *needle, unsigned flags,
 			 struct store_fts_result *res);
-/* The same for a header key (SEARCH SUBJECT, FROM, TO, CC, BCC, and
-   HEADER with one of those names, case-insensitively): candidates whose
+/* The same for a header key (SEARCH SUBJECT, FROM, TO, CC, BCC; the
+   name case-insensitively): candidates whose
    field, as mime_search_field gives it, may contain needle; sure ones
    (with STORE_FTS_SURE) certainly do under the exact check. Returns 0
    also for any other field name. The needle may hold white space. */

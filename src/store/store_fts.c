@@ -49,7 +49,8 @@
    A second FTS5 table, blob_hfts (schema step 11), serves the header
    keys SUBJECT, FROM, TO, CC and BCC: one column per field holding
    exactly what their exact check compares (mime_search_field: the
-   first such field, unfolded, encoded-words decoded), so a needle with
+   first such field, unfolded, encoded-words decoded; the address
+   fields as ENVELOPE parses them, schema step 13), so a needle with
    white space is answered too ("no such subject" in a Subject folded
    between the words). blobs.hfts says the same as blobs.fts, for those
    columns; 4 (too long) and 0 (stored before step 11, until the

@@ -201,6 +201,19 @@ static const char *const store_migrations[] = {
 	" REFERENCES mailboxes(id) ON DELETE CASCADE,"
 	" uidvalidity INTEGER NOT NULL, modseq INTEGER NOT NULL,"
 	" count INTEGER NOT NULL, data BLOB NOT NULL);",
+	/* 13: the address sort keys now take a group's name when the field
+	   starts with a group (mime_sort.c), as ENVELOPE's first address
+	   structure is: the keys of every blob are computed again, by the
+	   backfill of step 8 at the next store_open (store_msg_sort_backfill;
+	   a message whose row is not filled yet has its keys computed at
+	   command time, as before step 8). And SEARCH FROM/TO/CC/BCC now
+	   compare the addresses as ENVELOPE parses them
+	   (mime_search_field): the field index of step 11 is filled again
+	   the same way (store_fts_field_backfill; hfts = 0 is read) */
+	"DELETE FROM blob_sort;"
+	"UPDATE blobs SET sort_keys = 0 WHERE sort_keys != 0;"
+	"DELETE FROM blob_hfts;"
+	"UPDATE blobs SET hfts = 0 WHERE hfts != 0;",
 };
 
 #define STORE_MIGRATIONS_COUNT \

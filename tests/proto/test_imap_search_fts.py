@@ -412,10 +412,13 @@ def test_header_keys_equal_scan(fresh_tern):
     assert diff == {}
     assert scanned[("SUBJECT", "no such subject")] == [10]   # folded
     assert scanned[("SUBJECT", "second one")] == []          # first only
+    assert scanned[("HEADER Subject", "second one")] == [10]  # every one
     assert scanned[("SUBJECT", "foo bar")] == [11]           # in words
     assert scanned[("SUBJECT", "subject")] == [10]
-    assert scanned[("TO", "org, b")] == []                   # a tab
-    assert scanned[("TO", "org,\tb")] == [10]
+    # the addresses as ENVELOPE has them, written out: the fold and tab
+    # between the two are gone
+    assert scanned[("TO", "org, b")] == [10]
+    assert scanned[("TO", "org,\tb")] == []
     assert scanned[("CC", "J\u00f6rg M")] == [10]             # decoded
     assert scanned[("FROM", "karl")] == [11]                 # in address
     assert scanned[("FROM", "\u212aarl")] == [11]
@@ -431,6 +434,85 @@ def test_header_keys_equal_scan(fresh_tern):
     assert " OK " in r.cmd("SELECT INBOX")[0]
     again = header_answers(r, HEADER_NEEDLES)
     assert {k: v for k, v in again.items() if v != scanned[k]} == {}
+    r.cmd("LOGOUT")
+
+
+def test_address_keys_use_envelope(tern):
+    # FROM/TO/CC/BCC: "the envelope structure's ... field" (RFC 9051
+    # 6.4.4): comments and the white space around them are not part of
+    # an address, a comment after one is its name, groups keep theirs.
+    r, _ = fill_inbox(tern, [
+        mk(["From: <quinn (work) @ (main) shop.example>",
+            "To: ops (pager): ren@desk.example, =?utf-8?Q?S=C3=A9b?="
+            " <seb@desk.example>;",
+            "Cc: \"Lee, Ada\" <ada@lab.example>"]),
+        mk(["From: quinn@shop.example (Quinn Q)", "To: solo@desk.example",
+            "Cc: broken <<x@y"]),
+    ])
+    assert search(r, "FROM", "quinn@shop.example") == [1, 2]
+    assert search(r, "FROM", "work") == []             # a comment
+    assert search(r, "FROM", "Quinn Q <quinn@") == [2]  # comment as name
+    assert search(r, "TO", "ops: ren@desk.example") == [1]
+    assert search(r, "TO", "S\u00e9b <seb@") == [1]      # decoded name
+    assert search(r, "TO", "pager") == []
+    assert search(r, "CC", "Lee, Ada <ada@lab.example>") == [1]
+    assert search(r, "CC", "broken <<x") == [2]  # unparsed: its text too
+    # HEADER still looks at the text of the field
+    assert search(r, "HEADER From", "(work)") == [1]
+    r.cmd("LOGOUT")
+
+
+def test_address_rows_redone_by_step13(fresh_tern):
+    # A store from before schema step 13 has field index rows holding
+    # the raw text (planted here, at version 12): opening it drops
+    # them and fills them again as ENVELOPE has the addresses.
+    r, (addr, pw) = fill_inbox(fresh_tern, [
+        mk(["From: <quinn (work) @ (main) shop.example>", "To: a@b.example"]),
+    ])
+    db = os.path.join(fresh_tern.datadir, "tern.db")
+    assert 0 not in indexed_hfts(db)
+    r.cmd("LOGOUT")
+    c = sqlite3.connect(db, timeout=30)
+    try:
+        c.execute("UPDATE blob_hfts SET f_from = 'stale'")
+        c.execute("PRAGMA user_version = 12")
+        c.commit()
+    finally:
+        c.close()
+    fresh_tern.restart()
+    c = sqlite3.connect(db, timeout=30)
+    try:
+        rows = c.execute("SELECT f_from FROM blob_hfts").fetchall()
+        states = c.execute("SELECT hfts FROM blobs").fetchall()
+    finally:
+        c.close()
+    assert rows == [("quinn@shop.example",)] and states == [(1,)]
+    r = Raw(fresh_tern)
+    r.login(addr, pw)
+    assert " OK " in r.cmd("SELECT INBOX")[0]
+    assert search(r, "FROM", "quinn@shop.example") == [1]
+    r.cmd("LOGOUT")
+
+
+def test_header_every_field(tern):
+    # HEADER (RFC 9051 6.4.4: "a header field with the specified
+    # field-name") matches any field of the name; SUBJECT and the
+    # address keys look at the first (ENVELOPE's), as before.
+    r, _ = fill_inbox(tern, [
+        mk(["Subject: kiwi first", "X-Note: alpha one",
+            "X-Note: =?utf-8?Q?beta_tw=C3=B6?=", "Subject: mango second",
+            "x-note: gamma\r\n three"]),
+        mk(["Subject: plain", "X-Other: beta"]),
+    ])
+    assert search(r, "HEADER X-Note", "alpha") == [1]
+    assert search(r, "HEADER X-Note", "beta tw\u00f6") == [1]  # decoded
+    assert search(r, "HEADER x-NOTE", "gamma three") == [1]    # unfolded
+    assert search(r, "HEADER X-Note", "one beta") == []  # not across two
+    assert search(r, "HEADER X-Note", "") == [1]
+    assert search(r, "NOT HEADER X-Note", "") == [2]
+    assert search(r, "HEADER Subject", "mango") == [1]
+    assert search(r, "SUBJECT", "mango") == []
+    assert search(r, "SUBJECT", "kiwi") == [1]
     r.cmd("LOGOUT")
 
 
@@ -459,7 +541,9 @@ def test_header_keys_come_from_field_index(fresh_tern):
     finally:
         c.close()
     assert search(r, "SUBJECT", "planted words") == [1]
-    assert search(r, "HEADER SUBJECT", "words here") == [1]
+    # HEADER looks at every Subject field, which the field index does
+    # not hold: the message is read, and it has no such words
+    assert search(r, "HEADER SUBJECT", "words here") == []
     assert search(r, "SUBJECT", "qp") == [2]       # short: every message
     assert search(r, "SUBJECT", "b64") == [3]
     assert search(r, "SUBJECT", "Platypus") == []  # its row lost it

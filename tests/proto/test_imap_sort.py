@@ -115,6 +115,43 @@ def test_sort_keys(sorted_box, keys, expect):
     assert nums(untagged(lines, "SORT"), "SORT") == expect
 
 
+# A field that starts with a group: its first address structure in
+# ENVELOPE is the group start (NIL NIL "name" NIL), so CC/TO sort by the
+# group's name (RFC 5256 3 "addr-mailbox of the first ... address") and
+# DISPLAYTO too (RFC 5957 3: no addr-name, no addr-host: addr-mailbox).
+GROUP_CORPUS = [
+    ["From: x@example.org", "To: zeta-team: ann@a.example;",
+     "Cc: Crew: bo@b.example;, al@c.example", "Subject: one"],
+    ["From: x@example.org", "To: mike@m.example", "Cc: dora@d.example",
+     "Subject: two"],
+    ["From: x@example.org", "To: Ann <alpha@a.example>", "Cc: nobody:;",
+     "Subject: three"],
+]
+
+
+@pytest.mark.parametrize("keys,expect", [
+    # zeta-team mike alpha (not ann, the group's first member)
+    ("TO", [3, 2, 1]),
+    # Crew dora nobody (not bo; not "" for the empty group)
+    ("CC", [1, 2, 3]),
+    ("REVERSE CC", [3, 2, 1]),
+    # zeta-team mike@m.example Ann
+    ("DISPLAYTO", [3, 2, 1]),
+    ("REVERSE DISPLAYTO", [1, 2, 3]),
+])
+def test_sort_group_first(tern, keys, expect):
+    r = session(tern)
+    for hdrs in GROUP_CORPUS:
+        append(r, "INBOX", mk(hdrs))
+    assert "OK" in r.cmd("SELECT INBOX")[0]
+    _, lines = r.cmd("FETCH 1 ENVELOPE")
+    assert b'((NIL NIL "zeta-team" NIL)' in b"".join(lines)
+    tag, lines = r.cmd("SORT (%s) UTF-8 ALL" % keys)
+    assert " OK " in tag, tag
+    assert nums(untagged(lines, "SORT"), "SORT") == expect
+    r.cmd("LOGOUT")
+
+
 def test_uid_sort_and_criteria(sorted_box):
     tag, lines = sorted_box.cmd("UID SORT (SUBJECT) UTF-8 ALL")
     assert " OK " in tag
@@ -262,6 +299,28 @@ def test_thread_loops_and_duplicates(tern):
     # duplicate <x@l> (3) is unique and alone.
     _, lines = r.cmd("THREAD REFERENCES UTF-8 ALL")
     assert untagged(lines, "THREAD") == "* THREAD (2 1)(3)"
+    r.cmd("LOGOUT")
+
+
+def test_thread_own_references_replace_presumed_parent(tern):
+    # 2 (<r@w>) references <p@w> <q@w>: q is presumed a child of p, and
+    # r a child of q. Then q itself (4) references r: RFC 5256 5 (1)(C)
+    # breaks q's presumed parent p first, and the link q -> r is not
+    # made (r is q's child: a loop), so q is a root with its child r,
+    # and p is alone. Roots by date: 3 (1 Jan), 4 (3 Jan), 1 (5 Jan).
+    r = session(tern)
+    for mid, subj, refs, day in [("<p@w>", "Alpha", "", 5),
+                                 ("<r@w>", "Beta", "<p@w> <q@w>", 2),
+                                 ("<s@w>", "Gamma", "", 1),
+                                 ("<q@w>", "Delta", "<r@w>", 3)]:
+        hdrs = ["Subject: " + subj, "Message-ID: " + mid,
+                "Date: Mon, %d Jan 2024 10:00:00 +0000" % day]
+        if refs:
+            hdrs.append("References: " + refs)
+        append(r, "INBOX", mk(hdrs))
+    assert "OK" in r.cmd("SELECT INBOX")[0]
+    _, lines = r.cmd("THREAD REFERENCES UTF-8 ALL")
+    assert untagged(lines, "THREAD") == "* THREAD (3)(4 2)(1)"
     r.cmd("LOGOUT")
 
 

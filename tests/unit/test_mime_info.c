@@ -1,6 +1,7 @@
 /* Tests for mime: the stored summary (ENVELOPE, BODY, BODYSTRUCTURE and
    the sort fields), section addressing and text extraction, on a nested
    message; and robustness on every truncation of it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -254,8 +255,98 @@ test_mime_date_day(void)
 	test_assert(mime_date_parse_day("", 0, &day) < 0);
 }
 
+struct field_seen {
+	char vals[4][32];
+	size_t n, stop_at;
+};
+
+static bool
+field_seen_one(void *ctx, const struct buf *value)
+{
+	struct field_seen *fs = ctx;
+
+	if (fs->n < 4)
+		snprintf(fs->vals[fs->n], sizeof(fs->vals[0]), "%.*s",
+			 (int)value->len, (const char *)value->data);
+	return ++fs->n == fs->stop_at;
+}
+
+/* mime_search_field_each: every field of the name (any case), in
+   header order, unfolded and decoded, until the callback says stop;
+   nothing after the empty line. */
+static void
+test_mime_search_field_each(void)
+{
+	static const char hdr[] =
+		"X-Note: one\r\n"
+		"Subject: s\r\n"
+		"x-note: =?utf-8?Q?tw=C3=B6?=\r\n"
+		"X-NOTE: three\r\n four\r\n"
+		"\r\n"
+		"X-Note: body\r\n";
+	struct field_seen fs;
+
+	memset(&fs, 0, sizeof(fs));
+	test_assert(mime_search_field_each((const uint8_t *)hdr,
+					   sizeof(hdr) - 1, "X-Note",
+					   field_seen_one, &fs) == 0);
+	test_assert(fs.n == 3);
+	test_assert_strcmp(fs.vals[0], "one");
+	test_assert_strcmp(fs.vals[1], "tw\xc3\xb6");
+	test_assert_strcmp(fs.vals[2], "three four");
+	memset(&fs, 0, sizeof(fs));
+	fs.stop_at = 2;
+	test_assert(mime_search_field_each((const uint8_t *)hdr,
+					   sizeof(hdr) - 1, "x-note",
+					   field_seen_one, &fs) == 1);
+	test_assert(fs.n == 2);
+	memset(&fs, 0, sizeof(fs));
+	test_assert(mime_search_field_each((const uint8_t *)hdr,
+					   sizeof(hdr) - 1, "X-None",
+					   field_seen_one, &fs) == 0);
+	test_assert(fs.n == 0);
+}
+
+/* mime_search_field: the address fields as ENVELOPE parses them,
+   written out; other fields decoded as they are. */
+static void
+test_mime_search_field_addresses(void)
+{
+	static const struct {
+		const char *hdr, *name, *want;
+	} cases[] = {
+		{ "From: <a (c1) @ (c2) b.example>\r\n", "from",
+		  "a@b.example" },
+		{ "To: x@y.example (Ex Why), \"Doe, J\" <j@d.example>\r\n",
+		  "To", "Ex Why <x@y.example>, Doe, J <j@d.example>" },
+		{ "Cc: team: =?utf-8?Q?J=C3=B6?= <jo@t.example>,\r\n"
+		  "\tk@t.example;, z@z.example\r\n", "CC",
+		  "team: J\xc3\xb6 <jo@t.example>, k@t.example;, z@z.example" },
+		{ "Bcc: nobody:;\r\n", "Bcc", "nobody:;" },
+		/* an element that does not parse: its text too */
+		{ "To: daemon\r\n", "To", "daemon\ndaemon" },
+		{ "Subject: a (b)  c\r\n", "Subject", "a (b)  c" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct buf out;
+
+		buf_init(&out, MIME_SEARCH_FIELD_MAX_BYTES);
+		test_assert_idx(mime_search_field(
+					(const uint8_t *)cases[i].hdr,
+					strlen(cases[i].hdr), cases[i].name,
+					&out) == 1,
+				i);
+		test_assert_strcmp(buf_cstr(&out), cases[i].want);
+		buf_free(&out);
+	}
+}
+
 static const struct test_case tests[] = {
 	{ "mime_date_day", test_mime_date_day },
+	{ "mime_search_field_addresses", test_mime_search_field_addresses },
+	{ "mime_search_field_each", test_mime_search_field_each },
 	{ "mime_rfc2231_boundary", test_mime_rfc2231_boundary },
 	{ "mime_info_summary", test_mime_info_summary },
 	{ "mime_section", test_mime_section },

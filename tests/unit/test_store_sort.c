@@ -45,6 +45,10 @@ static const char *const sort_msgs[] = {
 	"Message-ID: no-brackets@example.org\r\n"
 	"Subject: RE: re: Fw: [a] [b] x\r\n"
 	"\r\n",
+	/* Cc starting with a group, To with a mailbox */
+	"Cc: crew: m@example.org;, n@example.org\r\n"
+	"To: n@example.org, crew: m@example.org;\r\n"
+	"\r\n",
 };
 #define SORT_MSGS_COUNT (sizeof(sort_msgs) / sizeof(sort_msgs[0]))
 
@@ -131,8 +135,9 @@ test_sort_known(const struct store_sort_msg *m)
 	test_assert_strcmp(m[1].subject, "\xc3\xa4rger");
 	test_assert(!m[1].reply);
 	test_assert_strcmp(m[1].dfrom, "J\xc3\xb6rg");
-	test_assert_strcmp(m[1].to, "x");
-	test_assert_strcmp(m[1].dto, "x@example.org");
+	/* a group first: its name, as ENVELOPE's first address */
+	test_assert_strcmp(m[1].to, "team");
+	test_assert_strcmp(m[1].dto, "team");
 	test_assert(m[1].msgid == NULL);
 	test_assert_strcmp(m[1].refs, "<p1@x>");
 	test_assert(m[1].date == -1);
@@ -143,9 +148,13 @@ test_sort_known(const struct store_sort_msg *m)
 	test_assert(m[3].from == NULL && m[3].dfrom == NULL);
 	test_assert(m[3].refs == NULL);
 	test_assert_strcmp(m[4].dfrom, "e@example.org");
-	test_assert(m[4].to == NULL);
+	test_assert_strcmp(m[4].to, "undisclosed-recipients");
+	test_assert_strcmp(m[4].dto, "undisclosed-recipients");
 	test_assert(m[4].msgid == NULL);
 	test_assert_strcmp(m[4].subject, "x");
+	test_assert_strcmp(m[5].cc, "crew");
+	test_assert_strcmp(m[5].to, "n");
+	test_assert_strcmp(m[5].dto, "n@example.org");
 }
 
 static void
@@ -263,6 +272,34 @@ test_store_sort_backfill(void)
 	store_close(&s);
 }
 
+/* Schema step 13: keys stored by a version before it (planted here as
+   stale values at version 12) are computed again when the store is
+   opened. */
+static void
+test_store_sort_step13(void)
+{
+	char dir[512], path[600];
+	struct store *s;
+	sqlite3 *db;
+	int64_t box;
+
+	snprintf(dir, sizeof(dir), "%s/sortstep13", test_tmpdir());
+	s = test_sort_fill(dir, &box);
+	store_close(&s);
+	snprintf(path, sizeof(path), "%s/tern.db", dir);
+	test_assert(sqlite3_open(path, &db) == SQLITE_OK);
+	test_assert(sqlite3_exec(db,
+				 "UPDATE blob_sort SET to_mbox = 'stale',"
+				 " cc_mbox = 'stale', to_display = 'stale';"
+				 "PRAGMA user_version = 12;",
+				 NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	s = test_sort_open(dir);
+	test_assert(test_sort_unfilled(dir, false) == 0);
+	test_sort_check_all(s, box, true);
+	store_close(&s);
+}
+
 static void
 test_store_sort_unfilled(void)
 {
@@ -334,7 +371,7 @@ test_store_list_view(void)
 	w.stop_at = 99;
 	test_assert(store_msg_list_view(s, box, 4, view_walk_one, &w) ==
 		    STORE_OK);
-	test_assert(w.n == 2 && w.uids[0] == 4);
+	test_assert(w.n == SORT_MSGS_COUNT - 3 && w.uids[0] == 4);
 	memset(&w, 0, sizeof(w));
 	w.stop_at = 1;
 	test_assert(store_msg_list_view(s, box, 1, view_walk_one, &w) ==
@@ -348,6 +385,7 @@ static const struct test_case tests[] = {
 	{ "store_sort_keys", test_store_sort_keys },
 	{ "store_sort_backfill", test_store_sort_backfill },
 	{ "store_sort_unfilled", test_store_sort_unfilled },
+	{ "store_sort_step13", test_store_sort_step13 },
 	{ NULL, NULL },
 };
 
