@@ -135,6 +135,8 @@ def _listing(r):
     assert " OK " in line, line
     out = []
     for u in unt:
+        if u.startswith(b"* OK [HIGHESTMODSEQ "):
+            continue  # CONDSTORE enabled by this FETCH (RFC 7162 3.1)
         mt = FETCH_RE.match(u)
         assert mt, u
         out.append((int(mt.group(1)),
