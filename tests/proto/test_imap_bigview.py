@@ -9,7 +9,7 @@ before the changes keeps its sequence numbers until told of the
 expunges."""
 import re
 
-from test_imap_helpers import Raw, multiappend, new_account
+from test_imap_helpers import Raw, listing, multiappend, new_account
 
 N = 1100
 ROUNDS = 4
@@ -21,27 +21,6 @@ def _fill(tern, addr, pw, n):
     r.login(addr, pw)
     multiappend(r, n)
     r.close()
-
-
-FETCH_RE = re.compile(rb"\* (\d+) FETCH \((.*)\)$")
-
-
-def _listing(r):
-    """{uid: (flags, modseq)} of the selected mailbox, in order."""
-    line, unt = r.cmd("FETCH 1:* (UID FLAGS MODSEQ)")
-    assert " OK " in line, line
-    out = []
-    for u in unt:
-        if u.startswith(b"* OK [HIGHESTMODSEQ "):
-            continue  # CONDSTORE enabled by this FETCH (RFC 7162 3.1)
-        mt = FETCH_RE.match(u)
-        assert mt, u
-        uid = int(re.search(rb"UID (\d+)", u).group(1))
-        flags = set(re.search(rb"FLAGS \(([^)]*)\)", u).group(1).split())
-        flags.discard(b"\\Recent")  # whoever SELECTs first has them
-        modseq = int(re.search(rb"MODSEQ \((\d+)\)", u).group(1))
-        out.append((int(mt.group(1)), uid, frozenset(flags), modseq))
-    return out
 
 
 def _select(r, params=""):
@@ -58,7 +37,7 @@ def _check(tern, addr, pw, model):
         r.cmd("ENABLE CONDSTORE")
         _, exists = _select(r)
         assert exists == len(model)
-        got = _listing(r)
+        got = listing(r)
         assert [g[0] for g in got] == list(range(1, len(model) + 1))
         assert [g[1] for g in got] == sorted(model)
         for _, uid, flags, _ in got:
@@ -146,6 +125,6 @@ def test_big_view_cache_select_and_qresync(tern):
     line, unt = old.cmd("NOOP")
     assert " OK " in line
     assert sum(1 for u in unt if u.endswith(b" EXPUNGE")) == len(vanished)
-    got = _listing(old)
+    got = listing(old)
     assert [g[1] for g in got] == sorted(model)
     old.close()

@@ -1,6 +1,7 @@
 """Helpers for the IMAP protocol tests: imaplib connections over implicit
 TLS and STARTTLS, and a raw transcript client that understands literals."""
 import imaplib
+import re
 import socket
 import ssl
 import uuid
@@ -139,3 +140,32 @@ def multiappend(r, n):
         line, _ = r.tagged("f%d" % done)
         assert " OK " in line, line
         done += k
+
+
+LISTING_FETCH_RE = re.compile(rb"\* (\d+) FETCH \((.*)\)$")
+
+
+def listing_flags(u):
+    """The flags of a FETCH line, without \\Recent (whoever selects
+    first after a delivery has it)."""
+    f = set(re.search(rb"FLAGS \(([^)]*)\)", u).group(1).split())
+    f.discard(b"\\Recent")
+    return frozenset(f)
+
+
+def listing(r):
+    """[(seq, uid, flags, modseq)] of the mailbox selected on r."""
+    line, unt = r.cmd("FETCH 1:* (UID FLAGS MODSEQ)")
+    assert " OK " in line, line
+    out = []
+    for u in unt:
+        if u.startswith(b"* OK [HIGHESTMODSEQ "):
+            continue  # CONDSTORE enabled by this FETCH (RFC 7162 3.1)
+        mt = LISTING_FETCH_RE.match(u)
+        assert mt, u
+        out.append((int(mt.group(1)),
+                    int(re.search(rb"UID (\d+)", u).group(1)),
+                    listing_flags(u),
+                    int(re.search(rb"MODSEQ \((\d+)\)", u).group(1))))
+    return out
+

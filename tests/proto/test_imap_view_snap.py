@@ -17,7 +17,8 @@ import time
 import pytest
 
 from conftest import Tern
-from test_imap_helpers import Raw, msg, multiappend, new_account
+from test_imap_helpers import (Raw, listing, listing_flags, msg,
+                               multiappend, new_account)
 
 N = 5200
 FLAGGED = [2, 2500, 5199]
@@ -123,28 +124,6 @@ def _code(unt, name):
     raise AssertionError("no %s in %r" % (name, unt[:10]))
 
 
-def _flags(u):
-    f = set(re.search(rb"FLAGS \(([^)]*)\)", u).group(1).split())
-    f.discard(b"\\Recent")  # whoever selects first after a delivery
-    return frozenset(f)
-
-
-def _listing(r):
-    """[(seq, uid, flags, modseq)] of the selected mailbox."""
-    line, unt = r.cmd("FETCH 1:* (UID FLAGS MODSEQ)")
-    assert " OK " in line, line
-    out = []
-    for u in unt:
-        if u.startswith(b"* OK [HIGHESTMODSEQ "):
-            continue  # CONDSTORE enabled by this FETCH (RFC 7162 3.1)
-        mt = FETCH_RE.match(u)
-        assert mt, u
-        out.append((int(mt.group(1)),
-                    int(re.search(rb"UID (\d+)", u).group(1)), _flags(u),
-                    int(re.search(rb"MODSEQ \((\d+)\)", u).group(1))))
-    return out
-
-
 def _uidset(text):
     out = set()
     for part in text.split(","):
@@ -202,7 +181,7 @@ def _changes(t, model):
     assert " OK " in line, line
     for u in GONE + [again]:
         del model[u]
-    warm = _listing(b)
+    warm = listing(b)
     b.close()
     return new, again, warm
 
@@ -243,11 +222,12 @@ def test_snapshot_then_changes_then_cold_select(srv):
     fetched = {}
     for u in unt:
         if FETCH_RE.match(u):
-            fetched[int(re.search(rb"UID (\d+)", u).group(1))] = _flags(u)
+            uid = int(re.search(rb"UID (\d+)", u).group(1))
+            fetched[uid] = listing_flags(u)
     assert sorted(fetched) == sorted(changed + new)
     for uid, flags in fetched.items():
         assert flags == model[uid], (uid, flags)
-    _check_listing(_listing(c), model, warm)
+    _check_listing(listing(c), model, warm)
     c.close()
     assert len(_writes(t)) == writes  # a small change: no new snapshot
 
@@ -259,14 +239,14 @@ def test_snapshot_then_changes_then_cold_select(srv):
                     len(GONE), 0), load
     assert [int(u.split()[1]) for u in unt
             if u.endswith(b" EXISTS")] == [len(model)]
-    _check_listing(_listing(d), model, warm)
+    _check_listing(listing(d), model, warm)
 
     # every message changed: the next cold load writes a new snapshot
     line, _ = d.cmd("UID STORE 1:* +FLAGS.SILENT (\\Answered)")
     assert " OK " in line, line
     for u in model:
         model[u] = model[u] | {b"\\Answered"}
-    warm = _listing(d)
+    warm = listing(d)
     d.close()
     t.restart()
     unt, w = _select_saving(t, (len(model), 1, 0, len(model), len(GONE), 1))
@@ -275,5 +255,5 @@ def test_snapshot_then_changes_then_cold_select(srv):
     f = _session(t, "CONDSTORE")
     unt, load = _select(t, f)
     assert load == (len(model), 1, len(model), 0, 0, 0), load
-    _check_listing(_listing(f), model, warm)
+    _check_listing(listing(f), model, warm)
     f.close()
