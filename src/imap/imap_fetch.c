@@ -760,6 +760,21 @@ imap_fetch_find_msg(struct imap_fetch_ctx *fc, uint32_t uid)
 	return NULL;
 }
 
+/* True when the message is no longer in the mailbox in the store (its
+   row is gone), as opposed to a row whose blob is missing. */
+static bool
+imap_fetch_gone(struct imap_session *s, uint32_t uid)
+{
+	struct store_msg *msgs = NULL;
+	size_t n = 0;
+
+	if (store_msg_list_range(s->env->store, s->view->mailbox_id, uid, uid,
+				 &msgs, &n) < 0)
+		return false;
+	store_msgs_free(msgs, n);
+	return n == 0;
+}
+
 /* Prepare message fc->pos; false when it is to be skipped. */
 static bool
 imap_fetch_msg_prepare(struct imap_session *s, struct imap_fetch_ctx *fc)
@@ -783,9 +798,12 @@ imap_fetch_msg_prepare(struct imap_session *s, struct imap_fetch_ctx *fc)
 		fc->mapped = store_blob_map_cached(s->env->store,
 						   fc->msg->blob,
 						   &fc->map) == STORE_OK;
-		if (!fc->mapped && fc->from_cache &&
-		    store_last_code(s->env->store) == STORE_NOTFOUND) {
-			/* a cached message expunged everywhere since */
+		if (!fc->mapped &&
+		    store_last_code(s->env->store) == STORE_NOTFOUND &&
+		    imap_fetch_gone(s, m->uid)) {
+			/* expunged everywhere since its row was read (a
+			   cached row, or a long FETCH that another session
+			   overtook): its blob was collected */
 			fc->skipped_expunged = true;
 			return false;
 		}

@@ -196,3 +196,54 @@ def test_store_reply_announces_other_sessions_keywords_first(tern):
     assert flags and fetch and flags[0] < fetch[0], unt
     a.close()
     b.close()
+
+
+def _blob_file(tern, uid):
+    import os
+    import sqlite3
+    con = sqlite3.connect(os.path.join(tern.datadir, "tern.db"), timeout=30)
+    try:
+        (h,) = con.execute("SELECT b.hash FROM messages m JOIN blobs b"
+                           " ON b.id = m.blob_id WHERE m.uid = ?"
+                           " ORDER BY m.id DESC LIMIT 1", (uid,)).fetchone()
+    finally:
+        con.close()
+    return os.path.join(tern.datadir, "blobs", h[:2], h[2:])
+
+
+def test_fetch_overtaken_by_an_expunge_elsewhere(tern):
+    """A long FETCH whose last message another session expunges (and
+    whose blob is collected) while the client is slow to read: that
+    message is left out with OK [EXPUNGEISSUED] (RFC 5530), not a NO."""
+    import os
+    import time
+    addr, pw = new_account(tern)
+    b = Raw(tern, tls=False)
+    b.login(addr, pw)
+    n, size = 150, 100 * 1024
+    for i in range(n):
+        data = msg("big%d" % i, body="x" * size + "\r\n")
+        b.send(b"a APPEND INBOX {%d+}\r\n%s\r\n" % (len(data), data))
+        assert " OK " in b.tagged("a")[0]
+    assert " OK " in b.cmd("SELECT INBOX")[0]
+    last = _blob_file(tern, n)
+    a = Raw(tern, tls=False)
+    a.login(addr, pw)
+    assert " OK " in a.cmd("SELECT INBOX")[0]
+    # 15 MB of answer that a is slow to read: the server waits for the
+    # socket long before the last message
+    a.send("f FETCH 1:* (BODY.PEEK[])\r\n")
+    a.line()  # the first response has begun: the rows were read
+    line, _ = b.cmd("STORE %d +FLAGS.SILENT (\\Deleted)" % n)
+    assert " OK " in line, line
+    assert " OK " in b.cmd("EXPUNGE")[0]
+    deadline = time.monotonic() + 30
+    while os.path.exists(last) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(last), "blob not collected"
+    a.sock.settimeout(60)
+    line, unt = a.tagged("f")
+    assert line == "f OK [EXPUNGEISSUED] Some messages were already " \
+        "expunged.", line
+    a.close()
+    b.close()
