@@ -36,6 +36,19 @@ fuzz_section(const uint8_t *data, size_t size)
 	buf_free(&out);
 }
 
+/* SEARCH HEADER's walk over every field of a name: each value within
+   bounds; false keeps it going to the last. */
+static bool
+fuzz_field_value(void *ctx, const struct buf *value)
+{
+	size_t *n = ctx;
+
+	if (value->len > MIME_SEARCH_FIELD_MAX_BYTES)
+		abort();
+	(*n)++;
+	return false;
+}
+
 /* The decoded fields SEARCH SUBJECT/FROM/TO/CC/BCC compare and index. */
 static void
 fuzz_search_fields(const uint8_t *data, size_t size)
@@ -48,11 +61,16 @@ fuzz_search_fields(const uint8_t *data, size_t size)
 	if (hlen > size)
 		abort();
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		size_t n = 0;
+
 		buf_init(&out, MIME_SEARCH_FIELD_MAX_BYTES);
 		if (mime_search_field(data, hlen, fields[i], &out) == 1 &&
 		    out.len > MIME_SEARCH_FIELD_MAX_BYTES)
 			abort();
 		buf_free(&out);
+		if (mime_search_field_each(data, hlen, fields[i],
+					   fuzz_field_value, &n) != 0)
+			abort();
 	}
 }
 

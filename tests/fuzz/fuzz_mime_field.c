@@ -41,6 +41,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fuzz_addresses(s, size);
 	(void)mime_date_parse(s, size, &t);
+	(void)mime_date_parse_day(s, size, &t);
 	buf_init(&out, 1 << 20);
 	(void)mime_decode_words(&out, s, size);
 	buf_reset(&out);
