@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "imap/imap_int.h"
+#include "lib/ev.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "store/store.h"
@@ -176,15 +177,6 @@ struct imap_select_job {
 	struct store_view_load load;
 };
 
-static int64_t
-imap_select_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void
 imap_view_free_msgs(struct imap_view *v)
 {
@@ -235,13 +227,13 @@ imap_select_job_run(struct store *st, struct store_reader_job *job)
 {
 	struct imap_select_job *j = (struct imap_select_job *)job;
 	struct imap_view_loader l;
-	int64_t start = imap_select_now_us();
+	int64_t start = ev_clock_us();
 
 	imap_view_loader_init(&l, &j->data);
 	j->found = store_mailbox_view_snapshot(st, j->mailbox_id, &j->box,
 					       imap_view_load_one, &l,
 					       &j->load);
-	j->read_us = imap_select_now_us() - start;
+	j->read_us = ev_clock_us() - start;
 	if (j->found < 0) {
 		buf_free(&l.kw);
 		return STORE_ERR;
@@ -267,7 +259,7 @@ imap_select_job_done(struct store_reader_job *job)
 		 j->load.snap_used, j->load.from_snap, j->load.from_rows,
 		 j->load.expunged, j->load.snap_save,
 		 (double)j->read_us / 1000.0,
-		 (double)(imap_select_now_us() - j->submit_us) / 1000.0);
+		 (double)(ev_clock_us() - j->submit_us) / 1000.0);
 	if (s->dead)
 		log_info("imap", s->id, "view-load-done-after-close");
 	if (imap_session_dead(s))
@@ -321,7 +313,7 @@ imap_select_async(struct imap_session *s, struct imap_cmd *cmd,
 	cmd->cont = imap_select_loaded;
 	cmd->cleanup = imap_select_job_cleanup;
 	s->load_pending = true;
-	j->submit_us = imap_select_now_us();
+	j->submit_us = ev_clock_us();
 	store_reader_submit(imap_select_reader, &j->job);
 	return IMAP_CMD_WAIT;
 }

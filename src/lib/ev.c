@@ -77,13 +77,19 @@ ev_loop_free(struct ev_loop **loopp)
 	*loopp = NULL;
 }
 
-void
-ev_update_time(struct ev_loop *loop)
+int64_t
+ev_clock_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	loop->now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+ev_update_time(struct ev_loop *loop)
+{
+	loop->now_ms = (uint64_t)(ev_clock_us() / 1000);
 	loop->now = time(NULL);
 }
 

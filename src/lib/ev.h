@@ -47,6 +47,9 @@ void ev_defer_cancel(struct ev_loop *loop, ev_call_fn *fn, void *ctx);
 uint64_t ev_now_ms(struct ev_loop *loop);
 time_t ev_now(struct ev_loop *loop);
 void ev_update_time(struct ev_loop *loop);
+/* Monotonic microseconds read now, not cached: for threads and timings
+   inside one iteration. */
+int64_t ev_clock_us(void);
 
 /* Run until ev_stop(). 0, or -1 on an epoll failure. */
 int ev_run(struct ev_loop *loop);

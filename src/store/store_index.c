@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/ev.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "store/store_int.h"
@@ -83,10 +84,7 @@ struct store_index {
 static int64_t
 store_index_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return ev_clock_us() / 1000;
 }
 
 /* Take up to STORE_INDEX_ROWS waiting blobs into rows (under mu). */

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "lib/ev.h"
@@ -53,14 +52,12 @@ static void
 store_reader_snap_write(struct store_reader *r)
 {
 	struct store_view_snap_write w;
-	struct timespec t0, t1;
+	int64_t t0 = ev_clock_us();
 	int ret;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = store_view_snap_flush(r->st, &w);
 	if (ret == 0)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (ret < 0) {
 		log_warn("store", "-", "view-snapshot-write-failed "
 			 "mailbox_id=%lld error=%s", (long long)w.mailbox_id,
@@ -71,8 +68,7 @@ store_reader_snap_write(struct store_reader *r)
 		 "messages=%u modseq=%llu bytes=%zu written=%d ms=%.1f",
 		 (long long)w.mailbox_id, w.count,
 		 (unsigned long long)w.modseq, w.bytes, w.written,
-		 (double)(t1.tv_sec - t0.tv_sec) * 1000.0 +
-			 (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+		 (double)(ev_clock_us() - t0) / 1000.0);
 }
 
 static void *
