@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "store_test.h"
 #include "lib/xalloc.h"
 #include "store/store.h"
 
@@ -33,17 +34,8 @@ static struct store *
 test_store_new(const char *sub)
 {
 	char dir[512];
-	const char *error = NULL;
-	struct store *s;
 
-	snprintf(dir, sizeof(dir), "%s/%s", test_tmpdir(), sub);
-	s = store_open(dir, &error);
-	test_assert(s != NULL);
-	if (s == NULL) {
-		fprintf(stderr, "store_open: %s\n", error);
-		exit(1);
-	}
-	return s;
+	return test_store_open_sub(sub, dir, sizeof(dir));
 }
 
 static int64_t

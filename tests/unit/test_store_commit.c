@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "store_test.h"
 #include "lib/ev.h"
 #include "store/store.h"
 #include "store/store_int.h"
@@ -97,21 +98,6 @@ test_job_init(struct test_job *t, int index, struct store *s, bool blob)
 	}
 }
 
-static struct store *
-test_open(const char *sub, char *dir, size_t size)
-{
-	const char *error = NULL;
-	struct store *s;
-
-	snprintf(dir, size, "%s/%s", test_tmpdir(), sub);
-	s = store_open(dir, &error);
-	if (s == NULL) {
-		fprintf(stderr, "store_open: %s\n", error);
-		exit(1);
-	}
-	return s;
-}
-
 /* Run the loop until every job is done (bounded). */
 static void
 test_loop_until_idle(struct ev_loop *loop, struct store_commit *c)
@@ -135,7 +121,7 @@ test_commit_batch(void)
 	struct stat st;
 	const char *error = NULL;
 
-	s = test_open("batch", dir, sizeof(dir));
+	s = test_store_open_sub("batch", dir, sizeof(dir));
 	c = store_commit_new(loop, dir, &error);
 	test_assert(c != NULL);
 	for (int i = 0; i < N; i++) {
@@ -186,7 +172,7 @@ test_commit_failure_alone(void)
 	struct store *s;
 	char dir[512];
 
-	s = test_open("fail", dir, sizeof(dir));
+	s = test_store_open_sub("fail", dir, sizeof(dir));
 	c = store_commit_new(loop, dir, NULL);
 	test_assert(c != NULL);
 	for (int i = 0; i < 3; i++) {
@@ -220,7 +206,7 @@ test_commit_blob_failure(void)
 	char dir[512], blobs[600], away[600];
 	FILE *f;
 
-	s = test_open("blobfail", dir, sizeof(dir));
+	s = test_store_open_sub("blobfail", dir, sizeof(dir));
 	c = store_commit_new(loop, dir, NULL);
 	test_assert(c != NULL);
 	test_job_init(&jobs[0], 0, s, true);
@@ -262,7 +248,7 @@ test_commit_drain(void)
 	struct store *s;
 	char dir[512];
 
-	s = test_open("drain", dir, sizeof(dir));
+	s = test_store_open_sub("drain", dir, sizeof(dir));
 	c = store_commit_new(loop, dir, NULL);
 	test_assert(c != NULL);
 	for (int i = 0; i < N; i++) {
@@ -303,7 +289,7 @@ test_commit_pipeline(void)
 	char dir[512];
 	uint64_t batches = 0, njobs = 0;
 
-	s = test_open("pipe", dir, sizeof(dir));
+	s = test_store_open_sub("pipe", dir, sizeof(dir));
 	c = store_commit_new(loop, dir, NULL);
 	test_assert(c != NULL);
 	for (int r = 0; r < ROUNDS; r++) {
@@ -342,7 +328,7 @@ test_commit_parked(void)
 	const char *error = NULL, *tmp;
 	struct stat st;
 
-	s = test_open("parked", dir, sizeof(dir));
+	s = test_store_open_sub("parked", dir, sizeof(dir));
 	c = store_commit_new(loop, dir, &error);
 	test_assert(c != NULL);
 	for (int i = 0; i < N; i++) {
@@ -427,7 +413,7 @@ test_commit_overlap(void)
 	int order[2], i;
 	size_t order_len = 0;
 
-	s = test_open("overlap", dir, sizeof(dir));
+	s = test_store_open_sub("overlap", dir, sizeof(dir));
 	c = store_commit_new(loop, dir, NULL);
 	test_assert(c != NULL);
 	test_job_init(&a, 0, s, true);
@@ -486,7 +472,7 @@ test_commit_name_taken(void)
 	FILE *f;
 	size_t n;
 
-	s = test_open("taken", dir, sizeof(dir));
+	s = test_store_open_sub("taken", dir, sizeof(dir));
 	c = store_commit_new(loop, dir, NULL);
 	test_assert(c != NULL);
 	test_job_init(&a, 0, s, true);
@@ -597,7 +583,7 @@ test_commit_index(void)
 	int64_t account = 0;
 	int state = -1;
 
-	s = test_open("index", dir, sizeof(dir));
+	s = test_store_open_sub("index", dir, sizeof(dir));
 	test_assert(store_domain_add(s, "ix.test") == STORE_OK);
 	test_assert(store_account_add(s, "u@ix.test", "standard", "h", NULL,
 				      &account) == STORE_OK);
@@ -655,7 +641,7 @@ test_index_hints_skip(void)
 	int64_t account = 0;
 	uint32_t uid;
 
-	s = test_open("hints", dir, sizeof(dir));
+	s = test_store_open_sub("hints", dir, sizeof(dir));
 	test_assert(store_domain_add(s, "h.test") == STORE_OK);
 	test_assert(store_account_add(s, "u@h.test", "standard", "h", NULL,
 				      &account) == STORE_OK);

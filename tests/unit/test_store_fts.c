@@ -13,23 +13,18 @@
 #include <sqlite3.h>
 
 #include "harness.h"
+#include "store_test.h"
 #include "store/store_int.h"
 
 static struct store *
 fts_store(int64_t *inbox_r, int64_t *other_r)
 {
 	char dir[512];
-	const char *error = NULL;
 	struct store_mailbox box;
 	struct store *s;
 	int64_t acct = 0;
 
-	snprintf(dir, sizeof(dir), "%s/fts", test_tmpdir());
-	s = store_open(dir, &error);
-	if (s == NULL) {
-		fprintf(stderr, "store_open: %s\n", error);
-		exit(1);
-	}
+	s = test_store_open_sub("fts", dir, sizeof(dir));
 	test_assert(store_domain_add(s, "example.test") == STORE_OK);
 	test_assert(store_account_add(s, "f@example.test", "standard", "h",
 				      NULL, &acct) == STORE_OK);

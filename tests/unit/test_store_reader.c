@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "store_test.h"
 #include "lib/ev.h"
 #include "store/store.h"
 
@@ -57,21 +58,6 @@ test_rjob_done(struct store_reader_job *job)
 		t->order[(*t->order_len)++] = t->index;
 }
 
-static struct store *
-test_open(const char *sub, char *dir, size_t size)
-{
-	const char *error = NULL;
-	struct store *s;
-
-	snprintf(dir, size, "%s/%s", test_tmpdir(), sub);
-	s = store_open(dir, &error);
-	if (s == NULL) {
-		fprintf(stderr, "store_open: %s\n", error);
-		exit(1);
-	}
-	return s;
-}
-
 static void
 test_loop_until_idle(struct ev_loop *loop, struct store_reader *r)
 {
@@ -92,7 +78,7 @@ test_reader_jobs(void)
 	size_t order_len = 0, i;
 	const char *error = NULL;
 
-	s = test_open("jobs", dir, sizeof(dir));
+	s = test_store_open_sub("jobs", dir, sizeof(dir));
 	r = store_reader_new(loop, dir, &error);
 	test_assert(r != NULL);
 	memset(jobs, 0, sizeof(jobs));
@@ -172,7 +158,7 @@ test_reader_snapshot(void)
 	atomic_int gate = 0;
 	const char *error = NULL;
 
-	s = test_open("snap", dir, sizeof(dir));
+	s = test_store_open_sub("snap", dir, sizeof(dir));
 	test_assert(store_domain_add(s, "example.test") == STORE_OK);
 	test_assert(store_account_add(s, "a@example.test", "standard", "$argon2id$x",
 				      NULL, &acct) == STORE_OK);

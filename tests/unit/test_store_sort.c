@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "store_test.h"
 #include "lib/arena.h"
 #include "mime/mime.h"
 #include "store/store.h"
@@ -55,15 +56,7 @@ static const char *const sort_msgs[] = {
 static struct store *
 test_sort_open(const char *dir)
 {
-	const char *error = NULL;
-	struct store *s = store_open(dir, &error);
-
-	test_assert(s != NULL);
-	if (s == NULL) {
-		fprintf(stderr, "store_open: %s\n", error);
-		exit(1);
-	}
-	return s;
+	return test_store_open_dir(dir);
 }
 
 static int64_t

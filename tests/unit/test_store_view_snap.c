@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "store_test.h"
 #include "lib/xalloc.h"
 #include "store/store_int.h"
 
@@ -99,15 +100,9 @@ static void
 test_box_open(struct test_box *t, const char *sub)
 {
 	struct store_mailbox box;
-	const char *error = NULL;
 
 	memset(t, 0, sizeof(*t));
-	snprintf(t->dir, sizeof(t->dir), "%s/%s", test_tmpdir(), sub);
-	t->s = store_open(t->dir, &error);
-	if (t->s == NULL) {
-		fprintf(stderr, "store_open: %s\n", error);
-		exit(1);
-	}
+	t->s = test_store_open_sub(sub, t->dir, sizeof(t->dir));
 	test_assert(store_domain_add(t->s, "example.test") == STORE_OK);
 	test_assert(store_account_add(t->s, "a@example.test", "standard",
 				      "$argon2id$x", NULL,
