@@ -83,6 +83,7 @@ struct store_commit_pool {
 	pthread_cond_t idle; /* active dropped to 0 */
 	struct store_commit_fsyncs *work; /* NULL between rounds */
 	uint64_t gen;
+	size_t wanted; /* helpers the current round still takes */
 	size_t active; /* helpers inside the current round */
 	bool stop;
 	pthread_t th[STORE_COMMIT_FSYNC_THREADS];
@@ -169,12 +170,14 @@ store_commit_pool_main(void *arg)
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (!p->stop && (p->gen == seen || p->work == NULL))
+		while (!p->stop &&
+		       (p->gen == seen || p->work == NULL || p->wanted == 0))
 			pthread_cond_wait(&p->go, &p->mu);
 		if (p->stop)
 			break;
 		seen = p->gen;
 		f = p->work;
+		p->wanted--;
 		p->active++;
 		pthread_mutex_unlock(&p->mu);
 		store_commit_fsync_run(f);
@@ -216,24 +219,33 @@ store_commit_pool_stop(struct store_commit_pool *p)
 }
 
 /* fsync every item, the pool's helpers and this thread together; returns
-   when all are done (no helper still holds f). */
+   when all are done (no helper still holds f). Only as many helpers as
+   there are items besides this thread's first are woken: a round is
+   mostly a few files and directories, and waking all seven for two
+   was most of the process's context switches per APPEND. */
 static void
 store_commit_fsync_all(struct store_commit_pool *p,
 		       struct store_commit_fsync *items, size_t n)
 {
 	struct store_commit_fsyncs f = { items, n, 0 };
+	size_t helpers = n - (n > 0);
 
-	if (n > 1 && p->started > 0) {
+	if (helpers > p->started)
+		helpers = p->started;
+	if (helpers > 0) {
 		pthread_mutex_lock(&p->mu);
 		p->work = &f;
+		p->wanted = helpers;
 		p->gen++;
-		pthread_cond_broadcast(&p->go);
+		for (size_t i = 0; i < helpers; i++)
+			pthread_cond_signal(&p->go);
 		pthread_mutex_unlock(&p->mu);
 	}
 	store_commit_fsync_run(&f);
-	if (n > 1 && p->started > 0) {
+	if (helpers > 0) {
 		pthread_mutex_lock(&p->mu);
 		p->work = NULL; /* late helpers skip this round */
+		p->wanted = 0;
 		while (p->active > 0)
 			pthread_cond_wait(&p->idle, &p->mu);
 		pthread_mutex_unlock(&p->mu);
