@@ -298,6 +298,14 @@ store_index_throttle(struct store_index *ix)
 }
 
 void
+store_index_busy_limit(struct store_index *ix, int ms)
+{
+	/* read by the thread only after the store_index_add that follows
+	   (its mutex orders the two) */
+	ix->st->busy_limit_ms = ms;
+}
+
+void
 store_index_checkpoint_soon(struct store_index *ix)
 {
 	pthread_mutex_lock(&ix->mu);

@@ -400,6 +400,10 @@ void store_index_add(struct store_index *ix, const struct store_fts_hint *hints,
 /* Wait while too many blobs wait for their index rows (the commit
    thread, before a batch). */
 void store_index_throttle(struct store_index *ix);
+/* How long the index thread's transactions wait for the write lock
+   before they count as busy and are tried again (tests; 0: the store's
+   default). Call before the first store_index_add. */
+void store_index_busy_limit(struct store_index *ix, int ms);
 /* Run a PASSIVE checkpoint on the index thread, soon. */
 void store_index_checkpoint_soon(struct store_index *ix);
 /* Index what waits (for a bounded time), stop the thread, free. */

@@ -617,6 +617,84 @@ test_commit_index(void)
 	ev_loop_free(&loop);
 }
 
+/* The id of the blob row of hash. */
+static int64_t
+test_blob_id(struct store *s, const char *hash)
+{
+	sqlite3_stmt *st;
+	int64_t id = 0;
+
+	test_assert(sqlite3_prepare_v2(s->db, "SELECT id FROM blobs"
+					      " WHERE hash = ?", -1, &st,
+				       NULL) == SQLITE_OK);
+	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return id;
+}
+
+/* An index transaction that finds the write lock held past its limit is
+   tried again until the lock is free, not dropped (a MULTIAPPEND holds
+   the lock for seconds; the thread's limit is 20 ms here, not 5 s). */
+static void
+test_index_busy_retry(void)
+{
+	static const char msg[] = "Subject: r\r\n\r\nwombat burrow\r\n";
+	static _Atomic size_t busy;
+	struct store_fts_hint h;
+	struct store_index *ix;
+	struct store_mailbox box;
+	struct store *s;
+	char dir[512], sql[128];
+	const char *error = NULL;
+	int64_t account = 0;
+	uint32_t uid;
+	int state = -1;
+
+	s = test_store_open_sub("busy", dir, sizeof(dir));
+	test_assert(store_domain_add(s, "b.test") == STORE_OK);
+	test_assert(store_account_add(s, "u@b.test", "standard", "h", NULL,
+				      &account) == STORE_OK);
+	test_assert(store_mailbox_get(s, account, "INBOX", &box) == 1);
+	memset(&h, 0, sizeof(h));
+	test_assert(store_blob_write(s, msg, sizeof(msg) - 1, h.hash) ==
+		    STORE_OK);
+	test_assert(store_msg_append(s, box.id, h.hash, 0, NULL, 1764572400,
+				     &uid) == STORE_OK);
+	h.blob_id = test_blob_id(s, h.hash);
+	test_assert(h.blob_id > 0);
+	/* back to unindexed, with a row that a new indexing replaces */
+	snprintf(sql, sizeof(sql), "UPDATE blob_fts SET body = 'planted'"
+		 " WHERE rowid = %lld", (long long)h.blob_id);
+	test_assert(sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK);
+	test_assert(sqlite3_exec(s->db, "UPDATE blobs SET fts = 0, hfts = 0",
+				 NULL, NULL, NULL) == SQLITE_OK);
+
+	ix = store_index_new(dir, &busy, &error);
+	test_assert(ix != NULL);
+	store_index_busy_limit(ix, 20);
+	test_assert(sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL,
+				 NULL) == SQLITE_OK);
+	store_index_add(ix, &h, 1);
+	/* the thread gathers for 100 ms, then meets the lock every 70 ms */
+	usleep(400 * 1000);
+	test_assert(test_fts_state(s, h.hash) == 0);
+	test_assert(sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) ==
+		    SQLITE_OK);
+	for (int i = 0; i < 2000 && state != STORE_FTS_EXACT; i++) {
+		state = test_fts_state(s, h.hash);
+		if (state != STORE_FTS_EXACT)
+			usleep(1000);
+	}
+	test_assert(state == STORE_FTS_EXACT);
+	test_assert(test_fts_rows(s, "wombat") == 1);
+	test_assert(test_fts_rows(s, "planted") == 0);
+	store_index_free(&ix);
+	store_mailbox_clear(&box);
+	store_close(&s);
+}
+
 /* What the index thread does with hints: read them, then write the
    rows in one transaction (store_index_rows). */
 static int
@@ -701,6 +779,7 @@ test_index_hints_skip(void)
 static const struct test_case tests[] = {
 	{ "commit_index", test_commit_index },
 	{ "index_hints_skip", test_index_hints_skip },
+	{ "index_busy_retry", test_index_busy_retry },
 	{ "commit_batch", test_commit_batch },
 	{ "commit_failure_alone", test_commit_failure_alone },
 	{ "commit_blob_failure", test_commit_blob_failure },
