@@ -182,9 +182,9 @@ static void
 store_index_checkpoint(struct store_index *ix)
 {
 	/* PASSIVE: takes no lock a writer waits for, and stops where a
-	   reader still needs the old pages (the next one continues) */
-	(void)sqlite3_wal_checkpoint_v2(ix->st->db, NULL,
-					SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	   reader still needs the old pages (the next one continues); a
+	   RESTART only when the WAL grew past STORE_WAL_RESTART_FRAMES */
+	(void)store_wal_checkpoint(ix->st, STORE_WAL_RESTART_FRAMES);
 }
 
 static void *

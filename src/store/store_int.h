@@ -23,6 +23,11 @@
    for the first 20 tries, then a little longer. */
 #define STORE_BUSY_POLL_FIRST_US 200
 #define STORE_BUSY_POLL_US 1000
+/* A WAL past this many frames (about 64 MB) is checkpointed with
+   RESTART, not only PASSIVE (store_wal_checkpoint), waiting for the
+   write lock at most STORE_WAL_RESTART_BUSY_MS. */
+#define STORE_WAL_RESTART_FRAMES 16000
+#define STORE_WAL_RESTART_BUSY_MS 100
 #define STORE_STMT_SLOTS 512
 /* Pending notifications kept inside one batch; beyond this the batch
    publishes a "mailbox list changed" event per account instead. */
@@ -386,6 +391,10 @@ void store_fts_take_hints(struct store *s, struct store_fts_hint **out,
    writes their rows. Outside a transaction only. */
 int store_fts_read_hints(struct store *s, const struct store_fts_hint *hints,
 			 size_t n);
+/* Checkpoint the WAL: PASSIVE, then, when it still holds more than
+   restart_frames frames, RESTART (see store.c). Returns the frames in
+   the WAL after it, or -1 when SQLite failed. */
+int store_wal_checkpoint(struct store *s, int restart_frames);
 /* The index thread (store_index.c). */
 struct store_index;
 /* busy: how many jobs the process's commit thread has in flight; the

@@ -695,6 +695,80 @@ test_index_busy_retry(void)
 	store_close(&s);
 }
 
+/* The writer in the way of test_store_wal_restart's checkpoint: the
+   first time the checkpoint waits for the write lock, the writer's
+   transaction commits (it appends its frames meanwhile, as a batch
+   does that began before a checkpoint ended). */
+struct test_wal_writer {
+	sqlite3 *db;
+	int calls;
+};
+
+static int
+test_wal_busy(void *arg, int count)
+{
+	struct test_wal_writer *w = arg;
+
+	(void)count;
+	if (w->calls++ == 0)
+		test_assert(sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL) ==
+			    SQLITE_OK);
+	return w->calls < 100;
+}
+
+static int
+test_wal_frames_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	(void)db;
+	(void)name;
+	*(int *)arg = pages;
+	return SQLITE_OK;
+}
+
+/* Past its restart mark the checkpoint waits for the writer in its way,
+   so the next transaction writes the WAL from its start; a PASSIVE one
+   alone ends without waiting and the WAL keeps growing (the index
+   thread met the commit threads' batches that way all the time). */
+static void
+test_store_wal_restart(void)
+{
+	struct test_wal_writer w = { NULL, 0 };
+	struct store *a, *c;
+	char dir[512];
+	const char *error = NULL;
+	int frames = 0, grown;
+
+	a = test_store_open_sub("walrestart", dir, sizeof(dir));
+	c = store_open(dir, &error);
+	test_assert(c != NULL);
+	sqlite3_wal_hook(a->db, test_wal_frames_hook, &frames);
+	test_assert(sqlite3_exec(a->db, "CREATE TABLE t(x)", NULL, NULL,
+				 NULL) == SQLITE_OK);
+	for (int i = 0; i < 20; i++)
+		test_assert(sqlite3_exec(a->db, "INSERT INTO t VALUES"
+					 " (randomblob(3000))", NULL, NULL,
+					 NULL) == SQLITE_OK);
+	grown = frames;
+	test_assert(grown > 20);
+	test_assert(sqlite3_exec(a->db, "BEGIN IMMEDIATE; INSERT INTO t"
+				 " VALUES (randomblob(3000))", NULL, NULL,
+				 NULL) == SQLITE_OK);
+	w.db = a->db;
+	sqlite3_busy_handler(c->db, test_wal_busy, &w);
+	test_assert(store_wal_checkpoint(c, 5) >= 0);
+	test_assert(w.calls >= 1);
+	test_assert(frames > grown);
+	test_assert(sqlite3_exec(a->db, "INSERT INTO t VALUES (1)", NULL,
+				 NULL, NULL) == SQLITE_OK);
+	test_assert(frames > 0 && frames <= 3);
+	/* below the mark: PASSIVE only, the writer is not waited for */
+	w.calls = 0;
+	test_assert(store_wal_checkpoint(c, 1000) >= 0);
+	test_assert(w.calls == 0);
+	store_close(&c);
+	store_close(&a);
+}
+
 /* What the index thread does with hints: read them, then write the
    rows in one transaction (store_index_rows). */
 static int
@@ -780,6 +854,7 @@ static const struct test_case tests[] = {
 	{ "commit_index", test_commit_index },
 	{ "index_hints_skip", test_index_hints_skip },
 	{ "index_busy_retry", test_index_busy_retry },
+	{ "store_wal_restart", test_store_wal_restart },
 	{ "commit_batch", test_commit_batch },
 	{ "commit_failure_alone", test_commit_failure_alone },
 	{ "commit_blob_failure", test_commit_blob_failure },
