@@ -8,6 +8,7 @@
    is queued and run only once the data is on disk. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -410,6 +411,71 @@ store_busy_wait(void *ctx, int count)
 				   STORE_BUSY_POLL_US) * 1000L;
 	nanosleep(&ts, NULL);
 	return 1;
+}
+
+/* Pages this connection looked up or wrote so far (never reset). */
+static uint64_t
+store_page_uses(struct store *s)
+{
+	static const int ops[] = { SQLITE_DBSTATUS_CACHE_HIT,
+				   SQLITE_DBSTATUS_CACHE_MISS,
+				   SQLITE_DBSTATUS_CACHE_WRITE };
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		int cur = 0, hi = 0;
+
+		if (sqlite3_db_status(s->db, ops[i], &cur, &hi, 0) == SQLITE_OK)
+			n += (uint32_t)cur;
+	}
+	return n;
+}
+
+/* Why: after a burst every connection keeps the pages it touched (up
+   to its cache_size) and every thread's malloc arena its free blocks,
+   for as long as the server is idle: most of a worker's memory at rest
+   (docs/performance.md, memory at rest). */
+void
+store_rest(struct store *s)
+{
+	(void)sqlite3_db_release_memory(s->db);
+	malloc_trim(0);
+	s->rest_uses = store_page_uses(s);
+}
+
+void
+store_rest_if_idle(struct store *s)
+{
+	uint64_t uses = store_page_uses(s);
+
+	if (uses == s->tick_uses && uses != s->rest_uses)
+		store_rest(s);
+	s->tick_uses = uses;
+}
+
+void
+store_idle_wait(pthread_cond_t *cond, pthread_mutex_t *mu, struct store *st)
+{
+	struct timespec at;
+
+	if (st == NULL || store_page_uses(st) == st->rest_uses) {
+		pthread_cond_wait(cond, mu);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &at);
+	at.tv_sec += STORE_REST_MS / 1000;
+	at.tv_nsec += (STORE_REST_MS % 1000) * 1000000L;
+	if (at.tv_nsec >= 1000000000L) {
+		at.tv_sec++;
+		at.tv_nsec -= 1000000000L;
+	}
+	if (pthread_cond_clockwait(cond, mu, CLOCK_MONOTONIC, &at) !=
+	    ETIMEDOUT)
+		return;
+	/* not under mu: the loop must not wait for the trim to submit */
+	pthread_mutex_unlock(mu);
+	store_rest(st);
+	pthread_mutex_lock(mu);
 }
 
 /* A PASSIVE checkpoint copies what it can without waiting, but the WAL

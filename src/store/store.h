@@ -67,6 +67,14 @@ void store_set_autocheckpoint(struct store *s, int frames);
    itself. */
 int store_take_wal_frames(struct store *s);
 
+/* Memory at rest: store_rest hands back this connection's page cache
+   (the next reads refill it from the OS's page cache) and the
+   process's free heap (malloc_trim). store_rest_if_idle, called about
+   once a second (an event loop's tick), rests s when it was used since
+   its last rest but not since the previous call. */
+void store_rest(struct store *s);
+void store_rest_if_idle(struct store *s);
+
 /* ---- group commit ---- */
 int store_batch_begin(struct store *s);
 int store_batch_commit(struct store *s);

@@ -511,7 +511,7 @@ static void
 store_commit_wait(struct store_commit *c)
 {
 	while (c->ready == NULL && !c->blobs_stopped)
-		pthread_cond_wait(&c->ready_cond, &c->mu);
+		store_idle_wait(&c->ready_cond, &c->mu, c->st);
 }
 
 /* The blob stage: phase 1 for whatever the loop handed over, then on

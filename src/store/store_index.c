@@ -120,7 +120,7 @@ store_index_wait(struct store_index *ix)
 		    ix->count - ix->head >= STORE_INDEX_ROWS)
 			return;
 		if (ix->head == ix->count) {
-			pthread_cond_wait(&ix->cond, &ix->mu);
+			store_idle_wait(&ix->cond, &ix->mu, ix->st);
 			continue;
 		}
 		at = ix->since + STORE_INDEX_WAIT_MS;

@@ -4,6 +4,7 @@
    transactions with post-commit work (blob garbage collection, change
    notifications) and the blob path helpers. Never include this from
    outside src/store/ (unit tests of the store excepted). */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -143,6 +144,9 @@ struct store {
 	int wal_frames;
 	/* store_busy_wait's limit when > 0 (ms), else STORE_BUSY_TIMEOUT_MS */
 	int busy_limit_ms;
+	/* store_page_uses at the last store_rest, and at the last
+	   store_rest_if_idle */
+	uint64_t rest_uses, tick_uses;
 
 	/* a view snapshot for store_view_snap_flush, or NULL; the
 	   thresholds (STORE_VIEW_SNAP_*; the unit tests lower them) */
@@ -391,6 +395,13 @@ void store_fts_take_hints(struct store *s, struct store_fts_hint **out,
    writes their rows. Outside a transaction only. */
 int store_fts_read_hints(struct store *s, const struct store_fts_hint *hints,
 			 size_t n);
+/* pthread_cond_wait for a thread with a store of its own: one whose
+   store was used since its last rest and that then waits STORE_REST_MS
+   without being woken rests it (store_rest) and returns; the caller
+   checks its condition and waits again, as after any wakeup. */
+#define STORE_REST_MS 1000
+void store_idle_wait(pthread_cond_t *cond, pthread_mutex_t *mu,
+		     struct store *st);
 /* Checkpoint the WAL: PASSIVE, then, when it still holds more than
    restart_frames frames, RESTART (see store.c). Returns the frames in
    the WAL after it, or -1 when SQLite failed. */

@@ -81,7 +81,7 @@ store_reader_main(void *arg)
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
 		while (r->queue == NULL && !r->stop)
-			pthread_cond_wait(&r->work_cond, &r->mu);
+			store_idle_wait(&r->work_cond, &r->mu, r->st);
 		if (r->queue == NULL)
 			break;
 		job = r->queue;

@@ -121,6 +121,8 @@ worker_trim_tick(struct ev_loop *loop, void *ctx)
 		worker.trim_ms = now;
 	}
 	worker.tick_tls = tls;
+	/* the loop's own connection: its page cache after a burst */
+	store_rest_if_idle(worker.env.store);
 	ev_timer_add(loop, WORKER_TRIM_TICK_MS, worker_trim_tick, NULL);
 }
 

@@ -14,6 +14,7 @@
    skipped), and what is still waiting at the end is indexed before
    store_commit_free returns. */
 #include <dirent.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -769,6 +770,60 @@ test_store_wal_restart(void)
 	store_close(&a);
 }
 
+static int
+test_cache_used(struct store *s)
+{
+	int cur = 0, hi = 0;
+
+	test_assert(sqlite3_db_status(s->db, SQLITE_DBSTATUS_CACHE_USED, &cur,
+				      &hi, 0) == SQLITE_OK);
+	return cur;
+}
+
+/* Fill s's page cache: a table of about 2 MB, written and read. */
+static void
+test_cache_fill(struct store *s)
+{
+	test_assert(sqlite3_exec(s->db, "CREATE TABLE IF NOT EXISTS f(x);"
+				 "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1"
+				 " UNION ALL SELECT i + 1 FROM n WHERE i < 1000)"
+				 " INSERT INTO f SELECT randomblob(2000) FROM n;"
+				 " COMMIT; SELECT count(*), sum(length(x)) FROM f",
+				 NULL, NULL, NULL) == SQLITE_OK);
+}
+
+/* Memory at rest: a thread's wait rests its store once it was used and
+   STORE_REST_MS passed without a wakeup; the loop's tick rests its
+   store after a whole tick without a page used, not before. */
+static void
+test_store_rest(void)
+{
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+	struct store *s;
+	char dir[512];
+	int before;
+
+	s = test_store_open_sub("rest", dir, sizeof(dir));
+	test_cache_fill(s);
+	before = test_cache_used(s);
+	test_assert(before > 1000 * 1000);
+	pthread_mutex_lock(&mu);
+	store_idle_wait(&cond, &mu, s);
+	pthread_mutex_unlock(&mu);
+	test_assert(test_cache_used(s) < before / 10);
+
+	test_cache_fill(s);
+	store_rest_if_idle(s); /* used since the last tick: kept */
+	test_assert(test_cache_used(s) > 1000 * 1000);
+	test_cache_fill(s);
+	store_rest_if_idle(s); /* used again: kept */
+	test_assert(test_cache_used(s) > 1000 * 1000);
+	store_rest_if_idle(s); /* a tick without a use: rested */
+	test_assert(test_cache_used(s) < before / 10);
+	store_close(&s);
+}
+
 /* What the index thread does with hints: read them, then write the
    rows in one transaction (store_index_rows). */
 static int
@@ -855,6 +910,7 @@ static const struct test_case tests[] = {
 	{ "index_hints_skip", test_index_hints_skip },
 	{ "index_busy_retry", test_index_busy_retry },
 	{ "store_wal_restart", test_store_wal_restart },
+	{ "store_rest", test_store_rest },
 	{ "commit_batch", test_commit_batch },
 	{ "commit_failure_alone", test_commit_failure_alone },
 	{ "commit_blob_failure", test_commit_blob_failure },
