@@ -664,11 +664,13 @@ struct store_commit_job;
 
 /* A blob writer handed to a job: the thread finishes it (w is taken and
    set to NULL; NULL on entry is allowed and gives an empty hash). */
+struct mime_info;
 struct store_commit_blob {
 	struct store_blob_writer *w;
 	char hash[STORE_HASH_HEX_LEN + 1]; /* out: "" when none or failed */
 	uint64_t size;			   /* out */
 	int dir;			   /* private */
+	struct mime_info *info; /* private: parsed by the blob stage */
 };
 
 /* On the thread, inside an open batch (in a savepoint of its own), after

@@ -51,6 +51,7 @@
 
 #include "lib/ev.h"
 #include "lib/xalloc.h"
+#include "mime/mime.h"
 #include "store/store_int.h"
 
 /* Blob directories are DATADIR/blobs/00..ff. */
@@ -58,6 +59,10 @@
 /* Helper threads that fsync the files of a batch alongside the commit
    thread (a pool started with it). */
 #define STORE_COMMIT_FSYNC_THREADS 7
+/* The blob stage parses the structure of at most this many blobs of a
+   job (a MULTIAPPEND of thousands would hold them all in memory until
+   its batch ends); the commit thread parses the rest itself. */
+#define STORE_COMMIT_PARSE_MAX 64
 /* Checkpoint the WAL after a batch once it holds this many frames
    (SQLite's automatic checkpoint, off on this connection, uses 1000). */
 #define STORE_COMMIT_CHECKPOINT_FRAMES 1000
@@ -331,6 +336,61 @@ store_commit_dir_check(struct store *st, struct store_commit_blob **blobs,
 	}
 }
 
+/* The structure of a new blob, parsed here, outside the write lock, for
+   store_msg_meta_ensure; NULL when it cannot be read or parsed (the
+   commit thread then tries itself and fails the job as before). A blob
+   already stored with its structure is parsed for nothing; that is a
+   duplicate delivery, and rare. */
+static struct mime_info *
+store_commit_parse(struct store *st, const char *hash)
+{
+	static const uint8_t empty[1];
+	struct mime_info *info;
+	struct store_map map;
+
+	if (store_blob_map(st, hash, &map) != STORE_OK)
+		return NULL;
+	info = xmalloc(sizeof(*info));
+	if (mime_info_parse(map.data != NULL ? map.data : empty, map.len,
+			    info) < 0) {
+		free(info);
+		info = NULL;
+	}
+	store_blob_unmap(&map);
+	return info;
+}
+
+/* After the batch: the parsed structures are not needed any more. */
+static void
+store_commit_parsed_free(struct store_commit_job *jobs)
+{
+	for (struct store_commit_job *job = jobs; job != NULL;
+	     job = job->next) {
+		for (size_t i = 0; i < job->blob_count; i++) {
+			if (job->blobs[i].info == NULL)
+				continue;
+			mime_info_free(job->blobs[i].info);
+			free(job->blobs[i].info);
+			job->blobs[i].info = NULL;
+		}
+	}
+}
+
+/* Run job on st with its blobs' parsed structures at hand. */
+static int
+store_commit_run(struct store *st, struct store_commit_job *job)
+{
+	int r;
+
+	st->ahead = job->blobs;
+	st->ahead_n = job->blob_count;
+	st->ahead_pos = 0;
+	r = job->run(st, job);
+	st->ahead = NULL;
+	st->ahead_n = 0;
+	return r;
+}
+
 /* Phase 1: the blobs of every job. Each file is renamed to its content
    name first (store_blob_writer_place), then every file (a parked one
    opened again by its path) and every directory renamed into are
@@ -357,6 +417,7 @@ store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
 		b->hash[0] = '\0';
 		b->size = 0;
 		b->dir = -1;
+		b->info = NULL;
 		if (b->w != NULL)
 			(void)store_blob_writer_place(st, b->w, &b->dir);
 		items[i].fd = b->w != NULL ? store_blob_writer_fd(b->w) : -1;
@@ -389,6 +450,12 @@ store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
 	nd = store_commit_dir_items(st, blobs, n, items, dirs);
 	store_commit_fsync_all(&c->pool, items, nd);
 	store_commit_dir_check(st, blobs, owner, n, items, dirs, nd);
+	for (i = 0; i < n; i++) {
+		if (blobs[i]->hash[0] != '\0' &&
+		    owner[i]->result == STORE_OK &&
+		    blobs[i] - owner[i]->blobs < STORE_COMMIT_PARSE_MAX)
+			blobs[i]->info = store_commit_parse(st, blobs[i]->hash);
+	}
 	free(items);
 	free(owner);
 	free(blobs);
@@ -405,7 +472,7 @@ store_commit_run_one(struct store *st, struct store_commit_job *job)
 	r = store_tx_begin(st, &tx);
 	if (r != STORE_OK)
 		return -1;
-	r = job->run(st, job);
+	r = store_commit_run(st, job);
 	if (r == STORE_OK)
 		r = store_tx_commit(st, &tx);
 	else
@@ -457,7 +524,7 @@ store_commit_singly(struct store *st, struct store_commit_job *jobs)
 		job->error[0] = '\0';
 		r = store_batch_begin(st);
 		if (r == STORE_OK)
-			r = job->run(st, job);
+			r = store_commit_run(st, job);
 		if (r == STORE_OK)
 			r = store_batch_commit(st);
 		if (r != STORE_OK) {
@@ -580,6 +647,7 @@ store_commit_main(void *arg)
 		pthread_mutex_unlock(&c->mu);
 
 		store_commit_batch(c, jobs);
+		store_commit_parsed_free(jobs);
 
 		n = 0;
 		for (last = jobs; last->next != NULL; last = last->next)

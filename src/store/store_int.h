@@ -147,6 +147,12 @@ struct store {
 	/* store_page_uses at the last store_rest, and at the last
 	   store_rest_if_idle */
 	uint64_t rest_uses, tick_uses;
+	/* the commit thread's: the blobs of the job that runs, with their
+	   structure parsed before the batch took the write lock
+	   (store_msg_meta_ensure looks there first; ahead_pos: where the
+	   last one was found) */
+	const struct store_commit_blob *ahead;
+	size_t ahead_n, ahead_pos;
 
 	/* a view snapshot for store_view_snap_flush, or NULL; the
 	   thresholds (STORE_VIEW_SNAP_*; the unit tests lower them) */
@@ -402,6 +408,9 @@ int store_fts_read_hints(struct store *s, const struct store_fts_hint *hints,
 #define STORE_REST_MS 1000
 void store_idle_wait(pthread_cond_t *cond, pthread_mutex_t *mu,
 		     struct store *st);
+/* Messages whose structure store_msg_meta_ensure parsed itself, inside
+   a write transaction, in this process (tests). */
+uint64_t store_msg_parsed_in_tx(void);
 /* Checkpoint the WAL: PASSIVE, then, when it still holds more than
    restart_frames frames, RESTART (see store.c). Returns the frames in
    the WAL after it, or -1 when SQLite failed. */

@@ -477,13 +477,53 @@ store_msg_has_meta(struct store *s, int64_t blob_id, bool *has_r)
 	return rc == SQLITE_ROW ? STORE_OK : store_sql_err(s, rc);
 }
 
+static _Atomic uint64_t store_msg_parsed;
+
+uint64_t
+store_msg_parsed_in_tx(void)
+{
+	return store_msg_parsed;
+}
+
+/* The structure of hash parsed by the blob stage for the job that runs
+   on this (the commit thread's) store, or NULL. A job's blobs are
+   looked up in their order, so the search starts where the last one
+   was found. */
+static const struct mime_info *
+store_msg_meta_ahead(struct store *s, const char *hash)
+{
+	for (size_t k = 0; k < s->ahead_n; k++) {
+		size_t i = (s->ahead_pos + k) % s->ahead_n;
+
+		if (s->ahead[i].info != NULL &&
+		    strcmp(s->ahead[i].hash, hash) == 0) {
+			s->ahead_pos = i + 1;
+			return s->ahead[i].info;
+		}
+	}
+	return NULL;
+}
+
+static int
+store_msg_meta_save_all(struct store *s, int64_t blob_id,
+			const struct mime_info *info)
+{
+	int ret = store_msg_meta_save(s, blob_id, info);
+
+	if (ret == STORE_OK)
+		ret = store_sort_keys_save(s, blob_id, info->date, &info->sort);
+	return ret;
+}
+
 /* Inside a write transaction: make sure the blobs row of hash carries
-   the parsed structure. XXX parses under the write lock; a big message
-   holds it for the parse (once per blob). */
+   the parsed structure. The commit thread's jobs bring it parsed (the
+   blob stage did it, before the batch took the write lock); otherwise
+   it is parsed here, holding the lock for the parse (once per blob). */
 static int
 store_msg_meta_ensure(struct store *s, const char *hash, int64_t blob_id)
 {
 	static const uint8_t empty[1];
+	const struct mime_info *ahead;
 	struct store_map map;
 	struct mime_info info;
 	bool has;
@@ -492,6 +532,15 @@ store_msg_meta_ensure(struct store *s, const char *hash, int64_t blob_id)
 	ret = store_msg_has_meta(s, blob_id, &has);
 	if (ret != STORE_OK || has)
 		return ret;
+	ahead = s->fts_hints ? store_msg_meta_ahead(s, hash) : NULL;
+	if (ahead != NULL) {
+		/* with hints the index thread reads the text later */
+		ret = store_fts_add(s, blob_id, hash, NULL, 0);
+		return ret == STORE_OK ? store_msg_meta_save_all(s, blob_id,
+								 ahead)
+				       : ret;
+	}
+	store_msg_parsed++;
 	ret = store_blob_map(s, hash, &map);
 	if (ret != STORE_OK)
 		return ret;
@@ -505,9 +554,7 @@ store_msg_meta_ensure(struct store *s, const char *hash, int64_t blob_id)
 			    map.len);
 	store_blob_unmap(&map);
 	if (ret == STORE_OK)
-		ret = store_msg_meta_save(s, blob_id, &info);
-	if (ret == STORE_OK)
-		ret = store_sort_keys_save(s, blob_id, info.date, &info.sort);
+		ret = store_msg_meta_save_all(s, blob_id, &info);
 	mime_info_free(&info);
 	return ret;
 }

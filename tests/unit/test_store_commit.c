@@ -824,6 +824,57 @@ test_store_rest(void)
 	store_close(&s);
 }
 
+/* The subject of the blob's stored envelope ("" when none). */
+static void
+test_blob_subject(struct store *s, const char *hash, char *out, size_t size)
+{
+	struct store_msg_meta meta;
+
+	out[0] = '\0';
+	if (store_msg_meta(s, hash, &meta) == 1 && meta.subject != NULL)
+		snprintf(out, size, "%s", meta.subject);
+	store_msg_meta_clear(&meta);
+}
+
+/* A commit job's message structure is parsed by the blob stage, before
+   the batch takes the write lock: the commit thread stores it without
+   parsing (the count of parses inside a transaction does not move), and
+   the stored structure is the message's. */
+static void
+test_commit_parse_ahead(void)
+{
+	struct test_append_job a;
+	struct ev_loop *loop = ev_loop_new();
+	struct store_commit *c;
+	struct store *s;
+	struct store_mailbox box;
+	char dir[512], subject[64];
+	int64_t account = 0;
+	uint64_t parsed;
+
+	s = test_store_open_sub("ahead", dir, sizeof(dir));
+	test_assert(store_domain_add(s, "pa.test") == STORE_OK);
+	test_assert(store_account_add(s, "u@pa.test", "standard", "h", NULL,
+				      &account) == STORE_OK);
+	test_assert(store_mailbox_get(s, account, "INBOX", &box) == 1);
+	c = store_commit_new(loop, dir, NULL);
+	test_assert(c != NULL);
+	parsed = store_msg_parsed_in_tx();
+	test_append_init(&a, s, box.id, "Subject: parsed ahead\r\n"
+			 "From: a@pa.test\r\n\r\nbody\r\n");
+	store_commit_submit(c, &a.t.job);
+	test_loop_until_idle(loop, c);
+	test_assert(a.t.job.result == STORE_OK);
+	test_assert(store_msg_parsed_in_tx() == parsed);
+	test_assert(a.t.blob.info == NULL); /* freed after the batch */
+	test_blob_subject(s, a.t.blob.hash, subject, sizeof(subject));
+	test_assert(strcmp(subject, "parsed ahead") == 0);
+	store_commit_free(&c);
+	store_mailbox_clear(&box);
+	store_close(&s);
+	ev_loop_free(&loop);
+}
+
 /* What the index thread does with hints: read them, then write the
    rows in one transaction (store_index_rows). */
 static int
@@ -911,6 +962,7 @@ static const struct test_case tests[] = {
 	{ "index_busy_retry", test_index_busy_retry },
 	{ "store_wal_restart", test_store_wal_restart },
 	{ "store_rest", test_store_rest },
+	{ "commit_parse_ahead", test_commit_parse_ahead },
 	{ "commit_batch", test_commit_batch },
 	{ "commit_failure_alone", test_commit_failure_alone },
 	{ "commit_blob_failure", test_commit_blob_failure },
