@@ -1097,8 +1097,8 @@ store_fts_matches(struct store *s, int64_t mailbox_id, bool fields,
 
 /* Messages of the mailbox whose blob is not STORE_FTS_EXACT in the
    index (blobs.fts, or blobs.hfts for the fields; few: the partial
-   indexes blobs_fts_pending and blobs_hfts_pending hold exactly those
-   blobs). Into pending go those the index cannot rule out: not indexed,
+   index blobs_index_pending holds those blobs, and the ones of the
+   other column). Into pending go those the index cannot rule out: not indexed,
    or (for a non-ASCII needle) indexed from text that is not valid
    UTF-8. Into inexact go all of them: their matches are not sure. */
 static int
