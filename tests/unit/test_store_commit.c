@@ -536,6 +536,20 @@ test_append_init(struct test_append_job *a, struct store *s, int64_t box,
 	a->t.job.blob_count = 1;
 }
 
+/* A domain, its account u@domain and that account's INBOX. */
+static void
+test_inbox(struct store *s, const char *domain, struct store_mailbox *box)
+{
+	char addr[128];
+	int64_t account = 0;
+
+	snprintf(addr, sizeof(addr), "u@%s", domain);
+	test_assert(store_domain_add(s, domain) == STORE_OK);
+	test_assert(store_account_add(s, addr, "standard", "h", NULL,
+				      &account) == STORE_OK);
+	test_assert(store_mailbox_get(s, account, "INBOX", box) == 1);
+}
+
 /* blobs.fts of the blob (-1: no such blob), read by another connection */
 static int
 test_fts_state(struct store *s, const char *hash)
@@ -581,14 +595,10 @@ test_commit_index(void)
 	struct store *s;
 	struct store_mailbox box;
 	char dir[512];
-	int64_t account = 0;
 	int state = -1;
 
 	s = test_store_open_sub("index", dir, sizeof(dir));
-	test_assert(store_domain_add(s, "ix.test") == STORE_OK);
-	test_assert(store_account_add(s, "u@ix.test", "standard", "h", NULL,
-				      &account) == STORE_OK);
-	test_assert(store_mailbox_get(s, account, "INBOX", &box) == 1);
+	test_inbox(s, "ix.test", &box);
 	c = store_commit_new(loop, dir, NULL);
 	test_assert(c != NULL);
 	test_append_init(&a, s, box.id, "Subject: one\r\n\r\nzebra crossing\r\n");
@@ -649,15 +659,11 @@ test_index_busy_retry(void)
 	struct store *s;
 	char dir[512], sql[128];
 	const char *error = NULL;
-	int64_t account = 0;
 	uint32_t uid;
 	int state = -1;
 
 	s = test_store_open_sub("busy", dir, sizeof(dir));
-	test_assert(store_domain_add(s, "b.test") == STORE_OK);
-	test_assert(store_account_add(s, "u@b.test", "standard", "h", NULL,
-				      &account) == STORE_OK);
-	test_assert(store_mailbox_get(s, account, "INBOX", &box) == 1);
+	test_inbox(s, "b.test", &box);
 	memset(&h, 0, sizeof(h));
 	test_assert(store_blob_write(s, msg, sizeof(msg) - 1, h.hash) ==
 		    STORE_OK);
@@ -849,14 +855,10 @@ test_commit_parse_ahead(void)
 	struct store *s;
 	struct store_mailbox box;
 	char dir[512], subject[64];
-	int64_t account = 0;
 	uint64_t parsed;
 
 	s = test_store_open_sub("ahead", dir, sizeof(dir));
-	test_assert(store_domain_add(s, "pa.test") == STORE_OK);
-	test_assert(store_account_add(s, "u@pa.test", "standard", "h", NULL,
-				      &account) == STORE_OK);
-	test_assert(store_mailbox_get(s, account, "INBOX", &box) == 1);
+	test_inbox(s, "pa.test", &box);
 	c = store_commit_new(loop, dir, NULL);
 	test_assert(c != NULL);
 	parsed = store_msg_parsed_in_tx();
@@ -896,14 +898,10 @@ test_index_hints_skip(void)
 	struct store *s, *ix;
 	char dir[512], hash[STORE_HASH_HEX_LEN + 1];
 	const char *error = NULL;
-	int64_t account = 0;
 	uint32_t uid;
 
 	s = test_store_open_sub("hints", dir, sizeof(dir));
-	test_assert(store_domain_add(s, "h.test") == STORE_OK);
-	test_assert(store_account_add(s, "u@h.test", "standard", "h", NULL,
-				      &account) == STORE_OK);
-	test_assert(store_mailbox_get(s, account, "INBOX", &box) == 1);
+	test_inbox(s, "h.test", &box);
 	/* s indexes in its own transaction: the blob is at 1 already */
 	test_assert(store_blob_write(s, msg, sizeof(msg) - 1, hash) ==
 		    STORE_OK);
