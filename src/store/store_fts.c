@@ -1097,10 +1097,10 @@ store_fts_matches(struct store *s, int64_t mailbox_id, bool fields,
 
 /* Messages of the mailbox whose blob is not STORE_FTS_EXACT in the
    index (blobs.fts, or blobs.hfts for the fields; few: the partial
-   index blobs_index_pending holds those blobs, and the ones of the
-   other column). Into pending go those the index cannot rule out: not indexed,
-   or (for a non-ASCII needle) indexed from text that is not valid
-   UTF-8. Into inexact go all of them: their matches are not sure. */
+   index blobs_index_pending holds those blobs, and those of the other
+   column). Into pending go those the index cannot rule out: not
+   indexed, or (for a non-ASCII needle) indexed from text that is not
+   valid UTF-8. Into inexact go all of them: their matches are not sure. */
 static int
 store_fts_not_exact(struct store *s, int64_t mailbox_id, bool fields,
 		    bool ascii, struct store_fts_uids *pending,
