@@ -7,13 +7,12 @@ rows deferred: blobs.fts = 0 and no row) and some expunged, every
 answer must equal the scan of every message (all blobs marked
 unindexed) and the answer worked out from the messages themselves."""
 import os
-import sqlite3
 
 import pytest
 
 from test_imap_helpers import Raw, new_account
-from test_imap_search_fts import (fill_inbox, fts_states, hfts_states,
-                                  wait_states)
+from test_imap_search_fts import (db_conn, fill_inbox, fts_states,
+                                  hfts_states, wait_states)
 
 N = 90
 
@@ -76,16 +75,12 @@ CRITS = ["TEXT needlework", "BODY needlework", "SUBJECT needlework",
 def pend(db, ids):
     """Leave blobs ids as the commit thread leaves them until it writes
     their deferred rows: fts and hfts 0, no index row."""
-    c = sqlite3.connect(db, timeout=30)
-    try:
+    with db_conn(db) as c:
         for bid in ids:
             c.execute("UPDATE blobs SET fts = 0, hfts = 0 WHERE id = ?",
                       (bid,))
             c.execute("DELETE FROM blob_fts WHERE rowid = ?", (bid,))
             c.execute("DELETE FROM blob_hfts WHERE rowid = ?", (bid,))
-        c.commit()
-    finally:
-        c.close()
 
 
 def test_cover_equals_scan_with_pending_and_expunged(fresh_tern):
@@ -93,11 +88,8 @@ def test_cover_equals_scan_with_pending_and_expunged(fresh_tern):
     db = os.path.join(fresh_tern.datadir, "tern.db")
     wait_states(fts_states, db, lambda st: 0 not in st)
     wait_states(hfts_states, db, lambda st: 0 not in st)
-    c = sqlite3.connect(db, timeout=30)
-    try:
+    with db_conn(db) as c:
         blob = dict(c.execute("SELECT uid, blob_id FROM messages"))
-    finally:
-        c.close()
     assert len(blob) == N
     # messages 30, 35, 42, 45 and 61 (needle in body, subject, part
     # header, both; none) are not in the index
@@ -108,12 +100,8 @@ def test_cover_equals_scan_with_pending_and_expunged(fresh_tern):
     uids = [u for u in range(1, N + 1) if u not in (15, 21, 22)]
     indexed = {c: search(r, c) for c in CRITS}
     # the same from a scan of every message
-    c = sqlite3.connect(db, timeout=30)
-    try:
+    with db_conn(db) as c:
         c.execute("UPDATE blobs SET fts = 0, hfts = 0")
-        c.commit()
-    finally:
-        c.close()
     scanned = {c: search(r, c) for c in CRITS}
     assert indexed == scanned
     text = [u for u in uids if has(u, "text")]

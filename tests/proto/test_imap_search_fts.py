@@ -8,6 +8,7 @@ case, Unicode folding, raw 8-bit headers) with many needles, first
 through the index, then with every blob marked unindexed (blobs.fts = 0,
 so each message is read and checked exactly), and compares."""
 import base64
+import contextlib
 import os
 import re
 import sqlite3
@@ -127,13 +128,22 @@ def search(r, key, needle):
     return [int(x) for x in found[0].split()[2:]]
 
 
-def fts_states(db):
+@contextlib.contextmanager
+def db_conn(db):
+    """A connection to the server's database beside it (waiting up to
+    30 s for its lock), committed when the block ends without error."""
     c = sqlite3.connect(db, timeout=30)
     try:
-        return dict(c.execute("SELECT fts, count(*) FROM blobs"
-                              " GROUP BY fts").fetchall())
+        yield c
+        c.commit()
     finally:
         c.close()
+
+
+def fts_states(db):
+    with db_conn(db) as c:
+        return dict(c.execute("SELECT fts, count(*) FROM blobs"
+                              " GROUP BY fts").fetchall())
 
 
 def wait_states(read, db, want, seconds=10):
@@ -154,12 +164,8 @@ def indexed_states(db, want, seconds=10):
 
 
 def unindex(db):
-    c = sqlite3.connect(db, timeout=30)
-    try:
+    with db_conn(db) as c:
         c.execute("UPDATE blobs SET fts = 0")
-        c.commit()
-    finally:
-        c.close()
 
 
 def fill_inbox(tern, corpus):
@@ -314,15 +320,11 @@ def test_text_reads_blobs_indexed_without_part_headers(fresh_tern):
     assert " OK " in r.cmd("SELECT INBOX")[0]
     db = os.path.join(fresh_tern.datadir, "tern.db")
     indexed_states(db, lambda st: st.get(1, 0) == 1)
-    c = sqlite3.connect(db, timeout=30)
-    try:
+    with db_conn(db) as c:
         (bid,) = c.execute("SELECT id FROM blobs WHERE fts = 1").fetchone()
         c.execute("UPDATE blob_fts SET hdr = 'Subject: report' WHERE rowid = ?",
                   (bid,))
         c.execute("UPDATE fts_layout SET old_max = ?", (bid,))
-        c.commit()
-    finally:
-        c.close()
     for crit, expect in (("TEXT budgetreport", [1]), ("TEXT aardvark", [1]),
                          ("BODY \"see attached\"", [1]),
                          ("BODY budgetreport", []), ("TEXT nothinghere", [])):
@@ -367,22 +369,15 @@ HEADER_KEYS = ("SUBJECT", "FROM", "TO", "CC", "BCC", "HEADER Subject",
 
 
 def unindex_fields(db):
-    c = sqlite3.connect(db, timeout=30)
-    try:
+    with db_conn(db) as c:
         c.execute("UPDATE blobs SET hfts = 0")
         c.execute("DELETE FROM blob_hfts")
-        c.commit()
-    finally:
-        c.close()
 
 
 def hfts_states(db):
-    c = sqlite3.connect(db, timeout=30)
-    try:
+    with db_conn(db) as c:
         return dict(c.execute("SELECT hfts, count(*) FROM blobs"
                               " GROUP BY hfts").fetchall())
-    finally:
-        c.close()
 
 
 def indexed_hfts(db):
@@ -472,20 +467,13 @@ def test_address_rows_redone_by_step13(fresh_tern):
     db = os.path.join(fresh_tern.datadir, "tern.db")
     assert 0 not in indexed_hfts(db)
     r.cmd("LOGOUT")
-    c = sqlite3.connect(db, timeout=30)
-    try:
+    with db_conn(db) as c:
         c.execute("UPDATE blob_hfts SET f_from = 'stale'")
         c.execute("PRAGMA user_version = 12")
-        c.commit()
-    finally:
-        c.close()
     fresh_tern.restart()
-    c = sqlite3.connect(db, timeout=30)
-    try:
+    with db_conn(db) as c:
         rows = c.execute("SELECT f_from FROM blob_hfts").fetchall()
         states = c.execute("SELECT hfts FROM blobs").fetchall()
-    finally:
-        c.close()
     assert rows == [("quinn@shop.example",)] and states == [(1,)]
     r = Raw(fresh_tern)
     r.login(addr, pw)
@@ -526,8 +514,7 @@ def test_header_keys_come_from_field_index(fresh_tern):
     # plant into the rows only once the commit thread wrote them
     assert 0 not in indexed_hfts(db)
     assert 0 not in indexed_states(db, lambda st: 0 not in st)
-    c = sqlite3.connect(db, timeout=30)
-    try:
+    with db_conn(db) as c:
         ids = [b for (b,) in c.execute(
             "SELECT b.id FROM messages m JOIN blobs b ON b.id = m.blob_id"
             " ORDER BY m.uid")]
@@ -537,9 +524,6 @@ def test_header_keys_come_from_field_index(fresh_tern):
         # other fields: each piece of the needle must be in hdr
         c.execute("UPDATE blob_fts SET hdr = 'Subject: b64' WHERE rowid = ?",
                   (ids[2],))
-        c.commit()
-    finally:
-        c.close()
     assert search(r, "SUBJECT", "planted words") == [1]
     # HEADER looks at every Subject field, which the field index does
     # not hold: the message is read, and it has no such words
