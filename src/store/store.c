@@ -41,6 +41,12 @@ store_fail(struct store *s, int err, const char *fmt, ...)
 int
 store_sql_err(struct store *s, int rc)
 {
+	return store_sql_err_db(s, s->db, rc);
+}
+
+int
+store_sql_err_db(struct store *s, sqlite3 *db, int rc)
+{
 	int err;
 
 	switch (rc & 0xff) {
@@ -63,9 +69,11 @@ store_sql_err(struct store *s, int rc)
 		err = STORE_ERR;
 		break;
 	}
-	if ((rc & 0xff) == SQLITE_IOERR && sqlite3_system_errno(s->db) == ENOSPC)
+	if ((rc & 0xff) == SQLITE_IOERR && db != NULL &&
+	    sqlite3_system_errno(db) == ENOSPC)
 		err = STORE_NOSPACE;
-	return store_fail(s, err, "sqlite: %s (%d)", sqlite3_errmsg(s->db), rc);
+	return store_fail(s, err, "sqlite: %s (%d)",
+			  db != NULL ? sqlite3_errmsg(db) : "out of memory", rc);
 }
 
 static size_t
@@ -167,6 +175,9 @@ store_post_commit(struct store *s)
 		store_blob_gc(s);
 	}
 	store_notify_flush(s);
+	/* the commit thread's go to the index thread (store_commit.c) */
+	if (!s->fts_deferred && s->fts_count > 0)
+		store_fts_index_held(s);
 }
 
 static void
@@ -312,13 +323,6 @@ store_batch_commit(struct store *s)
 		store_post_discard(s);
 		return store_fail(s, STORE_ERR, "batch was rolled back");
 	}
-	ret = s->fts_deferred ? STORE_OK : store_fts_flush(s);
-	if (ret != STORE_OK) {
-		if (!sqlite3_get_autocommit(s->db))
-			(void)store_exec(s, "ROLLBACK");
-		store_post_discard(s);
-		return ret;
-	}
 	ret = store_exec(s, "COMMIT");
 	if (ret != STORE_OK) {
 		if (!sqlite3_get_autocommit(s->db))
@@ -391,7 +395,7 @@ store_mkdir(struct store *s, const char *sub)
    overslept a lock held for 2 ms by up to tens of ms; with two workers
    (and two connections each) taking turns that was most of a commit's
    latency, and on the event loop it was time no connection was served. */
-static int
+int
 store_busy_wait(void *ctx, int count)
 {
 	struct store *s = ctx;
@@ -439,6 +443,7 @@ void
 store_rest(struct store *s)
 {
 	(void)sqlite3_db_release_memory(s->db);
+	store_fts_db_rest(s);
 	malloc_trim(0);
 	s->rest_uses = store_page_uses(s);
 }
@@ -576,15 +581,13 @@ store_open(const char *datadir, const char **error_r)
 	if (ret == STORE_OK)
 		ret = store_schema_migrate(s);
 	if (ret == STORE_OK)
+		ret = store_fts_db_check(s);
+	if (ret == STORE_OK)
 		store_changes_open(s);
 	/* Best effort: a blob left unfilled (lock timeout, I/O error) has
 	   its sort keys computed at SORT time instead. */
 	if (ret == STORE_OK)
 		(void)store_msg_sort_backfill(s);
-	/* the same for the header-field index (a blob left out is read
-	   by SEARCH instead) */
-	if (ret == STORE_OK)
-		(void)store_fts_field_backfill(s);
 	if (ret != STORE_OK) {
 		/* XXX a static buffer: store_open has no store to own it */
 		snprintf(open_err, sizeof(open_err), "%s", s->errbuf);
@@ -614,6 +617,7 @@ store_close(struct store **sp)
 		if (s->stmts[i].stmt != NULL)
 			sqlite3_finalize(s->stmts[i].stmt);
 	}
+	store_fts_db_close(s);
 	if (s->db != NULL)
 		sqlite3_close(s->db);
 	store_notify_close(s);

@@ -751,7 +751,8 @@ store_blob_gc_one(struct store *s, const struct store_gc_item *item)
 	sqlite3_bind_int64(st, 1, item->id);
 	/* A foreign key error here would mean a refcount bug: the row stays
 	   and its (already unlinked) file is not referenced anyway. */
-	(void)store_stmt_exec(s, st);
+	if (store_stmt_exec(s, st) == STORE_OK && sqlite3_changes(s->db) > 0)
+		s->blobs_collected = true; /* its index rows: fts_gone */
 }
 
 void

@@ -563,6 +563,10 @@ store_commit_after(struct store_commit *c)
 
 	store_fts_take_hints(c->st, &c->hints, &c->hints_cap, &n);
 	store_index_add(c->ix, c->hints, n);
+	if (c->st->blobs_collected) {
+		c->st->blobs_collected = false;
+		store_index_gc_soon(c->ix);
+	}
 	frames = store_take_wal_frames(c->st);
 	if (frames > 0)
 		c->wal_frames = frames;

@@ -14,14 +14,17 @@
    only whole words). Needles shorter than 3 characters cannot use it:
    the caller scans. An ASCII needle of 5 to 48 characters is asked as
    its covering trigrams and tern_cover (below), the same rows as the
-   phrase for a third of the work. The row is written inside the
-   delivery/APPEND transaction (store_msg.c, once per blob, when its
-   structure is parsed; inside a batch, all rows together before its
-   COMMIT), or, for the commit thread's batches, by the index thread
-   after the COMMIT (store_fts_hints, store_index.c), and
-   removed by a trigger when the blob row is collected (store_schema.c
-   steps 5 and 9). Blobs stored before the index existed have blobs.fts
-   = 0 and are always candidates.
+   phrase for a third of the work. The tables are in index.db, a
+   database file of their own (store_fts_db.c says why and how the two
+   files stay consistent). A new blob is noted inside the transaction
+   that stores it (store_fts_add, once per blob, when its structure is
+   parsed) and indexed after the COMMIT: by the index thread for the
+   commit thread's batches (store_fts_hints, store_index.c), by the
+   store itself otherwise (store_fts_index_held); the rows first, then
+   the states below (store_fts_write_all). Rows of a collected blob are
+   removed later (fts_gone, store_fts_gc). A blob not indexed (yet) has
+   blobs.fts = 0 and is always a candidate; the index thread's pass at
+   its start indexes those left over (store_fts_index_pending).
 
    blobs.fts says how far the index can be trusted (STORE_FTS_*):
    - 1: the text is valid UTF-8 and holds no character that the
@@ -53,8 +56,8 @@
    fields as ENVELOPE parses them, schema step 13), so a needle with
    white space is answered too ("no such subject" in a Subject folded
    between the words). blobs.hfts says the same as blobs.fts, for those
-   columns; 4 (too long) and 0 (stored before step 11, until the
-   backfill at store_open reaches it) are always candidates. */
+   columns. 4 (too long to index; blobs.fts too) and 0 (not indexed
+   yet) are always candidates. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,15 +175,15 @@ store_fts_insert_row(struct store *s, int64_t blob_id, const struct buf *hdr,
 {
 	sqlite3_stmt *st;
 
-	st = store_stmt(s, "INSERT OR REPLACE INTO blob_fts(rowid, hdr, body)"
-			   " VALUES (?, ?, ?)");
+	st = store_fts_stmt(s, "INSERT OR REPLACE INTO blob_fts(rowid, hdr,"
+			       " body) VALUES (?, ?, ?)");
 	if (st == NULL)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, blob_id);
 	sqlite3_bind_text(st, 2, buf_cstr(hdr), (int)hdr->len, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, buf_cstr(body), (int)body->len,
 			  SQLITE_STATIC);
-	return store_stmt_exec(s, st);
+	return store_fts_stmt_exec(s, st);
 }
 
 static int
@@ -190,26 +193,16 @@ store_fts_insert_fields(struct store *s, int64_t blob_id,
 	sqlite3_stmt *st;
 	int i;
 
-	st = store_stmt(s, "INSERT OR REPLACE INTO blob_hfts(rowid, f_subject,"
-			   " f_from, f_to, f_cc, f_bcc)"
-			   " VALUES (?, ?, ?, ?, ?, ?)");
+	st = store_fts_stmt(s, "INSERT OR REPLACE INTO blob_hfts(rowid,"
+			       " f_subject, f_from, f_to, f_cc, f_bcc)"
+			       " VALUES (?, ?, ?, ?, ?, ?)");
 	if (st == NULL)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, blob_id);
 	for (i = 0; i < STORE_HFTS_FIELDS; i++)
 		sqlite3_bind_text(st, i + 2, buf_cstr(&fld[i]),
 				  (int)fld[i].len, SQLITE_STATIC);
-	return store_stmt_exec(s, st);
-}
-
-static size_t
-store_fts_pending_bytes(const struct store_fts_pending *p)
-{
-	size_t n = p->hdr.len + p->body.len;
-
-	for (int i = 0; i < STORE_HFTS_FIELDS; i++)
-		n += p->fld[i].len;
-	return n;
+	return store_fts_stmt_exec(s, st);
 }
 
 static void
@@ -224,52 +217,84 @@ store_fts_pending_free(struct store_fts_pending *p)
 void
 store_fts_discard(struct store *s, size_t mark)
 {
-	while (s->fts_count > mark) {
-		struct store_fts_pending *p = &s->fts_pending[--s->fts_count];
-
-		s->fts_bytes -= store_fts_pending_bytes(p);
-		store_fts_pending_free(p);
-	}
+	while (s->fts_count > mark)
+		store_fts_pending_free(&s->fts_pending[--s->fts_count]);
 	if (s->fts_count == 0) {
 		free(s->fts_pending);
 		s->fts_pending = NULL;
 		s->fts_cap = 0;
-		s->fts_bytes = 0;
 	}
 }
-
-static int
-store_fts_write(struct store *s, const struct store_fts_pending *p)
-{
-	int ret = STORE_OK;
-
-	if (p->text)
-		ret = store_fts_insert_row(s, p->blob_id, &p->hdr, &p->body);
-	if (ret == STORE_OK && p->fields)
-		ret = store_fts_insert_fields(s, p->blob_id, p->fld);
-	return ret;
-}
-
-int
-store_fts_flush(struct store *s)
-{
-	int ret = STORE_OK;
-
-	for (size_t i = 0; i < s->fts_count && ret == STORE_OK; i++)
-		ret = store_fts_write(s, &s->fts_pending[i]);
-	if (ret == STORE_OK)
-		store_fts_discard(s, 0);
-	return ret;
-}
-
-static int store_fts_mark(struct store *s, int64_t blob_id, const char *col,
-			  int state);
-static void store_fts_hold(struct store *s, const struct store_fts_pending *e);
 
 void
 store_fts_defer(struct store *s)
 {
 	s->fts_deferred = true;
+}
+
+/* The blob's states now, read in tern.db outside any transaction there:
+   *alive_r when it still exists with p's hash. */
+static int
+store_fts_blob_state(struct store *s, const struct store_fts_pending *p,
+		     int *fts_r, int *hfts_r, bool *alive_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*alive_r = false;
+	st = store_stmt(s, "SELECT fts, hfts FROM blobs WHERE id = ?"
+			   " AND hash = ?");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, p->blob_id);
+	sqlite3_bind_text(st, 2, p->hash, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*alive_r = true;
+		*fts_r = sqlite3_column_int(st, 0);
+		*hfts_r = sqlite3_column_int(st, 1);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK
+						     : store_sql_err(s, rc);
+}
+
+/* Phase 1: the rows of p[0..n) into index.db, one transaction committed
+   with an fsync (synchronous=FULL there). Each blob's states are read
+   in tern.db once this transaction holds index.db's write lock, so a
+   column is written only for the blob that is there now with this
+   hash and not indexed yet: rows from text read before the blob was
+   collected and its id reused never replace the new blob's. Sets
+   p->put_text and p->put_fields to what was written. */
+static int
+store_fts_write_rows(struct store *s, struct store_fts_pending *p, size_t n)
+{
+	int ret, fts = 0, hfts = 0;
+	bool alive;
+
+	ret = store_fts_db(s);
+	if (ret == STORE_OK)
+		ret = store_fts_exec(s, "BEGIN IMMEDIATE");
+	for (size_t i = 0; i < n && ret == STORE_OK; i++) {
+		p[i].put_text = p[i].put_fields = false;
+		ret = store_fts_blob_state(s, &p[i], &fts, &hfts, &alive);
+		if (ret != STORE_OK || !alive)
+			continue;
+		p[i].put_text = p[i].text && fts == STORE_FTS_NONE;
+		p[i].put_fields = p[i].fields && hfts == STORE_FTS_NONE;
+		if (p[i].put_text)
+			ret = store_fts_insert_row(s, p[i].blob_id, &p[i].hdr,
+						   &p[i].body);
+		if (ret == STORE_OK && p[i].put_fields)
+			ret = store_fts_insert_fields(s, p[i].blob_id,
+						      p[i].fld);
+	}
+	if (ret == STORE_OK)
+		ret = store_fts_exec(s, "COMMIT");
+	if (ret != STORE_OK && s->fts_db != NULL &&
+	    !sqlite3_get_autocommit(s->fts_db))
+		(void)store_fts_exec(s, "ROLLBACK");
+	return ret;
 }
 
 /* Set the blob's state column (blobs.hfts or blobs.fts) when it is
@@ -296,37 +321,174 @@ store_fts_claim(struct store *s, const struct store_fts_pending *p, bool hfts,
 	return ret;
 }
 
-/* Mark the blob, still unindexed and alive, then write its rows (a
-   column the backfill filled meanwhile is skipped). */
+/* Phase 2: the states of p[0..n) in tern.db, for what phase 1 wrote (or
+   a text too long to index: STORE_FTS_SKIPPED, no row), one transaction
+   without an fsync (the next durable COMMIT of the process carries it;
+   lost, the blob is indexed again). *orphans_r: some rows were written
+   whose claim failed (the blob went, or another thread indexed it). */
 static int
-store_fts_write_deferred(struct store *s, const struct store_fts_pending *p)
+store_fts_claim_all(struct store *s, const struct store_fts_pending *p,
+		    size_t n, bool *orphans_r)
 {
 	bool claimed;
-	int ret = STORE_OK;
+	int ret;
 
-	if (p->text) {
-		ret = store_fts_claim(s, p, false, p->state, &claimed);
-		if (ret == STORE_OK && claimed)
-			ret = store_fts_insert_row(s, p->blob_id, &p->hdr,
-						   &p->body);
+	*orphans_r = false;
+	ret = store_exec_cached(s, "PRAGMA synchronous=NORMAL");
+	if (ret == STORE_OK)
+		ret = store_exec(s, "BEGIN IMMEDIATE");
+	for (size_t i = 0; i < n && ret == STORE_OK; i++) {
+		if (p[i].put_text || p[i].state == STORE_FTS_SKIPPED) {
+			ret = store_fts_claim(s, &p[i], false, p[i].state,
+					      &claimed);
+			*orphans_r = *orphans_r || (p[i].put_text && !claimed);
+		}
+		if (ret == STORE_OK &&
+		    (p[i].put_fields || p[i].hstate == STORE_FTS_SKIPPED)) {
+			ret = store_fts_claim(s, &p[i], true, p[i].hstate,
+					      &claimed);
+			*orphans_r = *orphans_r ||
+				     (p[i].put_fields && !claimed);
+		}
 	}
-	/* a SKIPPED hstate without fields is a claim alone */
-	if (ret == STORE_OK && (p->fields || p->hstate == STORE_FTS_SKIPPED)) {
-		ret = store_fts_claim(s, p, true, p->hstate, &claimed);
-		if (ret == STORE_OK && claimed && p->fields)
-			ret = store_fts_insert_fields(s, p->blob_id, p->fld);
-	}
+	if (ret == STORE_OK)
+		ret = store_exec(s, "COMMIT");
+	if (ret != STORE_OK && !sqlite3_get_autocommit(s->db))
+		(void)store_exec(s, "ROLLBACK");
+	(void)store_exec_cached(s, "PRAGMA synchronous=FULL");
 	return ret;
 }
 
-/* Drop the first n held rows (written), keeping the rest in order. */
+/* The rows of ids[0..n) out of index.db, for each id no blob has now
+   (read once the write lock of index.db is held: a blob that takes the
+   id later is indexed after this). */
+static int
+store_fts_remove_gone(struct store *s, const int64_t *ids, size_t n)
+{
+	sqlite3_stmt *st;
+	int ret, rc;
+
+	ret = store_fts_db(s);
+	if (ret == STORE_OK)
+		ret = store_fts_exec(s, "BEGIN IMMEDIATE");
+	for (size_t i = 0; i < n && ret == STORE_OK; i++) {
+		st = store_stmt(s, "SELECT 1 FROM blobs WHERE id = ?");
+		if (st == NULL) {
+			ret = STORE_ERR;
+			break;
+		}
+		sqlite3_bind_int64(st, 1, ids[i]);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc == SQLITE_ROW)
+			continue;
+		if (rc != SQLITE_DONE) {
+			ret = store_sql_err(s, rc);
+			break;
+		}
+		st = store_fts_stmt(s, "DELETE FROM blob_fts WHERE rowid = ?");
+		if (st == NULL) {
+			ret = STORE_ERR;
+			break;
+		}
+		sqlite3_bind_int64(st, 1, ids[i]);
+		ret = store_fts_stmt_exec(s, st);
+		st = ret == STORE_OK ? store_fts_stmt(s, "DELETE FROM blob_hfts"
+							 " WHERE rowid = ?")
+				     : NULL;
+		if (st == NULL) {
+			ret = STORE_ERR;
+			break;
+		}
+		sqlite3_bind_int64(st, 1, ids[i]);
+		ret = store_fts_stmt_exec(s, st);
+	}
+	if (ret == STORE_OK)
+		ret = store_fts_exec(s, "COMMIT");
+	if (ret != STORE_OK && s->fts_db != NULL &&
+	    !sqlite3_get_autocommit(s->fts_db))
+		(void)store_fts_exec(s, "ROLLBACK");
+	return ret;
+}
+
+/* Both phases for p[0..n), then the rows whose claim failed out again
+   when their blob is gone. */
+static int
+store_fts_write_all(struct store *s, struct store_fts_pending *p, size_t n)
+{
+	int64_t *gone;
+	size_t ng = 0;
+	bool orphans;
+	int ret;
+
+	if (n == 0)
+		return STORE_OK;
+	ret = store_fts_write_rows(s, p, n);
+	if (ret == STORE_OK)
+		ret = store_fts_claim_all(s, p, n, &orphans);
+	if (ret != STORE_OK || !orphans)
+		return ret;
+	gone = xreallocarray(NULL, n, sizeof(*gone));
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].put_text || p[i].put_fields)
+			gone[ng++] = p[i].blob_id;
+	}
+	ret = store_fts_remove_gone(s, gone, ng);
+	free(gone);
+	return ret;
+}
+
+int
+store_fts_gc(struct store *s, size_t max, size_t *done_r)
+{
+	sqlite3_stmt *st;
+	int64_t *ids;
+	size_t n = 0;
+	int ret, rc;
+
+	*done_r = 0;
+	ids = xreallocarray(NULL, max + 1, sizeof(*ids));
+	st = store_stmt(s, "SELECT id FROM fts_gone ORDER BY id LIMIT ?");
+	if (st == NULL) {
+		free(ids);
+		return STORE_ERR;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max)
+		ids[n++] = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	ret = rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK
+						    : store_sql_err(s, rc);
+	if (ret == STORE_OK && n > 0)
+		ret = store_fts_remove_gone(s, ids, n);
+	/* only once their rows are out (a crash before: done again) */
+	if (ret == STORE_OK && n > 0)
+		ret = store_exec(s, "BEGIN IMMEDIATE");
+	for (size_t i = 0; i < n && ret == STORE_OK; i++) {
+		st = store_stmt(s, "DELETE FROM fts_gone WHERE id = ?");
+		if (st == NULL) {
+			ret = STORE_ERR;
+			break;
+		}
+		sqlite3_bind_int64(st, 1, ids[i]);
+		ret = store_stmt_exec(s, st);
+	}
+	if (ret == STORE_OK && n > 0)
+		ret = store_exec(s, "COMMIT");
+	if (ret != STORE_OK && !sqlite3_get_autocommit(s->db))
+		(void)store_exec(s, "ROLLBACK");
+	free(ids);
+	if (ret == STORE_OK)
+		*done_r = n;
+	return ret;
+}
+
+/* Drop the first n held entries, keeping the rest in order. */
 static void
 store_fts_drop_front(struct store *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		s->fts_bytes -= store_fts_pending_bytes(&s->fts_pending[i]);
+	for (size_t i = 0; i < n; i++)
 		store_fts_pending_free(&s->fts_pending[i]);
-	}
 	memmove(s->fts_pending, s->fts_pending + n,
 		(s->fts_count - n) * sizeof(*s->fts_pending));
 	s->fts_count -= n;
@@ -335,82 +497,33 @@ store_fts_drop_front(struct store *s, size_t n)
 		store_fts_discard(s, 0);
 }
 
+static void store_fts_read(struct store *s, const struct store_fts_hint *hints,
+			   size_t n, struct store_fts_pending *out,
+			   size_t *count_r);
+
 int
 store_fts_flush_deferred(struct store *s, size_t max_rows)
 {
-	size_t n = s->fts_count < max_rows ? s->fts_count : max_rows;
+	size_t n = s->fts_count < max_rows ? s->fts_count : max_rows, k;
+	struct store_fts_pending *p = s->fts_pending;
 	int ret;
 
 	if (n == 0 || s->batch || s->tx_depth > 0)
 		return STORE_OK;
-	/* the index can be rebuilt; only the blob and its message must be
-	   durable before a reply */
-	ret = store_exec_cached(s, "PRAGMA synchronous=NORMAL");
-	if (ret == STORE_OK)
-		ret = store_exec(s, "BEGIN IMMEDIATE");
-	for (size_t i = 0; i < n && ret == STORE_OK; i++)
-		ret = store_fts_write_deferred(s, &s->fts_pending[i]);
-	if (ret == STORE_OK)
-		ret = store_exec(s, "COMMIT");
-	if (ret != STORE_OK && !sqlite3_get_autocommit(s->db))
-		(void)store_exec(s, "ROLLBACK");
-	(void)store_exec_cached(s, "PRAGMA synchronous=FULL");
+	/* the store's own notes (store_fts_add) are read first */
+	for (size_t i = 0; i < n; i++) {
+		struct store_fts_hint h = { .blob_id = p[i].blob_id };
+
+		if (p[i].read)
+			continue;
+		memcpy(h.hash, p[i].hash, sizeof(h.hash));
+		store_fts_read(s, &h, 1, &p[i], &k);
+		if (k == 0) /* gone: nothing to write */
+			memset(&p[i], 0, sizeof(p[i]));
+	}
+	ret = store_fts_write_all(s, p, n);
 	store_fts_drop_front(s, n);
 	return ret;
-}
-
-/* The rows now, or, inside a batch, at its COMMIT: FTS5 flushes its
-   pending terms into a new segment at every SAVEPOINT, and a batch has
-   several per message, so writing the rows together at the end makes one
-   segment per batch instead of several per message. (A savepoint rolled
-   back drops its share, see store_tx_rollback.) Takes p's buffers. */
-static int
-store_fts_insert(struct store *s, struct store_fts_pending *p)
-{
-	int ret;
-
-	if (!p->text && !p->fields && p->hstate != STORE_FTS_SKIPPED) {
-		store_fts_pending_free(p);
-		return STORE_OK;
-	}
-	if (!s->batch || s->fts_bytes > STORE_FTS_PENDING_MAX_BYTES) {
-		if (s->fts_deferred) {
-			/* past the bound: this one now, in the batch */
-			ret = p->text ? store_fts_mark(s, p->blob_id, "fts",
-						       p->state)
-				      : STORE_OK;
-			if (ret == STORE_OK &&
-			    (p->fields || p->hstate == STORE_FTS_SKIPPED))
-				ret = store_fts_mark(s, p->blob_id, "hfts",
-						     p->hstate);
-			if (ret == STORE_OK)
-				ret = store_fts_write(s, p);
-			store_fts_pending_free(p);
-			return ret;
-		}
-		ret = s->batch ? store_fts_flush(s) : STORE_OK;
-		if (ret == STORE_OK)
-			ret = store_fts_write(s, p);
-		store_fts_pending_free(p);
-		return ret;
-	}
-	store_fts_hold(s, p);
-	return STORE_OK;
-}
-
-static int
-store_fts_mark(struct store *s, int64_t blob_id, const char *col, int state)
-{
-	sqlite3_stmt *st;
-
-	st = store_stmt(s, col[0] == 'h'
-				   ? "UPDATE blobs SET hfts = ? WHERE id = ?"
-				   : "UPDATE blobs SET fts = ? WHERE id = ?");
-	if (st == NULL)
-		return STORE_ERR;
-	sqlite3_bind_int(st, 1, state);
-	sqlite3_bind_int64(st, 2, blob_id);
-	return store_stmt_exec(s, st);
 }
 
 /* The header fields of blob_hfts, in column order. */
@@ -436,10 +549,9 @@ store_fts_fields_state(struct buf *fld)
 }
 
 /* Fill p->fld with the fields as SEARCH compares them
-   (mime_search_field) and mark the blob's hfts. */
-static int
-store_fts_fields(struct store *s, int64_t blob_id, const uint8_t *msg,
-		 size_t len, struct store_fts_pending *p)
+   (mime_search_field), and p->hstate. */
+static void
+store_fts_fields(const uint8_t *msg, size_t len, struct store_fts_pending *p)
 {
 	size_t total = 0, hlen = mime_search_header_len(msg, len);
 	int i;
@@ -453,29 +565,22 @@ store_fts_fields(struct store *s, int64_t blob_id, const uint8_t *msg,
 	if (total > STORE_FTS_INDEX_MAX_BYTES) {
 		for (i = 0; i < STORE_HFTS_FIELDS; i++)
 			buf_free(&p->fld[i]);
-		if (!s->fts_deferred)
-			return store_fts_mark(s, blob_id, "hfts",
-					      STORE_FTS_SKIPPED);
-		p->hstate = STORE_FTS_SKIPPED; /* claimed with the rows */
-		return STORE_OK;
+		p->hstate = STORE_FTS_SKIPPED; /* claimed without a row */
+		return;
 	}
 	p->fields = true;
 	p->hstate = store_fts_fields_state(p->fld);
-	/* deferred: marked with its row, after the COMMIT */
-	return s->fts_deferred ? STORE_OK
-			       : store_fts_mark(s, blob_id, "hfts", p->hstate);
 }
 
 /* The rows of one blob into *p: its text, its fields and their states
-   (marked now, unless deferred: then claimed with the rows). */
-static int
-store_fts_prepare(struct store *s, int64_t blob_id, const char *hash,
-		  const uint8_t *msg, size_t len, struct store_fts_pending *p)
+   (STORE_FTS_SKIPPED for what is too long to index). */
+static void
+store_fts_prepare(int64_t blob_id, const char *hash, const uint8_t *msg,
+		  size_t len, struct store_fts_pending *p)
 {
-	int ret = STORE_OK;
-
 	memset(p, 0, sizeof(*p));
 	p->blob_id = blob_id;
+	p->read = true;
 	snprintf(p->hash, sizeof(p->hash), "%s", hash);
 	buf_init(&p->hdr, STORE_FTS_TEXT_MAX_BYTES);
 	buf_init(&p->body, STORE_FTS_TEXT_MAX_BYTES);
@@ -484,20 +589,12 @@ store_fts_prepare(struct store *s, int64_t blob_id, const char *hash,
 	if (p->hdr.len + p->body.len > STORE_FTS_INDEX_MAX_BYTES) {
 		buf_free(&p->hdr);
 		buf_free(&p->body);
-		/* deferred: fts stays STORE_FTS_NONE (0), nothing to claim */
-		if (!s->fts_deferred)
-			ret = store_fts_mark(s, blob_id, "fts", STORE_FTS_NONE);
+		p->state = STORE_FTS_SKIPPED;
 	} else {
 		p->text = true;
 		p->state = store_fts_state(&p->hdr, &p->body);
-		if (!s->fts_deferred)
-			ret = store_fts_mark(s, blob_id, "fts", p->state);
 	}
-	if (ret == STORE_OK)
-		ret = store_fts_fields(s, blob_id, msg, len, p);
-	if (ret != STORE_OK)
-		store_fts_pending_free(p);
-	return ret;
+	store_fts_fields(msg, len, p);
 }
 
 /* Hold e (taken) after the others. */
@@ -507,26 +604,17 @@ store_fts_hold(struct store *s, const struct store_fts_pending *e)
 	s->fts_pending = store_grow(s->fts_pending, &s->fts_cap, s->fts_count,
 				    sizeof(*s->fts_pending));
 	s->fts_pending[s->fts_count++] = *e;
-	s->fts_bytes += store_fts_pending_bytes(e);
 }
 
-int
-store_fts_add(struct store *s, int64_t blob_id, const char *hash,
-	      const uint8_t *msg, size_t len)
+void
+store_fts_add(struct store *s, int64_t blob_id, const char *hash)
 {
 	struct store_fts_pending p;
-	int ret;
 
-	if (s->fts_hints) {
-		/* the index thread reads the text (store_fts_read_hints) */
-		memset(&p, 0, sizeof(p));
-		p.blob_id = blob_id;
-		snprintf(p.hash, sizeof(p.hash), "%s", hash);
-		store_fts_hold(s, &p);
-		return STORE_OK;
-	}
-	ret = store_fts_prepare(s, blob_id, hash, msg, len, &p);
-	return ret == STORE_OK ? store_fts_insert(s, &p) : ret;
+	memset(&p, 0, sizeof(p));
+	p.blob_id = blob_id;
+	snprintf(p.hash, sizeof(p.hash), "%s", hash);
+	store_fts_hold(s, &p);
 }
 
 void
@@ -553,99 +641,118 @@ store_fts_take_hints(struct store *s, struct store_fts_hint **out, size_t *cap,
 	store_fts_discard(s, 0);
 }
 
+/* The text of hints[0..n) into out[0..), *count_r entries (blobs gone
+   meanwhile are skipped). */
+static void
+store_fts_read(struct store *s, const struct store_fts_hint *hints, size_t n,
+	       struct store_fts_pending *out, size_t *count_r)
+{
+	static const uint8_t empty[1];
+	struct store_map map;
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!store_hash_valid(hints[i].hash) ||
+		    store_blob_map(s, hints[i].hash, &map) != STORE_OK)
+			continue;
+		store_fts_prepare(hints[i].blob_id, hints[i].hash,
+				  map.data != NULL ? map.data : empty, map.len,
+				  &out[k++]);
+		store_blob_unmap(&map);
+	}
+	*count_r = k;
+}
+
 int
 store_fts_read_hints(struct store *s, const struct store_fts_hint *hints,
 		     size_t n)
 {
-	static const uint8_t empty[1];
-	struct store_fts_pending p;
-	struct store_map map;
+	struct store_fts_pending *p;
+	size_t k;
 
 	if (s->fts_count > 0 || s->batch || s->tx_depth > 0)
 		return store_fail(s, STORE_INVALID, "index: rows held");
-	for (size_t i = 0; i < n; i++) {
-		/* gone (collected meanwhile): nothing to index */
-		if (store_blob_map(s, hints[i].hash, &map) != STORE_OK)
-			continue;
-		if (store_fts_prepare(s, hints[i].blob_id, hints[i].hash,
-				      map.data != NULL ? map.data : empty,
-				      map.len, &p) == STORE_OK)
-			store_fts_hold(s, &p);
-		store_blob_unmap(&map);
-	}
+	p = xreallocarray(NULL, n + 1, sizeof(*p));
+	store_fts_read(s, hints, n, p, &k);
+	for (size_t i = 0; i < k; i++)
+		store_fts_hold(s, &p[i]);
+	free(p);
 	return STORE_OK;
 }
 
-/* One transaction of the backfill of blob_hfts: up to
-   STORE_FTS_BACKFILL_BATCH blobs with hfts = 0 and id > *after.
-   *done_r when none was left. A blob that cannot be read keeps 0. */
-static int
-store_fts_backfill_batch(struct store *s, int64_t *after, bool *done_r)
+int
+store_fts_index_hints(struct store *s, const struct store_fts_hint *hints,
+		      size_t n)
 {
-	static const uint8_t empty[1];
-	struct store_tx tx;
-	sqlite3_stmt *st;
-	int64_t ids[STORE_FTS_BACKFILL_BATCH];
-	char hashes[STORE_FTS_BACKFILL_BATCH][STORE_HASH_HEX_LEN + 1];
-	size_t n = 0, i;
-	int rc, ret;
+	struct store_fts_pending *p;
+	size_t k;
+	int ret;
 
-	ret = store_tx_begin(s, &tx);
-	if (ret != STORE_OK)
-		return ret;
-	/* "hfts != 1" lets SQLite use the partial index */
-	st = store_stmt(s, "SELECT id, hash FROM blobs WHERE hfts != 1"
-			   " AND hfts = 0 AND has_meta = 1 AND id > ?"
-			   " ORDER BY id LIMIT ?");
-	if (st == NULL) {
-		store_tx_rollback(s, &tx);
-		return STORE_ERR;
-	}
-	sqlite3_bind_int64(st, 1, *after);
-	sqlite3_bind_int(st, 2, STORE_FTS_BACKFILL_BATCH);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const unsigned char *h = sqlite3_column_text(st, 1);
+	if (n == 0)
+		return STORE_OK;
+	p = xreallocarray(NULL, n, sizeof(*p));
+	store_fts_read(s, hints, n, p, &k);
+	ret = store_fts_write_all(s, p, k);
+	for (size_t i = 0; i < k; i++)
+		store_fts_pending_free(&p[i]);
+	free(p);
+	return ret;
+}
 
-		ids[n] = sqlite3_column_int64(st, 0);
-		hashes[n][0] = '\0';
-		if (h != NULL && store_hash_valid((const char *)h))
-			memcpy(hashes[n], h, STORE_HASH_HEX_LEN + 1);
-		n++;
-	}
-	sqlite3_reset(st);
-	ret = rc == SQLITE_DONE ? STORE_OK : store_sql_err(s, rc);
-	for (i = 0; i < n && ret == STORE_OK; i++) {
-		struct store_fts_pending p;
-		struct store_map map;
+void
+store_fts_index_held(struct store *s)
+{
+	struct store_fts_hint *hints = NULL;
+	size_t cap = 0, n = 0;
 
-		if (hashes[i][0] == '\0' ||
-		    store_blob_map(s, hashes[i], &map) != STORE_OK)
-			continue;
-		memset(&p, 0, sizeof(p));
-		p.blob_id = ids[i];
-		ret = store_fts_fields(s, ids[i],
-				       map.data != NULL ? map.data : empty,
-				       map.len, &p);
-		store_blob_unmap(&map);
-		if (ret == STORE_OK)
-			ret = store_fts_insert(s, &p);
-		else
-			store_fts_pending_free(&p);
-	}
-	if (ret != STORE_OK) {
-		store_tx_rollback(s, &tx);
-		return ret;
-	}
-	*done_r = n < STORE_FTS_BACKFILL_BATCH;
-	if (n > 0)
-		*after = ids[n - 1];
-	return store_tx_commit(s, &tx);
+	store_fts_take_hints(s, &hints, &cap, &n);
+	/* best effort: a blob left out stays at 0, read by SEARCH, and is
+	   indexed by the next store_fts_index_pending */
+	(void)store_fts_index_hints(s, hints, n);
+	free(hints);
 }
 
 int
-store_fts_field_backfill(struct store *s)
+store_fts_index_pending(struct store *s, int64_t *after, size_t max,
+			size_t *count_r)
 {
-	return store_backfill(s, store_fts_backfill_batch);
+	struct store_fts_hint *hints;
+	sqlite3_stmt *st;
+	size_t n = 0;
+	int rc, ret;
+
+	*count_r = 0;
+	hints = xreallocarray(NULL, max + 1, sizeof(*hints));
+	/* "fts != 1 OR hfts != 1" lets SQLite use the partial index */
+	st = store_stmt(s, "SELECT id, hash FROM blobs"
+			   " WHERE (fts != 1 OR hfts != 1)"
+			   " AND (fts = 0 OR hfts = 0) AND has_meta = 1"
+			   " AND id > ? ORDER BY id LIMIT ?");
+	if (st == NULL) {
+		free(hints);
+		return STORE_ERR;
+	}
+	sqlite3_bind_int64(st, 1, *after);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < max) {
+		const unsigned char *h = sqlite3_column_text(st, 1);
+
+		hints[n].blob_id = sqlite3_column_int64(st, 0);
+		snprintf(hints[n].hash, sizeof(hints[n].hash), "%s",
+			 h != NULL ? (const char *)h : "");
+		n++;
+	}
+	sqlite3_reset(st);
+	ret = rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK
+						    : store_sql_err(s, rc);
+	if (ret == STORE_OK && n > 0) {
+		*after = hints[n - 1].blob_id;
+		ret = store_fts_index_hints(s, hints, n);
+	}
+	free(hints);
+	if (ret == STORE_OK)
+		*count_r = n;
+	return ret;
 }
 
 /* needle[0..len) as an FTS5 phrase ("" doubles a quote inside it). */
@@ -888,7 +995,8 @@ store_fts_push_id(struct store_fts_ids *u, int64_t id)
 	u->ids[u->count++] = id;
 }
 
-/* The blob ids the index matches, over every mailbox (rowid order). */
+/* The blob ids the index matches, over every mailbox (rowid order), from
+   index.db (its own snapshot, taken now: after the states were read). */
 static int
 store_fts_rowids(struct store *s, bool fields, const struct store_fts_query *q,
 		 struct store_fts_ids *ids)
@@ -897,14 +1005,14 @@ store_fts_rowids(struct store *s, bool fields, const struct store_fts_query *q,
 	int rc;
 
 	if (q->cover_len > 0)
-		st = store_stmt(s, fields ? "SELECT rowid FROM blob_hfts"
+		st = store_fts_stmt(s, fields ? "SELECT rowid FROM blob_hfts"
 					    " WHERE blob_hfts MATCH ?1 AND"
 					    " tern_cover(blob_hfts, ?2, ?3)"
 					  : "SELECT rowid FROM blob_fts"
 					    " WHERE blob_fts MATCH ?1 AND"
 					    " tern_cover(blob_fts, ?2, ?3)");
 	else
-		st = store_stmt(s, fields ? "SELECT rowid FROM blob_hfts"
+		st = store_fts_stmt(s, fields ? "SELECT rowid FROM blob_hfts"
 					    " WHERE blob_hfts MATCH ?"
 					  : "SELECT rowid FROM blob_fts"
 					    " WHERE blob_fts MATCH ?");
@@ -919,7 +1027,7 @@ store_fts_rowids(struct store *s, bool fields, const struct store_fts_query *q,
 		store_fts_push_id(ids, sqlite3_column_int64(st, 0));
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	return rc == SQLITE_DONE ? STORE_OK : store_sql_err(s, rc);
+	return rc == SQLITE_DONE ? STORE_OK : store_fts_sql_err(s, rc);
 }
 
 /* A mailbox's (blob id, UID) pairs in blob order, as the merge pass
@@ -1215,16 +1323,19 @@ store_fts_run(struct store *s, int64_t mailbox_id, const char *needle,
 		q.match = store_fts_query(needle, columns, words);
 	if (q.match == NULL)
 		return 0;
+	/* The states first, then the rows (index.db): a blob's state is
+	   set only after its rows were committed (store_fts_write_all), so
+	   the rows read later are there for every state read here. */
 	ret = store_read_begin(s, &started);
-	if (ret == STORE_OK)
-		ret = store_fts_matches(s, mailbox_id, fields, &q, started,
-					&cand);
 	if (ret == STORE_OK)
 		ret = store_fts_not_exact(s, mailbox_id, fields, ascii,
 					  &pending, &inexact);
 	if (ret == STORE_OK && !fields && (flags & STORE_FTS_HEADER) &&
 	    (flags & STORE_FTS_PARTS))
 		ret = store_fts_old_headers(s, mailbox_id, &pending, &inexact);
+	if (ret == STORE_OK)
+		ret = store_fts_matches(s, mailbox_id, fields, &q, started,
+					&cand);
 	store_read_end(s, started);
 	free(q.match);
 	if (ret == STORE_OK) {

@@ -4,21 +4,23 @@
    COMMIT and the wake of the loop it hands them over here
    (store_index_add). This thread, with a store of its own, reads each
    blob and extracts its text and header fields (no lock held), then
-   writes their rows, STORE_INDEX_ROWS blobs per transaction, without an
-   fsync (store_fts_read_hints, store_fts_flush_deferred: a power cut
-   loses index rows only; their blobs stay at blobs.fts = 0, which
-   SEARCH reads and checks). It also runs the checkpoints the commit
-   thread asks for.
+   writes their rows, STORE_INDEX_ROWS blobs per transaction, into
+   index.db (its own file, its own write lock: store_fts_db.c), and
+   after them their states into tern.db in a short transaction without
+   an fsync (store_fts_flush_deferred: a power cut loses states only;
+   those blobs stay at blobs.fts = 0, which SEARCH reads and checks).
+   It also runs the checkpoints the commit thread asks for, indexes what
+   was left unindexed (once, at its start) and removes the rows of
+   collected blobs (store_index_background).
 
    Why: the text extraction and FTS5's work were most of the commit
-   thread's time per message, and the index rows hold SQLite's one write
-   lock for about 0.5 ms per 5 KB message, while the batches that the
-   replies wait for queue behind them. So the rows wait (STORE_INDEX_
-   YIELD_MS at most) until the commit thread has nothing in flight: a
-   burst of APPENDs or deliveries is answered first and indexed right
-   after. With more than STORE_INDEX_EAGER blobs waiting they no longer
-   wait, so a steady flood is indexed as it comes, at the batches' cost;
-   past STORE_INDEX_HIGH the commit thread waits for the index
+   thread's time per message (about 0.5 ms of CPU per 5 KB message,
+   and three times its WAL pages). So the rows also wait
+   (STORE_INDEX_YIELD_MS at most) until the commit thread has nothing in
+   flight: a burst of APPENDs or deliveries is answered first and
+   indexed right after. With more than STORE_INDEX_EAGER blobs waiting
+   they no longer wait, so a steady flood is indexed as it comes; past
+   STORE_INDEX_HIGH the commit thread waits for the index
    (store_index_throttle): what a long flood leaves unindexed is
    bounded.
 
@@ -65,6 +67,10 @@
 #define STORE_INDEX_TRIES 3
 #define STORE_INDEX_RETRY_MS 50
 #define STORE_INDEX_DRAIN_MS 1000
+/* Collected blobs whose rows one step of store_fts_gc removes, and how
+   long the thread waits before it looks for more once none were left. */
+#define STORE_INDEX_GC_MAX 256
+#define STORE_INDEX_GC_MS 1000
 
 struct store_index {
 	struct store *st; /* this thread's only */
@@ -78,6 +84,11 @@ struct store_index {
 	size_t head, count, cap;
 	int64_t since; /* when q[head] came (CLOCK_MONOTONIC ms) */
 	bool checkpoint; /* asked for, not run yet */
+	/* the pass over the blobs left unindexed (store_index_background) */
+	int64_t scan_after;
+	bool scan_done;
+	int64_t gc_at; /* next look at fts_gone (ms) */
+	bool gc_soon;	/* blobs were collected: look now */
 	_Atomic bool stop; /* written under mu, read by store_index_yield */
 };
 
@@ -116,7 +127,7 @@ store_index_wait(struct store_index *ix)
 	int64_t at;
 
 	for (;;) {
-		if (ix->checkpoint || ix->stop ||
+		if (ix->checkpoint || ix->stop || ix->gc_soon ||
 		    ix->count - ix->head >= STORE_INDEX_ROWS)
 			return;
 		if (ix->head == ix->count) {
@@ -185,6 +196,48 @@ store_index_checkpoint(struct store_index *ix)
 	   reader still needs the old pages (the next one continues); a
 	   RESTART only when the WAL grew past STORE_WAL_RESTART_FRAMES */
 	(void)store_wal_checkpoint(ix->st, STORE_WAL_RESTART_FRAMES);
+	(void)store_fts_db_checkpoint(ix->st, STORE_WAL_RESTART_FRAMES);
+}
+
+/* Work for when no new blob waits, one step a call; false when there is
+   none. First a pass, once per thread, over the blobs left unindexed:
+   those of a store migrated to index.db (schema step 15), of processes
+   without an index thread whose rows failed, of a queue that was full
+   or of a drain cut short. Then the rows of collected blobs out of
+   index.db (store_fts_gc), looked for at most every
+   STORE_INDEX_GC_MS. Each step yields to the commit thread as rows do. */
+static bool
+store_index_background(struct store_index *ix)
+{
+	size_t n = 0;
+	int64_t now;
+
+	if (!ix->scan_done) {
+		store_index_yield(ix);
+		if (store_fts_index_pending(ix->st, &ix->scan_after,
+					    STORE_INDEX_ROWS, &n) != STORE_OK)
+			log_error("store", "-", "index-scan-failed error=%s",
+				  store_last_error(ix->st));
+		ix->scan_done = n == 0;
+		return true;
+	}
+	now = store_index_now_ms();
+	pthread_mutex_lock(&ix->mu);
+	if (ix->gc_soon)
+		ix->gc_at = 0;
+	ix->gc_soon = false;
+	pthread_mutex_unlock(&ix->mu);
+	if (now < ix->gc_at)
+		return false;
+	store_index_yield(ix);
+	if (store_fts_gc(ix->st, STORE_INDEX_GC_MAX, &n) != STORE_OK) {
+		log_error("store", "-", "index-gc-failed error=%s",
+			  store_last_error(ix->st));
+		n = 0;
+	}
+	if (n < STORE_INDEX_GC_MAX)
+		ix->gc_at = now + STORE_INDEX_GC_MS;
+	return n > 0;
 }
 
 static void *
@@ -198,6 +251,15 @@ store_index_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&ix->mu);
+		while (ix->head == ix->count && !ix->checkpoint && !ix->stop) {
+			bool more;
+
+			pthread_mutex_unlock(&ix->mu);
+			more = store_index_background(ix);
+			pthread_mutex_lock(&ix->mu);
+			if (!more)
+				break;
+		}
 		store_index_wait(ix);
 		if (ix->stop && deadline == 0)
 			deadline = store_index_now_ms() + STORE_INDEX_DRAIN_MS;
@@ -303,6 +365,15 @@ store_index_busy_limit(struct store_index *ix, int ms)
 	/* read by the thread only after the store_index_add that follows
 	   (its mutex orders the two) */
 	ix->st->busy_limit_ms = ms;
+}
+
+void
+store_index_gc_soon(struct store_index *ix)
+{
+	pthread_mutex_lock(&ix->mu);
+	ix->gc_soon = true;
+	pthread_cond_signal(&ix->cond);
+	pthread_mutex_unlock(&ix->mu);
 }
 
 void

@@ -34,9 +34,6 @@
    publishes a "mailbox list changed" event per account instead. */
 #define STORE_PENDING_EVENTS_MAX 4096
 #define STORE_PATH_MAX 4096
-/* Full-text rows held for the COMMIT of a batch (store_fts.c); past
-   this much text they are written at once. */
-#define STORE_FTS_PENDING_MAX_BYTES (16 * 1024 * 1024)
 
 /* A mailbox's view snapshot (store_view_snap.c) is written at a load of
    at least STORE_VIEW_SNAP_MIN_MSGS messages without a usable one (below
@@ -63,9 +60,13 @@ struct store_fts_pending {
 	bool text;	/* hdr and body go into blob_fts */
 	bool fields;	/* fld into blob_hfts */
 	struct buf fld[STORE_HFTS_FIELDS];
-	/* blobs.fts and blobs.hfts (STORE_FTS_*), written with the rows
-	   when deferred */
+	/* blobs.fts and blobs.hfts (STORE_FTS_*), claimed after the rows */
 	int state, hstate;
+	/* what store_fts_write_rows wrote */
+	bool put_text, put_fields;
+	/* the text was read (store_fts_prepare); a note of
+	   store_fts_add is not */
+	bool read;
 	/* the blob's hash when deferred: its id may name another blob by
 	   the time the rows are written (collected, the rowid reused) */
 	char hash[STORE_HASH_HEX_LEN + 1];
@@ -86,10 +87,16 @@ struct store_stmt_slot {
    more bump the global generation. */
 #define STORE_CHANGED_MAX 32
 
+/* Statements cached for the index database (store_fts_db.c). */
+#define STORE_FTS_DB_STMTS 32
+
 struct store {
 	char *datadir;
 	sqlite3 *db;
 	struct store_stmt_slot stmts[STORE_STMT_SLOTS];
+	/* index.db (store_fts_db.c), opened at its first use */
+	sqlite3 *fts_db;
+	struct store_stmt_slot fts_stmts[STORE_FTS_DB_STMTS];
 	char errbuf[256];
 	int errcode; /* code of the last store_fail(), for store_last_code */
 
@@ -102,11 +109,15 @@ struct store {
 	struct store_notify_event *events;
 	size_t event_count, event_cap;
 	bool gc_needed; /* some blob refcount reached 0 */
-	/* full-text rows to write before the batch's COMMIT */
+	/* store_blob_gc removed a blob row (its id is in fts_gone): the
+	   commit thread then asks the index thread for store_fts_gc */
+	bool blobs_collected;
+	/* new blobs to index after the COMMIT (ids and hashes), or, on
+	   the index thread, their rows (store_fts.c) */
 	struct store_fts_pending *fts_pending;
-	size_t fts_count, fts_cap, fts_bytes;
-	/* index after the COMMIT, in a transaction of its own
-	   (store_fts_defer); fts_batch_mark: rows held before this batch */
+	size_t fts_count, fts_cap;
+	/* the index thread's: rows held until store_fts_flush_deferred;
+	   fts_batch_mark: entries held before this batch */
 	bool fts_deferred;
 	/* hints only (store_fts_hints): held entries carry no text */
 	bool fts_hints;
@@ -195,6 +206,10 @@ int store_fail(struct store *s, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Map a SQLite result code to enum store_err, recording errmsg. */
 int store_sql_err(struct store *s, int rc);
+/* The same for an error of connection db (NULL: out of memory). */
+int store_sql_err_db(struct store *s, sqlite3 *db, int rc);
+/* The busy handler of the store's connections (ctx: the store). */
+int store_busy_wait(void *ctx, int count);
 /* The cached prepared statement for sql (a string literal: cached by
    address), reset and with cleared bindings, or NULL (error recorded). */
 sqlite3_stmt *store_stmt(struct store *s, const char *sql);
@@ -343,17 +358,29 @@ int store_sort_keys_save(struct store *s, int64_t blob_id, int64_t date,
 #define STORE_FTS_EXACT 1 /* valid UTF-8, nothing folds to ASCII */
 #define STORE_FTS_RAW 2	  /* not valid UTF-8 */
 #define STORE_FTS_INEXACT 3 /* valid UTF-8 with U+017F, U+212A or NUL */
-/* blobs.hfts only: looked at, too long to index: always a candidate
-   (unlike 0, the backfill does not try it again) */
+/* looked at, too long to index: always a candidate (unlike 0, the
+   pass over unindexed blobs does not try it again) */
 #define STORE_FTS_SKIPPED 4
-/* Inside a write transaction: index the text of blob blob_id (inside a
-   batch the row itself is written by store_fts_flush). */
-int store_fts_add(struct store *s, int64_t blob_id, const char *hash,
-		  const uint8_t *msg, size_t len);
-/* Index the header fields of the blobs stored before blob_hfts existed
-   (schema step 11), in transactions of STORE_FTS_BACKFILL_BATCH blobs;
-   called when the store is opened. */
-#define STORE_FTS_BACKFILL_BATCH 500
+/* Inside a write transaction: note the new blob blob_id for the index.
+   After the COMMIT a store indexes what it noted (store_fts_index_held,
+   from store_post_commit), or, for the commit thread (store_fts_hints),
+   hands it to the index thread. */
+void store_fts_add(struct store *s, int64_t blob_id, const char *hash);
+/* Index the noted blobs now (outside a transaction): read, write their
+   rows into index.db, then their states (store_fts_write_all). Errors
+   leave blobs at 0 (read by SEARCH). */
+void store_fts_index_held(struct store *s);
+/* Index hints[0..n) now (outside a transaction). */
+int store_fts_index_hints(struct store *s, const struct store_fts_hint *hints,
+			  size_t n);
+/* Index up to max blobs left unindexed (fts or hfts 0) with an id past
+   *after, in id order, moving *after past them; *count_r: how many were
+   looked at (0: none is left past *after). Outside a transaction. */
+int store_fts_index_pending(struct store *s, int64_t *after, size_t max,
+			    size_t *count_r);
+/* Remove the rows of up to max collected blobs (fts_gone) from index.db;
+   *done_r: how many ids were handled (0: none waits). */
+int store_fts_gc(struct store *s, size_t max, size_t *done_r);
 /* Index matches below a twentieth of the mailbox are mapped to UIDs one
    lookup each; more, by one pass over the mailbox (store_fts.c). */
 #define STORE_FTS_LOOKUP_RATIO 20
@@ -366,23 +393,16 @@ int store_fts_add(struct store *s, int64_t blob_id, const char *hash,
 int store_fts_register(sqlite3 *db);
 /* what separates the pieces of a needle for STORE_FTS_WORDS */
 #define STORE_FTS_SPACE " \t\r\n"
-int store_fts_field_backfill(struct store *s);
-/* Write the rows held for the batch (before its COMMIT). */
-int store_fts_flush(struct store *s);
-/* From now on this store indexes after the COMMIT (the commit thread's):
-   a batch leaves its new blobs at blobs.fts = 0 (unindexed: SEARCH reads
-   and checks them), and store_fts_flush_deferred, called after the
-   batch's replies are on their way, writes their rows and fts states
-   in one transaction of its own, committed without an fsync (a power
-   cut loses only index rows; their blobs stay at 0). One index segment
-   for a whole batch, and the durable COMMIT that the replies wait for
-   carries no index pages. */
+/* This store (the index thread's) holds the rows it reads
+   (store_fts_read_hints) until store_fts_flush_deferred writes them;
+   it notes no blobs of its own. */
 void store_fts_defer(struct store *s);
-/* Write the oldest max_rows rows held after the last COMMIT
-   (store_fts_defer), in one transaction: the write lock is held for that
-   many rows only. Rows of blobs that were collected or indexed meanwhile
-   are skipped. On error those rows are dropped (their blobs stay
-   unindexed). Outside a transaction only. */
+/* Write the oldest max_rows rows held (store_fts_defer): the rows into
+   index.db in one transaction, committed with an fsync, then their
+   states into tern.db in one without (store_fts_write_all). Rows of
+   blobs that were collected or indexed meanwhile are skipped. On error
+   those rows are dropped (their blobs stay unindexed). Outside a
+   transaction only. */
 int store_fts_flush_deferred(struct store *s, size_t max_rows);
 /* From now on this store (the commit thread's) does not even read the
    text of new blobs: a batch only holds each new blob's id and hash,
@@ -433,6 +453,8 @@ void store_index_throttle(struct store_index *ix);
    before they count as busy and are tried again (tests; 0: the store's
    default). Call before the first store_index_add. */
 void store_index_busy_limit(struct store_index *ix, int ms);
+/* Remove the index rows of collected blobs (store_fts_gc), soon. */
+void store_index_gc_soon(struct store_index *ix);
 /* Run a PASSIVE checkpoint on the index thread, soon. */
 void store_index_checkpoint_soon(struct store_index *ix);
 /* Index what waits (for a bounded time), stop the thread, free. */
@@ -441,6 +463,26 @@ void store_index_free(struct store_index **ix);
 void store_fts_discard(struct store *s, size_t mark);
 /* Free s->fts_box (store_close). */
 void store_fts_box_free(struct store *s);
+
+/* ---- store_fts_db.c ---- */
+/* At store_open: when index.db does not exist, create it and set every
+   blob unindexed in tern.db (a removed index.db is rebuilt, never
+   trusted where it is gone). */
+int store_fts_db_check(struct store *s);
+/* Open index.db on s->fts_db if it is not open yet (creating its
+   tables); STORE_OK when it is. */
+int store_fts_db(struct store *s);
+/* A cached statement on s->fts_db (opening it first); NULL with the
+   store's error set. sql must be a string literal, as for store_stmt. */
+sqlite3_stmt *store_fts_stmt(struct store *s, const char *sql);
+int store_fts_stmt_exec(struct store *s, sqlite3_stmt *st);
+int store_fts_exec(struct store *s, const char *sql);
+int store_fts_sql_err(struct store *s, int rc);
+/* As store_wal_checkpoint, for index.db (0 when it is not open). */
+int store_fts_db_checkpoint(struct store *s, int restart_frames);
+/* Free what its connection caches (store_rest). */
+void store_fts_db_rest(struct store *s);
+void store_fts_db_close(struct store *s);
 
 /* ---- store_view_snap.c ---- */
 /* Building a snapshot blob: add the view's messages in ascending UID

@@ -534,11 +534,9 @@ store_msg_meta_ensure(struct store *s, const char *hash, int64_t blob_id)
 		return ret;
 	ahead = s->fts_hints ? store_msg_meta_ahead(s, hash) : NULL;
 	if (ahead != NULL) {
-		/* with hints the index thread reads the text later */
-		ret = store_fts_add(s, blob_id, hash, NULL, 0);
-		return ret == STORE_OK ? store_msg_meta_save_all(s, blob_id,
-								 ahead)
-				       : ret;
+		/* the text is read for the index after the COMMIT */
+		store_fts_add(s, blob_id, hash);
+		return store_msg_meta_save_all(s, blob_id, ahead);
 	}
 	store_msg_parsed++;
 	ret = store_blob_map(s, hash, &map);
@@ -549,12 +547,9 @@ store_msg_meta_ensure(struct store *s, const char *hash, int64_t blob_id)
 		store_blob_unmap(&map);
 		return store_fail(s, STORE_ERR, "cannot parse blob %s", hash);
 	}
-	ret = store_fts_add(s, blob_id, hash,
-			    map.data != NULL ? map.data : empty,
-			    map.len);
 	store_blob_unmap(&map);
-	if (ret == STORE_OK)
-		ret = store_msg_meta_save_all(s, blob_id, &info);
+	store_fts_add(s, blob_id, hash);
+	ret = store_msg_meta_save_all(s, blob_id, &info);
 	mime_info_free(&info);
 	return ret;
 }

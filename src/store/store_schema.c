@@ -224,6 +224,22 @@ static const char *const store_migrations[] = {
 	"DROP INDEX IF EXISTS blobs_hfts_pending;"
 	"CREATE INDEX IF NOT EXISTS blobs_index_pending ON blobs(id)"
 	" WHERE fts != 1 OR hfts != 1;",
+	/* 15: the full-text tables have a database file of their own,
+	   index.db (store_fts_db.c: its own write lock and WAL). Their rows
+	   are not copied over: every blob is indexed again there by the
+	   index threads (store_fts_index_pending; until then SEARCH reads
+	   those messages), all with the layout of step 10. A collected
+	   blob's id goes to fts_gone, for store_fts_gc to remove its rows
+	   (a trigger here cannot reach the other file). */
+	"DROP TRIGGER IF EXISTS blobs_fts_gc;"
+	"DROP TRIGGER IF EXISTS blobs_hfts_gc;"
+	"DROP TABLE IF EXISTS blob_fts;"
+	"DROP TABLE IF EXISTS blob_hfts;"
+	"UPDATE blobs SET fts = 0, hfts = 0 WHERE fts != 0 OR hfts != 0;"
+	"UPDATE fts_layout SET old_max = 0;"
+	"CREATE TABLE IF NOT EXISTS fts_gone(id INTEGER PRIMARY KEY);"
+	"CREATE TRIGGER IF NOT EXISTS blobs_fts_gone AFTER DELETE ON blobs"
+	" BEGIN INSERT OR IGNORE INTO fts_gone(id) VALUES (old.id); END;",
 };
 
 #define STORE_MIGRATIONS_COUNT \

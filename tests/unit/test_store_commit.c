@@ -573,9 +573,12 @@ test_fts_rows(struct store *s, const char *needle)
 	sqlite3_stmt *st;
 	int n = -1;
 
-	test_assert(sqlite3_prepare_v2(s->db, "SELECT count(*) FROM blob_fts"
-					      " WHERE blob_fts MATCH ?", -1,
-				       &st, NULL) == SQLITE_OK);
+	/* index.db, on the store's second connection */
+	test_assert(store_fts_db(s) == STORE_OK);
+	test_assert(sqlite3_prepare_v2(s->fts_db,
+				       "SELECT count(*) FROM blob_fts"
+				       " WHERE blob_fts MATCH ?", -1, &st,
+				       NULL) == SQLITE_OK);
 	sqlite3_bind_text(st, 1, needle, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int(st, 0);
@@ -674,7 +677,8 @@ test_index_busy_retry(void)
 	/* back to unindexed, with a row that a new indexing replaces */
 	snprintf(sql, sizeof(sql), "UPDATE blob_fts SET body = 'planted'"
 		 " WHERE rowid = %lld", (long long)h.blob_id);
-	test_assert(sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK);
+	test_assert(store_fts_exec(s, sql) == STORE_OK);
+	test_assert(test_fts_rows(s, "planted") == 1);
 	test_assert(sqlite3_exec(s->db, "UPDATE blobs SET fts = 0, hfts = 0",
 				 NULL, NULL, NULL) == SQLITE_OK);
 
@@ -935,8 +939,7 @@ test_index_hints_skip(void)
 
 		snprintf(sql, sizeof(sql), "UPDATE blob_fts SET body = 'planted'"
 			 " WHERE rowid = %lld", (long long)h[1].blob_id);
-		test_assert(sqlite3_exec(s->db, sql, NULL, NULL, NULL) ==
-			    SQLITE_OK);
+		test_assert(store_fts_exec(s, sql) == STORE_OK);
 	}
 	test_assert(test_index_hints(ix, h, 2) == STORE_OK);
 	test_assert(test_fts_rows(s, "planted") == 1);

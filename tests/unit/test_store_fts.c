@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -206,8 +207,10 @@ fts_rows(struct store *s)
 	sqlite3_stmt *st;
 	int n = -1;
 
-	test_assert(sqlite3_prepare_v2(s->db, "SELECT count(*) FROM blob_fts",
-				       -1, &st, NULL) == SQLITE_OK);
+	test_assert(store_fts_db(s) == STORE_OK);
+	test_assert(sqlite3_prepare_v2(s->fts_db,
+				       "SELECT count(*) FROM blob_fts", -1, &st,
+				       NULL) == SQLITE_OK);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
@@ -489,13 +492,23 @@ test_store_fts_fields(void)
 		test_assert(store_fts_candidates(s, inbox, "no a\tsu",
 						 STORE_FTS_WORDS, &res) == 0);
 	}
-	/* a blob from before the field index is a candidate until the
-	   backfill has indexed it */
-	test_assert(store_exec(s, "UPDATE blobs SET hfts = 0;"
-				  "DELETE FROM blob_hfts") == STORE_OK);
+	/* a blob left unindexed (hfts 0) is a candidate until the pass
+	   over such blobs (the index thread's, at its start) indexes it */
+	test_assert(store_exec(s, "UPDATE blobs SET hfts = 0") == STORE_OK);
+	test_assert(store_fts_exec(s, "DELETE FROM blob_hfts") == STORE_OK);
 	test_assert_strcmp(fts_field(s, inbox, "Subject", "no such subject"),
 			   "1,2,3 sure ");
-	test_assert(store_fts_field_backfill(s) == STORE_OK);
+	{
+		int64_t after = 0;
+		size_t n = 0, total = 0;
+
+		do {
+			test_assert(store_fts_index_pending(s, &after, 2, &n) ==
+				    STORE_OK);
+			total += n;
+		} while (n > 0);
+		test_assert(total == 3);
+	}
 	test_assert_strcmp(fts_field(s, inbox, "Subject", "no such subject"),
 			   "1 sure 1");
 	store_close(&s);
@@ -685,6 +698,159 @@ test_store_fts_box_pairs(void)
 	store_close(&s);
 }
 
+/* One value of a query on connection db (-1: no row). */
+static int
+fts_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	test_assert(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* The index has a file of its own (schema step 15, store_fts_db.c):
+   tern.db holds no full-text table; a message is stored while another
+   connection holds index.db's write lock (its rows then wait: the blob
+   stays at 0, a candidate), and rows are written while another holds
+   tern.db's (only their states wait for it). */
+static void
+test_store_fts_own_file(void)
+{
+	int64_t inbox, other, after = 0;
+	struct store *s = fts_store(&inbox, &other);
+	char path[600];
+	sqlite3 *idx, *main;
+	size_t n = 0;
+
+	test_assert(fts_append(s, inbox, m1) == 1);
+	test_assert(fts_rows(s) == 1);
+	test_assert(fts_int(s->db, "SELECT count(*) FROM sqlite_master"
+				   " WHERE name IN ('blob_fts', 'blob_hfts')") == 0);
+	snprintf(path, sizeof(path), "%s/index.db", store_datadir(s));
+	test_assert(sqlite3_open(path, &idx) == SQLITE_OK);
+	test_assert(sqlite3_exec(idx, "BEGIN IMMEDIATE", NULL, NULL, NULL) ==
+		    SQLITE_OK);
+	s->busy_limit_ms = 50;
+	test_assert(fts_append(s, inbox, m2) == 2);
+	test_assert(fts_blob_state(s, inbox, 2) == STORE_FTS_NONE);
+	test_assert_strcmp(fts_cands(s, inbox, "zebras", false), "1,2");
+	test_assert(sqlite3_exec(idx, "COMMIT", NULL, NULL, NULL) ==
+		    SQLITE_OK);
+	sqlite3_close(idx);
+	/* tern.db locked: the rows go in, the state waits */
+	snprintf(path, sizeof(path), "%s/tern.db", store_datadir(s));
+	test_assert(sqlite3_open(path, &main) == SQLITE_OK);
+	test_assert(sqlite3_exec(main, "BEGIN IMMEDIATE", NULL, NULL, NULL) ==
+		    SQLITE_OK);
+	test_assert(store_fts_index_pending(s, &after, 10, &n) == STORE_BUSY);
+	test_assert(fts_rows(s) == 2);
+	test_assert(sqlite3_exec(main, "COMMIT", NULL, NULL, NULL) ==
+		    SQLITE_OK);
+	sqlite3_close(main);
+	test_assert(fts_blob_state(s, inbox, 2) == STORE_FTS_NONE);
+	after = 0;
+	test_assert(store_fts_index_pending(s, &after, 10, &n) == STORE_OK);
+	test_assert(n == 1);
+	test_assert(fts_blob_state(s, inbox, 2) == STORE_FTS_EXACT);
+	test_assert(fts_rows(s) == 2);
+	test_assert(store_fts_index_pending(s, &after, 10, &n) == STORE_OK);
+	test_assert(n == 0);
+	/* index.db removed: nothing of it is trusted at the next open */
+	snprintf(path, sizeof(path), "%s", store_datadir(s));
+	store_close(&s);
+	{
+		char f[700];
+
+		snprintf(f, sizeof(f), "%s/index.db", path);
+		test_assert(unlink(f) == 0);
+		snprintf(f, sizeof(f), "%s/index.db-wal", path);
+		(void)unlink(f);
+		snprintf(f, sizeof(f), "%s/index.db-shm", path);
+		(void)unlink(f);
+	}
+	s = test_store_open_dir(path);
+	test_assert(fts_blob_state(s, inbox, 1) == STORE_FTS_NONE);
+	test_assert(fts_blob_state(s, inbox, 2) == STORE_FTS_NONE);
+	test_assert(fts_rows(s) == 0);
+	test_assert_strcmp(fts_cands(s, inbox, "nothere", false), "1,2");
+	store_close(&s);
+}
+
+/* A collected blob's rows leave index.db with store_fts_gc (its id
+   noted in fts_gone), not before; a noted id that a blob holds again
+   keeps its rows. */
+static void
+test_store_fts_gc(void)
+{
+	int64_t inbox, other;
+	struct store *s = fts_store(&inbox, &other);
+	uint32_t uid;
+	size_t done = 0;
+	char sql[128];
+
+	uid = fts_append(s, inbox, m2);
+	test_assert(fts_append(s, inbox, m1) == 2);
+	test_assert(fts_rows(s) == 2);
+	test_assert(store_msg_expunge(s, inbox, &uid, 1, NULL) == STORE_OK);
+	test_assert(fts_int(s->db, "SELECT count(*) FROM fts_gone") == 1);
+	test_assert(fts_rows(s) == 2);
+	test_assert(store_fts_gc(s, 10, &done) == STORE_OK);
+	test_assert(done == 1);
+	test_assert(fts_rows(s) == 1);
+	test_assert(fts_int(s->db, "SELECT count(*) FROM fts_gone") == 0);
+	test_assert(store_fts_gc(s, 10, &done) == STORE_OK);
+	test_assert(done == 0);
+	/* m1's id noted as if collected and reused: its rows stay */
+	snprintf(sql, sizeof(sql), "INSERT INTO fts_gone SELECT blob_id FROM"
+		 " messages WHERE mailbox_id = %lld", (long long)inbox);
+	test_assert(store_exec(s, sql) == STORE_OK);
+	test_assert(store_fts_gc(s, 10, &done) == STORE_OK);
+	test_assert(done == 1);
+	test_assert(fts_rows(s) == 1);
+	test_assert_strcmp(fts_cands(s, inbox, "zebras", false), "2");
+	store_close(&s);
+}
+
+/* Schema step 15 on a store of step 14: the full-text tables leave
+   tern.db, every blob is unindexed (a candidate) until the pass over
+   them indexes it into index.db. */
+static void
+test_store_fts_step15(void)
+{
+	int64_t inbox, other, after = 0;
+	struct store *s = fts_store(&inbox, &other);
+	char dir[512];
+	size_t n = 0;
+
+	test_assert(fts_append(s, inbox, m1) == 1);
+	snprintf(dir, sizeof(dir), "%s", store_datadir(s));
+	test_assert(store_exec(s,
+			       "CREATE VIRTUAL TABLE main.blob_fts USING"
+			       " fts5(hdr, body, tokenize = 'trigram');"
+			       "INSERT INTO main.blob_fts(rowid, hdr, body)"
+			       " SELECT id, 'old', 'old' FROM blobs;"
+			       "DROP TRIGGER blobs_fts_gone;"
+			       "DROP TABLE fts_gone;"
+			       "PRAGMA user_version = 14;") == STORE_OK);
+	store_close(&s);
+	s = test_store_open_dir(dir);
+	test_assert(fts_int(s->db, "SELECT count(*) FROM sqlite_master"
+				   " WHERE name IN ('blob_fts', 'blob_hfts')") == 0);
+	test_assert(fts_int(s->db, "SELECT count(*) FROM fts_gone") == 0);
+	test_assert(fts_blob_state(s, inbox, 1) == STORE_FTS_NONE);
+	test_assert_strcmp(fts_cands(s, inbox, "nothere", false), "1");
+	test_assert(store_fts_index_pending(s, &after, 10, &n) == STORE_OK);
+	test_assert(n == 1);
+	test_assert(fts_blob_state(s, inbox, 1) == STORE_FTS_EXACT);
+	test_assert_strcmp(fts_cands(s, inbox, "zebras", false), "1");
+	test_assert_strcmp(fts_cands(s, inbox, "nothere", false), "");
+	store_close(&s);
+}
+
 static const struct test_case tests[] = {
 	{ "store_fts_box_pairs", test_store_fts_box_pairs },
 	{ "store_fts_cover", test_store_fts_cover },
@@ -698,6 +864,9 @@ static const struct test_case tests[] = {
 	{ "store_fts_part_headers", test_store_fts_part_headers },
 	{ "store_fts_ascii_folds", test_store_fts_ascii_folds },
 	{ "store_fts_dedup_gc", test_store_fts_dedup_gc },
+	{ "store_fts_own_file", test_store_fts_own_file },
+	{ "store_fts_gc", test_store_fts_gc },
+	{ "store_fts_step15", test_store_fts_step15 },
 	{ NULL, NULL },
 };
 
