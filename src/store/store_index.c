@@ -16,13 +16,13 @@
    Why: the text extraction and FTS5's work were most of the commit
    thread's time per message (about 0.5 ms of CPU per 5 KB message,
    and three times its WAL pages). So the rows also wait
-   (STORE_INDEX_YIELD_MS at most) until the commit thread has nothing in
-   flight: a burst of APPENDs or deliveries is answered first and
-   indexed right after. With more than STORE_INDEX_EAGER blobs waiting
-   they no longer wait, so a steady flood is indexed as it comes; past
-   STORE_INDEX_HIGH the commit thread waits for the index
-   (store_index_throttle): what a long flood leaves unindexed is
-   bounded.
+   (STORE_INDEX_YIELD_MS at most) until the commit thread has had
+   nothing in flight for a while (STORE_INDEX_QUIET_MS): a burst of
+   APPENDs or deliveries is answered first and indexed right after.
+   With more than STORE_INDEX_EAGER blobs waiting they no longer wait,
+   so a steady flood is indexed as it comes; past STORE_INDEX_HIGH the
+   commit thread waits for the index (store_index_throttle): what a long
+   flood leaves unindexed is bounded.
 
    Bounds: at most STORE_INDEX_QUEUE_MAX blobs wait; past that a blob is
    not indexed (it stays at 0: always a candidate, read by SEARCH). At
@@ -43,13 +43,20 @@
    the others: each transaction makes a new FTS5 segment (and sooner or
    later a merge), so fewer, larger ones cost less CPU and fewer WAL
    pages; about 0.5 ms of FTS5 work each for 5 KB of text is how long
-   the other writers may wait for the write lock. */
+   the other index thread waits for index.db's write lock. */
 #define STORE_INDEX_ROWS 32
 #define STORE_INDEX_WAIT_MS 100
-/* Rows read wait for the commit thread to have nothing in flight, at
-   most this long (then they are written anyway), polling every
-   STORE_INDEX_POLL_MS. */
+/* Rows read wait for the commit thread to have had nothing in flight
+   for STORE_INDEX_QUIET_MS (the burst has passed: one client's next
+   APPEND comes a fraction of a millisecond after the last reply, so
+   "nothing in flight now" was true between any two of them), at most
+   STORE_INDEX_YIELD_MS; then for a moment with nothing in flight, at
+   most STORE_INDEX_LATE_MS more; then they are written anyway. The
+   commit thread is looked at every STORE_INDEX_POLL_MS
+   (store_index_yield_done). */
+#define STORE_INDEX_QUIET_MS 20
 #define STORE_INDEX_YIELD_MS 500
+#define STORE_INDEX_LATE_MS 100
 #define STORE_INDEX_POLL_MS 1
 /* With more than this many blobs waiting the rows no longer wait: a
    steady flood of APPENDs or deliveries must not leave ever more mail
@@ -143,13 +150,27 @@ store_index_wait(struct store_index *ix)
 	}
 }
 
+bool
+store_index_yield_done(struct store_index_yield *y, size_t busy, int64_t now)
+{
+	if (busy > 0)
+		y->quiet_since = now;
+	if (now - y->start >= STORE_INDEX_YIELD_MS + STORE_INDEX_LATE_MS)
+		return true;
+	if (busy > 0)
+		return false;
+	return now - y->quiet_since >= STORE_INDEX_QUIET_MS ||
+	       now - y->start >= STORE_INDEX_YIELD_MS;
+}
+
 /* Let the commit thread's batches go first: wait, bounded, until it has
-   no job in flight (the text was read meanwhile, outside any lock). */
+   been idle a while (the text was read meanwhile, outside any lock). */
 static void
 store_index_yield(struct store_index *ix)
 {
 	struct timespec ts = { 0, STORE_INDEX_POLL_MS * 1000000L };
-	int64_t until = store_index_now_ms() + STORE_INDEX_YIELD_MS;
+	int64_t now = store_index_now_ms();
+	struct store_index_yield y = { now, now };
 	size_t waiting;
 
 	pthread_mutex_lock(&ix->mu);
@@ -157,7 +178,8 @@ store_index_yield(struct store_index *ix)
 	pthread_mutex_unlock(&ix->mu);
 	if (waiting > STORE_INDEX_EAGER)
 		return;
-	while (*ix->busy > 0 && !ix->stop && store_index_now_ms() < until)
+	while (!ix->stop &&
+	       !store_index_yield_done(&y, *ix->busy, store_index_now_ms()))
 		nanosleep(&ts, NULL);
 }
 

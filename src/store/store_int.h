@@ -443,6 +443,15 @@ struct store_index;
 struct store_index *store_index_new(const char *datadir,
 				    const _Atomic size_t *busy,
 				    const char **error_r);
+/* The index rows' wait for the commit thread (store_index.c): start
+   and the last time it had jobs in flight (ms). */
+struct store_index_yield {
+	int64_t start, quiet_since;
+};
+/* One look at the commit thread (busy: its jobs in flight, at now):
+   may the rows go? (tests) */
+bool store_index_yield_done(struct store_index_yield *y, size_t busy,
+			    int64_t now);
 /* Queue blobs (committed) for their index rows. */
 void store_index_add(struct store_index *ix, const struct store_fts_hint *hints,
 		     size_t n);

@@ -957,10 +957,45 @@ test_index_hints_skip(void)
 	store_close(&s);
 }
 
+/* The index rows' wait (store_index_yield_done): they go once the commit
+   thread has been idle 20 ms, not at the first idle moment between two
+   jobs of one busy client; after 500 ms at an idle moment; after 600 ms
+   anyway. */
+static void
+test_index_yield(void)
+{
+	struct store_index_yield y = { 1000, 1000 };
+	int64_t t;
+
+	/* idle from the start: after 20 ms */
+	test_assert(!store_index_yield_done(&y, 0, 1000));
+	test_assert(!store_index_yield_done(&y, 0, 1019));
+	test_assert(store_index_yield_done(&y, 0, 1020));
+	/* a client's jobs back to back, idle 1 ms of every 4 */
+	y.start = y.quiet_since = 0;
+	for (t = 0; t < 500; t++)
+		test_assert(!store_index_yield_done(&y, t % 4 == 3 ? 0 : 1, t));
+	test_assert(!store_index_yield_done(&y, 1, 500));
+	test_assert(store_index_yield_done(&y, 0, 501));
+	/* never idle: at 600 ms */
+	y.start = y.quiet_since = 0;
+	for (t = 0; t < 600; t++)
+		test_assert(!store_index_yield_done(&y, 1, t));
+	test_assert(store_index_yield_done(&y, 1, 600));
+	/* the burst ends at 100 ms: 20 ms later */
+	y.start = y.quiet_since = 0;
+	for (t = 0; t < 100; t++)
+		test_assert(!store_index_yield_done(&y, 1, t));
+	for (t = 100; t < 119; t++)
+		test_assert(!store_index_yield_done(&y, 0, t));
+	test_assert(store_index_yield_done(&y, 0, 120));
+}
+
 static const struct test_case tests[] = {
 	{ "commit_index", test_commit_index },
 	{ "index_hints_skip", test_index_hints_skip },
 	{ "index_busy_retry", test_index_busy_retry },
+	{ "index_yield", test_index_yield },
 	{ "store_wal_restart", test_store_wal_restart },
 	{ "store_rest", test_store_rest },
 	{ "commit_parse_ahead", test_commit_parse_ahead },
