@@ -77,23 +77,24 @@ store_sql_err_db(struct store *s, sqlite3 *db, int rc)
 }
 
 static size_t
-store_stmt_hash(const char *sql)
+store_stmt_hash(const char *sql, size_t slots)
 {
 	uintptr_t p = (uintptr_t)sql;
 
 	p ^= p >> 17;
 	p *= 0x9e3779b97f4a7c15ULL;
-	return (size_t)(p >> 23) % STORE_STMT_SLOTS;
+	return (size_t)(p >> 23) % slots;
 }
 
 sqlite3_stmt *
-store_stmt(struct store *s, const char *sql)
+store_stmt_in(struct store *s, sqlite3 *db, struct store_stmt_slot *slots,
+	      size_t count, const char *sql)
 {
-	size_t i = store_stmt_hash(sql);
+	size_t i = store_stmt_hash(sql, count);
 	int rc;
 
-	for (size_t n = 0; n < STORE_STMT_SLOTS; n++) {
-		struct store_stmt_slot *slot = &s->stmts[i];
+	for (size_t n = 0; n < count; n++) {
+		struct store_stmt_slot *slot = &slots[i];
 
 		if (slot->sql == sql) {
 			sqlite3_reset(slot->stmt);
@@ -101,22 +102,28 @@ store_stmt(struct store *s, const char *sql)
 			return slot->stmt;
 		}
 		if (slot->sql == NULL) {
-			rc = sqlite3_prepare_v3(s->db, sql, -1,
+			rc = sqlite3_prepare_v3(db, sql, -1,
 						SQLITE_PREPARE_PERSISTENT,
 						&slot->stmt, NULL);
 			if (rc != SQLITE_OK) {
-				store_sql_err(s, rc);
+				store_sql_err_db(s, db, rc);
 				slot->stmt = NULL;
 				return NULL;
 			}
 			slot->sql = sql;
 			return slot->stmt;
 		}
-		i = (i + 1) % STORE_STMT_SLOTS;
+		i = (i + 1) % count;
 	}
 	/* More distinct statements than slots is a programming error. */
 	store_fail(s, STORE_ERR, "statement cache full");
 	return NULL;
+}
+
+sqlite3_stmt *
+store_stmt(struct store *s, const char *sql)
+{
+	return store_stmt_in(s, s->db, s->stmts, STORE_STMT_SLOTS, sql);
 }
 
 int
@@ -126,7 +133,7 @@ store_stmt_exec(struct store *s, sqlite3_stmt *st)
 
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return store_sql_err(s, rc);
+		return store_sql_err_db(s, sqlite3_db_handle(st), rc);
 	return STORE_OK;
 }
 

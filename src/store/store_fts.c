@@ -183,7 +183,7 @@ store_fts_insert_row(struct store *s, int64_t blob_id, const struct buf *hdr,
 	sqlite3_bind_text(st, 2, buf_cstr(hdr), (int)hdr->len, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, buf_cstr(body), (int)body->len,
 			  SQLITE_STATIC);
-	return store_fts_stmt_exec(s, st);
+	return store_stmt_exec(s, st);
 }
 
 static int
@@ -202,7 +202,7 @@ store_fts_insert_fields(struct store *s, int64_t blob_id,
 	for (i = 0; i < STORE_HFTS_FIELDS; i++)
 		sqlite3_bind_text(st, i + 2, buf_cstr(&fld[i]),
 				  (int)fld[i].len, SQLITE_STATIC);
-	return store_fts_stmt_exec(s, st);
+	return store_stmt_exec(s, st);
 }
 
 static void
@@ -392,7 +392,7 @@ store_fts_remove_gone(struct store *s, const int64_t *ids, size_t n)
 			break;
 		}
 		sqlite3_bind_int64(st, 1, ids[i]);
-		ret = store_fts_stmt_exec(s, st);
+		ret = store_stmt_exec(s, st);
 		st = ret == STORE_OK ? store_fts_stmt(s, "DELETE FROM blob_hfts"
 							 " WHERE rowid = ?")
 				     : NULL;
@@ -401,7 +401,7 @@ store_fts_remove_gone(struct store *s, const int64_t *ids, size_t n)
 			break;
 		}
 		sqlite3_bind_int64(st, 1, ids[i]);
-		ret = store_fts_stmt_exec(s, st);
+		ret = store_stmt_exec(s, st);
 	}
 	if (ret == STORE_OK)
 		ret = store_fts_exec(s, "COMMIT");

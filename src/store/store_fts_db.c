@@ -170,44 +170,10 @@ store_fts_db(struct store *s)
 sqlite3_stmt *
 store_fts_stmt(struct store *s, const char *sql)
 {
-	int rc;
-
 	if (store_fts_db(s) != STORE_OK)
 		return NULL;
-	for (size_t i = 0; i < STORE_FTS_DB_STMTS; i++) {
-		struct store_stmt_slot *slot = &s->fts_stmts[i];
-
-		if (slot->sql == sql) {
-			sqlite3_reset(slot->stmt);
-			sqlite3_clear_bindings(slot->stmt);
-			return slot->stmt;
-		}
-		if (slot->sql != NULL)
-			continue;
-		rc = sqlite3_prepare_v3(s->fts_db, sql, -1,
-					SQLITE_PREPARE_PERSISTENT, &slot->stmt,
-					NULL);
-		if (rc != SQLITE_OK) {
-			store_fts_sql_err(s, rc);
-			slot->stmt = NULL;
-			return NULL;
-		}
-		slot->sql = sql;
-		return slot->stmt;
-	}
-	store_fail(s, STORE_ERR, "index statement cache full");
-	return NULL;
-}
-
-int
-store_fts_stmt_exec(struct store *s, sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return store_fts_sql_err(s, rc);
-	return STORE_OK;
+	return store_stmt_in(s, s->fts_db, s->fts_stmts, STORE_FTS_DB_STMTS,
+			     sql);
 }
 
 int

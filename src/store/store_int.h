@@ -213,6 +213,10 @@ int store_busy_wait(void *ctx, int count);
 /* The cached prepared statement for sql (a string literal: cached by
    address), reset and with cleared bindings, or NULL (error recorded). */
 sqlite3_stmt *store_stmt(struct store *s, const char *sql);
+/* The same on connection db with its own cache of count slots. */
+sqlite3_stmt *store_stmt_in(struct store *s, sqlite3 *db,
+			    struct store_stmt_slot *slots, size_t count,
+			    const char *sql);
 /* Step a statement that returns no rows, then reset it. */
 int store_stmt_exec(struct store *s, sqlite3_stmt *st);
 /* Run sql (no parameters) once. */
@@ -482,9 +486,9 @@ int store_fts_db_check(struct store *s);
    tables); STORE_OK when it is. */
 int store_fts_db(struct store *s);
 /* A cached statement on s->fts_db (opening it first); NULL with the
-   store's error set. sql must be a string literal, as for store_stmt. */
+   store's error set. sql must be a string literal, as for store_stmt;
+   store_stmt_exec runs it. */
 sqlite3_stmt *store_fts_stmt(struct store *s, const char *sql);
-int store_fts_stmt_exec(struct store *s, sqlite3_stmt *st);
 int store_fts_exec(struct store *s, const char *sql);
 int store_fts_sql_err(struct store *s, int rc);
 /* As store_wal_checkpoint, for index.db (0 when it is not open). */
