@@ -522,22 +522,13 @@ store_wal_checkpoint(struct store *s, int restart_frames)
 	return rc == SQLITE_OK || rc == SQLITE_BUSY ? log : -1;
 }
 
-static int
-store_db_open(struct store *s)
+int
+store_db_file_open(struct store *s, const char *name, sqlite3 **db_r)
 {
-	static const char *const pragmas =
-		"PRAGMA journal_mode=WAL;"
-		"PRAGMA synchronous=FULL;"
-		/* a WAL that a long transaction grew is cut back to this
-		   when it starts again (store_wal_checkpoint) */
-		"PRAGMA journal_size_limit=134217728;"
-		"PRAGMA foreign_keys=ON;"
-		"PRAGMA temp_store=MEMORY;"
-		"PRAGMA cache_size=-16000;";
 	char path[STORE_PATH_MAX];
 	int n, rc, fd;
 
-	n = snprintf(path, sizeof(path), "%s/tern.db", s->datadir);
+	n = snprintf(path, sizeof(path), "%s/%s", s->datadir, name);
 	if (n < 0 || (size_t)n >= sizeof(path))
 		return store_fail(s, STORE_INVALID, "data dir path too long");
 	/* Create it ourselves so the mode is 0600 whatever the umask, but
@@ -553,17 +544,32 @@ store_db_open(struct store *s)
 	else if (errno != EEXIST)
 		return store_fail(s, STORE_ERR, "open %s: %s", path,
 				  strerror(errno));
-	rc = sqlite3_open_v2(path, &s->db,
+	rc = sqlite3_open_v2(path, db_r,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 			     store_vfs_name());
 	if (rc != SQLITE_OK)
-		return store_sql_err(s, rc);
-	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_handler(s->db, store_busy_wait, s);
-	rc = store_fts_register(s->db);
-	if (rc != SQLITE_OK)
-		return store_sql_err(s, rc);
-	return store_exec(s, pragmas);
+		return store_sql_err_db(s, *db_r, rc);
+	sqlite3_extended_result_codes(*db_r, 1);
+	sqlite3_busy_handler(*db_r, store_busy_wait, s);
+	rc = store_fts_register(*db_r);
+	return rc == SQLITE_OK ? STORE_OK : store_sql_err_db(s, *db_r, rc);
+}
+
+static int
+store_db_open(struct store *s)
+{
+	static const char *const pragmas =
+		"PRAGMA journal_mode=WAL;"
+		"PRAGMA synchronous=FULL;"
+		/* a WAL that a long transaction grew is cut back to this
+		   when it starts again (store_wal_checkpoint) */
+		"PRAGMA journal_size_limit=134217728;"
+		"PRAGMA foreign_keys=ON;"
+		"PRAGMA temp_store=MEMORY;"
+		"PRAGMA cache_size=-16000;";
+	int ret = store_db_file_open(s, "tern.db", &s->db);
+
+	return ret == STORE_OK ? store_exec(s, pragmas) : ret;
 }
 
 struct store *

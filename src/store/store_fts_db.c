@@ -23,9 +23,7 @@
    or, when the id was reused, a blob that is not indexed yet and so is
    always a candidate, never a sure match. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "store/store_int.h"
@@ -132,34 +130,13 @@ store_fts_db(struct store *s)
 		/* 2 MB: new segments are read again only by merges, and
 		   SEARCH's doclists come from the OS page cache as well */
 		"PRAGMA cache_size=-2000;";
-	char path[STORE_PATH_MAX];
-	int n, rc, fd, ret;
+	int ret;
 
 	if (s->fts_db != NULL)
 		return STORE_OK;
-	n = snprintf(path, sizeof(path), "%s/index.db", s->datadir);
-	if (n < 0 || (size_t)n >= sizeof(path))
-		return store_fail(s, STORE_INVALID, "data dir path too long");
-	/* created here, never opened and closed: see store_db_open */
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		close(fd);
-	else if (errno != EEXIST)
-		return store_fail(s, STORE_ERR, "open %s: %s", path,
-				  strerror(errno));
-	rc = sqlite3_open_v2(path, &s->fts_db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-			     store_vfs_name());
-	if (rc != SQLITE_OK) {
-		ret = store_fts_sql_err(s, rc);
-		store_fts_db_close(s);
-		return ret;
-	}
-	sqlite3_extended_result_codes(s->fts_db, 1);
-	sqlite3_busy_handler(s->fts_db, store_busy_wait, s);
-	rc = store_fts_register(s->fts_db);
-	ret = rc == SQLITE_OK ? store_fts_exec(s, pragmas)
-			      : store_fts_sql_err(s, rc);
+	ret = store_db_file_open(s, "index.db", &s->fts_db);
+	if (ret == STORE_OK)
+		ret = store_fts_exec(s, pragmas);
 	if (ret == STORE_OK)
 		ret = store_fts_db_migrate(s);
 	if (ret != STORE_OK)

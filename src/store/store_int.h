@@ -208,6 +208,10 @@ int store_fail(struct store *s, int err, const char *fmt, ...)
 int store_sql_err(struct store *s, int rc);
 /* The same for an error of connection db (NULL: out of memory). */
 int store_sql_err_db(struct store *s, sqlite3 *db, int rc);
+/* Open DATADIR/name on *db_r (created 0600 when missing), with the
+   store's busy handler and tern_cover; STORE_OK or the store's error
+   (*db_r may then be set: the caller closes it). */
+int store_db_file_open(struct store *s, const char *name, sqlite3 **db_r);
 /* The busy handler of the store's connections (ctx: the store). */
 int store_busy_wait(void *ctx, int count);
 /* The cached prepared statement for sql (a string literal: cached by
@@ -304,7 +308,8 @@ void store_cleanup_run(struct store *s);
 /* Append hash to this process's journal before renaming a new blob in. */
 int store_cleanup_journal_add(struct store *s, const char *hash);
 
-/* ---- store_account.c (row helpers shared with plans, domains, aliases) ---- */
+/* ---- store_account.c (row helpers shared with plans, domains and
+   aliases) ---- */
 void store_account_lower(char *p);
 /* Step a one-column integer query: 1 row (value in *v_r), 0 none, error. */
 int store_account_step_int(struct store *s, sqlite3_stmt *st, int64_t *v_r);
