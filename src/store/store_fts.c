@@ -359,55 +359,71 @@ store_fts_claim_all(struct store *s, const struct store_fts_pending *p,
 	return ret;
 }
 
+/* Run st (one id parameter) for each of ids[0..n). */
+static int
+store_fts_each_id(struct store *s, sqlite3_stmt *st, const int64_t *ids,
+		  size_t n)
+{
+	int ret = st != NULL ? STORE_OK : STORE_ERR;
+
+	for (size_t i = 0; i < n && ret == STORE_OK; i++) {
+		sqlite3_bind_int64(st, 1, ids[i]);
+		ret = store_stmt_exec(s, st);
+	}
+	return ret;
+}
+
+/* Into gone[0..*count_r) the ids of ids[0..n) that no blob has now
+   (read in tern.db). */
+static int
+store_fts_ids_gone(struct store *s, const int64_t *ids, size_t n,
+		   int64_t *gone, size_t *count_r)
+{
+	sqlite3_stmt *st = store_stmt(s, "SELECT 1 FROM blobs WHERE id = ?");
+	int rc;
+
+	*count_r = 0;
+	if (st == NULL)
+		return STORE_ERR;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_int64(st, 1, ids[i]);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc == SQLITE_DONE)
+			gone[(*count_r)++] = ids[i];
+		else if (rc != SQLITE_ROW)
+			return store_sql_err(s, rc);
+	}
+	return STORE_OK;
+}
+
 /* The rows of ids[0..n) out of index.db, for each id no blob has now
    (read once the write lock of index.db is held: a blob that takes the
    id later is indexed after this). */
 static int
 store_fts_remove_gone(struct store *s, const int64_t *ids, size_t n)
 {
-	sqlite3_stmt *st;
-	int ret, rc;
+	int64_t *gone = xreallocarray(NULL, n + 1, sizeof(*gone));
+	size_t ng = 0;
+	int ret;
 
 	ret = store_fts_db(s);
 	if (ret == STORE_OK)
 		ret = store_fts_exec(s, "BEGIN IMMEDIATE");
-	for (size_t i = 0; i < n && ret == STORE_OK; i++) {
-		st = store_stmt(s, "SELECT 1 FROM blobs WHERE id = ?");
-		if (st == NULL) {
-			ret = STORE_ERR;
-			break;
-		}
-		sqlite3_bind_int64(st, 1, ids[i]);
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc == SQLITE_ROW)
-			continue;
-		if (rc != SQLITE_DONE) {
-			ret = store_sql_err(s, rc);
-			break;
-		}
-		st = store_fts_stmt(s, "DELETE FROM blob_fts WHERE rowid = ?");
-		if (st == NULL) {
-			ret = STORE_ERR;
-			break;
-		}
-		sqlite3_bind_int64(st, 1, ids[i]);
-		ret = store_stmt_exec(s, st);
-		st = ret == STORE_OK ? store_fts_stmt(s, "DELETE FROM blob_hfts"
-							 " WHERE rowid = ?")
-				     : NULL;
-		if (st == NULL) {
-			ret = STORE_ERR;
-			break;
-		}
-		sqlite3_bind_int64(st, 1, ids[i]);
-		ret = store_stmt_exec(s, st);
-	}
+	if (ret == STORE_OK)
+		ret = store_fts_ids_gone(s, ids, n, gone, &ng);
+	if (ret == STORE_OK)
+		ret = store_fts_each_id(s, store_fts_stmt(s, "DELETE FROM"
+					" blob_fts WHERE rowid = ?"), gone, ng);
+	if (ret == STORE_OK)
+		ret = store_fts_each_id(s, store_fts_stmt(s, "DELETE FROM"
+					" blob_hfts WHERE rowid = ?"), gone, ng);
 	if (ret == STORE_OK)
 		ret = store_fts_exec(s, "COMMIT");
 	if (ret != STORE_OK && s->fts_db != NULL &&
 	    !sqlite3_get_autocommit(s->fts_db))
 		(void)store_fts_exec(s, "ROLLBACK");
+	free(gone);
 	return ret;
 }
 
@@ -416,8 +432,8 @@ store_fts_remove_gone(struct store *s, const int64_t *ids, size_t n)
 static int
 store_fts_write_all(struct store *s, struct store_fts_pending *p, size_t n)
 {
-	int64_t *gone;
-	size_t ng = 0;
+	int64_t *written;
+	size_t nw = 0;
 	bool orphans;
 	int ret;
 
@@ -428,13 +444,13 @@ store_fts_write_all(struct store *s, struct store_fts_pending *p, size_t n)
 		ret = store_fts_claim_all(s, p, n, &orphans);
 	if (ret != STORE_OK || !orphans)
 		return ret;
-	gone = xreallocarray(NULL, n, sizeof(*gone));
+	written = xreallocarray(NULL, n, sizeof(*written));
 	for (size_t i = 0; i < n; i++) {
 		if (p[i].put_text || p[i].put_fields)
-			gone[ng++] = p[i].blob_id;
+			written[nw++] = p[i].blob_id;
 	}
-	ret = store_fts_remove_gone(s, gone, ng);
-	free(gone);
+	ret = store_fts_remove_gone(s, written, nw);
+	free(written);
 	return ret;
 }
 
@@ -462,21 +478,17 @@ store_fts_gc(struct store *s, size_t max, size_t *done_r)
 	if (ret == STORE_OK && n > 0)
 		ret = store_fts_remove_gone(s, ids, n);
 	/* only once their rows are out (a crash before: done again) */
-	if (ret == STORE_OK && n > 0)
+	if (ret == STORE_OK && n > 0) {
 		ret = store_exec(s, "BEGIN IMMEDIATE");
-	for (size_t i = 0; i < n && ret == STORE_OK; i++) {
-		st = store_stmt(s, "DELETE FROM fts_gone WHERE id = ?");
-		if (st == NULL) {
-			ret = STORE_ERR;
-			break;
-		}
-		sqlite3_bind_int64(st, 1, ids[i]);
-		ret = store_stmt_exec(s, st);
+		if (ret == STORE_OK)
+			ret = store_fts_each_id(s, store_stmt(s, "DELETE FROM"
+						" fts_gone WHERE id = ?"),
+						ids, n);
+		if (ret == STORE_OK)
+			ret = store_exec(s, "COMMIT");
+		if (ret != STORE_OK && !sqlite3_get_autocommit(s->db))
+			(void)store_exec(s, "ROLLBACK");
 	}
-	if (ret == STORE_OK && n > 0)
-		ret = store_exec(s, "COMMIT");
-	if (ret != STORE_OK && !sqlite3_get_autocommit(s->db))
-		(void)store_exec(s, "ROLLBACK");
 	free(ids);
 	if (ret == STORE_OK)
 		*done_r = n;

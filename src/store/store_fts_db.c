@@ -28,15 +28,6 @@
 
 #include "store/store_int.h"
 
-/* the user_version of index.db, and what each version adds */
-static const char *const store_fts_db_steps[] = {
-	/* 1 */
-	"CREATE VIRTUAL TABLE blob_fts USING fts5(hdr, body,"
-	" tokenize = 'trigram');"
-	"CREATE VIRTUAL TABLE blob_hfts USING fts5(f_subject, f_from, f_to,"
-	" f_cc, f_bcc, tokenize = 'trigram');",
-};
-
 int
 store_fts_sql_err(struct store *s, int rc)
 {
@@ -49,51 +40,6 @@ store_fts_exec(struct store *s, const char *sql)
 	int rc = sqlite3_exec(s->fts_db, sql, NULL, NULL, NULL);
 
 	return rc == SQLITE_OK ? STORE_OK : store_fts_sql_err(s, rc);
-}
-
-static int
-store_fts_db_version(struct store *s, int *version_r)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	rc = sqlite3_prepare_v2(s->fts_db, "PRAGMA user_version", -1, &st,
-				NULL);
-	if (rc != SQLITE_OK)
-		return store_fts_sql_err(s, rc);
-	rc = sqlite3_step(st);
-	*version_r = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? STORE_OK : store_fts_sql_err(s, rc);
-}
-
-/* The steps not applied yet, in one transaction (another process may be
-   doing the same: the version is read again under the write lock). */
-static int
-store_fts_db_migrate(struct store *s)
-{
-	const int steps = (int)(sizeof(store_fts_db_steps) /
-				sizeof(store_fts_db_steps[0]));
-	char sql[64];
-	int version, ret;
-
-	ret = store_fts_db_version(s, &version);
-	if (ret != STORE_OK || version >= steps)
-		return ret;
-	ret = store_fts_exec(s, "BEGIN IMMEDIATE");
-	if (ret == STORE_OK)
-		ret = store_fts_db_version(s, &version);
-	for (; ret == STORE_OK && version < steps; version++)
-		ret = store_fts_exec(s, store_fts_db_steps[version]);
-	if (ret == STORE_OK) {
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", steps);
-		ret = store_fts_exec(s, sql);
-	}
-	if (ret == STORE_OK)
-		ret = store_fts_exec(s, "COMMIT");
-	if (ret != STORE_OK && !sqlite3_get_autocommit(s->fts_db))
-		(void)store_fts_exec(s, "ROLLBACK");
-	return ret;
 }
 
 int
@@ -138,7 +84,7 @@ store_fts_db(struct store *s)
 	if (ret == STORE_OK)
 		ret = store_fts_exec(s, pragmas);
 	if (ret == STORE_OK)
-		ret = store_fts_db_migrate(s);
+		ret = store_schema_migrate_index(s);
 	if (ret != STORE_OK)
 		store_fts_db_close(s);
 	return ret;

@@ -249,6 +249,8 @@ int64_t store_now(void);
 
 /* ---- store_schema.c ---- */
 int store_schema_migrate(struct store *s);
+/* The same for index.db on s->fts_db (its tables, store_fts_db.c). */
+int store_schema_migrate_index(struct store *s);
 
 /* ---- store_blob.c ---- */
 /* 64 lowercase hex digits? */

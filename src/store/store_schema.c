@@ -242,67 +242,100 @@ static const char *const store_migrations[] = {
 	" BEGIN INSERT OR IGNORE INTO fts_gone(id) VALUES (old.id); END;",
 };
 
-#define STORE_MIGRATIONS_COUNT \
-	(sizeof(store_migrations) / sizeof(store_migrations[0]))
+/* index.db (store_fts_db.c), with its own user_version. */
+static const char *const store_index_migrations[] = {
+	/* 1: the full-text tables of schema step 15 */
+	"CREATE VIRTUAL TABLE blob_fts USING fts5(hdr, body,"
+	" tokenize = 'trigram');"
+	"CREATE VIRTUAL TABLE blob_hfts USING fts5(f_subject, f_from, f_to,"
+	" f_cc, f_bcc, tokenize = 'trigram');",
+};
+
+#define STORE_STEPS(a) (sizeof(a) / sizeof((a)[0]))
 
 static int
-store_schema_version(struct store *s, int *version_r)
+store_schema_exec(struct store *s, sqlite3 *db, const char *sql)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? STORE_OK : store_sql_err_db(s, db, rc);
+}
+
+static int
+store_schema_version(struct store *s, sqlite3 *db, int *version_r)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return store_sql_err(s, rc);
+		return store_sql_err_db(s, db, rc);
 	rc = sqlite3_step(st);
 	*version_r = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
 	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? STORE_OK : store_sql_err(s, rc);
+	return rc == SQLITE_ROW ? STORE_OK : store_sql_err_db(s, db, rc);
 }
 
 static int
-store_schema_step(struct store *s, int version)
+store_schema_step(struct store *s, sqlite3 *db, const char *const *steps,
+		  int version)
 {
 	char sql[64];
 	int ret, cur;
 
-	ret = store_exec(s, "BEGIN IMMEDIATE");
+	ret = store_schema_exec(s, db, "BEGIN IMMEDIATE");
 	if (ret != STORE_OK)
 		return ret;
 	/* Another process may have migrated while we waited for the lock. */
-	ret = store_schema_version(s, &cur);
+	ret = store_schema_version(s, db, &cur);
 	if (ret == STORE_OK && cur == version)
-		ret = store_exec(s, store_migrations[version]);
+		ret = store_schema_exec(s, db, steps[version]);
 	if (ret == STORE_OK && cur == version) {
 		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d",
 			 version + 1);
-		ret = store_exec(s, sql);
+		ret = store_schema_exec(s, db, sql);
 	}
 	if (ret == STORE_OK)
-		ret = store_exec(s, "COMMIT");
-	if (ret != STORE_OK && !sqlite3_get_autocommit(s->db))
-		(void)store_exec(s, "ROLLBACK");
+		ret = store_schema_exec(s, db, "COMMIT");
+	if (ret != STORE_OK && !sqlite3_get_autocommit(db))
+		(void)store_schema_exec(s, db, "ROLLBACK");
 	return ret;
+}
+
+/* Every step of steps[0..count) that db has not applied yet. */
+static int
+store_schema_apply(struct store *s, sqlite3 *db, const char *const *steps,
+		   size_t count)
+{
+	int version, ret;
+
+	for (;;) {
+		ret = store_schema_version(s, db, &version);
+		if (ret != STORE_OK)
+			return ret;
+		if (version < 0 || (size_t)version > count)
+			return store_fail(s, STORE_ERR,
+					  "database schema version %d is newer "
+					  "than this program (%zu)",
+					  version, count);
+		if ((size_t)version == count)
+			return STORE_OK;
+		ret = store_schema_step(s, db, steps, version);
+		if (ret != STORE_OK)
+			return ret;
+	}
 }
 
 int
 store_schema_migrate(struct store *s)
 {
-	int version, ret;
+	return store_schema_apply(s, s->db, store_migrations,
+				  STORE_STEPS(store_migrations));
+}
 
-	for (;;) {
-		ret = store_schema_version(s, &version);
-		if (ret != STORE_OK)
-			return ret;
-		if (version < 0 || (size_t)version > STORE_MIGRATIONS_COUNT)
-			return store_fail(s, STORE_ERR,
-					  "database schema version %d is newer "
-					  "than this program (%zu)",
-					  version, STORE_MIGRATIONS_COUNT);
-		if ((size_t)version == STORE_MIGRATIONS_COUNT)
-			return STORE_OK;
-		ret = store_schema_step(s, version);
-		if (ret != STORE_OK)
-			return ret;
-	}
+int
+store_schema_migrate_index(struct store *s)
+{
+	return store_schema_apply(s, s->fts_db, store_index_migrations,
+				  STORE_STEPS(store_index_migrations));
 }
