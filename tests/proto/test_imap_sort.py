@@ -416,12 +416,11 @@ def test_search_body_text(fts_box, crit, expect):
 
 
 def test_search_dedup_and_gc(fresh_tern):
-    # the full-text rows are in index.db, beside tern.db
+    # the full-text rows are in index.db, beside tern.db (created with
+    # its tables when the server opens the store)
     db = os.path.join(fresh_tern.datadir, "index.db")
 
     def rows():
-        if not os.path.exists(db):  # created at the first index write
-            return 0
         c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
         try:
             return c.execute("SELECT count(*) FROM blob_fts").fetchone()[0]
