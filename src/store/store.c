@@ -575,7 +575,8 @@ store_db_open(struct store *s)
 struct store *
 store_open(const char *datadir, const char **error_r)
 {
-	static const char *const dirs[] = { "", "blobs", "tmp", "run" };
+	static const char *const dirs[] = { "", "blobs", "packs", "tmp",
+					    "run" };
 	static char open_err[256];
 	struct store *s = xcalloc(1, sizeof(*s));
 	int ret = STORE_OK;
@@ -638,6 +639,7 @@ store_close(struct store **sp)
 		close(s->journal_fd);
 	free(s->events);
 	store_blob_cache_free(s);
+	store_pack_free(s);
 	store_changes_close(s);
 	free(s->datadir);
 	free(s);

@@ -217,6 +217,7 @@ struct store_map {
 	const uint8_t *data;
 	size_t len;
 	bool heap; /* data was malloc'd and read, not mmap'd */
+	size_t lead; /* mapped bytes before data (a blob inside a pack) */
 };
 int store_blob_map(struct store *s, const char *hash, struct store_map *map_r);
 /* The change generations of a mailbox, shared by every process of the
@@ -671,6 +672,8 @@ struct store_commit_blob {
 	uint64_t size;			   /* out */
 	int dir;			   /* private */
 	struct mime_info *info; /* private: parsed by the blob stage */
+	int64_t pack;		/* private: its pack (0: a file of its own) */
+	uint64_t off;		/* private: where in that pack */
 };
 
 /* On the thread, inside an open batch (in a savepoint of its own), after

@@ -12,9 +12,16 @@
    references. A blob whose count drops to 0 is unlinked by
    store_blob_gc() under the write lock after the commit, so a concurrent
    transaction that wants to reference it either sees the file (and
-   keeps it alive) or sees it gone (and fails cleanly). */
+   keeps it alive) or sees it gone (and fails cleanly).
+
+   A writer of at most STORE_BLOB_MEM_BLOB bytes keeps them in memory
+   instead (within STORE_BLOB_MEM_MAX bytes for the process): the commit
+   thread's blob stage appends those to its pack (store_pack.c), and
+   their rows name the pack and offset. A writer that outgrows either
+   bound, or one finished outside the commit thread, makes its file. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +36,14 @@
 
 /* Garbage-collect at most this many blobs per collection. */
 #define STORE_GC_BATCH 1000
+/* Writers keep up to this many bytes of a blob in memory, and all
+   writers of a process up to STORE_BLOB_MEM_MAX. */
+#define STORE_BLOB_MEM_BLOB (1024u * 1024)
+#define STORE_BLOB_MEM_MAX (64u * 1024 * 1024)
+
+/* Bytes held by in-memory writers of this process. */
+static _Atomic size_t store_blob_mem_held;
+size_t store_blob_mem_blob_max = STORE_BLOB_MEM_BLOB;
 
 struct store_blob_writer {
 	struct store *s;
@@ -39,6 +54,9 @@ struct store_blob_writer {
 	bool parked; /* fd closed after the last byte (fd is -1) */
 	bool hashed; /* hash holds the digest (EVP final is done) */
 	bool placed; /* renamed to path before its fsync */
+	bool mem; /* the bytes are in buf; no temp file (yet) */
+	uint8_t *buf;
+	size_t cap;
 	char hash[STORE_HASH_HEX_LEN + 1];
 	char tmp_path[STORE_PATH_MAX];
 	char path[STORE_PATH_MAX]; /* its content name, once placed */
@@ -93,45 +111,60 @@ store_fsync_dir(struct store *s, const char *dir)
 	return STORE_OK;
 }
 
-struct store_blob_writer *
-store_blob_writer_new(struct store *s)
+/* The temp file of w, made now. */
+static int
+store_blob_writer_open(struct store_blob_writer *w)
 {
 	/* the loop and the commit thread both create writers */
 	static _Atomic unsigned counter;
-	struct store_blob_writer *w = xcalloc(1, sizeof(*w));
 	struct timespec ts;
 	int n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	n = snprintf(w->tmp_path, sizeof(w->tmp_path), "%s/tmp/w-%ld-%u-%ld",
+		     w->s->datadir, (long)getpid(), counter++,
+		     (long)ts.tv_nsec);
+	if (n < 0 || (size_t)n >= sizeof(w->tmp_path))
+		return w->err = store_fail(w->s, STORE_ERR,
+					   "temp path too long");
+	w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		     0600);
+	if (w->fd < 0)
+		return w->err = store_errno(w->s, "create", w->tmp_path);
+	return STORE_OK;
+}
+
+struct store_blob_writer *
+store_blob_writer_new(struct store *s)
+{
+	struct store_blob_writer *w = xcalloc(1, sizeof(*w));
 
 	w->s = s;
 	w->fd = -1;
 	w->md = EVP_MD_CTX_new();
 	if (w->md == NULL || EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) != 1)
 		w->err = store_fail(s, STORE_ERR, "sha256 init failed");
-	clock_gettime(CLOCK_REALTIME, &ts);
-	n = snprintf(w->tmp_path, sizeof(w->tmp_path), "%s/tmp/w-%ld-%u-%ld",
-		     s->datadir, (long)getpid(), counter++, (long)ts.tv_nsec);
-	if (w->err == STORE_OK &&
-	    (n < 0 || (size_t)n >= sizeof(w->tmp_path)))
-		w->err = store_fail(s, STORE_ERR, "temp path too long");
-	if (w->err == STORE_OK) {
-		w->fd = open(w->tmp_path,
-			     O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (w->fd < 0)
-			w->err = store_errno(s, "create", w->tmp_path);
-	}
+	w->mem = w->err == STORE_OK && store_blob_mem_blob_max > 0;
+	if (!w->mem && w->err == STORE_OK)
+		(void)store_blob_writer_open(w);
 	return w;
 }
 
-int
-store_blob_writer_write(struct store_blob_writer *w, const void *data,
-			size_t len)
+static void
+store_blob_writer_drop_buf(struct store_blob_writer *w)
 {
-	const uint8_t *p = data;
+	store_blob_mem_held -= w->cap;
+	free(w->buf);
+	w->buf = NULL;
+	w->cap = 0;
+	w->mem = false;
+}
 
-	if (w->err != STORE_OK)
-		return w->err;
-	if (EVP_DigestUpdate(w->md, data, len) != 1)
-		return w->err = store_fail(w->s, STORE_ERR, "sha256 failed");
+/* Write len bytes to w's file. */
+static int
+store_blob_writer_put(struct store_blob_writer *w, const uint8_t *p,
+		      size_t len)
+{
 	while (len > 0) {
 		ssize_t n = write(w->fd, p, len);
 
@@ -145,9 +178,70 @@ store_blob_writer_write(struct store_blob_writer *w, const void *data,
 		}
 		p += n;
 		len -= (size_t)n;
-		w->size += (uint64_t)n;
 	}
 	return STORE_OK;
+}
+
+/* From memory to a temp file of its own. */
+static int
+store_blob_writer_spill(struct store_blob_writer *w)
+{
+	int ret;
+
+	if (!w->mem)
+		return w->err;
+	ret = store_blob_writer_open(w);
+	if (ret == STORE_OK)
+		ret = store_blob_writer_put(w, w->buf, (size_t)w->size);
+	store_blob_writer_drop_buf(w);
+	return ret;
+}
+
+/* Room in memory for len more bytes, or false (then the file). */
+static bool
+store_blob_writer_grow(struct store_blob_writer *w, size_t len)
+{
+	size_t want = (size_t)w->size + len, cap = w->cap ? w->cap : 8192;
+
+	if (want > store_blob_mem_blob_max)
+		return false;
+	if (want <= w->cap)
+		return true;
+	while (cap < want)
+		cap *= 2;
+	if (cap > store_blob_mem_blob_max)
+		cap = store_blob_mem_blob_max;
+	if (store_blob_mem_held + (cap - w->cap) > STORE_BLOB_MEM_MAX)
+		return false;
+	store_blob_mem_held += cap - w->cap;
+	w->buf = xrealloc(w->buf, cap);
+	w->cap = cap;
+	return true;
+}
+
+int
+store_blob_writer_write(struct store_blob_writer *w, const void *data,
+			size_t len)
+{
+	int ret;
+
+	if (w->err != STORE_OK)
+		return w->err;
+	if (EVP_DigestUpdate(w->md, data, len) != 1)
+		return w->err = store_fail(w->s, STORE_ERR, "sha256 failed");
+	if (w->mem && store_blob_writer_grow(w, len)) {
+		memcpy(w->buf + w->size, data, len);
+		w->size += len;
+		return STORE_OK;
+	}
+	if (w->mem && store_blob_writer_spill(w) != STORE_OK)
+		return w->err;
+	if (w->fd < 0 && !w->parked && store_blob_writer_open(w) != STORE_OK)
+		return w->err;
+	ret = store_blob_writer_put(w, data, len);
+	if (ret == STORE_OK)
+		w->size += len;
+	return ret;
 }
 
 void
@@ -165,6 +259,8 @@ store_blob_writer_abort(struct store_blob_writer **wp)
 	   cleanup journal has it */
 	if ((w->fd >= 0 || w->parked) && !w->placed)
 		unlink(w->tmp_path);
+	if (w->buf != NULL)
+		store_blob_writer_drop_buf(w);
 	EVP_MD_CTX_free(w->md);
 	free(w);
 }
@@ -271,6 +367,8 @@ store_blob_writer_place(struct store *s, struct store_blob_writer *w,
 
 	*dir_r = -1;
 	w->s = s;
+	if (w->mem)
+		(void)store_blob_writer_spill(w);
 	if (w->err != STORE_OK)
 		return w->err;
 	ret = store_blob_writer_hash(w);
@@ -302,7 +400,7 @@ store_blob_writer_park(struct store_blob_writer *w)
 {
 	if (w->err != STORE_OK)
 		return w->err;
-	if (w->parked)
+	if (w->parked || w->mem) /* in memory: no descriptor to save */
 		return STORE_OK;
 	w->parked = true;
 	if (close(w->fd) < 0) {
@@ -325,6 +423,45 @@ store_blob_writer_parked(const struct store_blob_writer *w)
 {
 	return w->err == STORE_OK && w->parked ? store_blob_writer_file(w)
 					       : NULL;
+}
+
+bool
+store_blob_writer_in_memory(const struct store_blob_writer *w)
+{
+	return w->err == STORE_OK && w->mem;
+}
+
+const uint8_t *
+store_blob_writer_bytes(const struct store_blob_writer *w, size_t *len_r)
+{
+	static const uint8_t empty[1];
+
+	*len_r = w->mem ? (size_t)w->size : 0;
+	return w->mem && w->buf != NULL ? w->buf : empty;
+}
+
+int
+store_blob_writer_pack(struct store *s, struct store_blob_writer *w,
+		       char *hash_r, uint64_t *size_r, int64_t *pack_r,
+		       uint64_t *off_r)
+{
+	size_t len;
+	const uint8_t *b = store_blob_writer_bytes(w, &len);
+	int ret;
+
+	w->s = s;
+	if (w->err != STORE_OK || !w->mem)
+		return w->err != STORE_OK ? w->err
+					  : store_fail(s, STORE_ERR,
+						       "blob not in memory");
+	ret = store_blob_writer_hash(w);
+	if (ret == STORE_OK)
+		ret = store_pack_append(s, b, len, pack_r, off_r);
+	if (ret != STORE_OK)
+		return w->err = ret;
+	memcpy(hash_r, w->hash, sizeof(w->hash));
+	*size_r = w->size;
+	return STORE_OK;
 }
 
 /* fsync of a writer's file by the writer itself (synced < 0 in seal). */
@@ -358,6 +495,8 @@ store_blob_writer_seal(struct store *s, struct store_blob_writer **wp,
 
 	*dir_r = -1;
 	w->s = s;
+	if (ret == STORE_OK && w->mem)
+		ret = store_blob_writer_spill(w);
 	if (ret != STORE_OK)
 		/* keep the writer's first error as the store's error */
 		(void)store_fail(s, ret, "blob write failed earlier");
@@ -438,18 +577,18 @@ store_blob_write(struct store *s, const void *data, size_t len,
 	return store_blob_writer_finish(&w, hash_r, NULL);
 }
 
-/* Read a small blob whole; closes fd. Blobs never change once named, so
-   a short read means the file is damaged. */
-static int
-store_blob_read_small(struct store *s, int fd, const char *path, size_t len,
-		      struct store_map *map_r)
+/* Blobs never change once named, so a short read means the file is
+   damaged. */
+int
+store_blob_read_range(struct store *s, int fd, const char *path,
+		      uint64_t off, size_t len, struct store_map *map_r)
 {
 	uint8_t *buf = xmalloc(len);
 	size_t got = 0;
 	ssize_t n;
 
 	while (got < len) {
-		n = pread(fd, buf + got, len - got, (off_t)got);
+		n = pread(fd, buf + got, len - got, (off_t)(off + got));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -469,6 +608,54 @@ store_blob_read_small(struct store *s, int fd, const char *path, size_t len,
 	return STORE_OK;
 }
 
+/* Where the row of hash puts its bytes: *pack_r 0 when in a file of its
+   own (or there is no row). */
+static int
+store_blob_where(struct store *s, const char *hash, int64_t *pack_r,
+		 uint64_t *off_r, uint64_t *size_r)
+{
+	sqlite3_stmt *st = store_stmt(s, "SELECT pack, off, size FROM blobs"
+					 " WHERE hash = ?");
+	int rc;
+
+	*pack_r = 0;
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		*pack_r = sqlite3_column_int64(st, 0);
+		*off_r = (uint64_t)sqlite3_column_int64(st, 1);
+		*size_r = (uint64_t)sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK
+						     : store_sql_err(s, rc);
+}
+
+/* A blob inside a pack; when the pack is gone (compacted away since
+   the row was read), the row is read again once. */
+static int
+store_blob_map_packed(struct store *s, const char *hash, bool *found_r,
+		      struct store_map *map_r)
+{
+	uint64_t off = 0, size = 0;
+	int64_t pack;
+	int ret;
+
+	*found_r = false;
+	for (int tries = 0; tries < 2; tries++) {
+		ret = store_blob_where(s, hash, &pack, &off, &size);
+		if (ret != STORE_OK || pack == 0)
+			return ret;
+		*found_r = true;
+		ret = store_pack_read(s, pack, off, size, map_r);
+		if (ret != STORE_NOTFOUND)
+			return ret;
+	}
+	return ret;
+}
+
 int
 store_blob_map(struct store *s, const char *hash, struct store_map *map_r)
 {
@@ -477,11 +664,18 @@ store_blob_map(struct store *s, const char *hash, struct store_map *map_r)
 	void *p;
 	int fd;
 
+	bool packed;
+	int ret;
+
 	map_r->data = NULL;
 	map_r->len = 0;
 	map_r->heap = false;
+	map_r->lead = 0;
 	if (!store_hash_valid(hash))
 		return store_fail(s, STORE_INVALID, "bad blob hash");
+	ret = store_blob_map_packed(s, hash, &packed, map_r);
+	if (ret != STORE_OK || packed)
+		return ret;
 	if (store_blob_path(s, hash, path, sizeof(path)) < 0)
 		return store_fail(s, STORE_ERR, "blob path too long");
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -499,8 +693,8 @@ store_blob_map(struct store *s, const char *hash, struct store_map *map_r)
 		return STORE_OK;
 	}
 	if (st.st_size <= STORE_MAP_READ_MAX)
-		return store_blob_read_small(s, fd, path, (size_t)st.st_size,
-					     map_r);
+		return store_blob_read_range(s, fd, path, 0,
+					     (size_t)st.st_size, map_r);
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED)
@@ -597,6 +791,7 @@ store_blob_map_cached(struct store *s, const char *hash,
 			map_r->data = copy;
 			map_r->len = e->len;
 			map_r->heap = true;
+			map_r->lead = 0;
 			return STORE_OK;
 		}
 	}
@@ -612,10 +807,11 @@ store_blob_unmap(struct store_map *map)
 	if (map->data != NULL && map->heap)
 		free((void *)map->data);
 	else if (map->data != NULL)
-		munmap((void *)map->data, map->len);
+		munmap((void *)(map->data - map->lead), map->len + map->lead);
 	map->data = NULL;
 	map->len = 0;
 	map->heap = false;
+	map->lead = 0;
 }
 
 /* ---- references (inside write transactions) ---- */
@@ -638,35 +834,98 @@ store_blob_file_size(struct store *s, const char *hash, uint64_t *size_r)
 	return STORE_OK;
 }
 
+/* The pack place of hash among the blobs of the job that runs (the
+   commit thread's, store_commit.c), or false. */
+static bool
+store_blob_ahead_pack(const struct store *s, const char *hash,
+		      int64_t *pack_r, uint64_t *off_r, uint64_t *size_r)
+{
+	for (size_t i = 0; i < s->ahead_n; i++) {
+		const struct store_commit_blob *b = &s->ahead[i];
+
+		if (b->pack != 0 && strcmp(b->hash, hash) == 0) {
+			*pack_r = b->pack;
+			*off_r = b->off;
+			*size_r = b->size;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The row of hash to the job's pack copy (a new row, or one whose file
+   is gone). */
+static int
+store_blob_row_packed(struct store *s, const char *hash, int64_t row_id,
+		      int64_t pack, uint64_t off, uint64_t size,
+		      int64_t *id_r)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if (row_id != 0)
+		st = store_stmt(s, "UPDATE blobs SET pack = ?, off = ?,"
+				   " size = ? WHERE id = ?");
+	else
+		st = store_stmt(s, "INSERT INTO blobs(pack, off, size, hash,"
+				   " refcount) VALUES (?, ?, ?, ?, 0)");
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, pack);
+	sqlite3_bind_int64(st, 2, (int64_t)off);
+	sqlite3_bind_int64(st, 3, (int64_t)size);
+	if (row_id != 0)
+		sqlite3_bind_int64(st, 4, row_id);
+	else
+		sqlite3_bind_text(st, 4, hash, -1, SQLITE_STATIC);
+	ret = store_stmt_exec(s, st);
+	if (ret == STORE_OK)
+		*id_r = row_id != 0 ? row_id : sqlite3_last_insert_rowid(s->db);
+	return ret;
+}
+
 int
 store_blob_row(struct store *s, const char *hash, int64_t *id_r,
 	       uint64_t *size_r)
 {
 	sqlite3_stmt *st;
 	int rc, ret;
-	int64_t refcount = 0;
-	uint64_t size;
+	int64_t refcount = 0, row_id = 0, pack = 0;
+	uint64_t size, off;
+	bool in_pack = false;
 
 	if (!store_hash_valid(hash))
 		return store_fail(s, STORE_INVALID, "bad blob hash");
-	st = store_stmt(s, "SELECT id, size, refcount FROM blobs"
+	st = store_stmt(s, "SELECT id, size, refcount, pack FROM blobs"
 			   " WHERE hash = ?");
 	if (st == NULL)
 		return STORE_ERR;
 	sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		*id_r = sqlite3_column_int64(st, 0);
+		*id_r = row_id = sqlite3_column_int64(st, 0);
 		*size_r = (uint64_t)sqlite3_column_int64(st, 1);
 		refcount = sqlite3_column_int64(st, 2);
+		in_pack = sqlite3_column_type(st, 3) != SQLITE_NULL;
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_sql_err(s, rc);
-	if (rc == SQLITE_ROW && refcount > 0)
+	/* a pack's bytes stay while their row exists (store_pack.c) */
+	if (rc == SQLITE_ROW && (refcount > 0 || in_pack))
 		return STORE_OK;
-	/* Unreferenced: the file may be gone (or never was). */
-	ret = store_blob_file_size(s, hash, &size);
+	/* Unreferenced: the file may be gone (or never was). A new blob
+	   of the job in a pack needs no file. */
+	ret = rc == SQLITE_ROW ? store_blob_file_size(s, hash, &size)
+			       : STORE_NOTFOUND;
+	if (ret == STORE_NOTFOUND &&
+	    store_blob_ahead_pack(s, hash, &pack, &off, &size)) {
+		*size_r = size;
+		return store_blob_row_packed(s, hash, row_id, pack, off, size,
+					     id_r);
+	}
+	if (rc != SQLITE_ROW && ret == STORE_NOTFOUND)
+		ret = store_blob_file_size(s, hash, &size);
 	if (ret != STORE_OK || rc == SQLITE_ROW)
 		return ret;
 	st = store_stmt(s, "INSERT INTO blobs(hash, size, refcount)"
@@ -709,6 +968,7 @@ store_blob_ref(struct store *s, int64_t blob_id, int64_t delta)
 
 struct store_gc_item {
 	int64_t id;
+	bool in_pack; /* no file to unlink: store_pack_reclaim's */
 	char hash[STORE_HASH_HEX_LEN + 1];
 };
 
@@ -718,8 +978,8 @@ store_blob_gc_collect(struct store *s, struct store_gc_item *items)
 	sqlite3_stmt *st;
 	size_t n = 0;
 
-	st = store_stmt(s, "SELECT id, hash FROM blobs WHERE refcount <= 0"
-			   " LIMIT 1000");
+	st = store_stmt(s, "SELECT id, hash, pack FROM blobs"
+			   " WHERE refcount <= 0 LIMIT 1000");
 	if (st == NULL)
 		return 0;
 	while (n < STORE_GC_BATCH && sqlite3_step(st) == SQLITE_ROW) {
@@ -728,6 +988,7 @@ store_blob_gc_collect(struct store *s, struct store_gc_item *items)
 		if (h == NULL || !store_hash_valid(h))
 			continue;
 		items[n].id = sqlite3_column_int64(st, 0);
+		items[n].in_pack = sqlite3_column_type(st, 2) != SQLITE_NULL;
 		memcpy(items[n].hash, h, STORE_HASH_HEX_LEN + 1);
 		n++;
 	}
@@ -743,7 +1004,7 @@ store_blob_gc_one(struct store *s, const struct store_gc_item *item)
 
 	if (store_blob_path(s, item->hash, path, sizeof(path)) < 0)
 		return;
-	if (unlink(path) < 0 && errno != ENOENT)
+	if (!item->in_pack && unlink(path) < 0 && errno != ENOENT)
 		return;
 	st = store_stmt(s, "DELETE FROM blobs WHERE id = ? AND refcount <= 0");
 	if (st == NULL)

@@ -342,20 +342,27 @@ store_commit_dir_check(struct store *st, struct store_commit_blob **blobs,
    already stored with its structure is parsed for nothing; that is a
    duplicate delivery, and rare. */
 static struct mime_info *
-store_commit_parse(struct store *st, const char *hash)
+store_commit_parse_bytes(const uint8_t *data, size_t len)
 {
 	static const uint8_t empty[1];
+	struct mime_info *info = xmalloc(sizeof(*info));
+
+	if (mime_info_parse(data != NULL ? data : empty, len, info) < 0) {
+		free(info);
+		info = NULL;
+	}
+	return info;
+}
+
+static struct mime_info *
+store_commit_parse(struct store *st, const char *hash)
+{
 	struct mime_info *info;
 	struct store_map map;
 
 	if (store_blob_map(st, hash, &map) != STORE_OK)
 		return NULL;
-	info = xmalloc(sizeof(*info));
-	if (mime_info_parse(map.data != NULL ? map.data : empty, map.len,
-			    info) < 0) {
-		free(info);
-		info = NULL;
-	}
+	info = store_commit_parse_bytes(map.data, map.len);
 	store_blob_unmap(&map);
 	return info;
 }
@@ -391,8 +398,90 @@ store_commit_run(struct store *st, struct store_commit_job *job)
 	return r;
 }
 
-/* Phase 1: the blobs of every job. Each file is renamed to its content
-   name first (store_blob_writer_place), then every file (a parked one
+/* The blobs held in memory go to the blob stage's pack (store_pack.c):
+   appended now, fsynced in the round of the files. */
+static void
+store_commit_pack_put(struct store *st, struct store_commit_blob *b,
+		      struct store_commit_job *owner)
+{
+	int r = store_blob_writer_pack(st, b->w, b->hash, &b->size, &b->pack,
+				       &b->off);
+
+	if (r != STORE_OK) {
+		b->hash[0] = '\0';
+		b->pack = 0;
+		if (owner->result == STORE_OK)
+			store_commit_job_fail(st, owner, r);
+	}
+}
+
+/* The pack (and, when new, the packs directory) as fsync items at
+   items; how many. */
+static size_t
+store_commit_pack_items(struct store *st, struct store_commit_fsync *items,
+			int *fd_r, int *dir_fd_r)
+{
+	size_t k = 0;
+
+	if (store_pack_sync_fds(st, fd_r, dir_fd_r) != STORE_OK)
+		*fd_r = -2; /* the directory could not be opened: failed */
+	if (*fd_r >= 0)
+		items[k++] = (struct store_commit_fsync){ *fd_r, NULL, 0 };
+	if (*dir_fd_r >= 0)
+		items[k++] = (struct store_commit_fsync){ *dir_fd_r, NULL, 0 };
+	return k;
+}
+
+/* After the round: a failed pack fsync fails every job with a blob in
+   the pack. */
+static void
+store_commit_pack_check(struct store *st, struct store_commit_blob **blobs,
+			struct store_commit_job **owner, size_t n,
+			const struct store_commit_fsync *items, size_t k,
+			int fd, int dir_fd)
+{
+	int err = fd == -2 ? EIO : 0, r;
+
+	for (size_t i = 0; i < k; i++) {
+		if (items[i].err != 0 && err == 0)
+			err = items[i].err;
+	}
+	if (dir_fd >= 0)
+		close(dir_fd);
+	if (fd == -2 || k > 0)
+		store_pack_synced(st, err);
+	if (err == 0)
+		return;
+	r = store_fail(st, err == ENOSPC ? STORE_NOSPACE : STORE_ERR,
+		       "fsync pack: %s", strerror(err));
+	for (size_t i = 0; i < n; i++) {
+		if (blobs[i]->pack == 0)
+			continue;
+		blobs[i]->pack = 0;
+		blobs[i]->hash[0] = '\0';
+		if (owner[i]->result == STORE_OK)
+			store_commit_job_fail(st, owner[i], r);
+	}
+}
+
+/* A blob from memory after the round: its structure parsed from the
+   bytes still at hand, then the writer freed. */
+static void
+store_commit_pack_done(struct store_commit_blob *b,
+		       struct store_commit_job *owner)
+{
+	size_t len;
+	const uint8_t *data = store_blob_writer_bytes(b->w, &len);
+
+	if (b->pack != 0 && owner->result == STORE_OK &&
+	    b - owner->blobs < STORE_COMMIT_PARSE_MAX)
+		b->info = store_commit_parse_bytes(data, len);
+	store_blob_writer_abort(&b->w);
+}
+
+/* Phase 1: the blobs of every job. A blob still in memory is appended
+   to the pack; a file is renamed to its content name first
+   (store_blob_writer_place). Then the pack, every file (a parked one
    opened again by its path) and every directory renamed into are
    fsynced in one round, all at once: one device flush where a rename
    after the files' fsync cost a second one in a row. A blob whose name
@@ -405,11 +494,11 @@ store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
 	struct store *st = c->bst;
 	struct store_commit_blob **blobs;
 	struct store_commit_job **owner;
-	size_t n = store_commit_blob_list(jobs, &blobs, &owner), nd, i;
+	size_t n = store_commit_blob_list(jobs, &blobs, &owner), nd, np, i;
 	struct store_commit_fsync *items =
-		xreallocarray(NULL, n + STORE_COMMIT_DIRS, sizeof(*items));
+		xreallocarray(NULL, n + STORE_COMMIT_DIRS + 2, sizeof(*items));
 	int dirs[STORE_COMMIT_DIRS];
-	int r, synced;
+	int r, synced, pack_fd, pack_dir_fd;
 
 	for (i = 0; i < n; i++) {
 		struct store_commit_blob *b = blobs[i];
@@ -418,15 +507,25 @@ store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
 		b->size = 0;
 		b->dir = -1;
 		b->info = NULL;
+		b->pack = 0;
+		b->off = 0;
+		items[i] = (struct store_commit_fsync){ -1, NULL, 0 };
+		if (b->w != NULL && store_blob_writer_in_memory(b->w)) {
+			store_commit_pack_put(st, b, owner[i]);
+			continue;
+		}
 		if (b->w != NULL)
 			(void)store_blob_writer_place(st, b->w, &b->dir);
 		items[i].fd = b->w != NULL ? store_blob_writer_fd(b->w) : -1;
 		items[i].path = b->w != NULL ? store_blob_writer_parked(b->w)
 					     : NULL;
-		items[i].err = 0;
 	}
 	nd = store_commit_dir_items(st, blobs, n, items + n, dirs);
-	store_commit_fsync_all(&c->pool, items, n + nd);
+	np = store_commit_pack_items(st, items + n + nd, &pack_fd,
+				     &pack_dir_fd);
+	store_commit_fsync_all(&c->pool, items, n + nd + np);
+	store_commit_pack_check(st, blobs, owner, n, items + n + nd, np,
+				pack_fd, pack_dir_fd);
 	store_commit_dir_check(st, blobs, owner, n, items + n, dirs, nd);
 	for (i = 0; i < n; i++) {
 		struct store_commit_blob *b = blobs[i];
@@ -434,6 +533,10 @@ store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
 		b->dir = -1;
 		if (b->w == NULL)
 			continue;
+		if (store_blob_writer_in_memory(b->w)) {
+			store_commit_pack_done(b, owner[i]);
+			continue;
+		}
 		/* -1: not synced here (a writer that failed before) */
 		synced = items[i].fd < 0 && items[i].path == NULL ?
 				 -1 : items[i].err;
@@ -451,7 +554,7 @@ store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
 	store_commit_fsync_all(&c->pool, items, nd);
 	store_commit_dir_check(st, blobs, owner, n, items, dirs, nd);
 	for (i = 0; i < n; i++) {
-		if (blobs[i]->hash[0] != '\0' &&
+		if (blobs[i]->hash[0] != '\0' && blobs[i]->pack == 0 &&
 		    owner[i]->result == STORE_OK &&
 		    blobs[i] - owner[i]->blobs < STORE_COMMIT_PARSE_MAX)
 			blobs[i]->info = store_commit_parse(st, blobs[i]->hash);

@@ -78,6 +78,12 @@
    long the thread waits before it looks for more once none were left. */
 #define STORE_INDEX_GC_MAX 256
 #define STORE_INDEX_GC_MS 1000
+/* Pack files (store_pack_reclaim) are looked at no sooner than
+   STORE_INDEX_PACK_MS after blobs were collected, and every
+   STORE_INDEX_PACK_IDLE_MS anyway: an empty pack goes only on a pass
+   past its grace. */
+#define STORE_INDEX_PACK_MS 5000
+#define STORE_INDEX_PACK_IDLE_MS 60000
 
 struct store_index {
 	struct store *st; /* this thread's only */
@@ -96,6 +102,8 @@ struct store_index {
 	bool scan_done;
 	int64_t gc_at; /* next look at fts_gone (ms) */
 	bool gc_soon;	/* blobs were collected: look now */
+	int64_t pack_at; /* next look at the pack files (ms) */
+	bool pack_soon;	 /* blobs were collected since the last look */
 	_Atomic bool stop; /* written under mu, read by store_index_yield */
 };
 
@@ -137,6 +145,14 @@ store_index_wait(struct store_index *ix)
 		if (ix->checkpoint || ix->stop || ix->gc_soon ||
 		    ix->count - ix->head >= STORE_INDEX_ROWS)
 			return;
+		if (ix->head == ix->count && store_pack_pending(ix->st)) {
+			/* an empty pack waits for a pass past its grace */
+			at = store_index_now_ms() + STORE_INDEX_PACK_IDLE_MS;
+			ts.tv_sec = (time_t)(at / 1000);
+			ts.tv_nsec = (long)(at % 1000) * 1000000L;
+			(void)pthread_cond_timedwait(&ix->cond, &ix->mu, &ts);
+			return;
+		}
 		if (ix->head == ix->count) {
 			store_idle_wait(&ix->cond, &ix->mu, ix->st);
 			continue;
@@ -228,6 +244,23 @@ store_index_checkpoint(struct store_index *ix)
    or of a drain cut short. Then the rows of collected blobs out of
    index.db (store_fts_gc), looked for at most every
    STORE_INDEX_GC_MS. Each step yields to the commit thread as rows do. */
+/* Pack files: unlink the long empty, compact the mostly dead. */
+static void
+store_index_packs(struct store_index *ix, int64_t now)
+{
+	if (now < ix->pack_at)
+		return;
+	if (!ix->pack_soon && ix->pack_at != 0 &&
+	    now < ix->pack_at - STORE_INDEX_PACK_MS + STORE_INDEX_PACK_IDLE_MS)
+		return;
+	ix->pack_soon = false;
+	ix->pack_at = now + STORE_INDEX_PACK_MS;
+	store_index_yield(ix);
+	if (store_pack_reclaim(ix->st) != STORE_OK)
+		log_error("store", "-", "pack-reclaim-failed error=%s",
+			  store_last_error(ix->st));
+}
+
 static bool
 store_index_background(struct store_index *ix)
 {
@@ -245,10 +278,13 @@ store_index_background(struct store_index *ix)
 	}
 	now = store_index_now_ms();
 	pthread_mutex_lock(&ix->mu);
-	if (ix->gc_soon)
+	if (ix->gc_soon) {
 		ix->gc_at = 0;
+		ix->pack_soon = true;
+	}
 	ix->gc_soon = false;
 	pthread_mutex_unlock(&ix->mu);
+	store_index_packs(ix, now);
 	if (now < ix->gc_at)
 		return false;
 	store_index_yield(ix);

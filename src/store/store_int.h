@@ -140,6 +140,9 @@ struct store {
 	int journal_fd;
 	int64_t journal_opened;
 
+	/* this store's own pack file (store_pack.c), or NULL */
+	struct store_pack *pack;
+
 	/* small blobs read lately (store_blob_map_cached), or NULL */
 	struct store_blob_cache *blob_cache;
 
@@ -302,6 +305,49 @@ int store_blob_dir_open(struct store *s, int dir);
 /* After commit: unlink blob files whose refcount is 0 and delete their
    rows (own small transaction). */
 void store_blob_gc(struct store *s);
+/* The most bytes of one blob a writer keeps in memory (0: none, every
+   writer makes its file; the unit tests change it). */
+extern size_t store_blob_mem_blob_max;
+/* Whether the writer still holds its bytes in memory (no temp file: the
+   blob stage appends them to a pack, store_blob_writer_pack). */
+bool store_blob_writer_in_memory(const struct store_blob_writer *w);
+/* Hash an in-memory writer's bytes and append them to s's own pack
+   (store_pack_append): their place in *pack_r, *off_r, fsynced by the
+   caller (store_pack_sync_fds) before a row may name it. The bytes stay
+   readable (store_blob_writer_bytes) until the writer is freed. */
+int store_blob_writer_pack(struct store *s, struct store_blob_writer *w,
+			   char *hash_r, uint64_t *size_r, int64_t *pack_r,
+			   uint64_t *off_r);
+const uint8_t *store_blob_writer_bytes(const struct store_blob_writer *w,
+				       size_t *len_r);
+/* Read len bytes at off of the open file fd into the heap; closes fd. */
+int store_blob_read_range(struct store *s, int fd, const char *path,
+			  uint64_t off, size_t len, struct store_map *map_r);
+
+/* ---- store_pack.c ---- */
+/* Append to this store's own pack (created, locked, rolled over as
+   needed): where the bytes went. Not durable before the next fsync. */
+int store_pack_append(struct store *s, const void *data, size_t len,
+		      int64_t *id_r, uint64_t *off_r);
+/* The descriptors to fsync for the bytes appended since the last
+   store_pack_synced: the pack (-1: none) and, when the pack is new, the
+   packs directory (-1: none; the caller closes it). */
+int store_pack_sync_fds(struct store *s, int *fd_r, int *dir_fd_r);
+/* After that fsync (err: 0 or its errno; a failed one closes the pack
+   for good). */
+void store_pack_synced(struct store *s, int err);
+int store_pack_read(struct store *s, int64_t id, uint64_t off, uint64_t len,
+		    struct store_map *map_r);
+/* On the index thread: unlink packs long empty, compact mostly dead
+   ones (store_pack.c, top). */
+int store_pack_reclaim(struct store *s);
+/* How long an empty pack stays after a pass first found it empty (s;
+   the unit tests lower it). */
+extern int store_pack_empty_grace_s;
+/* Whether a pass found empty packs that a later one may unlink. */
+bool store_pack_pending(const struct store *s);
+void store_pack_close(struct store *s);
+void store_pack_free(struct store *s);
 
 /* ---- store_cleanup.c ---- */
 /* Remove stale temp files and blobs listed in stale journals that no

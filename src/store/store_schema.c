@@ -240,6 +240,26 @@ static const char *const store_migrations[] = {
 	"CREATE TABLE IF NOT EXISTS fts_gone(id INTEGER PRIMARY KEY);"
 	"CREATE TRIGGER IF NOT EXISTS blobs_fts_gone AFTER DELETE ON blobs"
 	" BEGIN INSERT OR IGNORE INTO fts_gone(id) VALUES (old.id); END;",
+	/* 16: small blobs live in pack files (store_pack.c): their row
+	   names the pack and the offset there; pack NULL is a file of its
+	   own under blobs/, as every blob was before. The columns:
+	   store_columns. */
+	"CREATE INDEX IF NOT EXISTS blobs_pack ON blobs(pack, off)"
+	" WHERE pack IS NOT NULL;",
+};
+
+/* Columns a step of tern.db adds before its SQL, only when missing
+   (ALTER TABLE has no IF NOT EXISTS): so the step can run again over a
+   store that has them, as when a test sets user_version back to make
+   an older store of a newer one. step: as numbered above. */
+struct store_schema_column {
+	int step;
+	const char *table, *column, *decl;
+};
+
+static const struct store_schema_column store_columns[] = {
+	{ 16, "blobs", "pack", "INTEGER" },
+	{ 16, "blobs", "off", "INTEGER" },
 };
 
 /* index.db (store_fts_db.c), with its own user_version. */
@@ -277,6 +297,50 @@ store_schema_version(struct store *s, sqlite3 *db, int *version_r)
 }
 
 static int
+store_schema_has_column(struct store *s, sqlite3 *db,
+			const struct store_schema_column *c, bool *has_r)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?)"
+				    " WHERE name = ?", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_sql_err_db(s, db, rc);
+	sqlite3_bind_text(st, 1, c->table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, c->column, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*has_r = rc == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK
+						     : store_sql_err_db(s, db, rc);
+}
+
+/* The columns of store_columns for step (1-based) that db lacks. */
+static int
+store_schema_columns(struct store *s, sqlite3 *db, int step)
+{
+	char sql[256];
+	bool has = false;
+	int ret = STORE_OK;
+
+	for (size_t i = 0; i < STORE_STEPS(store_columns) && ret == STORE_OK;
+	     i++) {
+		const struct store_schema_column *c = &store_columns[i];
+
+		if (c->step != step)
+			continue;
+		ret = store_schema_has_column(s, db, c, &has);
+		if (ret != STORE_OK || has)
+			continue;
+		snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s %s",
+			 c->table, c->column, c->decl);
+		ret = store_schema_exec(s, db, sql);
+	}
+	return ret;
+}
+
+static int
 store_schema_step(struct store *s, sqlite3 *db, const char *const *steps,
 		  int version)
 {
@@ -288,6 +352,8 @@ store_schema_step(struct store *s, sqlite3 *db, const char *const *steps,
 		return ret;
 	/* Another process may have migrated while we waited for the lock. */
 	ret = store_schema_version(s, db, &cur);
+	if (ret == STORE_OK && cur == version && steps == store_migrations)
+		ret = store_schema_columns(s, db, version + 1);
 	if (ret == STORE_OK && cur == version)
 		ret = store_schema_exec(s, db, steps[version]);
 	if (ret == STORE_OK && cur == version) {

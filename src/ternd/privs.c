@@ -226,7 +226,8 @@ ternd_data_handover(const char *user, const char *dir)
 	static const char *const names[] = { "tern.db", "tern.db-wal",
 					     "tern.db-shm", "index.db",
 					     "index.db-wal", "index.db-shm",
-					     "blobs", "tmp", "run", "dkim" };
+					     "blobs", "packs", "tmp", "run",
+					     "dkim" };
 	char path[4096];
 	struct stat st;
 	uid_t uid;

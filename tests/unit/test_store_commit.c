@@ -107,6 +107,27 @@ test_loop_until_idle(struct ev_loop *loop, struct store_commit *c)
 		ev_run_once(loop, 10);
 }
 
+/* Files under DATADIR/blobs/xx/. */
+static int
+test_blob_files(const char *dir)
+{
+	char path[600];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	for (int k = 0; k < 256; k++) {
+		snprintf(path, sizeof(path), "%s/blobs/%02x", dir, k);
+		d = opendir(path);
+		if (d == NULL)
+			continue;
+		while ((de = readdir(d)) != NULL)
+			n += de->d_name[0] != '.';
+		closedir(d);
+	}
+	return n;
+}
+
 static void
 test_commit_batch(void)
 {
@@ -154,10 +175,17 @@ test_commit_batch(void)
 		test_assert_idx(store_domain_exists(s, name) == 1, i);
 	}
 	test_assert(strlen(jobs[0].blob.hash) == STORE_HASH_HEX_LEN);
-	snprintf(path, sizeof(path), "%s/blobs/%.2s/%s", dir,
-		 jobs[0].blob.hash, jobs[0].blob.hash + 2);
+	/* small: in the blob stage's pack, one after another, no file */
+	test_assert(test_blob_files(dir) == 0);
+	for (int i = 0; i < N; i++) {
+		test_assert_idx(jobs[i].blob.pack == jobs[0].blob.pack, i);
+		test_assert_idx(jobs[i].blob.off ==
+					(uint64_t)i * strlen(TEST_BLOB), i);
+	}
+	snprintf(path, sizeof(path), "%s/packs/%016llx", dir,
+		 (unsigned long long)jobs[0].blob.pack);
 	test_assert(stat(path, &st) == 0 &&
-		    (size_t)st.st_size == strlen(TEST_BLOB));
+		    (size_t)st.st_size == N * strlen(TEST_BLOB));
 	store_commit_free(&c);
 	test_assert(c == NULL);
 	store_close(&s);
@@ -197,8 +225,10 @@ test_commit_failure_alone(void)
 	ev_loop_free(&loop);
 }
 
+/* DATADIR/<what> a plain file: the blob cannot be put in place
+   (ENOTDIR, even for root). Its job fails alone, without running. */
 static void
-test_commit_blob_failure(void)
+test_commit_blob_failure_in(const char *sub, const char *what)
 {
 	struct test_job jobs[2];
 	struct ev_loop *loop = ev_loop_new();
@@ -207,15 +237,13 @@ test_commit_blob_failure(void)
 	char dir[512], blobs[600], away[600];
 	FILE *f;
 
-	s = test_store_open_sub("blobfail", dir, sizeof(dir));
+	s = test_store_open_sub(sub, dir, sizeof(dir));
 	c = store_commit_new(loop, dir, NULL);
 	test_assert(c != NULL);
 	test_job_init(&jobs[0], 0, s, true);
 	test_job_init(&jobs[1], 1, s, false);
-	/* DATADIR/blobs a plain file: the blob cannot be put in place
-	   (ENOTDIR, even for root) */
-	snprintf(blobs, sizeof(blobs), "%s/blobs", dir);
-	snprintf(away, sizeof(away), "%s/blobs-away", dir);
+	snprintf(blobs, sizeof(blobs), "%s/%s", dir, what);
+	snprintf(away, sizeof(away), "%s/%s-away", dir, what);
 	test_assert(rename(blobs, away) == 0);
 	f = fopen(blobs, "w");
 	test_assert(f != NULL);
@@ -237,6 +265,19 @@ test_commit_blob_failure(void)
 	store_commit_free(&c);
 	store_close(&s);
 	ev_loop_free(&loop);
+}
+
+static void
+test_commit_blob_failure(void)
+{
+	size_t mem_max = store_blob_mem_blob_max;
+
+	/* a small blob goes to a pack */
+	test_commit_blob_failure_in("packfail", "packs");
+	/* a blob with a file of its own */
+	store_blob_mem_blob_max = 0;
+	test_commit_blob_failure_in("blobfail", "blobs");
+	store_blob_mem_blob_max = mem_max;
 }
 
 static void
@@ -328,7 +369,10 @@ test_commit_parked(void)
 	char dir[512], body[64], path[10000];
 	const char *error = NULL, *tmp;
 	struct stat st;
+	size_t mem_max = store_blob_mem_blob_max;
 
+	/* files of their own */
+	store_blob_mem_blob_max = 0;
 	s = test_store_open_sub("parked", dir, sizeof(dir));
 	c = store_commit_new(loop, dir, &error);
 	test_assert(c != NULL);
@@ -374,27 +418,7 @@ test_commit_parked(void)
 	store_commit_free(&c);
 	store_close(&s);
 	ev_loop_free(&loop);
-}
-
-/* Files under DATADIR/blobs/xx/. */
-static int
-test_blob_files(const char *dir)
-{
-	char path[600];
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
-
-	for (int k = 0; k < 256; k++) {
-		snprintf(path, sizeof(path), "%s/blobs/%02x", dir, k);
-		d = opendir(path);
-		if (d == NULL)
-			continue;
-		while ((de = readdir(d)) != NULL)
-			n += de->d_name[0] != '.';
-		closedir(d);
-	}
-	return n;
+	store_blob_mem_blob_max = mem_max;
 }
 
 /* Job A's run is held (its batch open on the commit thread) while B is
@@ -413,7 +437,10 @@ test_commit_overlap(void)
 	uint64_t batches = 0, njobs = 0;
 	int order[2], i;
 	size_t order_len = 0;
+	size_t mem_max = store_blob_mem_blob_max;
 
+	/* files of their own */
+	store_blob_mem_blob_max = 0;
 	s = test_store_open_sub("overlap", dir, sizeof(dir));
 	c = store_commit_new(loop, dir, NULL);
 	test_assert(c != NULL);
@@ -457,6 +484,7 @@ test_commit_overlap(void)
 	store_commit_free(&c);
 	store_close(&s);
 	ev_loop_free(&loop);
+	store_blob_mem_blob_max = mem_max;
 }
 
 /* A file already under a blob's content name is not trusted (it may be
@@ -472,7 +500,10 @@ test_commit_name_taken(void)
 	char dir[512], path[10000], got[64];
 	FILE *f;
 	size_t n;
+	size_t mem_max = store_blob_mem_blob_max;
 
+	/* files of their own */
+	store_blob_mem_blob_max = 0;
 	s = test_store_open_sub("taken", dir, sizeof(dir));
 	c = store_commit_new(loop, dir, NULL);
 	test_assert(c != NULL);
@@ -503,6 +534,7 @@ test_commit_name_taken(void)
 	store_commit_free(&c);
 	store_close(&s);
 	ev_loop_free(&loop);
+	store_blob_mem_blob_max = mem_max;
 }
 
 /* An APPEND of its blob into mailbox *box (test_index_job.box). */

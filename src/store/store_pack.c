@@ -1,0 +1,577 @@
+/* Pack files: the bytes of small blobs, appended one after another to
+   DATADIR/packs/<16 hex digits>, where a blobs row finds them by (pack,
+   off, size). Creating a file per message costs an inode, a rename and
+   a directory fsync each; an append to an open pack costs a write, and
+   a group of them one fsync (docs/performance.md, section 1j).
+
+   Each writer (the blob stage of a process, the index thread when it
+   compacts) appends only to its own pack, which it holds locked with
+   flock(LOCK_EX) while it is open. Bytes are fsynced (with the packs
+   directory, when the file is new) before any row may name them, so a
+   committed row always has its bytes; bytes of a batch that never
+   committed are dead space. A pack is never written again once its
+   writer closed it (at STORE_PACK_ROLL_BYTES, at exit, or after a
+   failed write or fsync).
+
+   Reclaiming (store_pack_reclaim, on the index thread): a closed pack
+   (its lock can be taken) whose rows are gone is unlinked once it was
+   seen empty STORE_PACK_EMPTY_GRACE_SECS ago, so a reader that looked up
+   a row just before the last one moved away still finds the file; a
+   closed pack with more dead bytes than live ones is compacted: its
+   live blobs are copied to the reclaimer's own pack, fsynced, and their
+   rows moved there in one transaction. A reader that finds a pack gone
+   looks its row up again (store_blob_map). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/xalloc.h"
+#include "store/store_int.h"
+
+/* A writer starts a new pack once its pack holds this many bytes. */
+#define STORE_PACK_ROLL_BYTES (64u * 1024 * 1024)
+/* Compaction copies at most this many rows and bytes per transaction. */
+#define STORE_PACK_MOVE_ROWS 2048
+#define STORE_PACK_MOVE_BYTES (16u * 1024 * 1024)
+/* A closed pack is compacted when at least this many of its bytes are
+   dead and they are more than its live bytes. */
+#define STORE_PACK_DEAD_MIN (1u * 1024 * 1024)
+#define STORE_PACK_EMPTY_GRACE_SECS 30
+int store_pack_empty_grace_s = STORE_PACK_EMPTY_GRACE_SECS;
+/* Empty packs remembered between reclaim passes. */
+#define STORE_PACK_EMPTY_MAX 64
+
+struct store_pack_empty {
+	int64_t id;
+	int64_t since; /* CLOCK_MONOTONIC seconds */
+};
+
+struct store_pack {
+	int fd; /* -1: none open */
+	int64_t id;
+	uint64_t end;
+	bool fresh; /* its directory entry is not fsynced yet */
+	bool dirty; /* bytes appended since the last fsync */
+	struct store_pack_empty empty[STORE_PACK_EMPTY_MAX];
+	size_t empty_count;
+};
+
+static int64_t
+store_pack_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+static int
+store_pack_path(const struct store *s, int64_t id, char *path, size_t size)
+{
+	int n = snprintf(path, size, "%s/packs/%016" PRIx64, s->datadir,
+			 (uint64_t)id);
+
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+static int
+store_pack_errno(struct store *s, const char *what, int64_t id)
+{
+	int err = errno == ENOSPC || errno == EDQUOT ? STORE_NOSPACE
+						     : STORE_ERR;
+
+	return store_fail(s, err, "%s pack %016" PRIx64 ": %s", what,
+			  (uint64_t)id, strerror(errno));
+}
+
+static struct store_pack *
+store_pack_get(struct store *s)
+{
+	if (s->pack == NULL) {
+		s->pack = xcalloc(1, sizeof(*s->pack));
+		s->pack->fd = -1;
+	}
+	return s->pack;
+}
+
+/* A new pack of this writer's own: a name no file has (the clock in
+   microseconds, then the next numbers), created and locked. */
+static int
+store_pack_create(struct store *s, struct store_pack *p)
+{
+	char path[STORE_PATH_MAX];
+	struct timespec ts;
+	int64_t id;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	id = ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000) & INT64_MAX;
+	for (int tries = 0; tries < 1000; tries++, id++) {
+		if (store_pack_path(s, id, path, sizeof(path)) < 0)
+			return store_fail(s, STORE_ERR, "pack path too long");
+		p->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+			     0600);
+		if (p->fd < 0 && errno == EEXIST)
+			continue;
+		if (p->fd < 0)
+			return store_pack_errno(s, "create", id);
+		/* new and named only here: nobody else can hold it */
+		if (flock(p->fd, LOCK_EX | LOCK_NB) < 0) {
+			int ret = store_pack_errno(s, "lock", id);
+
+			close(p->fd);
+			p->fd = -1;
+			return ret;
+		}
+		p->id = id;
+		p->end = 0;
+		p->fresh = true;
+		p->dirty = false;
+		return STORE_OK;
+	}
+	return store_fail(s, STORE_ERR, "no free pack name");
+}
+
+void
+store_pack_close(struct store *s)
+{
+	struct store_pack *p = s->pack;
+
+	if (p == NULL || p->fd < 0)
+		return;
+	close(p->fd); /* and its lock */
+	p->fd = -1;
+}
+
+int
+store_pack_append(struct store *s, const void *data, size_t len,
+		  int64_t *id_r, uint64_t *off_r)
+{
+	struct store_pack *p = store_pack_get(s);
+	const uint8_t *b = data;
+	size_t done = 0;
+	int ret;
+
+	/* a pack with bytes not yet fsynced is not rolled over: its
+	   writer fsyncs it next, by the fd it holds */
+	if (p->fd >= 0 && !p->dirty && p->end > 0 &&
+	    p->end + len > STORE_PACK_ROLL_BYTES)
+		store_pack_close(s);
+	if (p->fd < 0) {
+		ret = store_pack_create(s, p);
+		if (ret != STORE_OK)
+			return ret;
+	}
+	while (done < len) {
+		ssize_t n = pwrite(p->fd, b + done, len - done,
+				   (off_t)(p->end + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			ret = store_pack_errno(s, "write", p->id);
+			/* what the file holds past end is unknown now */
+			store_pack_close(s);
+			return ret;
+		}
+		done += (size_t)n;
+	}
+	*id_r = p->id;
+	*off_r = p->end;
+	p->end += len;
+	p->dirty = true;
+	return STORE_OK;
+}
+
+int
+store_pack_sync_fds(struct store *s, int *fd_r, int *dir_fd_r)
+{
+	struct store_pack *p = s->pack;
+	char path[STORE_PATH_MAX];
+
+	*fd_r = *dir_fd_r = -1;
+	if (p == NULL || p->fd < 0 || !p->dirty)
+		return STORE_OK;
+	*fd_r = p->fd;
+	if (!p->fresh)
+		return STORE_OK;
+	snprintf(path, sizeof(path), "%s/packs", s->datadir);
+	*dir_fd_r = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*dir_fd_r < 0)
+		return store_fail(s, STORE_ERR, "open %s: %s", path,
+				  strerror(errno));
+	return STORE_OK;
+}
+
+void
+store_pack_synced(struct store *s, int err)
+{
+	struct store_pack *p = s->pack;
+
+	if (p == NULL || p->fd < 0)
+		return;
+	if (err != 0) {
+		/* after a failed fsync the page cache cannot be trusted to
+		   hold what was written: nothing more goes to this pack */
+		store_pack_close(s);
+		return;
+	}
+	p->dirty = false;
+	p->fresh = false;
+}
+
+/* fsync the pack (and the directory, when new) on this thread. */
+static int
+store_pack_sync(struct store *s)
+{
+	int fd, dir_fd, ret = store_pack_sync_fds(s, &fd, &dir_fd), err = 0;
+
+	if (ret != STORE_OK) {
+		store_pack_synced(s, EIO);
+		return ret;
+	}
+	if (fd >= 0 && fsync(fd) < 0)
+		err = errno != 0 ? errno : EIO;
+	if (err == 0 && dir_fd >= 0 && fsync(dir_fd) < 0)
+		err = errno != 0 ? errno : EIO;
+	if (dir_fd >= 0)
+		close(dir_fd);
+	store_pack_synced(s, err);
+	if (err != 0)
+		return store_fail(s, err == ENOSPC ? STORE_NOSPACE : STORE_ERR,
+				  "fsync pack: %s", strerror(err));
+	return STORE_OK;
+}
+
+/* ---- reading ---- */
+
+int
+store_pack_read(struct store *s, int64_t id, uint64_t off, uint64_t len,
+		struct store_map *map_r)
+{
+	char path[STORE_PATH_MAX];
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t lead;
+	void *m;
+	int fd;
+
+	if (store_pack_path(s, id, path, sizeof(path)) < 0)
+		return store_fail(s, STORE_ERR, "pack path too long");
+	if (len > SIZE_MAX || off > UINT64_MAX - len)
+		return store_fail(s, STORE_ERR, "bad pack range");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return store_fail(s, STORE_NOTFOUND, "no pack %016" PRIx64,
+				  (uint64_t)id);
+	if (fd < 0)
+		return store_pack_errno(s, "open", id);
+	if (len == 0) {
+		close(fd);
+		return STORE_OK;
+	}
+	if (len <= STORE_MAP_READ_MAX)
+		return store_blob_read_range(s, fd, path, off, (size_t)len,
+					     map_r);
+	lead = off % (uint64_t)(page > 0 ? page : 4096);
+	m = mmap(NULL, (size_t)(len + lead), PROT_READ, MAP_PRIVATE, fd,
+		 (off_t)(off - lead));
+	close(fd);
+	if (m == MAP_FAILED)
+		return store_pack_errno(s, "mmap", id);
+	map_r->data = (const uint8_t *)m + lead;
+	map_r->len = (size_t)len;
+	map_r->lead = (size_t)lead;
+	return STORE_OK;
+}
+
+/* ---- reclaiming ---- */
+
+/* The live rows of pack id: their count and bytes. */
+static int
+store_pack_live(struct store *s, int64_t id, int64_t *rows_r,
+		uint64_t *bytes_r)
+{
+	sqlite3_stmt *st = store_stmt(s, "SELECT count(*), total(size)"
+					 " FROM blobs WHERE pack = ?");
+	int rc;
+
+	if (st == NULL)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*rows_r = sqlite3_column_int64(st, 0);
+		*bytes_r = (uint64_t)sqlite3_column_double(st, 1);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? STORE_OK : store_sql_err(s, rc);
+}
+
+struct store_pack_move {
+	int64_t blob_id;
+	uint64_t off, size; /* in the old pack */
+	int64_t to;
+	uint64_t to_off;
+};
+
+/* Up to STORE_PACK_MOVE_ROWS rows of pack id from offset after on. */
+static size_t
+store_pack_move_list(struct store *s, int64_t id, uint64_t after,
+		     struct store_pack_move *mv)
+{
+	sqlite3_stmt *st = store_stmt(s, "SELECT id, off, size FROM blobs"
+					 " WHERE pack = ? AND off >= ?"
+					 " ORDER BY off LIMIT ?");
+	uint64_t bytes = 0;
+	size_t n = 0;
+
+	if (st == NULL)
+		return 0;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)after);
+	sqlite3_bind_int(st, 3, STORE_PACK_MOVE_ROWS);
+	while (n < STORE_PACK_MOVE_ROWS && bytes < STORE_PACK_MOVE_BYTES &&
+	       sqlite3_step(st) == SQLITE_ROW) {
+		mv[n].blob_id = sqlite3_column_int64(st, 0);
+		mv[n].off = (uint64_t)sqlite3_column_int64(st, 1);
+		mv[n].size = (uint64_t)sqlite3_column_int64(st, 2);
+		bytes += mv[n++].size;
+	}
+	sqlite3_reset(st);
+	return n;
+}
+
+/* Copy the blobs of mv out of the pack open as fd into this store's own
+   pack, and fsync that. */
+static int
+store_pack_copy(struct store *s, int fd, int64_t id,
+		struct store_pack_move *mv, size_t n)
+{
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	int ret = STORE_OK;
+
+	for (size_t i = 0; i < n && ret == STORE_OK; i++) {
+		size_t got = 0;
+
+		if (mv[i].size > cap) {
+			cap = (size_t)mv[i].size;
+			buf = xrealloc(buf, cap);
+		}
+		while (got < mv[i].size) {
+			ssize_t r = pread(fd, buf + got, mv[i].size - got,
+					  (off_t)(mv[i].off + got));
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				ret = r < 0 ? store_pack_errno(s, "read", id)
+					    : store_fail(s, STORE_ERR,
+							 "short pack %016" PRIx64,
+							 (uint64_t)id);
+				break;
+			}
+			got += (size_t)r;
+		}
+		if (ret == STORE_OK)
+			ret = store_pack_append(s, buf, (size_t)mv[i].size,
+						&mv[i].to, &mv[i].to_off);
+	}
+	free(buf);
+	return ret == STORE_OK ? store_pack_sync(s) : ret;
+}
+
+/* The rows of mv to their copies, in one transaction (a row collected
+   meanwhile is not moved; its copy is dead space). */
+static int
+store_pack_move_rows(struct store *s, int64_t id,
+		     const struct store_pack_move *mv, size_t n)
+{
+	sqlite3_stmt *st;
+	int ret = store_exec(s, "BEGIN IMMEDIATE");
+
+	if (ret != STORE_OK)
+		return ret;
+	st = store_stmt(s, "UPDATE blobs SET pack = ?, off = ?"
+			   " WHERE id = ? AND pack = ? AND off = ?");
+	if (st == NULL)
+		ret = STORE_ERR;
+	for (size_t i = 0; i < n && ret == STORE_OK; i++) {
+		sqlite3_bind_int64(st, 1, mv[i].to);
+		sqlite3_bind_int64(st, 2, (int64_t)mv[i].to_off);
+		sqlite3_bind_int64(st, 3, mv[i].blob_id);
+		sqlite3_bind_int64(st, 4, id);
+		sqlite3_bind_int64(st, 5, (int64_t)mv[i].off);
+		ret = store_stmt_exec(s, st);
+	}
+	if (ret == STORE_OK)
+		ret = store_exec(s, "COMMIT");
+	if (ret != STORE_OK)
+		(void)store_exec(s, "ROLLBACK");
+	return ret;
+}
+
+/* Every live blob of pack id (open as fd) to this store's own pack. */
+static int
+store_pack_compact(struct store *s, int64_t id, int fd)
+{
+	struct store_pack_move *mv =
+		xreallocarray(NULL, STORE_PACK_MOVE_ROWS, sizeof(*mv));
+	uint64_t after = 0;
+	int ret = STORE_OK;
+	size_t n;
+
+	while (ret == STORE_OK &&
+	       (n = store_pack_move_list(s, id, after, mv)) > 0) {
+		ret = store_pack_copy(s, fd, id, mv, n);
+		if (ret == STORE_OK)
+			ret = store_pack_move_rows(s, id, mv, n);
+		after = mv[n - 1].off + 1;
+	}
+	free(mv);
+	return ret;
+}
+
+/* Whether pack id was seen empty long enough ago to be unlinked; it is
+   remembered as empty from now otherwise. */
+static bool
+store_pack_empty_long(struct store_pack *p, int64_t id)
+{
+	int64_t now = store_pack_now_s();
+
+	for (size_t i = 0; i < p->empty_count; i++) {
+		if (p->empty[i].id == id)
+			return now - p->empty[i].since >=
+			       store_pack_empty_grace_s;
+	}
+	if (p->empty_count < STORE_PACK_EMPTY_MAX)
+		p->empty[p->empty_count++] =
+			(struct store_pack_empty){ id, now };
+	return store_pack_empty_grace_s <= 0;
+}
+
+static void
+store_pack_empty_forget(struct store_pack *p, int64_t id)
+{
+	for (size_t i = 0; i < p->empty_count; i++) {
+		if (p->empty[i].id == id) {
+			p->empty[i] = p->empty[--p->empty_count];
+			return;
+		}
+	}
+}
+
+/* One pack: left alone while its writer holds it; unlinked when empty
+   long enough; compacted when mostly dead. */
+static int
+store_pack_reclaim_one(struct store *s, int64_t id)
+{
+	struct store_pack *p = store_pack_get(s);
+	char path[STORE_PATH_MAX];
+	uint64_t live = 0;
+	int64_t rows = 0;
+	struct stat sb;
+	int fd, ret;
+
+	if (p->fd >= 0 && p->id == id)
+		return STORE_OK;
+	if (store_pack_path(s, id, path, sizeof(path)) < 0)
+		return STORE_OK;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return STORE_OK;
+	/* held by its writer, or by another process's reclaimer */
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &sb) < 0) {
+		close(fd);
+		return STORE_OK;
+	}
+	ret = store_pack_live(s, id, &rows, &live);
+	if (ret == STORE_OK && rows == 0) {
+		if (store_pack_empty_long(p, id) && unlink(path) == 0)
+			store_pack_empty_forget(p, id);
+	} else if (ret == STORE_OK) {
+		uint64_t size = (uint64_t)sb.st_size,
+			 dead = size > live ? size - live : 0;
+
+		store_pack_empty_forget(p, id);
+		if (dead >= STORE_PACK_DEAD_MIN && dead > live)
+			ret = store_pack_compact(s, id, fd);
+	}
+	close(fd);
+	return ret;
+}
+
+/* A pack's file name: 16 lowercase hex digits. */
+static bool
+store_pack_name(const char *name, int64_t *id_r)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; name[i] != '\0'; i++) {
+		char c = name[i];
+
+		if (i >= 16 || !((c >= '0' && c <= '9') ||
+				 (c >= 'a' && c <= 'f')))
+			return false;
+		v = v << 4 | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+	}
+	*id_r = (int64_t)(v & INT64_MAX);
+	return i == 16 && v <= INT64_MAX;
+}
+
+int
+store_pack_reclaim(struct store *s)
+{
+	char path[STORE_PATH_MAX];
+	int64_t *ids = NULL, id;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	int ret = STORE_OK;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/packs", s->datadir);
+	d = opendir(path);
+	if (d == NULL)
+		return errno == ENOENT ? STORE_OK
+				       : store_fail(s, STORE_ERR, "opendir %s: %s",
+						    path, strerror(errno));
+	while ((e = readdir(d)) != NULL) {
+		if (!store_pack_name(e->d_name, &id))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			ids = xreallocarray(ids, cap, sizeof(*ids));
+		}
+		ids[n++] = id;
+	}
+	closedir(d);
+	for (size_t i = 0; i < n && ret == STORE_OK; i++)
+		ret = store_pack_reclaim_one(s, ids[i]);
+	free(ids);
+	return ret;
+}
+
+bool
+store_pack_pending(const struct store *s)
+{
+	return s->pack != NULL && s->pack->empty_count > 0;
+}
+
+void
+store_pack_free(struct store *s)
+{
+	store_pack_close(s);
+	free(s->pack);
+	s->pack = NULL;
+}
