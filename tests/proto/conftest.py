@@ -7,12 +7,16 @@ Fixtures:
 Both yield a Tern object: host, port(name), user, password, domain,
 datadir, ctl(*args, input=None), add_account(address, password, plan=None),
 restart(), stop(), log().
+Helpers: blob_bytes(datadir, hash) reads a stored message's bytes from
+its pack or its own file; blob_stores(datadir) lists the files that hold
+message bytes.
 """
 import os
 import random
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 
@@ -73,6 +77,36 @@ def pick_base():
         if all(_port_free(base + p) for p in LISTENERS.values()):
             return base
     raise RuntimeError("no free port range found")
+
+
+def blob_bytes(datadir, hash_):
+    """The bytes of blob hash_: from its pack (schema step 16, small
+    messages) when its row names one, else from its own file."""
+    con = sqlite3.connect(os.path.join(datadir, "tern.db"), timeout=30)
+    try:
+        row = con.execute("SELECT pack, off, size FROM blobs WHERE hash = ?",
+                          (hash_,)).fetchone()
+    finally:
+        con.close()
+    if row is not None and row[0] is not None:
+        with open(os.path.join(datadir, "packs", "%016x" % row[0]),
+                  "rb") as f:
+            f.seek(row[1])
+            data = f.read(row[2])
+        assert len(data) == row[2], "pack %016x is short" % row[0]
+        return data
+    with open(os.path.join(datadir, "blobs", hash_[:2], hash_[2:]),
+              "rb") as f:
+        return f.read()
+
+
+def blob_stores(datadir):
+    """Every file holding message bytes: the packs and the blob files."""
+    out = []
+    for sub in ("packs", "blobs"):
+        for root, _dirs, files in os.walk(os.path.join(datadir, sub)):
+            out += [os.path.join(root, f) for f in files]
+    return sorted(out)
 
 
 class Tern:

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 
-from conftest import pick_base
+from conftest import blob_bytes, pick_base
 from test_imap_helpers import imaps
 
 ROUND_SECONDS = (0.4, 1.5)
@@ -227,10 +227,11 @@ def read_store(tern):
         con.close()
     out = {}
     for name, uid, flags, h in rows:
-        path = os.path.join(tern.datadir, "blobs", h[:2], h[2:])
-        assert os.path.exists(path), "blob of %s/%d is missing" % (name, uid)
-        with open(path, "rb") as f:
-            out.setdefault(name, []).append((uid, flags, f.read()))
+        try:
+            data = blob_bytes(tern.datadir, h)
+        except OSError:
+            raise AssertionError("blob of %s/%d is missing" % (name, uid))
+        out.setdefault(name, []).append((uid, flags, data))
     return out, boxes
 
 

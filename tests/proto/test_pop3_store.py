@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from conftest import blob_stores
 from pop3_helpers import (Pop, deliver, imap_login, pop_login, reconfigure,
                           server_pid)
 
@@ -205,11 +206,11 @@ def test_pop3_sees_imap_expunge_at_next_login(box):
 
 
 def test_unreadable_message_is_sys_temp(box):
-    blobs = [f for f in glob.glob(os.path.join(box.datadir, "blobs", "*", "*"))
-             if os.path.isfile(f)]
+    blobs = blob_stores(box.datadir)
     assert blobs
     p = pop_login(box)
-    # A directory in place of each blob: open works, reading does not.
+    # A directory in place of each pack and blob file: open works,
+    # reading does not.
     for f in blobs:
         os.rename(f, f + ".aside")
         os.mkdir(f)

@@ -8,6 +8,8 @@ import sqlite3
 import ssl
 import time
 
+import conftest
+
 
 class Raw:
     """A raw SMTP client: send bytes, read complete (multi-line) replies."""
@@ -100,9 +102,7 @@ def db(tern):
 
 
 def blob_bytes(tern, hash_):
-    path = os.path.join(tern.datadir, "blobs", hash_[:2], hash_[2:])
-    with open(path, "rb") as f:
-        return f.read()
+    return conftest.blob_bytes(tern.datadir, hash_)
 
 
 def messages(tern, address, mailbox="INBOX"):
