@@ -113,6 +113,7 @@ struct store_commit {
 	bool stop;	    /* the blob stage ends once queue is empty */
 	bool blobs_stopped; /* it did: the commit thread ends after ready */
 	uint64_t batches, jobs; /* statistics, under mu */
+	uint64_t passed; /* jobs the blob stage passed on, under mu */
 	struct store_commit_pool pool;
 	bool pool_started;
 	struct store_index *ix; /* full-text rows and checkpoints */
@@ -697,6 +698,7 @@ store_commit_blob_main(void *arg)
 {
 	struct store_commit *c = arg;
 	struct store_commit_job *jobs, *job, *last = NULL;
+	uint64_t n;
 
 	for (;;) {
 		pthread_mutex_lock(&c->mu);
@@ -711,6 +713,9 @@ store_commit_blob_main(void *arg)
 		jobs = c->queue;
 		c->queue = NULL;
 		c->queue_tail = &c->queue;
+		/* a pack rolled over in this round had its last bytes in
+		   jobs passed before it (store_pack.c) */
+		store_pack_hold(c->bst, c->passed, c->jobs);
 		pthread_mutex_unlock(&c->mu);
 
 		for (job = jobs; job != NULL; job = job->next) {
@@ -718,11 +723,14 @@ store_commit_blob_main(void *arg)
 			job->error[0] = '\0';
 		}
 		store_commit_blobs(c, jobs);
+		n = 0;
 		for (job = jobs; job != NULL; job = job->next) {
 			job->blobs_ok = job->result == STORE_OK;
 			last = job;
+			n++;
 		}
 		pthread_mutex_lock(&c->mu);
+		c->passed += n;
 		*c->ready_tail = jobs;
 		c->ready_tail = &last->next;
 		pthread_cond_signal(&c->ready_cond);

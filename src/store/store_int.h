@@ -341,11 +341,18 @@ int store_pack_read(struct store *s, int64_t id, uint64_t off, uint64_t len,
 /* On the index thread: unlink packs long empty, compact mostly dead
    ones (store_pack.c, top). */
 int store_pack_reclaim(struct store *s);
+/* A pack's size past which its writer starts a new one (the unit tests
+   lower it). */
+extern uint64_t store_pack_roll_bytes;
 /* How long an empty pack stays after a pass first found it empty (s;
    the unit tests lower it). */
 extern int store_pack_empty_grace_s;
 /* Whether a pass found empty packs that a later one may unlink. */
 bool store_pack_pending(const struct store *s);
+/* The blob stage's, at each round: packs it rolls over from now on
+   stay locked until the first tag jobs it passed on are committed;
+   those retired before committed jobs (counted the same way) close. */
+void store_pack_hold(struct store *s, uint64_t tag, uint64_t committed);
 void store_pack_close(struct store *s);
 void store_pack_free(struct store *s);
 

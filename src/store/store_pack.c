@@ -39,6 +39,7 @@
 
 /* A writer starts a new pack once its pack holds this many bytes. */
 #define STORE_PACK_ROLL_BYTES (64u * 1024 * 1024)
+uint64_t store_pack_roll_bytes = STORE_PACK_ROLL_BYTES;
 /* Compaction copies at most this many rows and bytes per transaction. */
 #define STORE_PACK_MOVE_ROWS 2048
 #define STORE_PACK_MOVE_BYTES (16u * 1024 * 1024)
@@ -55,12 +56,28 @@ struct store_pack_empty {
 	int64_t since; /* CLOCK_MONOTONIC seconds */
 };
 
+/* A pack the blob stage stopped appending to, still locked until the
+   rows of its last round are committed (store_pack_hold). */
+#define STORE_PACK_RETIRED_MAX 8
+
+struct store_pack_retired {
+	int fd;
+	uint64_t tag;
+};
+
 struct store_pack {
 	int fd; /* -1: none open */
 	int64_t id;
 	uint64_t end;
-	bool fresh; /* its directory entry is not fsynced yet */
-	bool dirty; /* bytes appended since the last fsync */
+	bool fresh;  /* its directory entry is not fsynced yet */
+	bool dirty;  /* bytes appended since the last fsync */
+	bool broken; /* a write failed: this round's bytes are not trusted */
+	/* the blob stage's (store_pack_hold): packs rolled over wait in
+	   retired until the jobs before tag are committed */
+	bool hold;
+	uint64_t tag;
+	struct store_pack_retired retired[STORE_PACK_RETIRED_MAX];
+	size_t retired_count;
 	struct store_pack_empty empty[STORE_PACK_EMPTY_MAX];
 	size_t empty_count;
 };
@@ -135,6 +152,7 @@ store_pack_create(struct store *s, struct store_pack *p)
 		p->end = 0;
 		p->fresh = true;
 		p->dirty = false;
+		p->broken = false;
 		return STORE_OK;
 	}
 	return store_fail(s, STORE_ERR, "no free pack name");
@@ -145,10 +163,62 @@ store_pack_close(struct store *s)
 {
 	struct store_pack *p = s->pack;
 
-	if (p == NULL || p->fd < 0)
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->retired_count; i++)
+		close(p->retired[i].fd);
+	p->retired_count = 0;
+	if (p->fd < 0)
 		return;
 	close(p->fd); /* and its lock */
 	p->fd = -1;
+}
+
+void
+store_pack_hold(struct store *s, uint64_t tag, uint64_t committed)
+{
+	struct store_pack *p = store_pack_get(s);
+	size_t k = 0;
+
+	p->hold = true;
+	p->tag = tag;
+	for (size_t i = 0; i < p->retired_count; i++) {
+		if (p->retired[i].tag <= committed)
+			close(p->retired[i].fd);
+		else
+			p->retired[k++] = p->retired[i];
+	}
+	p->retired_count = k;
+}
+
+/* Stop appending to the open pack: closed now, or, for the blob stage,
+   kept locked until the rows of its bytes are committed (a reclaimer
+   must not take a pack for empty while rows naming it are on their
+   way). False when it has to stay the open pack a while longer. */
+static bool
+store_pack_retire(struct store_pack *p)
+{
+	if (!p->hold) {
+		close(p->fd);
+	} else if (p->retired_count < STORE_PACK_RETIRED_MAX) {
+		p->retired[p->retired_count++] =
+			(struct store_pack_retired){ p->fd, p->tag };
+	} else {
+		return false;
+	}
+	p->fd = -1;
+	return true;
+}
+
+/* After a failed write or fsync: nothing of this round may be named by
+   a row (its jobs fail), so the pack is closed at once. */
+static void
+store_pack_drop(struct store_pack *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+	p->broken = false;
 }
 
 int
@@ -160,11 +230,14 @@ store_pack_append(struct store *s, const void *data, size_t len,
 	size_t done = 0;
 	int ret;
 
+	if (p->broken)
+		return store_fail(s, STORE_ERR, "pack %016" PRIx64
+				  " failed a write", (uint64_t)p->id);
 	/* a pack with bytes not yet fsynced is not rolled over: its
 	   writer fsyncs it next, by the fd it holds */
 	if (p->fd >= 0 && !p->dirty && p->end > 0 &&
-	    p->end + len > STORE_PACK_ROLL_BYTES)
-		store_pack_close(s);
+	    p->end + len > store_pack_roll_bytes)
+		(void)store_pack_retire(p);
 	if (p->fd < 0) {
 		ret = store_pack_create(s, p);
 		if (ret != STORE_OK)
@@ -181,7 +254,7 @@ store_pack_append(struct store *s, const void *data, size_t len,
 				errno = EIO;
 			ret = store_pack_errno(s, "write", p->id);
 			/* what the file holds past end is unknown now */
-			store_pack_close(s);
+			p->broken = true;
 			return ret;
 		}
 		done += (size_t)n;
@@ -200,6 +273,9 @@ store_pack_sync_fds(struct store *s, int *fd_r, int *dir_fd_r)
 	char path[STORE_PATH_MAX];
 
 	*fd_r = *dir_fd_r = -1;
+	if (p != NULL && p->broken)
+		return store_fail(s, STORE_ERR, "pack %016" PRIx64
+				  " failed a write", (uint64_t)p->id);
 	if (p == NULL || p->fd < 0 || !p->dirty)
 		return STORE_OK;
 	*fd_r = p->fd;
@@ -220,10 +296,10 @@ store_pack_synced(struct store *s, int err)
 
 	if (p == NULL || p->fd < 0)
 		return;
-	if (err != 0) {
+	if (err != 0 || p->broken) {
 		/* after a failed fsync the page cache cannot be trusted to
 		   hold what was written: nothing more goes to this pack */
-		store_pack_close(s);
+		store_pack_drop(p);
 		return;
 	}
 	p->dirty = false;

@@ -2,10 +2,13 @@
    thread's blob stage, read back through their rows, reclaimed once
    collected; large blobs keep a file of their own. */
 #include <dirent.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -23,11 +26,19 @@ struct pack_job {
 	bool fail, done;
 };
 
+/* 0: open; 1: a job waits in it; 2: released */
+static _Atomic int pack_gate = 2;
+
 static int
 pack_job_run(struct store *s, struct store_commit_job *job)
 {
 	struct pack_job *p = (struct pack_job *)job;
 
+	if (pack_gate != 2) {
+		pack_gate = 1;
+		for (int i = 0; i < 20000 && pack_gate != 2; i++)
+			usleep(1000);
+	}
 	if (p->fail)
 		return STORE_INVALID;
 	return store_msg_append(s, p->box, p->blob.hash, 0, NULL, 1700000000,
@@ -40,11 +51,10 @@ pack_job_done(struct store_commit_job *job)
 	((struct pack_job *)job)->done = true;
 }
 
-/* Submit one job per text (all in one batch) and wait for them. */
+/* Submit one job per text (all in one batch). */
 static void
-pack_commit(struct ev_loop *loop, struct store_commit *c, struct store *s,
-	    int64_t box, struct pack_job *jobs, char **texts, size_t *lens,
-	    size_t n)
+pack_submit(struct store_commit *c, struct store *s, int64_t box,
+	    struct pack_job *jobs, char **texts, size_t *lens, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		bool fail = jobs[i].fail;
@@ -62,6 +72,15 @@ pack_commit(struct ev_loop *loop, struct store_commit *c, struct store *s,
 		jobs[i].job.blob_count = 1;
 		store_commit_submit(c, &jobs[i].job);
 	}
+}
+
+/* The same, and wait for them. */
+static void
+pack_commit(struct ev_loop *loop, struct store_commit *c, struct store *s,
+	    int64_t box, struct pack_job *jobs, char **texts, size_t *lens,
+	    size_t n)
+{
+	pack_submit(c, s, box, jobs, texts, lens, n);
 	for (int k = 0; k < 3000 && store_commit_pending(c) > 0; k++)
 		ev_run_once(loop, 10);
 	test_assert(store_commit_pending(c) == 0);
@@ -306,7 +325,84 @@ test_pack_uncommitted(void)
 	ev_loop_free(&loop);
 }
 
+/* Whether another open file description can take pack's lock (that
+   is, no writer holds it). */
+static bool
+pack_free(const char *dir, int64_t pack)
+{
+	char path[700];
+	bool got;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/packs/%016llx", dir,
+		 (unsigned long long)pack);
+	fd = open(path, O_RDONLY);
+	test_assert(fd >= 0);
+	got = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	close(fd);
+	return got;
+}
+
+/* A pack the blob stage rolled over stays locked while the batch with
+   its last bytes is not committed yet (a reclaimer would take it for
+   empty), and is let go at the first round after that commit. */
+static void
+test_pack_roll_held(void)
+{
+	struct ev_loop *loop = ev_loop_new();
+	struct pack_job first[1] = { 0 }, second[1] = { 0 }, third[1] = { 0 };
+	size_t lens[1] = { 2000 };
+	char *texts[3], dir[512];
+	struct store_commit *c;
+	struct store *s = test_store_open_sub("packroll", dir, sizeof(dir));
+	int64_t box = pack_inbox(s, "roll.test"), p0, p1;
+	uint64_t roll = store_pack_roll_bytes;
+
+	store_pack_roll_bytes = 1; /* a new pack at every round */
+	for (int i = 0; i < 3; i++)
+		texts[i] = pack_text(lens[0], 20 + i);
+	c = store_commit_new(loop, dir, NULL);
+	test_assert(c != NULL);
+	pack_gate = 0;
+	pack_submit(c, s, box, first, &texts[0], lens, 1);
+	for (int i = 0; i < 20000 && pack_gate != 1; i++) {
+		ev_run_once(loop, 0);
+		usleep(1000);
+	}
+	test_assert(pack_gate == 1); /* its batch is open, not committed */
+	p0 = first[0].blob.pack;
+	test_assert(p0 > 0);
+	pack_submit(c, s, box, second, &texts[1], lens, 1);
+	/* the second round rolls over to a new pack: p0 stays held */
+	for (int i = 0; i < 5000 && second[0].blob.pack == 0; i++) {
+		ev_run_once(loop, 0);
+		usleep(1000);
+	}
+	test_assert(second[0].blob.pack > 0 && second[0].blob.pack != p0);
+	test_assert(!pack_free(dir, p0));
+	pack_gate = 2;
+	for (int k = 0; k < 3000 && store_commit_pending(c) > 0; k++)
+		ev_run_once(loop, 10);
+	test_assert(first[0].job.result == STORE_OK);
+	test_assert(second[0].job.result == STORE_OK);
+	p1 = second[0].blob.pack;
+	/* the next round lets p0 go; p1 is still the open pack or held */
+	pack_commit(loop, c, s, box, third, &texts[2], lens, 1);
+	test_assert(third[0].job.result == STORE_OK);
+	test_assert(pack_free(dir, p0));
+	test_assert(pack_reads(s, first[0].blob.hash, texts[0], lens[0]));
+	test_assert(pack_reads(s, second[0].blob.hash, texts[1], lens[0]));
+	test_assert(pack_of(s, second[0].blob.hash, NULL) == p1);
+	store_commit_free(&c);
+	store_pack_roll_bytes = roll;
+	for (int i = 0; i < 3; i++)
+		free(texts[i]);
+	store_close(&s);
+	ev_loop_free(&loop);
+}
+
 static const struct test_case tests[] = {
+	{ "pack_roll_held", test_pack_roll_held },
 	{ "pack_append_read", test_pack_append_read },
 	{ "pack_reclaim", test_pack_reclaim },
 	{ "pack_uncommitted", test_pack_uncommitted },
