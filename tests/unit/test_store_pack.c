@@ -91,14 +91,16 @@ pack_inbox(struct store *s, const char *domain)
 {
 	struct store_mailbox box;
 	char addr[128];
-	int64_t account = 0;
+	int64_t account = 0, id;
 
 	snprintf(addr, sizeof(addr), "u@%s", domain);
 	test_assert(store_domain_add(s, domain) == STORE_OK);
 	test_assert(store_account_add(s, addr, "standard", "h", NULL,
 				      &account) == STORE_OK);
 	test_assert(store_mailbox_get(s, account, "INBOX", &box) == 1);
-	return box.id;
+	id = box.id;
+	store_mailbox_clear(&box);
+	return id;
 }
 
 /* The row of hash: its pack (0: none, -1: no row) and refcount. */
