@@ -72,6 +72,7 @@ struct store_commit_fsync {
 	int fd;
 	const char *path;
 	int err; /* out: 0 or errno */
+	bool data_only; /* fdatasync (a pack: its size does not change) */
 };
 
 /* The files of one fsync round, shared by the commit thread and the
@@ -160,7 +161,7 @@ store_commit_fsync_run(struct store_commit_fsyncs *f)
 				continue;
 			}
 		}
-		if (fd >= 0 && fsync(fd) < 0)
+		if (fd >= 0 && (it->data_only ? fdatasync(fd) : fsync(fd)) < 0)
 			it->err = errno != 0 ? errno : EIO;
 		if (fd >= 0 && fd != it->fd)
 			close(fd);
@@ -299,6 +300,7 @@ store_commit_dir_items(struct store *st, struct store_commit_blob **blobs,
 		dirs[nd] = d;
 		items[nd].fd = store_blob_dir_open(st, d);
 		items[nd].path = NULL;
+		items[nd].data_only = false;
 		items[nd++].err = 0;
 	}
 	return nd;
@@ -427,9 +429,10 @@ store_commit_pack_items(struct store *st, struct store_commit_fsync *items,
 	if (store_pack_sync_fds(st, fd_r, dir_fd_r) != STORE_OK)
 		*fd_r = -2; /* the directory could not be opened: failed */
 	if (*fd_r >= 0)
-		items[k++] = (struct store_commit_fsync){ *fd_r, NULL, 0 };
+		items[k++] = (struct store_commit_fsync){ *fd_r, NULL, 0, true };
 	if (*dir_fd_r >= 0)
-		items[k++] = (struct store_commit_fsync){ *dir_fd_r, NULL, 0 };
+		items[k++] = (struct store_commit_fsync){ *dir_fd_r, NULL, 0,
+							  false };
 	return k;
 }
 
@@ -510,7 +513,7 @@ store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
 		b->info = NULL;
 		b->pack = 0;
 		b->off = 0;
-		items[i] = (struct store_commit_fsync){ -1, NULL, 0 };
+		items[i] = (struct store_commit_fsync){ -1, NULL, 0, false };
 		if (b->w != NULL && store_blob_writer_in_memory(b->w)) {
 			store_commit_pack_put(st, b, owner[i]);
 			continue;

@@ -40,6 +40,11 @@
 /* A writer starts a new pack once its pack holds this many bytes. */
 #define STORE_PACK_ROLL_BYTES (64u * 1024 * 1024)
 uint64_t store_pack_roll_bytes = STORE_PACK_ROLL_BYTES;
+/* The writer makes its pack longer by this much at a time, in zeros,
+   ahead of the bytes: an append then fills blocks the file already has,
+   so the fdatasync of a round writes the data and not the inode (whose
+   size did not change) too, one device write less in a row. */
+#define STORE_PACK_GROW_BYTES (1024u * 1024)
 /* Compaction copies at most this many rows and bytes per transaction. */
 #define STORE_PACK_MOVE_ROWS 2048
 #define STORE_PACK_MOVE_BYTES (16u * 1024 * 1024)
@@ -68,7 +73,8 @@ struct store_pack_retired {
 struct store_pack {
 	int fd; /* -1: none open */
 	int64_t id;
-	uint64_t end;
+	uint64_t end;  /* the bytes appended end here */
+	uint64_t size; /* the file's size: end and zeros after it */
 	bool fresh;  /* its directory entry is not fsynced yet */
 	bool dirty;  /* bytes appended since the last fsync */
 	bool broken; /* a write failed: this round's bytes are not trusted */
@@ -149,7 +155,7 @@ store_pack_create(struct store *s, struct store_pack *p)
 			return ret;
 		}
 		p->id = id;
-		p->end = 0;
+		p->end = p->size = 0;
 		p->fresh = true;
 		p->dirty = false;
 		p->broken = false;
@@ -198,6 +204,10 @@ store_pack_hold(struct store *s, uint64_t tag, uint64_t committed)
 static bool
 store_pack_retire(struct store_pack *p)
 {
+	/* no more appends: the zeros past the end go (not fsynced: a
+	   tail of zeros after a crash is dead space, like any) */
+	if (p->size > p->end && ftruncate(p->fd, (off_t)p->end) == 0)
+		p->size = p->end;
 	if (!p->hold) {
 		close(p->fd);
 	} else if (p->retired_count < STORE_PACK_RETIRED_MAX) {
@@ -219,6 +229,35 @@ store_pack_drop(struct store_pack *p)
 		close(p->fd);
 	p->fd = -1;
 	p->broken = false;
+}
+
+/* Zeros from the file's end to past p->end + len, a whole number of
+   STORE_PACK_GROW_BYTES (written, not fallocated: an extent reserved
+   but unwritten changes the inode at its first write). */
+static int
+store_pack_grow(struct store *s, struct store_pack *p, size_t len)
+{
+	static const uint8_t zeros[64 * 1024];
+	uint64_t want = p->end + len, to;
+
+	to = (want + STORE_PACK_GROW_BYTES - 1) / STORE_PACK_GROW_BYTES *
+	     STORE_PACK_GROW_BYTES;
+	while (p->size < to) {
+		size_t k = to - p->size < sizeof(zeros) ? (size_t)(to - p->size)
+							: sizeof(zeros);
+		ssize_t n = pwrite(p->fd, zeros, k, (off_t)p->size);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			p->broken = true;
+			return store_pack_errno(s, "grow", p->id);
+		}
+		p->size += (uint64_t)n;
+	}
+	return STORE_OK;
 }
 
 int
@@ -243,6 +282,8 @@ store_pack_append(struct store *s, const void *data, size_t len,
 		if (ret != STORE_OK)
 			return ret;
 	}
+	if (p->end + len > p->size && store_pack_grow(s, p, len) != STORE_OK)
+		return STORE_ERR;
 	while (done < len) {
 		ssize_t n = pwrite(p->fd, b + done, len - done,
 				   (off_t)(p->end + done));
@@ -316,7 +357,7 @@ store_pack_sync(struct store *s)
 		store_pack_synced(s, EIO);
 		return ret;
 	}
-	if (fd >= 0 && fsync(fd) < 0)
+	if (fd >= 0 && fdatasync(fd) < 0)
 		err = errno != 0 ? errno : EIO;
 	if (err == 0 && dir_fd >= 0 && fsync(dir_fd) < 0)
 		err = errno != 0 ? errno : EIO;

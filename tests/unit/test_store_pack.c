@@ -147,6 +147,17 @@ pack_exists(const char *dir, int64_t pack)
 	return stat(path, &st) == 0;
 }
 
+static int64_t
+pack_size(const char *dir, int64_t pack)
+{
+	char path[700];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/packs/%016llx", dir,
+		 (unsigned long long)pack);
+	return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
+}
+
 /* Files under DATADIR/blobs/xx/. */
 static int
 pack_blob_files(const char *dir)
@@ -382,6 +393,8 @@ test_pack_roll_held(void)
 	}
 	test_assert(second[0].blob.pack > 0 && second[0].blob.pack != p0);
 	test_assert(!pack_free(dir, p0));
+	/* the zeros it was grown by are cut off: it ends at its bytes */
+	test_assert(pack_size(dir, p0) == (int64_t)lens[0]);
 	pack_gate = 2;
 	for (int k = 0; k < 3000 && store_commit_pending(c) > 0; k++)
 		ev_run_once(loop, 10);
