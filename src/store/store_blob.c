@@ -661,11 +661,9 @@ store_blob_map(struct store *s, const char *hash, struct store_map *map_r)
 {
 	char path[STORE_PATH_MAX];
 	struct stat st;
-	void *p;
-	int fd;
-
 	bool packed;
-	int ret;
+	void *p;
+	int fd, ret;
 
 	map_r->data = NULL;
 	map_r->len = 0;

@@ -164,6 +164,15 @@ store_pack_create(struct store *s, struct store_pack *p)
 	return store_fail(s, STORE_ERR, "no free pack name");
 }
 
+/* No more appends: the zeros past the end go (not fsynced: a tail of
+   zeros after a crash is dead space, like any). */
+static void
+store_pack_trim(struct store_pack *p)
+{
+	if (p->size > p->end && ftruncate(p->fd, (off_t)p->end) == 0)
+		p->size = p->end;
+}
+
 void
 store_pack_close(struct store *s)
 {
@@ -176,6 +185,7 @@ store_pack_close(struct store *s)
 	p->retired_count = 0;
 	if (p->fd < 0)
 		return;
+	store_pack_trim(p);
 	close(p->fd); /* and its lock */
 	p->fd = -1;
 }
@@ -204,10 +214,7 @@ store_pack_hold(struct store *s, uint64_t tag, uint64_t committed)
 static bool
 store_pack_retire(struct store_pack *p)
 {
-	/* no more appends: the zeros past the end go (not fsynced: a
-	   tail of zeros after a crash is dead space, like any) */
-	if (p->size > p->end && ftruncate(p->fd, (off_t)p->end) == 0)
-		p->size = p->end;
+	store_pack_trim(p);
 	if (!p->hold) {
 		close(p->fd);
 	} else if (p->retired_count < STORE_PACK_RETIRED_MAX) {
@@ -282,8 +289,11 @@ store_pack_append(struct store *s, const void *data, size_t len,
 		if (ret != STORE_OK)
 			return ret;
 	}
-	if (p->end + len > p->size && store_pack_grow(s, p, len) != STORE_OK)
-		return STORE_ERR;
+	if (p->end + len > p->size) {
+		ret = store_pack_grow(s, p, len);
+		if (ret != STORE_OK)
+			return ret;
+	}
 	while (done < len) {
 		ssize_t n = pwrite(p->fd, b + done, len - done,
 				   (off_t)(p->end + done));
