@@ -966,7 +966,8 @@ store_blob_ref(struct store *s, int64_t blob_id, int64_t delta)
 
 struct store_gc_item {
 	int64_t id;
-	bool in_pack; /* no file to unlink: store_pack_reclaim's */
+	int64_t pack; /* 0: a file to unlink; else marked for
+			 store_pack_reclaim */
 	char hash[STORE_HASH_HEX_LEN + 1];
 };
 
@@ -986,7 +987,7 @@ store_blob_gc_collect(struct store *s, struct store_gc_item *items)
 		if (h == NULL || !store_hash_valid(h))
 			continue;
 		items[n].id = sqlite3_column_int64(st, 0);
-		items[n].in_pack = sqlite3_column_type(st, 2) != SQLITE_NULL;
+		items[n].pack = sqlite3_column_int64(st, 2); /* NULL: 0 */
 		memcpy(items[n].hash, h, STORE_HASH_HEX_LEN + 1);
 		n++;
 	}
@@ -1002,7 +1003,7 @@ store_blob_gc_one(struct store *s, const struct store_gc_item *item)
 
 	if (store_blob_path(s, item->hash, path, sizeof(path)) < 0)
 		return;
-	if (!item->in_pack && unlink(path) < 0 && errno != ENOENT)
+	if (item->pack == 0 && unlink(path) < 0 && errno != ENOENT)
 		return;
 	st = store_stmt(s, "DELETE FROM blobs WHERE id = ? AND refcount <= 0");
 	if (st == NULL)
@@ -1010,8 +1011,17 @@ store_blob_gc_one(struct store *s, const struct store_gc_item *item)
 	sqlite3_bind_int64(st, 1, item->id);
 	/* A foreign key error here would mean a refcount bug: the row stays
 	   and its (already unlinked) file is not referenced anyway. */
-	if (store_stmt_exec(s, st) == STORE_OK && sqlite3_changes(s->db) > 0)
-		s->blobs_collected = true; /* its index rows: fts_gone */
+	if (store_stmt_exec(s, st) != STORE_OK || sqlite3_changes(s->db) == 0)
+		return;
+	s->blobs_collected = true; /* its index rows: fts_gone */
+	if (item->pack == 0)
+		return;
+	/* its bytes are dead now: the pack is worth a look */
+	st = store_stmt(s, "INSERT OR IGNORE INTO pack_gc(pack) VALUES (?)");
+	if (st == NULL)
+		return;
+	sqlite3_bind_int64(st, 1, item->pack);
+	(void)store_stmt_exec(s, st);
 }
 
 void

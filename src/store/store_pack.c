@@ -13,7 +13,9 @@
    writer closed it (at STORE_PACK_ROLL_BYTES, at exit, or after a
    failed write or fsync).
 
-   Reclaiming (store_pack_reclaim, on the index thread): a closed pack
+   Reclaiming (store_pack_reclaim, on the index thread) looks at every
+   pack once per process, then at those that lost rows (store_blob_gc
+   marks them in pack_gc) and those waiting out their grace: a closed pack
    (its lock can be taken) whose rows are gone is unlinked once it was
    seen empty STORE_PACK_EMPTY_GRACE_SECS ago, so a reader that looked up
    a row just before the last one moved away still finds the file; a
@@ -86,6 +88,7 @@ struct store_pack {
 	size_t retired_count;
 	struct store_pack_empty empty[STORE_PACK_EMPTY_MAX];
 	size_t empty_count;
+	bool listed; /* a reclaim pass looked at every pack */
 };
 
 static int64_t
@@ -598,10 +601,10 @@ store_pack_empty_forget(struct store_pack *p, int64_t id)
 	}
 }
 
-/* One pack: left alone while its writer holds it; unlinked when empty
-   long enough; compacted when mostly dead. */
+/* One pack: left alone while a writer holds it (*held_r); unlinked when
+   empty long enough; compacted when mostly dead. */
 static int
-store_pack_reclaim_one(struct store *s, int64_t id)
+store_pack_reclaim_one(struct store *s, int64_t id, bool *held_r)
 {
 	struct store_pack *p = store_pack_get(s);
 	char path[STORE_PATH_MAX];
@@ -610,30 +613,38 @@ store_pack_reclaim_one(struct store *s, int64_t id)
 	struct stat sb;
 	int fd, ret;
 
-	if (p->fd >= 0 && p->id == id)
-		return STORE_OK;
-	if (store_pack_path(s, id, path, sizeof(path)) < 0)
+	*held_r = true;
+	if ((p->fd >= 0 && p->id == id) ||
+	    store_pack_path(s, id, path, sizeof(path)) < 0)
 		return STORE_OK;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		*held_r = false;
+		store_pack_empty_forget(p, id);
 		return STORE_OK;
-	/* held by its writer, or by another process's reclaimer */
+	}
+	/* held by its writer (this process's own retired ones too: a lock
+	   of another open file), or by another process's reclaimer */
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &sb) < 0) {
 		close(fd);
 		return STORE_OK;
 	}
+	*held_r = false;
 	ret = store_pack_live(s, id, &rows, &live);
-	if (ret == STORE_OK && rows == 0) {
-		if (store_pack_empty_long(p, id) && unlink(path) == 0)
-			store_pack_empty_forget(p, id);
-	} else if (ret == STORE_OK) {
+	if (ret == STORE_OK && rows > 0) {
 		uint64_t size = (uint64_t)sb.st_size,
 			 dead = size > live ? size - live : 0;
 
 		store_pack_empty_forget(p, id);
 		if (dead >= STORE_PACK_DEAD_MIN && dead > live)
 			ret = store_pack_compact(s, id, fd);
+		/* emptied now: from here on it waits out its grace */
+		if (ret == STORE_OK)
+			ret = store_pack_live(s, id, &rows, &live);
 	}
+	if (ret == STORE_OK && rows == 0 && store_pack_empty_long(p, id) &&
+	    (unlink(path) == 0 || errno == ENOENT))
+		store_pack_empty_forget(p, id);
 	close(fd);
 	return ret;
 }
@@ -657,14 +668,28 @@ store_pack_name(const char *name, int64_t *id_r)
 	return i == 16 && v <= INT64_MAX;
 }
 
-int
-store_pack_reclaim(struct store *s)
+struct store_pack_ids {
+	int64_t *v;
+	size_t n, cap;
+};
+
+static void
+store_pack_ids_add(struct store_pack_ids *ids, int64_t id)
+{
+	if (ids->n == ids->cap) {
+		ids->cap = ids->cap ? ids->cap * 2 : 16;
+		ids->v = xreallocarray(ids->v, ids->cap, sizeof(*ids->v));
+	}
+	ids->v[ids->n++] = id;
+}
+
+/* Every pack in DATADIR/packs. */
+static int
+store_pack_list(struct store *s, struct store_pack_ids *ids)
 {
 	char path[STORE_PATH_MAX];
-	int64_t *ids = NULL, id;
-	size_t n = 0, cap = 0;
 	struct dirent *e;
-	int ret = STORE_OK;
+	int64_t id;
 	DIR *d;
 
 	snprintf(path, sizeof(path), "%s/packs", s->datadir);
@@ -674,18 +699,97 @@ store_pack_reclaim(struct store *s)
 				       : store_fail(s, STORE_ERR, "opendir %s: %s",
 						    path, strerror(errno));
 	while ((e = readdir(d)) != NULL) {
-		if (!store_pack_name(e->d_name, &id))
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			ids = xreallocarray(ids, cap, sizeof(*ids));
-		}
-		ids[n++] = id;
+		if (store_pack_name(e->d_name, &id))
+			store_pack_ids_add(ids, id);
 	}
 	closedir(d);
-	for (size_t i = 0; i < n && ret == STORE_OK; i++)
-		ret = store_pack_reclaim_one(s, ids[i]);
-	free(ids);
+	return STORE_OK;
+}
+
+/* The packs that lost rows since the last pass (pack_gc, filled by
+   store_blob_gc), taken out of the table. */
+static int
+store_pack_marks_take(struct store *s, struct store_pack_ids *ids)
+{
+	sqlite3_stmt *st = store_stmt(s, "SELECT 1 FROM pack_gc LIMIT 1");
+	int rc, ret;
+
+	if (st == NULL)
+		return STORE_ERR;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return STORE_OK;
+	if (rc != SQLITE_ROW)
+		return store_sql_err(s, rc);
+	ret = store_exec(s, "BEGIN IMMEDIATE");
+	if (ret != STORE_OK)
+		return ret;
+	st = store_stmt(s, "DELETE FROM pack_gc RETURNING pack");
+	if (st == NULL)
+		ret = STORE_ERR;
+	while (st != NULL && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		store_pack_ids_add(ids, sqlite3_column_int64(st, 0));
+	if (st != NULL) {
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			ret = store_sql_err(s, rc);
+	}
+	if (ret == STORE_OK)
+		ret = store_exec(s, "COMMIT");
+	if (ret != STORE_OK) {
+		(void)store_exec(s, "ROLLBACK");
+		ids->n = 0;
+	}
+	return ret;
+}
+
+/* Marks back for the packs a writer still held. */
+static void
+store_pack_marks_put(struct store *s, const struct store_pack_ids *ids)
+{
+	sqlite3_stmt *st;
+
+	if (ids->n == 0 || store_exec(s, "BEGIN IMMEDIATE") != STORE_OK)
+		return;
+	st = store_stmt(s, "INSERT OR IGNORE INTO pack_gc(pack) VALUES (?)");
+	for (size_t i = 0; st != NULL && i < ids->n; i++) {
+		sqlite3_bind_int64(st, 1, ids->v[i]);
+		if (store_stmt_exec(s, st) != STORE_OK)
+			break;
+	}
+	if (store_exec(s, "COMMIT") != STORE_OK)
+		(void)store_exec(s, "ROLLBACK");
+}
+
+int
+store_pack_reclaim(struct store *s)
+{
+	struct store_pack *p = store_pack_get(s);
+	struct store_pack_ids ids = { 0 }, again = { 0 };
+	size_t marks;
+	bool held;
+	int ret;
+
+	/* the first pass of a process looks at every pack (one left by a
+	   crash lost no row: it never had any); later ones at those that
+	   lost rows and those waiting out their grace */
+	ret = store_pack_marks_take(s, &ids);
+	marks = ids.n;
+	if (ret == STORE_OK && !p->listed)
+		ret = store_pack_list(s, &ids);
+	for (size_t i = 0; i < p->empty_count; i++)
+		store_pack_ids_add(&ids, p->empty[i].id);
+	for (size_t i = 0; i < ids.n && ret == STORE_OK; i++) {
+		ret = store_pack_reclaim_one(s, ids.v[i], &held);
+		if (held && i < marks)
+			store_pack_ids_add(&again, ids.v[i]);
+	}
+	if (ret == STORE_OK)
+		p->listed = true;
+	store_pack_marks_put(s, &again);
+	free(again.v);
+	free(ids.v);
 	return ret;
 }
 

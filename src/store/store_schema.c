@@ -243,9 +243,11 @@ static const char *const store_migrations[] = {
 	/* 16: small blobs live in pack files (store_pack.c): their row
 	   names the pack and the offset there; pack NULL is a file of its
 	   own under blobs/, as every blob was before. The columns:
-	   store_columns. */
+	   store_columns. pack_gc: packs that lost rows since the last
+	   look at them (store_pack_reclaim). */
 	"CREATE INDEX IF NOT EXISTS blobs_pack ON blobs(pack, off)"
-	" WHERE pack IS NOT NULL;",
+	" WHERE pack IS NOT NULL;"
+	"CREATE TABLE IF NOT EXISTS pack_gc(pack INTEGER PRIMARY KEY);",
 };
 
 /* Columns a step of tern.db adds before its SQL, only when missing

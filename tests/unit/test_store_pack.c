@@ -267,14 +267,19 @@ test_pack_reclaim(void)
 	test_assert(store_pack_reclaim(s) == STORE_OK);
 	test_assert(pack_of(s, jobs[2].blob.hash, NULL) == p0);
 	store_commit_free(&c);
-	/* closed, 1.2 MB of 1.8 dead: compacted */
+	/* closed, 1.2 MB of 1.8 dead: compacted; emptied, it waits out
+	   its grace */
+	store_pack_empty_grace_s = 3600;
 	test_assert(store_pack_reclaim(s) == STORE_OK);
 	p1 = pack_of(s, jobs[2].blob.hash, NULL);
 	test_assert(p1 > 0 && p1 != p0);
 	test_assert(pack_reads(s, jobs[2].blob.hash, texts[2], LEN));
 	test_assert(pack_exists(dir, p0));
+	test_assert(store_pack_pending(s));
+	store_pack_empty_grace_s = 0;
 	test_assert(store_pack_reclaim(s) == STORE_OK);
 	test_assert(!pack_exists(dir, p0));
+	test_assert(!store_pack_pending(s));
 	/* the reclaimer's own pack, open, stays */
 	test_assert(pack_exists(dir, p1));
 	test_assert(pack_reads(s, jobs[2].blob.hash, texts[2], LEN));
