@@ -2,6 +2,7 @@
 #define TERN_TEST_STORE_H
 /* For the store's unit tests: open a store on dir or stop the test
    binary (nothing after it could run). */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -28,6 +29,27 @@ test_store_open_sub(const char *sub, char *dir, size_t size)
 {
 	snprintf(dir, size, "%s/%s", test_tmpdir(), sub);
 	return test_store_open_dir(dir);
+}
+
+/* Files under DATADIR/blobs/xx/. */
+static inline int
+test_blob_files(const char *dir)
+{
+	char path[700];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	for (int k = 0; k < 256; k++) {
+		snprintf(path, sizeof(path), "%s/blobs/%02x", dir, k);
+		d = opendir(path);
+		if (d == NULL)
+			continue;
+		while ((de = readdir(d)) != NULL)
+			n += de->d_name[0] != '.';
+		closedir(d);
+	}
+	return n;
 }
 
 #endif

@@ -107,27 +107,6 @@ test_loop_until_idle(struct ev_loop *loop, struct store_commit *c)
 		ev_run_once(loop, 10);
 }
 
-/* Files under DATADIR/blobs/xx/. */
-static int
-test_blob_files(const char *dir)
-{
-	char path[600];
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
-
-	for (int k = 0; k < 256; k++) {
-		snprintf(path, sizeof(path), "%s/blobs/%02x", dir, k);
-		d = opendir(path);
-		if (d == NULL)
-			continue;
-		while ((de = readdir(d)) != NULL)
-			n += de->d_name[0] != '.';
-		closedir(d);
-	}
-	return n;
-}
-
 static void
 test_commit_batch(void)
 {

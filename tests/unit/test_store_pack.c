@@ -136,17 +136,6 @@ pack_reads(struct store *s, const char *hash, const char *text, size_t len)
 	return same;
 }
 
-static bool
-pack_exists(const char *dir, int64_t pack)
-{
-	char path[700];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/packs/%016llx", dir,
-		 (unsigned long long)pack);
-	return stat(path, &st) == 0;
-}
-
 static int64_t
 pack_size(const char *dir, int64_t pack)
 {
@@ -158,25 +147,10 @@ pack_size(const char *dir, int64_t pack)
 	return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
 }
 
-/* Files under DATADIR/blobs/xx/. */
-static int
-pack_blob_files(const char *dir)
+static bool
+pack_exists(const char *dir, int64_t pack)
 {
-	char path[700];
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
-
-	for (int k = 0; k < 256; k++) {
-		snprintf(path, sizeof(path), "%s/blobs/%02x", dir, k);
-		d = opendir(path);
-		if (d == NULL)
-			continue;
-		while ((de = readdir(d)) != NULL)
-			n += de->d_name[0] != '.';
-		closedir(d);
-	}
-	return n;
+	return pack_size(dir, pack) >= 0;
 }
 
 /* Text of len bytes, made of seed. */
@@ -225,7 +199,7 @@ test_pack_append_read(void)
 	test_assert(pack_exists(dir, p0));
 	/* the large one: a file of its own, no pack */
 	test_assert(pack_of(s, jobs[3].blob.hash, NULL) == 0);
-	test_assert(pack_blob_files(dir) == 1);
+	test_assert(test_blob_files(dir) == 1);
 	store_commit_free(&c);
 	for (int i = 0; i < 4; i++)
 		free(texts[i]);
