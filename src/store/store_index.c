@@ -102,8 +102,8 @@ struct store_index {
 	bool scan_done;
 	int64_t gc_at; /* next look at fts_gone (ms) */
 	bool gc_soon;	/* blobs were collected: look now */
-	int64_t pack_at; /* next look at the pack files (ms) */
-	bool pack_soon;	 /* blobs were collected since the last look */
+	int64_t pack_last; /* the last look at the pack files (ms; 0: none) */
+	bool pack_soon;	   /* blobs were collected since then */
 	_Atomic bool stop; /* written under mu, read by store_index_yield */
 };
 
@@ -237,30 +237,31 @@ store_index_checkpoint(struct store_index *ix)
 	(void)store_fts_db_checkpoint(ix->st, STORE_WAL_RESTART_FRAMES);
 }
 
-/* Work for when no new blob waits, one step a call; false when there is
-   none. First a pass, once per thread, over the blobs left unindexed:
-   those of a store migrated to index.db (schema step 15), of processes
-   without an index thread whose rows failed, of a queue that was full
-   or of a drain cut short. Then the rows of collected blobs out of
-   index.db (store_fts_gc), looked for at most every
-   STORE_INDEX_GC_MS. Each step yields to the commit thread as rows do. */
 /* Pack files: unlink the long empty, compact the mostly dead. */
 static void
 store_index_packs(struct store_index *ix, int64_t now)
 {
-	if (now < ix->pack_at)
-		return;
-	if (!ix->pack_soon && ix->pack_at != 0 &&
-	    now < ix->pack_at - STORE_INDEX_PACK_MS + STORE_INDEX_PACK_IDLE_MS)
+	int64_t wait = ix->pack_soon ? STORE_INDEX_PACK_MS
+				     : STORE_INDEX_PACK_IDLE_MS;
+
+	if (ix->pack_last != 0 && now - ix->pack_last < wait)
 		return;
 	ix->pack_soon = false;
-	ix->pack_at = now + STORE_INDEX_PACK_MS;
+	ix->pack_last = now;
 	store_index_yield(ix);
 	if (store_pack_reclaim(ix->st) != STORE_OK)
 		log_error("store", "-", "pack-reclaim-failed error=%s",
 			  store_last_error(ix->st));
 }
 
+/* Work for when no new blob waits, one step a call; false when there is
+   none. First a pass, once per thread, over the blobs left unindexed:
+   those of a store migrated to index.db (schema step 15), of processes
+   without an index thread whose rows failed, of a queue that was full
+   or of a drain cut short. Then the rows of collected blobs out of
+   index.db (store_fts_gc), looked for at most every
+   STORE_INDEX_GC_MS, and the pack files (store_index_packs). Each step
+   yields to the commit thread as rows do. */
 static bool
 store_index_background(struct store_index *ix)
 {
