@@ -577,6 +577,24 @@ store_blob_write(struct store *s, const void *data, size_t len,
 	return store_blob_writer_finish(&w, hash_r, NULL);
 }
 
+int
+store_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *b = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(fd, b + got, len - got, (off_t)(off + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -1 : 1;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
 /* Blobs never change once named, so a short read means the file is
    damaged. */
 int
@@ -584,22 +602,14 @@ store_blob_read_range(struct store *s, int fd, const char *path,
 		      uint64_t off, size_t len, struct store_map *map_r)
 {
 	uint8_t *buf = xmalloc(len);
-	size_t got = 0;
-	ssize_t n;
+	int r = store_pread_all(fd, buf, len, off), ret = STORE_OK;
 
-	while (got < len) {
-		n = pread(fd, buf + got, len - got, (off_t)(off + got));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int ret = n < 0 ? store_errno(s, "read", path) :
-					  store_fail(s, STORE_ERR,
-						     "short blob %s", path);
-			free(buf);
-			close(fd);
-			return ret;
-		}
-		got += (size_t)n;
+	if (r != 0) {
+		ret = r < 0 ? store_errno(s, "read", path)
+			    : store_fail(s, STORE_ERR, "short blob %s", path);
+		free(buf);
+		close(fd);
+		return ret;
 	}
 	close(fd);
 	map_r->data = buf;

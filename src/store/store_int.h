@@ -320,6 +320,8 @@ int store_blob_writer_pack(struct store *s, struct store_blob_writer *w,
 			   uint64_t *off_r);
 const uint8_t *store_blob_writer_bytes(const struct store_blob_writer *w,
 				       size_t *len_r);
+/* pread len bytes at off whole: 0, -1 (errno), or 1 at a short file. */
+int store_pread_all(int fd, void *buf, size_t len, uint64_t off);
 /* Read len bytes at off of the open file fd into the heap; closes fd. */
 int store_blob_read_range(struct store *s, int fd, const char *path,
 			  uint64_t off, size_t len, struct store_map *map_r);

@@ -241,6 +241,30 @@ store_pack_drop(struct store_pack *p)
 	p->broken = false;
 }
 
+/* pwrite len bytes at off whole: 0, or -1 with errno (EIO when the
+   file took none). */
+static int
+store_pack_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *b = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, b + done, len - done,
+				   (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
 /* Zeros from the file's end to past p->end + len, a whole number of
    STORE_PACK_GROW_BYTES (written, not fallocated: an extent reserved
    but unwritten changes the inode at its first write). */
@@ -255,17 +279,12 @@ store_pack_grow(struct store *s, struct store_pack *p, size_t len)
 	while (p->size < to) {
 		size_t k = to - p->size < sizeof(zeros) ? (size_t)(to - p->size)
 							: sizeof(zeros);
-		ssize_t n = pwrite(p->fd, zeros, k, (off_t)p->size);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
+		if (store_pack_pwrite_all(p->fd, zeros, k, p->size) < 0) {
 			p->broken = true;
 			return store_pack_errno(s, "grow", p->id);
 		}
-		p->size += (uint64_t)n;
+		p->size += k;
 	}
 	return STORE_OK;
 }
@@ -275,8 +294,6 @@ store_pack_append(struct store *s, const void *data, size_t len,
 		  int64_t *id_r, uint64_t *off_r)
 {
 	struct store_pack *p = store_pack_get(s);
-	const uint8_t *b = data;
-	size_t done = 0;
 	int ret;
 
 	if (p->broken)
@@ -297,21 +314,11 @@ store_pack_append(struct store *s, const void *data, size_t len,
 		if (ret != STORE_OK)
 			return ret;
 	}
-	while (done < len) {
-		ssize_t n = pwrite(p->fd, b + done, len - done,
-				   (off_t)(p->end + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			ret = store_pack_errno(s, "write", p->id);
-			/* what the file holds past end is unknown now */
-			p->broken = true;
-			return ret;
-		}
-		done += (size_t)n;
+	if (store_pack_pwrite_all(p->fd, data, len, p->end) < 0) {
+		ret = store_pack_errno(s, "write", p->id);
+		/* what the file holds past end is unknown now */
+		p->broken = true;
+		return ret;
 	}
 	*id_r = p->id;
 	*off_r = p->end;
@@ -492,27 +499,18 @@ store_pack_copy(struct store *s, int fd, int64_t id,
 	int ret = STORE_OK;
 
 	for (size_t i = 0; i < n && ret == STORE_OK; i++) {
-		size_t got = 0;
+		int r;
 
 		if (mv[i].size > cap) {
 			cap = (size_t)mv[i].size;
 			buf = xrealloc(buf, cap);
 		}
-		while (got < mv[i].size) {
-			ssize_t r = pread(fd, buf + got, mv[i].size - got,
-					  (off_t)(mv[i].off + got));
-
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				ret = r < 0 ? store_pack_errno(s, "read", id)
-					    : store_fail(s, STORE_ERR,
-							 "short pack %016" PRIx64,
-							 (uint64_t)id);
-				break;
-			}
-			got += (size_t)r;
-		}
+		r = store_pread_all(fd, buf, (size_t)mv[i].size, mv[i].off);
+		if (r != 0)
+			ret = r < 0 ? store_pack_errno(s, "read", id)
+				    : store_fail(s, STORE_ERR,
+						 "short pack %016" PRIx64,
+						 (uint64_t)id);
 		if (ret == STORE_OK)
 			ret = store_pack_append(s, buf, (size_t)mv[i].size,
 						&mv[i].to, &mv[i].to_off);
