@@ -268,6 +268,9 @@ struct imap_session {
 	struct imap_cmd *cmd;
 	int64_t account_id;
 	char *user;
+	/* imap_session_append_limit's last answer, for user, and when */
+	uint64_t append_limit;
+	int64_t append_limit_ms;
 	bool utf8;	/* ENABLE UTF8=ACCEPT or IMAP4rev2 */
 	bool rev2;	/* ENABLE IMAP4rev2 */
 	bool utf8_accept; /* ENABLE UTF8=ACCEPT itself */
