@@ -551,31 +551,29 @@ imap_session_sync(struct imap_session *s, bool allow_expunge, bool uid)
 		return 0;
 	}
 	v->gen_valid = false;
-	r = store_mailbox_get_by_id(s->env->store, v->mailbox_id, &box);
+	r = store_msg_sync(s->env->store, v->mailbox_id, v->modseq, &box,
+			   &msgs, &n, &expunged, &nexp);
 	if (r < 0)
 		return -1;
 	if (r == 0 || box.uidvalidity != v->uidvalidity) {
-		if (r == 1)
+		if (r == 1) {
 			store_mailbox_clear(&box);
+			store_msgs_free(msgs, n);
+			free(expunged);
+		}
 		imap_session_bye(s, "Selected mailbox was deleted, "
 				    "have to disconnect.");
 		return -1;
 	}
 	v->uidnext = box.uidnext;
 	if (box.highestmodseq != v->modseq) {
-		r = store_msg_changes(s->env->store, v->mailbox_id, v->modseq,
-				      &msgs, &n, &expunged, &nexp);
-		if (r < 0) {
-			store_mailbox_clear(&box);
-			return -1;
-		}
 		imap_view_apply(s, msgs, n, expunged, nexp, uid,
 				box.recent_uid);
 		if (box.highestmodseq > v->modseq)
 			v->modseq = box.highestmodseq;
-		store_msgs_free(msgs, n);
-		free(expunged);
 	}
+	store_msgs_free(msgs, n);
+	free(expunged);
 	store_mailbox_clear(&box);
 	v->gen = gen;
 	v->gen_valid = have_gen;

@@ -384,6 +384,13 @@ int store_msg_changes(struct store *s, int64_t mailbox_id,
 		      uint64_t since_modseq, struct store_msg **msgs_r,
 		      size_t *count_r, uint32_t **expunged_r,
 		      size_t *expunged_count_r);
+/* A sync's read, in one snapshot: the mailbox's row, and what changed
+   after since_modseq when its HIGHESTMODSEQ is another (else none).
+   1, 0 when the mailbox is gone, -1 on error. */
+int store_msg_sync(struct store *s, int64_t mailbox_id, uint64_t since_modseq,
+		   struct store_mailbox *box_r, struct store_msg **msgs_r,
+		   size_t *count_r, uint32_t **expunged_r,
+		   size_t *expunged_count_r);
 /* Only the UIDs expunged after since_modseq (ascending; QRESYNC VANISHED
    (EARLIER)). Expunged UIDs are kept for the mailbox's lifetime, so
    the answer is always complete. free(*uids_r). */

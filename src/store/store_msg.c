@@ -383,6 +383,34 @@ store_msg_changes(struct store *s, int64_t mailbox_id, uint64_t since_modseq,
 }
 
 int
+store_msg_sync(struct store *s, int64_t mailbox_id, uint64_t since_modseq,
+	       struct store_mailbox *box_r, struct store_msg **msgs_r,
+	       size_t *count_r, uint32_t **expunged_r,
+	       size_t *expunged_count_r)
+{
+	bool started;
+	int r;
+
+	*msgs_r = NULL;
+	*count_r = 0;
+	*expunged_r = NULL;
+	*expunged_count_r = 0;
+	/* one read transaction: the row and the changes of one moment, and
+	   one lock taken instead of two for each sync that has to look */
+	if (store_read_begin(s, &started) != STORE_OK)
+		return -1;
+	r = store_mailbox_get_by_id(s, mailbox_id, box_r);
+	if (r == 1 && box_r->highestmodseq != since_modseq &&
+	    store_msg_changes(s, mailbox_id, since_modseq, msgs_r, count_r,
+			      expunged_r, expunged_count_r) != STORE_OK) {
+		store_mailbox_clear(box_r);
+		r = -1;
+	}
+	store_read_end(s, started);
+	return r;
+}
+
+int
 store_msg_vanished(struct store *s, int64_t mailbox_id, uint64_t since_modseq,
 		   uint32_t **uids_r, size_t *count_r)
 {
