@@ -625,9 +625,27 @@ def imap_args(srv, mode, clients, users=None):
             "-P", PASS, "-s", 5000, "-n", 10000000, "-T", SECS]
 
 
+def settle(srv, limit=60.0):
+    """Waits, at most limit seconds, until srv's processes use under 5% of
+    a core over half a second. Why: work a server defers past its replies
+    (tern writes the full-text index of a burst after it) must run on its
+    own time, not beside the next run of the other server. Returns the
+    seconds waited."""
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        a = cpu_secs(srv.roots())
+        time.sleep(0.5)
+        if cpu_secs(srv.roots()) - a < 0.025:
+            break
+    return time.time() - t0
+
+
 def timed(srv, args, key="rate"):
     with PeakSampler(srv.roots()) as ps:
         r = tload(args)
+    waited = settle(srv)
+    if waited >= 1.0:
+        log(f"{srv.name} {args[1]}: busy {waited:.1f} s after the run")
     if r.get("errors"):
         log(f"{srv.name} {args[1]} errors: {r['errors']}")
     return r[key], r, ps.peak / 1024
