@@ -175,6 +175,8 @@ store_commit_pool_main(void *arg)
 	struct store_commit_fsyncs *f;
 	uint64_t seen = 0;
 
+	pthread_setname_np(pthread_self(), "tern-fsync");
+
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		while (!p->stop &&
@@ -703,6 +705,8 @@ store_commit_blob_main(void *arg)
 	struct store_commit_job *jobs, *job, *last = NULL;
 	uint64_t n;
 
+	pthread_setname_np(pthread_self(), "tern-blobs");
+
 	for (;;) {
 		pthread_mutex_lock(&c->mu);
 		while (c->queue == NULL && !c->stop)
@@ -779,6 +783,8 @@ store_commit_main(void *arg)
 	uint64_t one = 1;
 	bool begun;
 	size_t n;
+
+	pthread_setname_np(pthread_self(), "tern-commit");
 
 	for (;;) {
 		store_index_throttle(c->ix);

@@ -78,6 +78,8 @@ store_reader_main(void *arg)
 	struct store_reader_job *job;
 	uint64_t one = 1;
 
+	pthread_setname_np(pthread_self(), "tern-reader");
+
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
 		while (r->queue == NULL && !r->stop)
