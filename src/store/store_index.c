@@ -16,7 +16,8 @@
    Why: the text extraction and FTS5's work were most of the commit
    thread's time per message (about 0.5 ms of CPU per 5 KB message,
    and three times its WAL pages). So the rows also wait
-   (STORE_INDEX_YIELD_MS at most) until the commit thread has had
+   (STORE_INDEX_YIELD_MS at most), before the blobs are even read,
+   until the commit thread has had
    nothing in flight for a while (STORE_INDEX_QUIET_MS): a burst of
    APPENDs or deliveries is answered first and indexed right after.
    With more than STORE_INDEX_EAGER blobs waiting they no longer wait,
@@ -61,15 +62,22 @@
 /* With more than this many blobs waiting the rows no longer wait: a
    steady flood of APPENDs or deliveries must not leave ever more mail
    unindexed (each such blob is read by every SEARCH BODY/TEXT of its
-   mailbox). Below it, a burst is indexed once it has passed. */
-#define STORE_INDEX_EAGER 2000
+   mailbox). Below it, a burst is indexed once it has passed. Why this
+   many: at 2,000 a burst of APPENDs from ten clients (about 2,000 a
+   second on two cores) had the index thread at full speed after one
+   second, taking a third of the CPU from the replies; ten sessions
+   then did 1,200-1,500 APPENDs a second where they do 1,900-2,600
+   with this bound (bench, 2026-12-02). A SEARCH meanwhile reads the
+   unindexed blobs of its mailbox, as Dovecot without an FTS plugin
+   reads every message. */
+#define STORE_INDEX_EAGER 20000
 /* With more than this many waiting, the commit thread waits before its
    next batch (store_index_throttle) until fewer are: a flood is then
    answered no faster than it is indexed, so a long import leaves at
    most this many messages unindexed. Above STORE_INDEX_EAGER plus a
    transaction, so the index thread (which then does not yield) never
    waits for the commit thread that waits for it. */
-#define STORE_INDEX_HIGH 4000
+#define STORE_INDEX_HIGH 40000
 #define STORE_INDEX_QUEUE_MAX 100000
 #define STORE_INDEX_TRIES 3
 #define STORE_INDEX_RETRY_MS 50
@@ -212,9 +220,12 @@ store_index_rows(struct store_index *ix, const struct store_fts_hint *rows,
 	int ret, tries = 0;
 
 	for (;;) {
+		/* yield before the text is read too: its extraction is
+		   CPU the commit thread and the loop want on a small
+		   machine */
+		store_index_yield(ix);
 		ret = store_fts_read_hints(ix->st, rows, n);
 		if (ret == STORE_OK) {
-			store_index_yield(ix);
 			ret = store_fts_flush_deferred(ix->st, n);
 		}
 		if (ret == STORE_OK ||
@@ -307,6 +318,8 @@ store_index_main(void *arg)
 	int64_t deadline = 0;
 	bool ckpt;
 	size_t n;
+
+	pthread_setname_np(pthread_self(), "tern-index");
 
 	for (;;) {
 		pthread_mutex_lock(&ix->mu);
