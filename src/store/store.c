@@ -582,7 +582,7 @@ store_open(const char *datadir, const char **error_r)
 	int ret = STORE_OK;
 
 	s->datadir = xstrdup(datadir);
-	s->notify_fd = s->send_fd = s->journal_fd = -1;
+	s->notify_fd = s->send_fd = s->journal_fd = s->wal_fd = -1;
 	s->snap_min_msgs = STORE_VIEW_SNAP_MIN_MSGS;
 	s->snap_max_delta = STORE_VIEW_SNAP_MAX_DELTA;
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
@@ -637,6 +637,8 @@ store_close(struct store **sp)
 	store_notify_close(s);
 	if (s->journal_fd >= 0)
 		close(s->journal_fd);
+	if (s->wal_fd >= 0)
+		close(s->wal_fd);
 	free(s->events);
 	store_blob_cache_free(s);
 	store_pack_free(s);

@@ -62,6 +62,13 @@ int store_last_code(const struct store *s);
    in the middle of a command. It is the store's WAL hook that
    checkpoints (store_changes.c): never set another one. */
 void store_set_autocheckpoint(struct store *s, int frames);
+/* This connection's COMMITs return before their fsync, which follows
+   once the write lock is released (store_changes.c); a failed one is
+   kept for store_take_wal_sync_err. STORE_OK, or an error when the
+   connection is not in WAL mode. */
+int store_wal_sync_after_commit(struct store *s);
+/* The errno of a WAL fsync that failed since the last call, or 0. */
+int store_take_wal_sync_err(struct store *s);
 /* Frames in the WAL after this connection's last commit, and forget
    them (0 until the next commit): for a caller that checkpoints by
    itself. */
@@ -705,6 +712,10 @@ struct store_commit_job {
 	size_t batch_size; /* jobs in the batch that committed this one */
 	/* private */
 	bool blobs_ok;
+	/* the blob round whose pack fsync must end before this job's
+	   COMMIT (0: none), and that fsync's errno (under the mutex) */
+	uint64_t pack_round;
+	int pack_err;
 	struct store_commit_job *next;
 };
 

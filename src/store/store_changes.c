@@ -90,11 +90,34 @@ store_changes_publish(struct store *s)
 	s->changed_all = false;
 }
 
+/* The WAL to disk: every frame written so far, this commit's last. */
+static void
+store_changes_wal_sync(struct store *s)
+{
+	char path[STORE_PATH_MAX];
+
+	if (s->wal_fd < 0) {
+		snprintf(path, sizeof(path), "%s/tern.db-wal", s->datadir);
+		/* no POSIX lock is ever taken on the WAL itself (SQLite
+		   locks tern.db and its -shm), so this descriptor's close
+		   drops none */
+		s->wal_fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (s->wal_fd < 0 || fdatasync(s->wal_fd) < 0) {
+		if (s->wal_sync_err == 0)
+			s->wal_sync_err = errno != 0 ? errno : EIO;
+	}
+}
+
 static int
 store_changes_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
 	struct store *s = arg;
 
+	/* before anything says the change happened: the other sessions
+	   learn of it only once it is durable */
+	if (s->wal_sync)
+		store_changes_wal_sync(s);
 	store_changes_publish(s);
 	s->wal_frames = pages;
 	/* what SQLite's own hook (wal_autocheckpoint, which this one
@@ -113,6 +136,33 @@ store_set_autocheckpoint(struct store *s, int frames)
 	if (s->changes == NULL)
 		/* no hook of ours on this connection (not WAL): SQLite's */
 		sqlite3_wal_autocheckpoint(s->db, s->ckpt_frames);
+}
+
+/* Why: a COMMIT at synchronous=FULL fsyncs the WAL while it still holds
+   the database's write lock, which is the whole server's; the other
+   workers' commits wait out each fsync in turn. At NORMAL SQLite skips
+   that fsync (the WAL stays consistent, only not yet durable) and the
+   hook, which SQLite calls after the lock is released, does it. The
+   caller answers only after the COMMIT returned, so after the fsync:
+   nothing acknowledged is ever less durable than at FULL. A commit is
+   visible to other connections for the length of that fsync before it
+   is durable; a later commit's fsync covers every frame before it. */
+int
+store_wal_sync_after_commit(struct store *s)
+{
+	if (s->changes == NULL)
+		return store_fail(s, STORE_INVALID, "not in WAL mode");
+	s->wal_sync = true;
+	return store_exec(s, "PRAGMA synchronous=NORMAL");
+}
+
+int
+store_take_wal_sync_err(struct store *s)
+{
+	int err = s->wal_sync_err;
+
+	s->wal_sync_err = 0;
+	return err;
 }
 
 int

@@ -21,7 +21,12 @@
         loop calls each job's done (send 250 / OK) in submission order.
    So the next batch's file fsyncs run while this batch's COMMIT waits
    for its own: two flushes in flight, not one after the other. Jobs
-   keep their order through both stages.
+   keep their order through both stages. A round whose blobs all went
+   to the pack passes its jobs on before the pack's fsync, and the
+   commit thread waits for that fsync only before its COMMIT; the
+   COMMIT itself returns before the WAL's fsync, which runs once the
+   write lock is released (store_wal_sync_after_commit), so the other
+   workers' batches do not wait out this one's flush.
    Post-commit work (change notifications, blob garbage collection) runs
    from the thread's store, after its COMMIT. The full-text rows of new
    blobs are not written here at all: a batch only notes each new blob,
@@ -37,7 +42,7 @@
    small pool started with the blob stage. While the threads work the
    loop keeps serving its other connections. The durability rule holds:
    done sees STORE_OK only after blob fsync, directory fsync and the
-   COMMIT with fsync, in that order for each job. */
+   COMMIT and the WAL's fsync, in that order for each job. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -66,6 +71,8 @@
 /* Checkpoint the WAL after a batch once it holds this many frames
    (SQLite's automatic checkpoint, off on this connection, uses 1000). */
 #define STORE_COMMIT_CHECKPOINT_FRAMES 1000
+
+int store_commit_fault_pack_fsync;
 
 /* One file to fsync: an open fd, or a path to open (a parked blob). */
 struct store_commit_fsync {
@@ -115,6 +122,10 @@ struct store_commit {
 	bool blobs_stopped; /* it did: the commit thread ends after ready */
 	uint64_t batches, jobs; /* statistics, under mu */
 	uint64_t passed; /* jobs the blob stage passed on, under mu */
+	/* deferred pack fsyncs (store_commit_pack_later): rounds numbered
+	   by the blob stage; the last one done, under mu */
+	uint64_t pack_rounds, pack_synced;
+	pthread_cond_t pack_cond; /* pack_synced grew */
 	struct store_commit_pool pool;
 	bool pool_started;
 	struct store_index *ix; /* full-text rows and checkpoints */
@@ -485,6 +496,14 @@ store_commit_pack_done(struct store_commit_blob *b,
 	store_blob_writer_abort(&b->w);
 }
 
+/* A round's pack fsync, left for after its jobs were passed on
+   (store_commit_blobs, store_commit_pack_later). */
+struct store_commit_later {
+	struct store_commit_fsync items[2];
+	size_t n; /* 0: nothing deferred */
+	int fd, dir_fd;
+};
+
 /* Phase 1: the blobs of every job. A blob still in memory is appended
    to the pack; a file is renamed to its content name first
    (store_blob_writer_place). Then the pack, every file (a parked one
@@ -493,9 +512,17 @@ store_commit_pack_done(struct store_commit_blob *b,
    after the files' fsync cost a second one in a row. A blob whose name
    was taken (the same bytes, maybe not durable yet) is renamed over it
    after that round; the directories of those get a second round. A
-   job with a failed blob is not run. */
+   job with a failed blob is not run.
+   A round whose blobs all went to the pack (the common case: messages
+   under the in-memory limit) leaves the pack's fsync in *later instead:
+   its jobs go on to the commit thread first, which runs their SQL while
+   the pack is fsynced and waits for that fsync only before its COMMIT
+   (store_commit_packs_wait). SQLite writes a WAL commit frame only at
+   COMMIT, so no committed row names bytes not yet durable; the device
+   flush and the SQL overlap instead of following each other. */
 static void
-store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
+store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs,
+		   struct store_commit_later *later)
 {
 	struct store *st = c->bst;
 	struct store_commit_blob **blobs;
@@ -505,6 +532,7 @@ store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
 		xreallocarray(NULL, n + STORE_COMMIT_DIRS + 2, sizeof(*items));
 	int dirs[STORE_COMMIT_DIRS];
 	int r, synced, pack_fd, pack_dir_fd;
+	bool files = false;
 
 	for (i = 0; i < n; i++) {
 		struct store_commit_blob *b = blobs[i];
@@ -520,6 +548,7 @@ store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
 			store_commit_pack_put(st, b, owner[i]);
 			continue;
 		}
+		files = files || b->w != NULL;
 		if (b->w != NULL)
 			(void)store_blob_writer_place(st, b->w, &b->dir);
 		items[i].fd = b->w != NULL ? store_blob_writer_fd(b->w) : -1;
@@ -529,9 +558,17 @@ store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs)
 	nd = store_commit_dir_items(st, blobs, n, items + n, dirs);
 	np = store_commit_pack_items(st, items + n + nd, &pack_fd,
 				     &pack_dir_fd);
-	store_commit_fsync_all(&c->pool, items, n + nd + np);
-	store_commit_pack_check(st, blobs, owner, n, items + n + nd, np,
-				pack_fd, pack_dir_fd);
+	later->n = 0;
+	if (!files && nd == 0 && pack_fd >= 0) {
+		memcpy(later->items, items + n, np * sizeof(*items));
+		later->n = np;
+		later->fd = pack_fd;
+		later->dir_fd = pack_dir_fd;
+	} else {
+		store_commit_fsync_all(&c->pool, items, n + nd + np);
+		store_commit_pack_check(st, blobs, owner, n, items + n + nd,
+					np, pack_fd, pack_dir_fd);
+	}
 	store_commit_dir_check(st, blobs, owner, n, items + n, dirs, nd);
 	for (i = 0; i < n; i++) {
 		struct store_commit_blob *b = blobs[i];
@@ -593,11 +630,57 @@ store_commit_run_one(struct store *st, struct store_commit_job *job)
 	return 0;
 }
 
+/* Before a COMMIT: wait for the deferred pack fsyncs of the jobs'
+   rounds (store_commit_blobs). A job whose pack fsync failed is failed
+   here and not run again. False when one did. */
+static bool
+store_commit_packs_wait(struct store_commit *c, struct store_commit_job *jobs)
+{
+	struct store_commit_job *job;
+	uint64_t want = 0;
+	bool ok = true;
+	int err;
+
+	for (job = jobs; job != NULL; job = job->next) {
+		if (job->pack_round > want)
+			want = job->pack_round;
+	}
+	if (want == 0)
+		return true;
+	pthread_mutex_lock(&c->mu);
+	while (c->pack_synced < want)
+		pthread_cond_wait(&c->pack_cond, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+	/* pack_err was set before pack_synced passed the job's round */
+	for (job = jobs; job != NULL; job = job->next) {
+		err = job->pack_err;
+		job->pack_round = 0;
+		if (err == 0)
+			continue;
+		job->pack_err = 0;
+		job->blobs_ok = false;
+		ok = false;
+		for (size_t i = 0; i < job->blob_count; i++) {
+			if (job->blobs[i].pack == 0)
+				continue;
+			job->blobs[i].pack = 0;
+			job->blobs[i].hash[0] = '\0';
+		}
+		job->result = store_fail(c->st, err == ENOSPC ? STORE_NOSPACE
+							      : STORE_ERR,
+					 "fsync pack: %s", strerror(err));
+		snprintf(job->error, sizeof(job->error), "%s",
+			 store_last_error(c->st));
+	}
+	return ok;
+}
+
 /* Phase 2: every runnable job in the batch already begun. 0, or -1 when
    nothing of it is durable. */
 static int
-store_commit_together(struct store *st, struct store_commit_job *jobs)
+store_commit_together(struct store_commit *c, struct store_commit_job *jobs)
 {
+	struct store *st = c->st;
 	struct store_commit_job *job;
 
 	for (job = jobs; job != NULL; job = job->next) {
@@ -610,7 +693,8 @@ store_commit_together(struct store *st, struct store_commit_job *jobs)
 			return -1;
 		}
 	}
-	if (store_batch_commit(st) != STORE_OK) {
+	if (!store_commit_packs_wait(c, jobs) ||
+	    store_batch_commit(st) != STORE_OK) {
 		store_batch_rollback(st);
 		return -1;
 	}
@@ -619,10 +703,13 @@ store_commit_together(struct store *st, struct store_commit_job *jobs)
 
 /* Phase 3: each job in a batch of its own. */
 static void
-store_commit_singly(struct store *st, struct store_commit_job *jobs)
+store_commit_singly(struct store_commit *c, struct store_commit_job *jobs)
 {
+	struct store *st = c->st;
 	struct store_commit_job *job;
 	int r;
+
+	(void)store_commit_packs_wait(c, jobs);
 
 	for (job = jobs; job != NULL; job = job->next) {
 		if (!job->blobs_ok)
@@ -654,10 +741,32 @@ store_commit_batch(struct store_commit *c, struct store_commit_job *jobs,
 		n++;
 	for (job = jobs; job != NULL; job = job->next)
 		job->batch_size = n;
-	if (!begun || store_commit_together(c->st, jobs) < 0) {
+	if (!begun || store_commit_together(c, jobs) < 0) {
 		for (job = jobs; job != NULL; job = job->next)
 			job->batch_size = 1;
-		store_commit_singly(c->st, jobs);
+		store_commit_singly(c, jobs);
+	}
+}
+
+/* A WAL fsync after a COMMIT of the batch failed (store.h,
+   store_wal_sync_after_commit): its rows are in, but they may not be on
+   disk, so no job of it is acknowledged. */
+static void
+store_commit_synced(struct store_commit *c, struct store_commit_job *jobs)
+{
+	int err = store_take_wal_sync_err(c->st), r;
+
+	if (err == 0)
+		return;
+	r = store_fail(c->st, err == ENOSPC ? STORE_NOSPACE : STORE_ERR,
+		       "fsync WAL: %s", strerror(err));
+	for (struct store_commit_job *job = jobs; job != NULL;
+	     job = job->next) {
+		if (job->result != STORE_OK)
+			continue;
+		job->result = r;
+		snprintf(job->error, sizeof(job->error), "%s",
+			 store_last_error(c->st));
 	}
 }
 
@@ -694,6 +803,58 @@ store_commit_wait(struct store_commit *c)
 		store_idle_wait(&c->ready_cond, &c->mu, c->st);
 }
 
+/* After the jobs of round went on: their pack fsync (store_commit_blobs
+   deferred it), then each waiting job learns its outcome, and the
+   commit thread, waiting for round before its COMMIT, goes on. The
+   jobs are still alive: none of those with pack_round set can be
+   committed, and so freed, before pack_synced reaches round. */
+static void
+store_commit_pack_later(struct store_commit *c, struct store_commit_later *l,
+			struct store_commit_job *jobs, uint64_t n,
+			uint64_t round)
+{
+	int err = 0;
+
+	store_commit_fsync_all(&c->pool, l->items, l->n);
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->items[i].err != 0 && err == 0)
+			err = l->items[i].err;
+	}
+	if (err == 0)
+		err = store_commit_fault_pack_fsync;
+	if (l->dir_fd >= 0)
+		close(l->dir_fd);
+	store_pack_synced(c->bst, err);
+	pthread_mutex_lock(&c->mu);
+	for (uint64_t i = 0; err != 0 && i < n; i++, jobs = jobs->next) {
+		if (jobs->pack_round == round)
+			jobs->pack_err = err;
+	}
+	c->pack_synced = round;
+	pthread_cond_broadcast(&c->pack_cond);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* The jobs of a deferred round that wait for its pack fsync: those with
+   a blob in the pack and nothing failed. How many. */
+static size_t
+store_commit_pack_round(struct store_commit_job *jobs, uint64_t round)
+{
+	size_t waiting = 0;
+
+	for (struct store_commit_job *job = jobs; job != NULL;
+	     job = job->next) {
+		for (size_t i = 0; job->blobs_ok && i < job->blob_count; i++) {
+			if (job->blobs[i].pack != 0) {
+				job->pack_round = round;
+				waiting++;
+				break;
+			}
+		}
+	}
+	return waiting;
+}
+
 /* The blob stage: phase 1 for whatever the loop handed over, then on
    to the commit thread. While that one runs a batch's SQL and COMMIT,
    the next batch's files are fsynced here: the two flushes overlap
@@ -703,7 +864,9 @@ store_commit_blob_main(void *arg)
 {
 	struct store_commit *c = arg;
 	struct store_commit_job *jobs, *job, *last = NULL;
-	uint64_t n;
+	struct store_commit_later later;
+	uint64_t n, round;
+	size_t waiting;
 
 	pthread_setname_np(pthread_self(), "tern-blobs");
 
@@ -728,20 +891,30 @@ store_commit_blob_main(void *arg)
 		for (job = jobs; job != NULL; job = job->next) {
 			job->result = STORE_OK;
 			job->error[0] = '\0';
+			job->pack_round = 0;
+			job->pack_err = 0;
 		}
-		store_commit_blobs(c, jobs);
+		store_commit_blobs(c, jobs, &later);
 		n = 0;
 		for (job = jobs; job != NULL; job = job->next) {
 			job->blobs_ok = job->result == STORE_OK;
 			last = job;
 			n++;
 		}
+		round = later.n > 0 ? ++c->pack_rounds : 0;
+		waiting = round > 0 ? store_commit_pack_round(jobs, round) : 0;
 		pthread_mutex_lock(&c->mu);
 		c->passed += n;
 		*c->ready_tail = jobs;
 		c->ready_tail = &last->next;
 		pthread_cond_signal(&c->ready_cond);
 		pthread_mutex_unlock(&c->mu);
+		/* with no job waiting, the jobs may be gone already: the
+		   fsync still runs, for the pack's next round */
+		if (round > 0)
+			store_commit_pack_later(c, &later, waiting > 0 ? jobs
+								       : NULL,
+						waiting > 0 ? n : 0, round);
 	}
 	return NULL;
 }
@@ -792,6 +965,7 @@ store_commit_main(void *arg)
 		if (jobs == NULL)
 			break;
 		store_commit_batch(c, jobs, begun);
+		store_commit_synced(c, jobs);
 		store_commit_parsed_free(jobs);
 
 		n = 0;
@@ -932,6 +1106,7 @@ store_commit_new(struct ev_loop *loop, const char *datadir,
 	pthread_cond_init(&c->ready_cond, NULL);
 	pthread_cond_init(&c->work_cond, NULL);
 	pthread_cond_init(&c->done_cond, NULL);
+	pthread_cond_init(&c->pack_cond, NULL);
 	c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	/* Opened here, on the loop's thread: store_open is not thread-safe
 	   on its first call (VFS registration). */
@@ -952,6 +1127,8 @@ store_commit_new(struct ev_loop *loop, const char *datadir,
 	/* no checkpoint inside the thread's COMMITs: the index thread
 	   checkpoints (store_commit_after) */
 	store_set_autocheckpoint(c->st, 0);
+	/* the batches' COMMITs fsync after the write lock is released */
+	(void)store_wal_sync_after_commit(c->st);
 	store_fts_hints(c->st);
 	/* The threads take no signals (the worker reads them from a
 	   signalfd on the loop). */
@@ -1008,6 +1185,7 @@ store_commit_free(struct store_commit **cp)
 	store_close(&c->bst);
 	store_close(&c->st);
 	free(c->hints);
+	pthread_cond_destroy(&c->pack_cond);
 	pthread_cond_destroy(&c->done_cond);
 	pthread_cond_destroy(&c->ready_cond);
 	pthread_cond_destroy(&c->work_cond);

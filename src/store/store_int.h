@@ -156,6 +156,12 @@ struct store {
 	   frames after the last commit */
 	int ckpt_frames;
 	int wal_frames;
+	/* store_wal_sync_after_commit: the WAL is fdatasynced by the WAL
+	   hook, after the write lock is gone (wal_fd: the WAL, open once
+	   needed); the errno of a failed one until taken */
+	bool wal_sync;
+	int wal_fd;
+	int wal_sync_err;
 	/* store_busy_wait's limit when > 0 (ms), else STORE_BUSY_TIMEOUT_MS */
 	int busy_limit_ms;
 	/* store_page_uses at the last store_rest, and at the last
@@ -349,6 +355,10 @@ extern uint64_t store_pack_roll_bytes;
 /* How long an empty pack stays after a pass first found it empty (s;
    the unit tests lower it). */
 extern int store_pack_empty_grace_s;
+/* When not 0, the errno that a deferred pack fsync of the commit
+   thread's blob stage reports instead of its own (the unit tests set
+   it: a failing device is not at hand). */
+extern int store_commit_fault_pack_fsync;
 /* Whether a pass found empty packs that a later one may unlink. */
 bool store_pack_pending(const struct store *s);
 /* The blob stage's, at each round: packs it rolls over from now on

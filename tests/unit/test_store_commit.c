@@ -12,8 +12,11 @@
    new blob's own; the full-text rows of a batch's new blobs are written
    by the index thread after the reply (a blob collected before that is
    skipped), and what is still waiting at the end is indexed before
-   store_commit_free returns. */
+   store_commit_free returns; a pack fsync deferred past the round fails
+   only the jobs with a blob in it, and a connection that fsyncs its WAL
+   after COMMIT reports a failed fsync. */
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -483,6 +486,88 @@ test_commit_overlap(void)
 /* A file already under a blob's content name is not trusted (it may be
    a crash's leftover, or another writer's file not fsynced yet): the new
    blob's own fsynced file is renamed over it. */
+/* A pack fsync left for after the round's jobs went on (every blob in
+   memory) that fails: its jobs fail, though their SQL ran; the other job
+   of the batch stays; the next blob goes to a new pack. */
+static void
+test_commit_pack_fsync_failure(void)
+{
+	struct test_job jobs[4];
+	struct ev_loop *loop = ev_loop_new();
+	struct store_commit *c;
+	struct store *s;
+	char dir[512];
+	int64_t first;
+
+	s = test_store_open_sub("packsync", dir, sizeof(dir));
+	c = store_commit_new(loop, dir, NULL);
+	test_assert(c != NULL);
+	test_job_init(&jobs[0], 0, s, true);
+	store_commit_submit(c, &jobs[0].job);
+	test_loop_until_idle(loop, c);
+	test_assert(jobs[0].job.result == STORE_OK && jobs[0].blob.pack != 0);
+	first = jobs[0].blob.pack;
+
+	store_commit_fault_pack_fsync = EIO;
+	test_job_init(&jobs[1], 1, s, true);
+	test_job_init(&jobs[2], 2, s, false);
+	store_commit_submit(c, &jobs[1].job);
+	store_commit_submit(c, &jobs[2].job);
+	test_loop_until_idle(loop, c);
+	store_commit_fault_pack_fsync = 0;
+	test_assert(jobs[1].done && jobs[2].done);
+	test_assert(jobs[1].job.result == STORE_ERR);
+	test_assert(strstr(jobs[1].job.error, "fsync pack") != NULL);
+	test_assert(jobs[1].blob.pack == 0 && jobs[1].blob.hash[0] == '\0');
+	test_assert(store_domain_exists(s, "d1.test") == 0);
+	test_assert(jobs[2].job.result == STORE_OK);
+	test_assert(store_domain_exists(s, "d2.test") == 1);
+
+	test_job_init(&jobs[3], 3, s, true);
+	store_commit_submit(c, &jobs[3].job);
+	test_loop_until_idle(loop, c);
+	test_assert(jobs[3].job.result == STORE_OK);
+	test_assert(store_domain_exists(s, "d3.test") == 1);
+	test_assert(jobs[3].blob.pack != 0 && jobs[3].blob.pack != first);
+	store_commit_free(&c);
+	store_close(&s);
+	ev_loop_free(&loop);
+}
+
+/* A connection whose WAL is fsynced after its COMMITs: at
+   synchronous=NORMAL, the WAL open and synced once a commit wrote, a
+   failed fsync kept for the caller once. */
+static void
+test_store_wal_sync(void)
+{
+	struct store *s;
+	char dir[512];
+	sqlite3_stmt *st;
+	int p[2];
+
+	s = test_store_open_sub("walsync", dir, sizeof(dir));
+	test_assert(store_wal_sync_after_commit(s) == STORE_OK);
+	test_assert(sqlite3_prepare_v2(s->db, "PRAGMA synchronous", -1, &st,
+				       NULL) == SQLITE_OK);
+	test_assert(sqlite3_step(st) == SQLITE_ROW);
+	test_assert(sqlite3_column_int(st, 0) == 1);
+	sqlite3_finalize(st);
+	test_assert(s->wal_fd < 0);
+	test_assert(store_domain_add(s, "a.test") == STORE_OK);
+	test_assert(s->wal_fd >= 0);
+	test_assert(store_take_wal_sync_err(s) == 0);
+	/* fdatasync of a pipe fails (EINVAL) */
+	test_assert(pipe(p) == 0);
+	close(p[1]);
+	close(s->wal_fd);
+	s->wal_fd = p[0];
+	test_assert(store_domain_add(s, "b.test") == STORE_OK);
+	test_assert(store_take_wal_sync_err(s) == EINVAL);
+	test_assert(store_take_wal_sync_err(s) == 0);
+	test_assert(store_domain_exists(s, "b.test") == 1);
+	store_close(&s);
+}
+
 static void
 test_commit_name_taken(void)
 {
@@ -1032,6 +1117,8 @@ static const struct test_case tests[] = {
 	{ "commit_parked", test_commit_parked },
 	{ "commit_overlap", test_commit_overlap },
 	{ "commit_name_taken", test_commit_name_taken },
+	{ "commit_pack_fsync_failure", test_commit_pack_fsync_failure },
+	{ "store_wal_sync", test_store_wal_sync },
 	{ NULL, NULL },
 };
 
