@@ -427,6 +427,10 @@ struct mime_sort_keys;
 /* Store a blob's sort keys, inside a write transaction. */
 int store_sort_keys_save(struct store *s, int64_t blob_id, int64_t date,
 			 const struct mime_sort_keys *k);
+/* Only the blob_sort row: the caller sets blobs.sort_keys = 1 in the
+   same transaction. */
+int store_sort_keys_row(struct store *s, int64_t blob_id, int64_t date,
+			const struct mime_sort_keys *k);
 
 /* ---- store_fts.c ---- */
 /* blobs.fts (store_fts.c says what each promises) */

@@ -467,7 +467,8 @@ store_msg_meta_save(struct store *s, int64_t blob_id,
 	st = store_stmt(s, "UPDATE blobs SET envelope = ?, bodystructure = ?,"
 			   " body = ?, message_id = ?, subject = ?,"
 			   " from_addr = ?, date = ?, header_len = ?,"
-			   " lines = ?, has_meta = 1 WHERE id = ?");
+			   " lines = ?, has_meta = 1, sort_keys = 1"
+			   " WHERE id = ?");
 	if (st == NULL)
 		return STORE_ERR;
 	sqlite3_bind_text(st, 1, info->envelope, -1, SQLITE_STATIC);
@@ -532,14 +533,18 @@ store_msg_meta_ahead(struct store *s, const char *hash)
 	return NULL;
 }
 
+/* The sort row first, then both flags in the one UPDATE of the row: the
+   blob never shows up in blobs_sort_pending (sort_keys = 0 AND has_meta
+   = 1), whose page a commit otherwise wrote for nothing, and the row is
+   written once, not twice. */
 static int
 store_msg_meta_save_all(struct store *s, int64_t blob_id,
 			const struct mime_info *info)
 {
-	int ret = store_msg_meta_save(s, blob_id, info);
+	int ret = store_sort_keys_row(s, blob_id, info->date, &info->sort);
 
 	if (ret == STORE_OK)
-		ret = store_sort_keys_save(s, blob_id, info->date, &info->sort);
+		ret = store_msg_meta_save(s, blob_id, info);
 	return ret;
 }
 

@@ -30,11 +30,10 @@ store_sort_bind_text(sqlite3_stmt *st, int i, const char *v)
 }
 
 int
-store_sort_keys_save(struct store *s, int64_t blob_id, int64_t date,
-		     const struct mime_sort_keys *k)
+store_sort_keys_row(struct store *s, int64_t blob_id, int64_t date,
+		    const struct mime_sort_keys *k)
 {
 	sqlite3_stmt *st;
-	int ret;
 
 	st = store_stmt(s, "INSERT OR REPLACE INTO blob_sort(blob_id, date,"
 			   " subject, reply, from_mbox, to_mbox, cc_mbox,"
@@ -56,7 +55,16 @@ store_sort_keys_save(struct store *s, int64_t blob_id, int64_t date,
 	store_sort_bind_text(st, 9, k->dto);
 	store_sort_bind_text(st, 10, k->msgid);
 	store_sort_bind_text(st, 11, k->refs);
-	ret = store_stmt_exec(s, st);
+	return store_stmt_exec(s, st);
+}
+
+int
+store_sort_keys_save(struct store *s, int64_t blob_id, int64_t date,
+		     const struct mime_sort_keys *k)
+{
+	sqlite3_stmt *st;
+	int ret = store_sort_keys_row(s, blob_id, date, k);
+
 	if (ret != STORE_OK)
 		return ret;
 	st = store_stmt(s, "UPDATE blobs SET sort_keys = 1 WHERE id = ?");
