@@ -449,6 +449,36 @@ store_commit_pack_items(struct store *st, struct store_commit_fsync *items,
 	return k;
 }
 
+/* The store error for a failed fsync of what. */
+static int
+store_commit_flush_fail(struct store *st, int err, const char *what)
+{
+	return store_fail(st, err == ENOSPC ? STORE_NOSPACE : STORE_ERR,
+			  "fsync %s: %s", what, strerror(err));
+}
+
+/* After the pack's fsync items (k of them; fd -2: they could not be
+   set up): the pack told, its directory closed; the errno, or 0. */
+static int
+store_commit_pack_synced(struct store *st,
+			 const struct store_commit_fsync *items, size_t k,
+			 int fd, int dir_fd)
+{
+	int err = fd == -2 ? EIO : 0;
+
+	for (size_t i = 0; i < k; i++) {
+		if (items[i].err != 0 && err == 0)
+			err = items[i].err;
+	}
+	if (err == 0)
+		err = store_commit_fault_pack_fsync;
+	if (dir_fd >= 0)
+		close(dir_fd);
+	if (fd == -2 || k > 0)
+		store_pack_synced(st, err);
+	return err;
+}
+
 /* After the round: a failed pack fsync fails every job with a blob in
    the pack. */
 static void
@@ -457,20 +487,11 @@ store_commit_pack_check(struct store *st, struct store_commit_blob **blobs,
 			const struct store_commit_fsync *items, size_t k,
 			int fd, int dir_fd)
 {
-	int err = fd == -2 ? EIO : 0, r;
+	int err = store_commit_pack_synced(st, items, k, fd, dir_fd), r;
 
-	for (size_t i = 0; i < k; i++) {
-		if (items[i].err != 0 && err == 0)
-			err = items[i].err;
-	}
-	if (dir_fd >= 0)
-		close(dir_fd);
-	if (fd == -2 || k > 0)
-		store_pack_synced(st, err);
 	if (err == 0)
 		return;
-	r = store_fail(st, err == ENOSPC ? STORE_NOSPACE : STORE_ERR,
-		       "fsync pack: %s", strerror(err));
+	r = store_commit_flush_fail(st, err, "pack");
 	for (size_t i = 0; i < n; i++) {
 		if (blobs[i]->pack == 0)
 			continue;
@@ -559,7 +580,7 @@ store_commit_blobs(struct store_commit *c, struct store_commit_job *jobs,
 	np = store_commit_pack_items(st, items + n + nd, &pack_fd,
 				     &pack_dir_fd);
 	later->n = 0;
-	if (!files && nd == 0 && pack_fd >= 0) {
+	if (!files && pack_fd >= 0) { /* no file: no directory either */
 		memcpy(later->items, items + n, np * sizeof(*items));
 		later->n = np;
 		later->fd = pack_fd;
@@ -666,11 +687,9 @@ store_commit_packs_wait(struct store_commit *c, struct store_commit_job *jobs)
 			job->blobs[i].pack = 0;
 			job->blobs[i].hash[0] = '\0';
 		}
-		job->result = store_fail(c->st, err == ENOSPC ? STORE_NOSPACE
-							      : STORE_ERR,
-					 "fsync pack: %s", strerror(err));
-		snprintf(job->error, sizeof(job->error), "%s",
-			 store_last_error(c->st));
+		store_commit_job_fail(c->st, job,
+				      store_commit_flush_fail(c->st, err,
+							      "pack"));
 	}
 	return ok;
 }
@@ -758,15 +777,11 @@ store_commit_synced(struct store_commit *c, struct store_commit_job *jobs)
 
 	if (err == 0)
 		return;
-	r = store_fail(c->st, err == ENOSPC ? STORE_NOSPACE : STORE_ERR,
-		       "fsync WAL: %s", strerror(err));
+	r = store_commit_flush_fail(c->st, err, "WAL");
 	for (struct store_commit_job *job = jobs; job != NULL;
 	     job = job->next) {
-		if (job->result != STORE_OK)
-			continue;
-		job->result = r;
-		snprintf(job->error, sizeof(job->error), "%s",
-			 store_last_error(c->st));
+		if (job->result == STORE_OK)
+			store_commit_job_fail(c->st, job, r);
 	}
 }
 
@@ -813,18 +828,11 @@ store_commit_pack_later(struct store_commit *c, struct store_commit_later *l,
 			struct store_commit_job *jobs, uint64_t n,
 			uint64_t round)
 {
-	int err = 0;
+	int err;
 
 	store_commit_fsync_all(&c->pool, l->items, l->n);
-	for (size_t i = 0; i < l->n; i++) {
-		if (l->items[i].err != 0 && err == 0)
-			err = l->items[i].err;
-	}
-	if (err == 0)
-		err = store_commit_fault_pack_fsync;
-	if (l->dir_fd >= 0)
-		close(l->dir_fd);
-	store_pack_synced(c->bst, err);
+	err = store_commit_pack_synced(c->bst, l->items, l->n, l->fd,
+				       l->dir_fd);
 	pthread_mutex_lock(&c->mu);
 	for (uint64_t i = 0; err != 0 && i < n; i++, jobs = jobs->next) {
 		if (jobs->pack_round == round)
@@ -912,8 +920,7 @@ store_commit_blob_main(void *arg)
 		/* with no job waiting, the jobs may be gone already: the
 		   fsync still runs, for the pack's next round */
 		if (round > 0)
-			store_commit_pack_later(c, &later, waiting > 0 ? jobs
-								       : NULL,
+			store_commit_pack_later(c, &later, jobs,
 						waiting > 0 ? n : 0, round);
 	}
 	return NULL;

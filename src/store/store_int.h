@@ -355,9 +355,9 @@ extern uint64_t store_pack_roll_bytes;
 /* How long an empty pack stays after a pass first found it empty (s;
    the unit tests lower it). */
 extern int store_pack_empty_grace_s;
-/* When not 0, the errno that a deferred pack fsync of the commit
-   thread's blob stage reports instead of its own (the unit tests set
-   it: a failing device is not at hand). */
+/* When not 0, the errno that a pack fsync of the commit thread's blob
+   stage reports instead of its own (the unit tests set it: a failing
+   device is not at hand). */
 extern int store_commit_fault_pack_fsync;
 /* Whether a pass found empty packs that a later one may unlink. */
 bool store_pack_pending(const struct store *s);

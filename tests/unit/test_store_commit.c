@@ -518,6 +518,9 @@ test_commit_pack_fsync_failure(void)
 	test_assert(jobs[1].done && jobs[2].done);
 	test_assert(jobs[1].job.result == STORE_ERR);
 	test_assert(strstr(jobs[1].job.error, "fsync pack") != NULL);
+	/* its SQL ran before the flush failed: the deferred path (a round
+	   flushed before it goes on never runs a job with a failed blob) */
+	test_assert(jobs[1].runs == 1);
 	test_assert(jobs[1].blob.pack == 0 && jobs[1].blob.hash[0] == '\0');
 	test_assert(store_domain_exists(s, "d1.test") == 0);
 	test_assert(jobs[2].job.result == STORE_OK);
