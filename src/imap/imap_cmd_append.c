@@ -365,7 +365,7 @@ imap_append_reply(struct imap_session *s, struct imap_cmd *cmd)
 		return imap_append_fail(s, cmd, "NO [UNAVAILABLE] Internal "
 						"error, try again later.");
 	}
-	imap_notify_publish(s, a->mailbox_id);
+	/* the commit thread told every process of the new messages */
 	imap_append_recent_taken(s, a);
 	uids = arena_alloc(cmd->arena, a->count * sizeof(*uids));
 	for (i = 0; i < a->count; i++)

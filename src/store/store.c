@@ -181,7 +181,10 @@ store_post_commit(struct store *s)
 		s->gc_needed = false;
 		store_blob_gc(s);
 	}
-	store_notify_flush(s);
+	if (s->notify_deferred)
+		s->event_committed = s->event_count;
+	else
+		store_notify_flush(s);
 	/* the commit thread's go to the index thread (store_commit.c) */
 	if (!s->fts_deferred && s->fts_count > 0)
 		store_fts_index_held(s);
@@ -190,7 +193,8 @@ store_post_commit(struct store *s)
 static void
 store_post_discard(struct store *s)
 {
-	s->event_count = 0;
+	/* the events of transactions committed before stay */
+	s->event_count = s->event_committed;
 	s->gc_needed = false;
 	/* deferred index rows of batches committed before stay held */
 	store_fts_discard(s, s->fts_deferred ? s->fts_batch_mark : 0);

@@ -785,15 +785,16 @@ store_commit_synced(struct store_commit *c, struct store_commit_job *jobs)
 	}
 }
 
-/* After the loop was woken: the new blobs of the batch to the index
-   thread, and a checkpoint of the WAL there once it grew past the
-   threshold. */
+/* After the loop was woken: the batch's change notifications to every
+   process, the new blobs of the batch to the index thread, and a
+   checkpoint of the WAL there once it grew past the threshold. */
 static void
 store_commit_after(struct store_commit *c)
 {
 	size_t n = 0;
 	int frames;
 
+	store_notify_flush(c->st);
 	store_fts_take_hints(c->st, &c->hints, &c->hints_cap, &n);
 	store_index_add(c->ix, c->hints, n);
 	if (c->st->blobs_collected) {
@@ -1136,6 +1137,7 @@ store_commit_new(struct ev_loop *loop, const char *datadir,
 	store_set_autocheckpoint(c->st, 0);
 	/* the batches' COMMITs fsync after the write lock is released */
 	(void)store_wal_sync_after_commit(c->st);
+	store_notify_defer(c->st);
 	store_fts_hints(c->st);
 	/* The threads take no signals (the worker reads them from a
 	   signalfd on the loop). */

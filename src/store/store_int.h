@@ -108,6 +108,10 @@ struct store {
 	/* post-commit work */
 	struct store_notify_event *events;
 	size_t event_count, event_cap;
+	/* store_notify_defer: the events of committed transactions wait
+	   for store_notify_flush; events[0..event_committed) are theirs */
+	bool notify_deferred;
+	size_t event_committed;
 	bool gc_needed; /* some blob refcount reached 0 */
 	/* store_blob_gc removed a blob row (its id is in fts_gone): the
 	   commit thread then asks the index thread for store_fts_gc */
@@ -629,7 +633,13 @@ void store_view_snap_limits(struct store *s, uint32_t min_msgs,
 			    uint32_t max_delta);
 
 /* ---- store_notify.c ---- */
+/* Send the events of committed transactions. */
 void store_notify_flush(struct store *s);
+/* From now on a COMMIT keeps its events for the caller's
+   store_notify_flush instead of sending them itself (the commit
+   thread: it wakes the loop first, so a reply does not wait for the
+   datagrams to every process). */
+void store_notify_defer(struct store *s);
 void store_notify_close(struct store *s);
 
 #endif

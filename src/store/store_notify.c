@@ -216,10 +216,18 @@ store_notify_publish(struct store *s, const struct store_notify_event *ev)
 void
 store_notify_flush(struct store *s)
 {
-	if (s->event_count == 0)
-		return;
-	store_notify_send_all(s, s->events, s->event_count);
+	/* called between transactions: every event pending is committed
+	   (a rollback took its own back, store_post_discard) */
+	if (s->event_count > 0)
+		store_notify_send_all(s, s->events, s->event_count);
 	s->event_count = 0;
+	s->event_committed = 0;
+}
+
+void
+store_notify_defer(struct store *s)
+{
+	s->notify_deferred = true;
 }
 
 int

@@ -13,8 +13,9 @@
    by the index thread after the reply (a blob collected before that is
    skipped), and what is still waiting at the end is indexed before
    store_commit_free returns; a pack fsync deferred past the round fails
-   only the jobs with a blob in it, and a connection that fsyncs its WAL
-   after COMMIT reports a failed fsync. */
+   only the jobs with a blob in it, a connection that fsyncs its WAL
+   after COMMIT reports a failed fsync, and the commit thread sends its
+   batch's change notifications after it woke the loop. */
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -699,6 +700,83 @@ test_fts_rows(struct store *s, const char *needle)
 	return n;
 }
 
+/* The next event on s's own notification socket within about 2 s;
+   mailbox_id -1 when none came. */
+static struct store_notify_event
+test_notify_next(struct store *s)
+{
+	struct store_notify_event ev = { 0, -1, 0 };
+
+	for (int i = 0; i < 2000; i++) {
+		if (store_notify_read(s, &ev) == 1)
+			return ev;
+		usleep(1000);
+	}
+	ev.mailbox_id = -1;
+	return ev;
+}
+
+/* A deferring connection (the commit thread's) keeps a COMMIT's events
+   until store_notify_flush, keeps them past a later rollback, and sends
+   none of the rolled-back transaction; the commit thread sends the
+   events of its batch itself (an APPEND's loop no longer publishes). */
+static void
+test_store_notify_defer(void)
+{
+	struct ev_loop *loop = ev_loop_new();
+	struct store_notify_event ev;
+	struct test_append_job a;
+	struct store_mailbox box;
+	struct store_commit *c;
+	struct store *s;
+	char dir[512];
+
+	s = test_store_open_sub("notifydefer", dir, sizeof(dir));
+	test_assert(store_notify_open(s) >= 0);
+	/* not deferring: sent at COMMIT */
+	test_assert(store_batch_begin(s) == STORE_OK);
+	store_event_add(s, 1, 6, 4);
+	test_assert(store_batch_commit(s) == STORE_OK);
+	ev = test_notify_next(s);
+	test_assert(ev.mailbox_id == 6 && ev.modseq == 4);
+
+	store_notify_defer(s);
+	test_assert(store_batch_begin(s) == STORE_OK);
+	store_event_add(s, 1, 7, 5);
+	test_assert(store_batch_commit(s) == STORE_OK);
+	test_assert(store_notify_read(s, &ev) == 0);
+	test_assert(store_batch_begin(s) == STORE_OK);
+	store_event_add(s, 1, 8, 6);
+	store_batch_rollback(s);
+	test_assert(store_batch_begin(s) == STORE_OK);
+	store_event_add(s, 1, 9, 7);
+	test_assert(store_batch_commit(s) == STORE_OK);
+	store_notify_flush(s);
+	ev = test_notify_next(s);
+	test_assert(ev.account_id == 1 && ev.mailbox_id == 7 &&
+		    ev.modseq == 5);
+	ev = test_notify_next(s);
+	test_assert(ev.mailbox_id == 9 && ev.modseq == 7);
+	usleep(20000);
+	test_assert(store_notify_read(s, &ev) == 0);
+
+	test_inbox(s, "nd.test", &box);
+	while (store_notify_read(s, &ev) == 1)
+		; /* the account's own events */
+	c = store_commit_new(loop, dir, NULL);
+	test_assert(c != NULL);
+	test_append_init(&a, s, box.id, "Subject: n\r\n\r\nnotify\r\n");
+	store_commit_submit(c, &a.t.job);
+	test_loop_until_idle(loop, c);
+	test_assert(a.t.job.result == STORE_OK);
+	ev = test_notify_next(s);
+	test_assert(ev.mailbox_id == box.id && ev.modseq > 0);
+	store_commit_free(&c);
+	store_mailbox_clear(&box);
+	store_close(&s);
+	ev_loop_free(&loop);
+}
+
 /* The batch leaves its new blob unindexed (fts 0) and the index thread
    writes its rows after the reply; a blob collected before the index
    thread reaches it is skipped; free indexes what still waits. */
@@ -1122,6 +1200,7 @@ static const struct test_case tests[] = {
 	{ "commit_name_taken", test_commit_name_taken },
 	{ "commit_pack_fsync_failure", test_commit_pack_fsync_failure },
 	{ "store_wal_sync", test_store_wal_sync },
+	{ "store_notify_defer", test_store_notify_defer },
 	{ NULL, NULL },
 };
 
