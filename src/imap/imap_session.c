@@ -283,6 +283,8 @@ imap_view_remove(struct imap_session *s, const bool *gone)
 	for (i = 0; i < v->count; i++) {
 		if (gone[i]) {
 			uids[k++] = v->msgs[i].uid;
+			v->expunged_count -= v->msgs[i].expunged;
+			v->recent_count -= v->msgs[i].recent;
 			free(v->msgs[i].keywords);
 			continue;
 		}
@@ -302,11 +304,8 @@ imap_view_flush_expunges(struct imap_session *s)
 	struct imap_view *v = s->view;
 	bool *gone;
 	size_t i;
-	bool any = false;
 
-	for (i = 0; i < v->count && !any; i++)
-		any = v->msgs[i].expunged;
-	if (!any)
+	if (v->expunged_count == 0)
 		return;
 	gone = xcalloc(v->count, sizeof(*gone));
 	for (i = 0; i < v->count; i++)
@@ -375,13 +374,7 @@ imap_msg_flags(const struct imap_session *s, const struct imap_msg *m)
 size_t
 imap_view_recent_count(const struct imap_view *v)
 {
-	size_t i, n = 0;
-
-	if (v->recent_from == 0)
-		return 0;
-	for (i = v->count; i > 0 && v->msgs[i - 1].uid >= v->recent_from; i--)
-		n += v->msgs[i - 1].recent;
-	return n;
+	return v->recent_count;
 }
 
 static void
@@ -390,8 +383,10 @@ imap_view_mark_recent(struct imap_view *v, uint32_t from, uint32_t to)
 	size_t i;
 
 	for (i = v->count; i > 0 && v->msgs[i - 1].uid >= from; i--) {
-		if (v->msgs[i - 1].uid < to)
+		if (v->msgs[i - 1].uid < to && !v->msgs[i - 1].recent) {
 			v->msgs[i - 1].recent = true;
+			v->recent_count++;
+		}
 	}
 	if (v->recent_from == 0 || from < v->recent_from)
 		v->recent_from = from;
@@ -473,8 +468,10 @@ imap_view_apply(struct imap_session *s, struct store_msg *msgs, size_t n,
 
 	for (i = 0; i < nexp; i++) {
 		idx = imap_view_find_uid(v, expunged[i]);
-		if (idx >= 0)
+		if (idx >= 0 && !v->msgs[idx].expunged) {
 			v->msgs[idx].expunged = true;
+			v->expunged_count++;
+		}
 	}
 	if (n > 1)
 		qsort(msgs, n, sizeof(*msgs), imap_msg_uid_cmp);
