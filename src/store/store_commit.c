@@ -69,8 +69,13 @@
    its batch ends); the commit thread parses the rest itself. */
 #define STORE_COMMIT_PARSE_MAX 64
 /* Checkpoint the WAL after a batch once it holds this many frames
-   (SQLite's automatic checkpoint, off on this connection, uses 1000). */
-#define STORE_COMMIT_CHECKPOINT_FRAMES 1000
+   (about 32 MB). SQLite's automatic checkpoint, off on this connection,
+   uses 1000; an APPEND writes about 16 frames, so ten sessions at that
+   threshold made some fifty checkpoints a second, each with its two
+   fsyncs (WAL, database) queued beside the commits' own. Fewer, longer
+   ones copy each page changed by many commits once (measured,
+   docs/performance.md 1l). */
+#define STORE_COMMIT_CHECKPOINT_FRAMES 8000
 
 int store_commit_fault_pack_fsync;
 

@@ -27,8 +27,10 @@
 #define WORKER_DRAIN_MS 8000
 #define WORKER_RETIRE_MS (60ULL * 60 * 1000)
 /* The loop's own SQLite connection checkpoints the WAL only past this
-   many frames (the commit thread does at 1000, after its batches). */
-#define WORKER_LOOP_CHECKPOINT_FRAMES 4000
+   many frames: twice the commit thread's threshold (8000, after its
+   batches, on the index thread), so the loop does it only when that one
+   fell behind, never in the normal course of a burst. */
+#define WORKER_LOOP_CHECKPOINT_FRAMES 16000
 /* Heap trimming after TLS handshakes (worker_trim_tick): checked every
    WORKER_TRIM_TICK_MS, at least every WORKER_TRIM_MAX_MS under a steady
    stream of handshakes. */
