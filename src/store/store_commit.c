@@ -27,9 +27,10 @@
    COMMIT itself returns before the WAL's fsync, which runs once the
    write lock is released (store_wal_sync_after_commit), so the other
    workers' batches do not wait out this one's flush.
-   Post-commit work (change notifications, blob garbage collection) runs
-   from the thread's store, after its COMMIT. The full-text rows of new
-   blobs are not written here at all: a batch only notes each new blob,
+   Post-commit work runs from the thread's store: blob garbage
+   collection after its COMMIT, change notifications to every process
+   after the loop was woken (store_notify_defer). The full-text rows of
+   new blobs are not written here at all: a batch only notes each new blob,
    and after the loop was woken the notes go to the index thread
    (store_index.c), which reads the blobs and writes their rows beside
    the next batches (until then those blobs are unindexed, so SEARCH
