@@ -206,8 +206,6 @@ struct imap_view {
 	size_t expunged_count, recent_count;
 	/* keywords seen in this mailbox (FLAGS / PERMANENTFLAGS) */
 	char *keywords;
-	/* lowest UID taken as \Recent by this view, 0 for none */
-	uint32_t recent_from;
 	/* the store's change generations at the last sync that read the
 	   mailbox (imap_session_sync), and when (ev_now_ms) */
 	struct store_changes_gen gen;

@@ -388,8 +388,6 @@ imap_view_mark_recent(struct imap_view *v, uint32_t from, uint32_t to)
 			v->recent_count++;
 		}
 	}
-	if (v->recent_from == 0 || from < v->recent_from)
-		v->recent_from = from;
 }
 
 /* The UIDs an APPEND of this session took (already moved past in the
